@@ -1,0 +1,58 @@
+# Everything a fresh machine needs: `make demo` (set up, run the example) and
+# `make test` (set up, lint-free build, pass the tests). The venv lives in
+# .venv; torch is pinned here and only here (the package asks for torch>=2.4).
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+# AUTO builds the CUDA drivers when nvcc is found; .ci/run sets ON.
+XATTR_CUDA ?= AUTO
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Every install names the pinned torch so that nothing can pull another one.
+TORCH_PIN := "torch==$(TORCH_VERSION)"
+SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
+
+.PHONY: all venv install demo test test-all lint format bench dist clean
+
+all: test
+
+$(VENV)/.stamp-venv:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q $(TORCH_PIN)
+	$(PIP) install -q $(TORCH_PIN) "scikit-build-core>=0.10" "pybind11>=2.12" ninja
+	touch $@
+
+# Editable install built in build/<wheel tag>: later builds are incremental.
+$(VENV)/.stamp-install: $(VENV)/.stamp-venv $(SOURCES)
+	XATTR_CUDA=$(XATTR_CUDA) $(PIP) install -q --no-build-isolation -e ".[test,lint,demo]" $(TORCH_PIN)
+	touch $@
+
+venv: $(VENV)/.stamp-venv
+install: $(VENV)/.stamp-install
+
+demo: install
+	$(PY) examples/demo.py
+
+test: install
+	$(PY) -m pytest -q --doctest-modules xattr tests
+
+lint: install
+	$(VENV)/bin/ruff check xattr tests bench examples
+	$(VENV)/bin/ruff format --check xattr tests bench examples
+	$(VENV)/bin/clang-format --dry-run --Werror $$(find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh')
+
+format: install
+	$(VENV)/bin/ruff check --fix xattr tests bench examples
+	$(VENV)/bin/ruff format xattr tests bench examples
+	$(VENV)/bin/clang-format -i $$(find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh')
+
+bench: install
+	$(PY) bench/bench_ops.py
+
+dist: $(VENV)/.stamp-venv
+	$(PIP) install -q build
+	XATTR_CUDA=$(XATTR_CUDA) $(PY) -m build --outdir dist .
+
+clean:
+	rm -rf build dist $(VENV) .pytest_cache .ruff_cache

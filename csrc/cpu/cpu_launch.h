@@ -1,0 +1,47 @@
+// The CPU launcher: runs op(row, col) over a rows x cols grid on OpenMP
+// threads. Every output element is written by exactly one call, so results
+// do not depend on the thread count or the partition.
+#pragma once
+
+#include <algorithm>
+
+#include "xattr/common.h"
+
+namespace xattr {
+
+struct CpuLaunch {
+  int threads = 1;
+
+  template <typename Op>
+  void operator()(int64_t rows, int64_t cols, const Op& op) const {
+    if (rows <= 0 || cols <= 0) return;
+    const int nt = std::max(threads, 1);
+    // Elementwise grids below this size run serially: a parallel region
+    // costs more than it saves. Grids of whole problems (cols == 1) always
+    // go parallel when there are several.
+    constexpr int64_t kSerialElements = 1 << 14;
+    if (nt == 1 || (cols > 1 && rows * cols < kSerialElements) || (cols == 1 && rows == 1)) {
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < cols; ++c) op(r, c);
+      }
+      return;
+    }
+    // Few long rows: split columns into blocks so every thread gets work.
+    int64_t block = cols;
+    if (rows < 4 * nt && cols > 1) {
+      const int64_t per_row = (4 * nt + rows - 1) / rows;
+      block = std::max<int64_t>(256, (cols + per_row - 1) / per_row);
+    }
+    const int64_t nb = (cols + block - 1) / block;
+    const int64_t tasks = rows * nb;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t r = task / nb;
+      const int64_t c0 = (task % nb) * block;
+      const int64_t c1 = std::min(cols, c0 + block);
+      for (int64_t c = c0; c < c1; ++c) op(r, c);
+    }
+  }
+};
+
+}  // namespace xattr

@@ -1,0 +1,145 @@
+// One place that maps each kernel's params to its functors, for any launcher.
+// A launcher is a callable `launch(rows, cols, op)` that runs op(row, col)
+// for every row < rows and col < cols: CpuLaunch (OpenMP, csrc/cpu) and
+// CudaLaunch (grid-stride kernel, csrc/cuda) are the two. The CPU and CUDA
+// drivers of every kernel are therefore this file instantiated twice.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "xattr/functors/coalition.h"
+#include "xattr/functors/masking.h"
+#include "xattr/functors/path.h"
+#include "xattr/functors/sampling.h"
+
+namespace xattr {
+
+[[noreturn]] inline void fail_dtype(const char* kernel, Dtype t) {
+  throw std::invalid_argument(std::string(kernel) + ": unsupported dtype " + dtype_name(t));
+}
+
+// Calls f(T{}) with T the C++ type of a floating dtype.
+template <typename F>
+void dispatch_float(const char* kernel, Dtype t, F&& f) {
+  switch (t) {
+    case Dtype::kFloat32:
+      f(float{});
+      return;
+    case Dtype::kFloat64:
+      f(double{});
+      return;
+    default:
+      fail_dtype(kernel, t);
+  }
+}
+
+// ------------------------------------------------------------- workspaces
+inline int64_t wls_workspace_doubles(const WlsParams& p) {
+  const int64_t m = p.d - 1;
+  return wls_groups(p) * m * m + p.B * p.T * m;
+}
+inline int64_t wls_scratch_ints(const WlsParams& p) { return wls_groups(p) * p.d; }
+inline int64_t linear_fit_workspace_doubles(const LinearFitParams& p) {
+  return linear_fit_groups(p) * (p.d * p.d + p.d + 1) + p.B * p.T * 2 * p.d;
+}
+inline int64_t linear_fit_scratch_ints(const LinearFitParams& p) {
+  return linear_fit_groups(p) * p.d;
+}
+inline int64_t perm_accum_workspace_doubles(const PermAccumParams& p) {
+  return p.B * p.T * 3 * p.d;
+}
+
+// ---------------------------------------------------------------- kernels
+template <typename Launch>
+void run_sample(const SampleParams& p, const Launch& launch) {
+  launch(p.n, 1, SampleRowOp{p});
+}
+
+template <typename Launch>
+void run_mask_apply(const MaskApplyParams& p, const Launch& launch) {
+  switch (p.dtype) {
+    case Dtype::kFloat32:
+      launch(p.B * p.S, p.E, MaskApplyOp<float>{p});
+      return;
+    case Dtype::kFloat64:
+      launch(p.B * p.S, p.E, MaskApplyOp<double>{p});
+      return;
+    case Dtype::kInt64:
+      launch(p.B * p.S, p.E, MaskApplyOp<int64_t>{p});
+      return;
+    default:
+      fail_dtype("mask_apply", p.dtype);
+  }
+}
+
+template <typename Launch>
+void run_wls(const WlsParams& p, const Launch& launch) {
+  dispatch_float("kernel_shap_solve", p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch(wls_groups(p), 1, WlsGramOp<T>{p});
+    launch(p.B * p.T, 1, WlsSolveOp<T>{p});
+  });
+}
+
+template <typename Launch>
+void run_linear_fit(const LinearFitParams& p, const Launch& launch) {
+  dispatch_float("linear_fit", p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch(linear_fit_groups(p), 1, LinearGramOp<T>{p});
+    launch(p.B * p.T, 1, LinearSolveOp<T>{p});
+  });
+}
+
+template <typename Launch>
+void run_perm_accum(const PermAccumParams& p, const Launch& launch) {
+  dispatch_float("permutation_accumulate", p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch(p.B * p.T, 1, PermAccumOp<T>{p});
+  });
+}
+
+template <typename Launch>
+void run_banzhaf(const BanzhafParams& p, const Launch& launch) {
+  dispatch_float("banzhaf_msr", p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch(p.B * p.T, p.d, BanzhafOp<T>{p});
+  });
+}
+
+template <typename Launch>
+void run_exact(const ExactParams& p, const Launch& launch) {
+  dispatch_float("exact_values", p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch(p.B * p.T, p.d, ExactOp<T>{p});
+  });
+}
+
+template <typename Launch>
+void run_pack(const PackParams& p, const Launch& launch) {
+  launch(p.n, (p.d + 63) / 64, PackOp{p});
+}
+
+template <typename Launch>
+void run_unpack(const PackParams& p, const Launch& launch) {
+  launch(p.n, p.d, UnpackOp{p});
+}
+
+template <typename Launch>
+void run_path_points(const PathPointsParams& p, const Launch& launch) {
+  dispatch_float("path_points", p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch(p.B * p.K * p.J, p.E, PathPointsOp<T>{p});
+  });
+}
+
+template <typename Launch>
+void run_path_integrate(const PathIntegrateParams& p, const Launch& launch) {
+  dispatch_float("path_integrate", p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t rows = p.reduction == Reduction::kNone ? p.B * p.K : p.B;
+    launch(rows, p.E, PathIntegrateOp<T>{p});
+  });
+}
+
+}  // namespace xattr

@@ -1,0 +1,170 @@
+// Plain parameter structs, one per kernel: pointers, sizes and strides, no
+// torch types (the FlashAttention pattern). Shapes are written as comments in
+// the order the memory is laid out; every tensor is contiguous, and a batch
+// stride of 0 means "shared across the batch".
+#pragma once
+
+#include "xattr/common.h"
+
+namespace xattr {
+
+// ---------------------------------------------------------------- sampling
+enum class Sampler : int32_t {
+  kBernoulli = 0,    // each bit 1 with probability p
+  kExactK = 1,       // uniform among the subsets of size k
+  kShapley = 2,      // size from the Shapley kernel, then a uniform subset
+  kPermutation = 3,  // uniform permutation of 0..d-1 (int32 output)
+  kMus = 4,          // MuS structured noise: q rows, column sums exactly L
+  kStratified = 5,   // m uniform subsets of each size k = 0..d-1
+  kEnumerate = 6,    // row r = the bits of r (all 2^d coalitions)
+};
+
+struct SampleParams {
+  Sampler sampler = Sampler::kBernoulli;
+  uint8_t* masks = nullptr;  // [n, d] (every sampler but kPermutation)
+  int32_t* perms = nullptr;  // [n, d] (kPermutation)
+  int64_t n = 0;             // rows produced by this call
+  int64_t d = 0;             // features
+  int64_t row_offset = 0;    // global index of the first row (chunking)
+  uint64_t seed = 0;
+  uint64_t bern_threshold = 0;  // kBernoulli: round(p * 2^32), in [0, 2^32]
+  int64_t k = 0;                // kExactK
+  // kShapley: cumulative size thresholds [d - 1] as 64-bit words, see
+  // shapley_size_thresholds(); size s + 1 is drawn when T[s-1] <= r < T[s].
+  const uint64_t* size_thresholds = nullptr;
+  bool paired = false;   // kShapley: complement pairs; kPermutation: antithetic
+  int64_t q = 0, L = 0;  // kMus: q rows, L = lambda * q ones per column
+  int64_t m = 0;         // kStratified: subsets per size
+};
+
+// --------------------------------------------------------------- masking
+// out[b, s, e] = mask(b, s, group[b, e]) ? x[b, e] : base[b, e]
+// which equals base + m * (x - base) for binary m, exactly.
+struct MaskApplyParams {
+  Dtype dtype = Dtype::kFloat32;   // of x, base and out (float32/float64/int64)
+  const void* x = nullptr;         // [B, E]
+  const void* base = nullptr;      // [Bb, E], Bb in {1, B}
+  const int64_t* group = nullptr;  // [Bg, E], Bg in {1, B}; ids in [0, d)
+  const uint8_t* masks = nullptr;  // [Bm, S, d], Bm in {1, B}; null: fused sampler
+  void* out = nullptr;             // [B, S, E]
+  int64_t B = 0, S = 0, E = 0, d = 0;
+  int64_t base_bstride = 0, group_bstride = 0, mask_bstride = 0;
+  // Fused "sample and apply": the bit of (row, feature) is the bit the
+  // kBernoulli / kMus sampler writes at that place, so results equal
+  // sample-then-apply bit for bit. Row = s + row_offset, plus b * S when
+  // per_example (Bernoulli only).
+  Sampler sampler = Sampler::kBernoulli;
+  uint64_t seed = 0;
+  uint64_t bern_threshold = 0;
+  int64_t q = 0, L = 0;
+  int64_t row_offset = 0;
+  bool per_example = false;
+};
+
+// ------------------------------------------------------- coalition solvers
+// KernelSHAP: weighted least squares with sum(phi) = v_full - v_empty exact.
+struct WlsParams {
+  Dtype dtype = Dtype::kFloat32;   // of weights, values, v_empty, v_full, out
+  const uint8_t* masks = nullptr;  // [Bm, n, d]
+  const void* weights = nullptr;   // [Bw, n]
+  const void* values = nullptr;    // [B, n, T]
+  const void* v_empty = nullptr;   // [B, T]
+  const void* v_full = nullptr;    // [B, T]
+  void* out = nullptr;             // [B, T, d]
+  double* work = nullptr;          // [wls_workspace_size()]
+  int32_t* scratch = nullptr;      // [NG, d] index lists
+  int64_t B = 0, n = 0, d = 0, T = 0;
+  int64_t mask_bstride = 0, weight_bstride = 0;
+};
+
+// LIME: weighted ridge (closed form) or weighted lasso (coordinate descent),
+// both with an unpenalised intercept, as scikit-learn's Ridge / Lasso with
+// sample_weight.
+struct LinearFitParams {
+  Dtype dtype = Dtype::kFloat32;
+  const uint8_t* masks = nullptr;  // [Bm, n, d]
+  const void* weights = nullptr;   // [Bw, n]
+  const void* values = nullptr;    // [B, n, T]
+  void* coef = nullptr;            // [B, T, d]
+  void* intercept = nullptr;       // [B, T]
+  double* work = nullptr;          // [linear_fit_workspace_size()]
+  int32_t* scratch = nullptr;      // [NG, d]
+  int64_t B = 0, n = 0, d = 0, T = 0;
+  int64_t mask_bstride = 0, weight_bstride = 0;
+  double alpha = 0.0;
+  bool lasso = false;
+  int64_t max_iter = 0;
+  double tol = 0.0;
+};
+
+// Shapley sampling: marginal contributions along permutations.
+// values[b, p, j] = v(first j features of perm p), j = 0..d.
+struct PermAccumParams {
+  Dtype dtype = Dtype::kFloat32;
+  const int32_t* perms = nullptr;  // [Bp, P, d]
+  const void* values = nullptr;    // [B, P, d + 1, T]
+  void* mean = nullptr;            // [B, T, d]
+  void* stderr_out = nullptr;      // [B, T, d] or null
+  double* work = nullptr;          // [B * T, 3 * d]
+  int64_t B = 0, P = 0, d = 0, T = 0;
+  int64_t perm_bstride = 0;
+  int64_t unit = 1;  // 2: antithetic pairs are averaged before the variance
+};
+
+// Maximum-sample-reuse Banzhaf over sampled coalitions (with counts).
+struct BanzhafParams {
+  Dtype dtype = Dtype::kFloat32;
+  const uint8_t* masks = nullptr;  // [Bm, n, d]
+  const void* counts = nullptr;    // [Bc, n] or null (all ones)
+  const void* values = nullptr;    // [B, n, T]
+  void* out = nullptr;             // [B, T, d]
+  int64_t B = 0, n = 0, d = 0, T = 0;
+  int64_t mask_bstride = 0, count_bstride = 0;
+};
+
+// Exact Shapley / Banzhaf from all 2^d coalition values; row r of values is
+// the coalition whose feature i is present iff bit i of r is set.
+struct ExactParams {
+  Dtype dtype = Dtype::kFloat32;
+  const void* values = nullptr;  // [B, 2^d, T]
+  void* out = nullptr;           // [B, T, d]
+  int64_t B = 0, d = 0, T = 0;
+  bool banzhaf = false;
+};
+
+// Bit packing for de-duplication: key[r, w] holds features 64w..64w+63.
+struct PackParams {
+  uint8_t* masks = nullptr;  // [n, d]
+  int64_t* keys = nullptr;   // [n, W], W = ceil(d / 64)
+  int64_t n = 0, d = 0;
+};
+
+// ------------------------------------------------------- path integration
+// out[b, k, j, e] = base[b, k, e] + alpha[j] * (x[b, e] - base[b, k, e])
+struct PathPointsParams {
+  Dtype dtype = Dtype::kFloat32;
+  const void* x = nullptr;       // [B, E]
+  const void* base = nullptr;    // [Bb, K, E]
+  const void* alphas = nullptr;  // [J]
+  void* out = nullptr;           // [B, K, J, E]
+  int64_t B = 0, K = 0, J = 0, E = 0;
+  int64_t base_bstride = 0;
+};
+
+// attr[b, (k,) e] = reduce_k (x - base_k)[e] * sum_j w[j] grads[b, k, j, e]
+enum class Reduction : int32_t { kMean = 0, kSum = 1, kNone = 2 };
+
+struct PathIntegrateParams {
+  Dtype dtype = Dtype::kFloat32;
+  const void* grads = nullptr;    // [B, K, J, E]
+  const void* x = nullptr;        // [B, E]
+  const void* base = nullptr;     // [Bb, K, E]
+  const void* weights = nullptr;  // [J]
+  void* out = nullptr;            // [B, E] (mean, sum) or [B, K, E] (none)
+  int64_t B = 0, K = 0, J = 0, E = 0;
+  int64_t base_bstride = 0;
+  Reduction reduction = Reduction::kMean;
+  bool multiply_by_inputs = true;
+};
+
+}  // namespace xattr

@@ -1,0 +1,104 @@
+"""Input checks shared by every op: each failure is a ValueError or TypeError
+that names the argument, what was expected and what was received."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+FLOATS = (torch.float32, torch.float64)
+MAX_SEED = 2**64
+
+
+def tensor(
+    name: str,
+    t: object,
+    *,
+    dtypes: Sequence[torch.dtype] | None = None,
+    ndim: int | Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Checks that ``t`` is a tensor of an allowed dtype and rank; returns it."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if dtypes is not None and t.dtype not in dtypes:
+        allowed = ", ".join(str(d).replace("torch.", "") for d in dtypes)
+        raise TypeError(
+            f"{name}: expected dtype {allowed}, got {str(t.dtype).replace('torch.', '')}"
+        )
+    if ndim is not None:
+        ranks = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if t.dim() not in ranks:
+            want = " or ".join(str(r) for r in ranks)
+            raise ValueError(f"{name}: expected {want} dimensions, got shape {tuple(t.shape)}")
+    return t
+
+
+def same_device(**tensors: torch.Tensor | None) -> torch.device:
+    """Checks that all given tensors live on one device; returns it."""
+    devices = {k: v.device for k, v in tensors.items() if v is not None}
+    first = next(iter(devices.values()))
+    for k, dev in devices.items():
+        if dev != first:
+            listing = ", ".join(f"{n} on {d}" for n, d in devices.items())
+            raise ValueError(f"all tensors must be on one device, got {listing} ({k} differs)")
+    return first
+
+
+def finite(name: str, t: torch.Tensor) -> None:
+    """Rejects NaN and infinity in a floating tensor (they would poison the result)."""
+    if t.is_floating_point() and t.numel() > 0 and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(f"{name}: contains {bad} non-finite value(s) (NaN or inf)")
+
+
+def int_arg(name: str, v: object, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Checks an integer argument (bools are refused) and its range."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name}: must be <= {maximum}, got {v}")
+    return v
+
+
+def prob(name: str, p: object) -> float:
+    """Checks a probability in [0, 1]."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)):
+        raise TypeError(f"{name}: expected a float in [0, 1], got {type(p).__name__}")
+    if not (0.0 <= float(p) <= 1.0):
+        raise ValueError(f"{name}: must be in [0, 1], got {p}")
+    return float(p)
+
+
+def seed(value: int | None) -> int:
+    """A 64-bit seed; None draws one from torch's global generator, so that
+    ``torch.manual_seed`` keeps code reproducible."""
+    if value is None:
+        return int(torch.randint(0, 2**62, (), dtype=torch.int64).item())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"seed: expected an int or None, got {type(value).__name__}")
+    if not (0 <= value < MAX_SEED):
+        raise ValueError(f"seed: must be in [0, 2**64), got {value}")
+    return value
+
+
+def mus_level(lambda_: float, q: int) -> int:
+    """L = lambda * q, which must be an integer: MuS noise keeps each feature
+    in exactly L of its q rows, so lambda must be a multiple of 1/q."""
+    q = int_arg("q", q, minimum=1)
+    if isinstance(lambda_, bool) or not isinstance(lambda_, (int, float)):
+        raise TypeError(f"lambda_: expected a float in [0, 1], got {type(lambda_).__name__}")
+    if not (0.0 <= lambda_ <= 1.0):
+        raise ValueError(f"lambda_: must be in [0, 1], got {lambda_}")
+    scaled = lambda_ * q
+    level = round(scaled)
+    if abs(scaled - level) > 1e-9 * max(1.0, scaled):
+        lo, hi = math.floor(scaled), math.ceil(scaled)
+        raise ValueError(
+            f"lambda_: must be a multiple of 1/q = 1/{q}, got {lambda_}; "
+            f"nearest valid values are {lo}/{q} = {lo / q:.6g} and {hi}/{q} = {hi / q:.6g}"
+        )
+    return level
