@@ -69,8 +69,10 @@ def main() -> None:
     x_tr, x_te, y_tr, y_te = train_test_split(x_all, y_all, test_size=0.3, random_state=0)
     model = train_model(x_tr, y_tr)
     acc = float((model(x_te).argmax(1) == y_te).double().mean())
-    print(f"xattr {xattr.__version__}: kernels={xattr.kernels_available()} "
-          f"cuda={xattr.cuda_available()} threads={torch.get_num_threads()}")
+    print(
+        f"xattr {xattr.__version__}: kernels={xattr.kernels_available()} "
+        f"cuda={xattr.cuda_available()} threads={torch.get_num_threads()}"
+    )
     print(f"wine: {len(x_tr)} train / {len(x_te)} test, test accuracy {acc:.3f}\n")
 
     x = x_te[: args.examples]
@@ -130,8 +132,10 @@ def main() -> None:
     top = exact[0].abs().argsort(descending=True)[:5]
     print(f"example 0 (class {int(target[0])}), top features by exact |phi|:")
     for i in top.tolist():
-        print(f"  {names[i]:<30} exact {float(exact[0, i]):+.4f}  kernelshap "
-              f"{float(kshap[0, i]):+.4f}  IG {float(ig[0, i]):+.4f}")
+        print(
+            f"  {names[i]:<30} exact {float(exact[0, i]):+.4f}  kernelshap "
+            f"{float(kshap[0, i]):+.4f}  IG {float(ig[0, i]):+.4f}"
+        )
 
     try:
         import matplotlib
@@ -145,8 +149,12 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(9, 4.5))
     pos = torch.arange(d).double()
     for k, (label, phi) in enumerate(
-        [("exact Shapley", exact), ("KernelSHAP (256)", kshap), ("permutations (32)", perm_phi),
-         ("Integrated Gradients", ig)]
+        [
+            ("exact Shapley", exact),
+            ("KernelSHAP (256)", kshap),
+            ("permutations (32)", perm_phi),
+            ("Integrated Gradients", ig),
+        ]
     ):
         ax.bar(pos + (k - 1.5) * 0.2, phi[0].detach(), width=0.2, label=label)
     ax.set_xticks(pos, names, rotation=60, ha="right", fontsize=8)

@@ -4,10 +4,31 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
+#include <utility>
 
 #include "xattr/common.h"
 
 namespace xattr {
+
+// An op may offer span(row, c0, c1), a loop over columns of one row with the
+// row's invariants (indices, pointers, sampled bits) computed once; the CPU
+// launcher prefers it. The GPU always calls op(row, col).
+template <typename Op, typename = void>
+struct HasSpan : std::false_type {};
+template <typename Op>
+struct HasSpan<Op, std::void_t<decltype(std::declval<const Op&>().span(int64_t{}, int64_t{},
+                                                                        int64_t{}))>>
+    : std::true_type {};
+
+template <typename Op>
+inline void run_span(const Op& op, int64_t r, int64_t c0, int64_t c1) {
+  if constexpr (HasSpan<Op>::value) {
+    op.span(r, c0, c1);
+  } else {
+    for (int64_t c = c0; c < c1; ++c) op(r, c);
+  }
+}
 
 struct CpuLaunch {
   int threads = 1;
@@ -21,9 +42,7 @@ struct CpuLaunch {
     // go parallel when there are several.
     constexpr int64_t kSerialElements = 1 << 14;
     if (nt == 1 || (cols > 1 && rows * cols < kSerialElements) || (cols == 1 && rows == 1)) {
-      for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t c = 0; c < cols; ++c) op(r, c);
-      }
+      for (int64_t r = 0; r < rows; ++r) run_span(op, r, 0, cols);
       return;
     }
     // Few long rows: split columns into blocks so every thread gets work.
@@ -38,8 +57,7 @@ struct CpuLaunch {
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t r = task / nb;
       const int64_t c0 = (task % nb) * block;
-      const int64_t c1 = std::min(cols, c0 + block);
-      for (int64_t c = c0; c < c1; ++c) op(r, c);
+      run_span(op, r, c0, std::min(cols, c0 + block));
     }
   }
 };

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -61,6 +62,19 @@ void check_bstride(int64_t stride, int64_t per_item, const char* name) {
   }
 }
 
+// Every size a binding multiplies (element counts, launch grids, workspaces)
+// is a product of some of `dims`; refusing products past 2^62 here means no
+// later product can wrap around and let an empty buffer pass its check.
+void check_dims(std::initializer_list<int64_t> dims) {
+  int64_t total = 1;
+  for (int64_t v : dims) {
+    if (v < 0) bad("sizes must be >= 0, got " + std::to_string(v));
+    if (__builtin_mul_overflow(total, v > 0 ? v : 1, &total) || total > (int64_t(1) << 62)) {
+      bad("sizes too large: their product exceeds 2^62 elements");
+    }
+  }
+}
+
 void check_nonneg(int64_t v, const char* name) {
   if (v < 0) bad(std::string(name) + " must be >= 0, got " + std::to_string(v));
 }
@@ -86,6 +100,8 @@ void sample(int sampler, const Buf& out, int64_t n, int64_t d, int64_t row_offse
   check_nonneg(n, "n");
   check_nonneg(row_offset, "row_offset");
   if (d < 1) bad("d must be >= 1, got " + std::to_string(d));
+  check_dims({n, d, m});
+  if (row_offset > INT64_MAX - n) bad("row_offset + n must stay below 2^63");
   p.n = n, p.d = d, p.row_offset = row_offset, p.seed = seed, p.paired = paired;
   if (p.sampler == Sampler::kPermutation) {
     if (d > (int64_t(1) << 31) - 1) bad("d too large for int32 permutations");
@@ -145,6 +161,7 @@ void mask_apply(const Buf& x, const Buf& base, const Buf& group, const OptBuf& m
   if (p.dtype != Dtype::kFloat32 && p.dtype != Dtype::kFloat64 && p.dtype != Dtype::kInt64) {
     bad(std::string("x: expected float32, float64 or int64, got ") + dtype_name(p.dtype));
   }
+  check_dims({B, S, E, d});
   check_bstride(base_bstride, E, "base");
   check_bstride(group_bstride, E, "group");
   check_bstride(mask_bstride, S * d, "masks");
@@ -186,6 +203,7 @@ void mask_apply(const Buf& x, const Buf& base, const Buf& group, const OptBuf& m
 std::tuple<int64_t, int64_t> wls_workspace(int64_t B, int64_t n, int64_t d, int64_t T,
                                            int64_t mask_bstride, int64_t weight_bstride) {
   WlsParams p;
+  check_dims({B, n, d, d, T});
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
   p.weight_bstride = weight_bstride;
   return {wls_workspace_doubles(p), wls_scratch_ints(p)};
@@ -198,6 +216,7 @@ void wls(const Buf& masks, const Buf& weights, const Buf& values, const Buf& v_e
   WlsParams p;
   check_nonneg(B, "B"), check_nonneg(n, "n"), check_nonneg(T, "T");
   if (d < 1) bad("d must be >= 1");
+  check_dims({B, n, d, d, T});
   check_bstride(mask_bstride, n * d, "masks");
   check_bstride(weight_bstride, n, "weights");
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
@@ -217,6 +236,7 @@ void wls(const Buf& masks, const Buf& weights, const Buf& values, const Buf& v_e
 std::tuple<int64_t, int64_t> linear_fit_workspace(int64_t B, int64_t n, int64_t d, int64_t T,
                                                   int64_t mask_bstride, int64_t weight_bstride) {
   LinearFitParams p;
+  check_dims({B, n, d, d, T});
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
   p.weight_bstride = weight_bstride;
   return {linear_fit_workspace_doubles(p), linear_fit_scratch_ints(p)};
@@ -233,6 +253,7 @@ void linear_fit(const Buf& masks, const Buf& weights, const Buf& values, const B
   if (!(alpha >= 0.0)) bad("alpha must be >= 0");
   if (max_iter < 1) bad("max_iter must be >= 1");
   if (!(tol >= 0.0)) bad("tol must be >= 0");
+  check_dims({B, n, d, d, T});
   check_bstride(mask_bstride, n * d, "masks");
   check_bstride(weight_bstride, n, "weights");
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
@@ -257,6 +278,7 @@ void perm_accum(const Buf& perms, const Buf& values, const Buf& mean, const OptB
   if (d < 1) bad("d must be >= 1");
   if (unit != 1 && unit != 2) bad("unit must be 1 or 2");
   if (P < 1 || P % unit != 0) bad("the number of permutations must be a positive multiple of unit");
+  check_dims({B, P, d + 1, T, 3});
   check_bstride(perm_bstride, P * d, "perms");
   p.B = B, p.P = P, p.d = d, p.T = T, p.perm_bstride = perm_bstride, p.unit = unit;
   p.dtype = float_dtype(values, "values");
@@ -274,6 +296,7 @@ void banzhaf(const Buf& masks, const OptBuf& counts, const Buf& values, const Bu
   BanzhafParams p;
   check_nonneg(B, "B"), check_nonneg(n, "n"), check_nonneg(T, "T");
   if (d < 1) bad("d must be >= 1");
+  check_dims({B, n, d, T});
   check_bstride(mask_bstride, n * d, "masks");
   check_bstride(count_bstride, n, "counts");
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
@@ -294,6 +317,7 @@ void exact(const Buf& values, const Buf& out, int64_t B, int64_t d, int64_t T, b
     bad("exact enumeration needs 1 <= d <= " + std::to_string(kMaxEnumerationFeatures) + ", got " +
         std::to_string(d));
   }
+  check_dims({B, int64_t(1) << d, T, d});
   p.B = B, p.d = d, p.T = T, p.banzhaf = banzhaf_mode;
   p.dtype = float_dtype(values, "values");
   p.values = check<void>(values, "values", B * (int64_t(1) << d) * T, p.dtype);
@@ -306,6 +330,7 @@ void pack(const Buf& masks, const Buf& keys, int64_t n, int64_t d, bool unpack_m
   PackParams p;
   check_nonneg(n, "n");
   if (d < 1) bad("d must be >= 1");
+  check_dims({n, d});
   p.n = n, p.d = d;
   p.masks = check<uint8_t>(masks, "masks", n * d, Dtype::kUInt8);
   p.keys = check<int64_t>(keys, "keys", n * ((d + 63) / 64), Dtype::kInt64);
@@ -321,6 +346,7 @@ void path_points(const Buf& x, const Buf& base, const Buf& alphas, const Buf& ou
                  int threads) {
   PathPointsParams p;
   check_nonneg(B, "B"), check_nonneg(K, "K"), check_nonneg(J, "J"), check_nonneg(E, "E");
+  check_dims({B, K, J, E});
   check_bstride(base_bstride, K * E, "baselines");
   p.B = B, p.K = K, p.J = J, p.E = E, p.base_bstride = base_bstride;
   p.dtype = float_dtype(x, "x");
@@ -339,6 +365,7 @@ void path_integrate(const Buf& grads, const Buf& x, const Buf& base, const Buf& 
   check_nonneg(B, "B"), check_nonneg(J, "J"), check_nonneg(E, "E");
   if (K < 1) bad("K must be >= 1");
   if (reduction < 0 || reduction > 2) bad("reduction must be 0 (mean), 1 (sum) or 2 (none)");
+  check_dims({B, K, J, E});
   check_bstride(base_bstride, K * E, "baselines");
   p.B = B, p.K = K, p.J = J, p.E = E, p.base_bstride = base_bstride;
   p.reduction = static_cast<Reduction>(reduction), p.multiply_by_inputs = multiply_by_inputs;
@@ -358,13 +385,6 @@ PYBIND11_MODULE(_C, m) {
   m.def("built_with_cuda", &built_with_cuda);
   m.def("cuda_device_count", &cuda_device_count);
   m.def("max_enumeration_features", [] { return kMaxEnumerationFeatures; });
-  m.def("shapley_size_thresholds", [](int64_t d) {
-    // Returned as signed 64-bit words (the bits of the unsigned thresholds),
-    // ready for an int64 tensor.
-    std::vector<int64_t> out;
-    for (uint64_t t : shapley_size_thresholds(d)) out.push_back(static_cast<int64_t>(t));
-    return out;
-  });
   m.def("quadrature", [](const std::string& method, int64_t n) {
     std::vector<double> a, w;
     quadrature(method.c_str(), n, &a, &w);

@@ -323,9 +323,9 @@ def kernel_shap_solve(
     Example:
         >>> m = enumerate_coalitions(3)
         >>> v = m.double() @ torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
-        >>> kernel_shap_solve(m, torch.ones(8, dtype=torch.float64), v[None],
-        ...                   v[:1], v[-1:]).tolist()
-        [[1.0, 2.0, 3.0]]
+        >>> phi = kernel_shap_solve(m, torch.ones(8, dtype=torch.float64), v[None], v[:1], v[-1:])
+        >>> [round(p, 9) for p in phi[0].tolist()]
+        [1.0, 2.0, 3.0]
     """
     v3, squeezed = _values3(values)
     B, n, T = v3.shape
@@ -431,10 +431,13 @@ def permutation_accumulate(
             f"perms: expected [{P}, {d1 - 1}] or [{B}, {P}, {d1 - 1}] to match "
             f"values {tuple(values.shape)}, got {tuple(perms.shape)}"
         )
-    if p3.numel() and (int(p3.min()) < 0 or int(p3.max()) >= d1 - 1):
-        raise ValueError(f"perms: entries must be in [0, {d1 - 1})")
+    ident = torch.arange(d1 - 1, device=p3.device)
+    if p3.numel() and not bool((p3.sort(dim=-1).values == ident).all()):
+        raise ValueError(f"perms: every row must be a permutation of 0..{d1 - 2}")
     unit = 2 if antithetic else 1
-    if P < 1 or P % unit:
+    if P < 1:
+        raise ValueError("perms: need at least one permutation, got 0")
+    if P % unit:
         raise ValueError(f"perms: antithetic pairs need an even number of permutations, got {P}")
     _checks.same_device(perms=p3, values=v4)
     mean, se = _perm_op(p3.to(torch.int32).contiguous(), v4.contiguous(), unit)

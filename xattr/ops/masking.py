@@ -10,6 +10,8 @@ Token ids (int64) are masked by replacement with the same formula.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from xattr import _ext
@@ -190,7 +192,7 @@ def _per_example(name: str, t: torch.Tensor, x: torch.Tensor, dtype: torch.dtype
         except RuntimeError:
             pass
         else:
-            return t.reshape(t.shape[0], -1).to(dtype).contiguous()
+            return t.reshape(t.shape[0], math.prod(feat)).to(dtype).contiguous()
     try:
         t = t.broadcast_to(feat)
     except RuntimeError:
@@ -198,7 +200,7 @@ def _per_example(name: str, t: torch.Tensor, x: torch.Tensor, dtype: torch.dtype
             f"{name}: expected a shape broadcastable to one example {feat} or equal to the "
             f"batch {tuple(x.shape)}, got {tuple(t.shape)}"
         ) from None
-    return t.reshape(1, -1).to(dtype).contiguous()
+    return t.reshape(1, math.prod(feat)).to(dtype).contiguous()
 
 
 def _prepare(x, feature_mask, baselines):
@@ -223,14 +225,14 @@ def _prepare(x, feature_mask, baselines):
     elif isinstance(baselines, (int, float)) and not isinstance(baselines, bool):
         if not x.is_floating_point() and not isinstance(baselines, int):
             raise TypeError("baselines: token-id inputs need an integer replacement id")
-        base = torch.full((1, x[0].numel()), baselines, dtype=x.dtype, device=x.device)
+        base = torch.full((1, math.prod(x.shape[1:])), baselines, dtype=x.dtype, device=x.device)
         _checks.finite("baselines", base)
     else:
         raise TypeError(f"baselines: expected a number or a tensor, got {type(baselines).__name__}")
     _checks.same_device(inputs=x, feature_mask=group, baselines=base)
     if group.numel() > 0 and int(group.min()) < 0:
         raise ValueError(f"feature_mask: ids must be >= 0, found {int(group.min())}")
-    return x.reshape(x.shape[0], -1).contiguous(), group, base
+    return x.reshape(x.shape[0], math.prod(x.shape[1:])).contiguous(), group, base
 
 
 def _n_features(group: torch.Tensor, d: int | None) -> int:
@@ -329,7 +331,7 @@ def mask_apply_sampled(
     x2, group, base = _prepare(inputs, feature_mask, baselines)
     d = _n_features(group, n_features)
     n_samples = _checks.int_arg("n_samples", n_samples, minimum=0)
-    row_offset = _checks.int_arg("row_offset", row_offset, minimum=0)
+    row_offset = _checks.int_arg("row_offset", row_offset, minimum=0, maximum=2**63 - 1 - n_samples)
     level = 0
     if sampler == "mus":
         if lambda_ is None or q is None:

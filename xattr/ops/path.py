@@ -9,6 +9,8 @@ can be integrated in chunks of steps and added up.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from xattr import _ext
@@ -159,7 +161,7 @@ def _flat_baselines(inputs: torch.Tensor, baselines: torch.Tensor) -> torch.Tens
     if baselines.dtype != inputs.dtype:
         raise TypeError(f"baselines: dtype {baselines.dtype} differs from inputs {inputs.dtype}")
     _checks.finite("baselines", baselines)
-    return baselines.reshape(baselines.shape[0], baselines.shape[1], -1).contiguous()
+    return baselines.reshape(baselines.shape[0], baselines.shape[1], math.prod(feat)).contiguous()
 
 
 def _flat_inputs(inputs: torch.Tensor) -> torch.Tensor:
@@ -169,7 +171,7 @@ def _flat_inputs(inputs: torch.Tensor) -> torch.Tensor:
             f"inputs: expected [B, *F] with at least 2 dimensions, got {tuple(inputs.shape)}"
         )
     _checks.finite("inputs", inputs)
-    return inputs.reshape(inputs.shape[0], -1).contiguous()
+    return inputs.reshape(inputs.shape[0], math.prod(inputs.shape[1:])).contiguous()
 
 
 def _vector(name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -256,7 +258,7 @@ def path_integrate(
         )
     _checks.finite("grads", grads)
     _checks.same_device(inputs=x2, baselines=b3, weights=w, grads=grads)
-    g4 = grads.to(x2.dtype).reshape(B, K, J, -1)
+    g4 = grads.to(x2.dtype).reshape(B, K, J, x2.shape[1])
     out = _path_integrate_op(g4, x2, b3, w, REDUCTIONS.index(reduction), bool(multiply_by_inputs))
     lead = (B, K) if reduction == "none" else (B,)
     return out.reshape(lead + tuple(inputs.shape[1:]))

@@ -27,7 +27,9 @@ def to_signed64(v: int) -> int:
 
 @lru_cache(maxsize=64)
 def _size_thresholds(d: int, device: torch.device) -> torch.Tensor:
-    return torch.tensor(_ext.lib().shapley_size_thresholds(d), dtype=torch.int64, device=device)
+    """The exact integer size table, as int64 words with the same bits."""
+    table = [to_signed64(t) for t in _reference.shapley_size_thresholds(d)]
+    return torch.tensor(table, dtype=torch.int64, device=device)
 
 
 @torch.library.custom_op("xattr::sample_", mutates_args=("out",), device_types=("cpu", "cuda"))
@@ -101,7 +103,7 @@ def _sample(
 ) -> torch.Tensor:
     n = _checks.int_arg("n", n, minimum=0)
     d = _checks.int_arg("d", d, minimum=1)
-    row_offset = _checks.int_arg("row_offset", row_offset, minimum=0)
+    row_offset = _checks.int_arg("row_offset", row_offset, minimum=0, maximum=2**63 - 1 - n)
     out = torch.empty((n, d), dtype=dtype, device=device)
     args = {"p": 0.5, "k": 0, "paired": False, "q": 0, "L": 0, "m": 0} | kw
     _sample_op(out, SAMPLER_CODES[sampler], row_offset, to_signed64(_checks.seed(seed)), **args)

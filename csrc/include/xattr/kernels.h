@@ -37,10 +37,6 @@ XATTR_DECLARE_KERNEL(path_integrate, PathIntegrateParams)
 #undef XATTR_DECLARE_KERNEL
 
 // Host-side tables.
-// Cumulative Shapley-kernel size probabilities for sizes 1..d-1, scaled to
-// 2^64 and rounded down; the last entry saturates at 2^64 - 1.
-std::vector<uint64_t> shapley_size_thresholds(int64_t d);
-
 // Quadrature nodes (alphas) and weights on [0, 1] with Captum's rules:
 // riemann_left / right / middle / trapezoid and gausslegendre.
 void quadrature(const char* method, int64_t n, std::vector<double>* alphas,

@@ -29,8 +29,10 @@ struct SampleParams {
   uint64_t seed = 0;
   uint64_t bern_threshold = 0;  // kBernoulli: round(p * 2^32), in [0, 2^32]
   int64_t k = 0;                // kExactK
-  // kShapley: cumulative size thresholds [d - 1] as 64-bit words, see
-  // shapley_size_thresholds(); size s + 1 is drawn when T[s-1] <= r < T[s].
+  // kShapley: cumulative size thresholds [d - 1] as 64-bit words, computed
+  // exactly in integers by xattr.ops._reference.shapley_size_thresholds
+  // (floor(P(size <= s + 1) * 2^64), the last 2^64 - 1); size s + 1 is drawn
+  // when T[s-1] <= r < T[s]. Exact integers, so no platform's rounding leaks in.
   const uint64_t* size_thresholds = nullptr;
   bool paired = false;   // kShapley: complement pairs; kPermutation: antithetic
   int64_t q = 0, L = 0;  // kMus: q rows, L = lambda * q ones per column

@@ -6,6 +6,8 @@
 // masked by replacement with the same formula.
 #pragma once
 
+#include <vector>
+
 #include "xattr/functors/sampling.h"
 #include "xattr/params.h"
 
@@ -15,24 +17,72 @@ template <typename T>
 struct MaskApplyOp {
   MaskApplyParams p;
 
-  XATTR_HD void operator()(int64_t row, int64_t e) const {
+  // Everything about output row (b, s) that does not depend on the element.
+  struct Row {
+    const T* x;
+    const T* base;
+    const int64_t* group;
+    const uint8_t* masks;  // the row's d mask bytes, or null when sampling
+    T* out;
+    int64_t b, s;
+  };
+
+  XATTR_HD Row row_at(int64_t row) const {
     const int64_t b = row / p.S;
     const int64_t s = row - b * p.S;
-    const int64_t g = p.group[b * p.group_bstride + e];
-    uint8_t bit = 0;  // an id out of [0, d) reads nothing (the ops reject it)
-    if (g >= 0 && g < p.d) {
-      if (p.masks != nullptr) {
-        bit = p.masks[b * p.mask_bstride + s * p.d + g];
-      } else if (p.sampler == Sampler::kMus) {
-        bit = mus_bit(p.seed, p.q, p.L, s + p.row_offset, g);
-      } else {
-        const int64_t r = s + p.row_offset + (p.per_example ? b * p.S : 0);
-        bit = bernoulli_bit(p.seed, p.bern_threshold, static_cast<uint64_t>(r), g);
-      }
+    return Row{static_cast<const T*>(p.x) + b * p.E,
+               static_cast<const T*>(p.base) + b * p.base_bstride,
+               p.group + b * p.group_bstride,
+               p.masks == nullptr ? nullptr : p.masks + b * p.mask_bstride + s * p.d,
+               static_cast<T*>(p.out) + row * p.E,
+               b,
+               s};
+  }
+
+  // The mask bit of feature g in row (b, s) from the fused sampler.
+  XATTR_HD uint8_t sampled_bit(int64_t b, int64_t s, int64_t g) const {
+    if (p.sampler == Sampler::kMus) return mus_bit(p.seed, p.q, p.L, s + p.row_offset, g);
+    const int64_t r = s + p.row_offset + (p.per_example ? b * p.S : 0);
+    return bernoulli_bit(p.seed, p.bern_threshold, static_cast<uint64_t>(r), g);
+  }
+
+  // bits: the row's d mask bytes. An id out of [0, d) reads nothing and
+  // keeps the base (the ops reject such ids before calling).
+  XATTR_HD static void apply(const Row& r, const uint8_t* bits, int64_t d, int64_t e) {
+    const int64_t g = r.group[e];
+    const uint8_t bit = (g >= 0 && g < d) ? bits[g] : 0;
+    r.out[e] = bit ? r.x[e] : r.base[e];
+  }
+
+  // GPU path: one element per thread; a fused sampler draws the bit here.
+  XATTR_HD void operator()(int64_t row, int64_t e) const {
+    const Row r = row_at(row);
+    if (r.masks != nullptr) {
+      apply(r, r.masks, p.d, e);
+      return;
     }
-    const T* x = static_cast<const T*>(p.x);
-    const T* base = static_cast<const T*>(p.base);
-    static_cast<T*>(p.out)[row * p.E + e] = bit ? x[b * p.E + e] : base[b * p.base_bstride + e];
+    const int64_t g = r.group[e];
+    const uint8_t bit = (g >= 0 && g < p.d) ? sampled_bit(r.b, r.s, g) : 0;
+    r.out[e] = bit ? r.x[e] : r.base[e];
+  }
+
+  // CPU path: a span of one row. A fused sampler draws the row's d bits once
+  // into a small buffer (never the whole mask tensor), then applies them.
+  void span(int64_t row, int64_t e0, int64_t e1) const {
+    const Row r = row_at(row);
+    const uint8_t* bits = r.masks;
+    uint8_t local[1024];
+    std::vector<uint8_t> heap;
+    if (bits == nullptr) {
+      uint8_t* buf = local;
+      if (p.d > 1024) {
+        heap.resize(static_cast<size_t>(p.d));
+        buf = heap.data();
+      }
+      for (int64_t g = 0; g < p.d; ++g) buf[g] = sampled_bit(r.b, r.s, g);
+      bits = buf;
+    }
+    for (int64_t e = e0; e < e1; ++e) apply(r, bits, p.d, e);
   }
 };
 

@@ -22,6 +22,18 @@ struct PathPointsOp {
     const T bv = base[b * p.base_bstride + k * p.E + e];
     static_cast<T*>(p.out)[row * p.E + e] = bv + alpha * (x[b * p.E + e] - bv);
   }
+
+  // CPU: one row with its pointers and alpha hoisted.
+  void span(int64_t row, int64_t e0, int64_t e1) const {
+    const int64_t j = row % p.J;
+    const int64_t k = (row / p.J) % p.K;
+    const int64_t b = row / (p.J * p.K);
+    const T* x = static_cast<const T*>(p.x) + b * p.E;
+    const T* base = static_cast<const T*>(p.base) + b * p.base_bstride + k * p.E;
+    const T alpha = static_cast<const T*>(p.alphas)[j];
+    T* out = static_cast<T*>(p.out) + row * p.E;
+    for (int64_t e = e0; e < e1; ++e) out[e] = base[e] + alpha * (x[e] - base[e]);
+  }
 };
 
 // Element (row, col = e) with row = b (mean / sum over baselines) or
@@ -56,6 +68,46 @@ struct PathIntegrateOp {
     for (int64_t k = 0; k < p.K; ++k) acc += one_baseline(row, k, e);
     if (p.reduction == Reduction::kMean) acc /= static_cast<double>(p.K);
     out[row * p.E + e] = static_cast<T>(acc);
+  }
+
+  // CPU: the same sums, accumulated a tile of elements at a time so that the
+  // gradients are read contiguously (step by step) rather than with stride E.
+  // Each element's additions happen in the same order as in operator().
+  void span(int64_t row, int64_t e0, int64_t e1) const {
+    constexpr int64_t kTile = 256;
+    const bool none = p.reduction == Reduction::kNone;
+    const int64_t b = none ? row / p.K : row;
+    const int64_t k0 = none ? row % p.K : 0;
+    const int64_t k1 = none ? k0 + 1 : p.K;
+    const T* w = static_cast<const T*>(p.weights);
+    const T* x = static_cast<const T*>(p.x) + b * p.E;
+    T* out = static_cast<T*>(p.out) + row * p.E;
+    double acc[kTile], one[kTile];
+    for (int64_t t0 = e0; t0 < e1; t0 += kTile) {
+      const int64_t n = (e1 - t0) < kTile ? (e1 - t0) : kTile;
+      for (int64_t i = 0; i < n; ++i) acc[i] = 0.0;
+      for (int64_t k = k0; k < k1; ++k) {
+        const T* g = static_cast<const T*>(p.grads) + ((b * p.K + k) * p.J) * p.E + t0;
+        const T* base = static_cast<const T*>(p.base) + b * p.base_bstride + k * p.E + t0;
+        for (int64_t i = 0; i < n; ++i) one[i] = 0.0;
+        for (int64_t j = 0; j < p.J; ++j) {
+          const double wj = static_cast<double>(w[j]);
+          const T* gj = g + j * p.E;
+          for (int64_t i = 0; i < n; ++i) one[i] += wj * gj[i];
+        }
+        if (p.multiply_by_inputs) {
+          for (int64_t i = 0; i < n; ++i) {
+            one[i] *= static_cast<double>(x[t0 + i]) - static_cast<double>(base[i]);
+          }
+        }
+        for (int64_t i = 0; i < n; ++i) acc[i] += one[i];
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        double v = acc[i];
+        if (p.reduction == Reduction::kMean) v /= static_cast<double>(p.K);
+        out[t0 + i] = static_cast<T>(v);
+      }
+    }
   }
 };
 

@@ -1,0 +1,20 @@
+"""Seeded random inputs shared by the test files (each draw has its own generator,
+so a test's data do not depend on what ran before it)."""
+
+from __future__ import annotations
+
+import torch
+
+F64 = torch.float64
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(*shape, dtype=F64, seed=0) -> torch.Tensor:
+    return torch.randn(shape, generator=gen(seed), dtype=F64).to(dtype)
+
+
+def rand_masks(*shape, seed=0) -> torch.Tensor:
+    return torch.rand(shape, generator=gen(seed)) < 0.5

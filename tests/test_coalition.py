@@ -1,0 +1,804 @@
+"""Coalition solvers (xattr.ops.coalition) against the pure-torch references, against
+independent solutions (torch.linalg, scikit-learn, brute-force loops over subsets and
+permutations) and against the axioms the attributions must satisfy."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from xattr import ops
+from xattr.ops import _reference as ref
+
+F64 = torch.float64
+
+
+# ------------------------------------------------------------------------------ helpers
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def rand_masks(shape, seed: int, p: float = 0.5) -> torch.Tensor:
+    return torch.rand(shape, generator=gen(seed), dtype=F64) < p
+
+
+def random_table(d: int, B: int = 1, T: int | None = None, seed: int = 0) -> torch.Tensor:
+    """A random (non-additive) game: v of all 2^d coalitions, [B, 2^d] or [B, 2^d, T]."""
+    shape = (B, 2**d) if T is None else (B, 2**d, T)
+    return torch.randn(shape, generator=gen(seed), dtype=F64)
+
+
+def mask_index(masks: torch.Tensor) -> torch.Tensor:
+    """Row index in the enumerate_coalitions order: bit i set iff feature i present."""
+    d = masks.shape[-1]
+    return (masks.long() << torch.arange(d)).sum(-1)
+
+
+def lookup(table: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """v(S_r) for a table [B, 2^d(, T)] and masks [n, d] or [B, n, d]: [B, n(, T)]."""
+    idx = mask_index(masks)
+    if idx.dim() == 1:
+        return table[:, idx]
+    return torch.stack([table[b, idx[b]] for b in range(table.shape[0])])
+
+
+def brute_values(table_1d: list[float], d: int, banzhaf: bool) -> list[float]:
+    """Shapley / Banzhaf values by the textbook sum over subsets, in plain Python."""
+    out = []
+    for i in range(d):
+        others = [j for j in range(d) if j != i]
+        total = 0.0
+        for k in range(d):
+            w = (
+                1.0 / 2 ** (d - 1)
+                if banzhaf
+                else math.factorial(k) * math.factorial(d - 1 - k) / math.factorial(d)
+            )
+            for subset in itertools.combinations(others, k):
+                s = sum(1 << j for j in subset)
+                total += w * (table_1d[s | (1 << i)] - table_1d[s])
+        out.append(total)
+    return out
+
+
+def shapley_kernel_weights(masks: torch.Tensor) -> torch.Tensor:
+    d = masks.shape[-1]
+    k = masks.sum(-1).tolist()
+    return torch.tensor([(d - 1) / (math.comb(d, s) * s * (d - s)) for s in k], dtype=F64)
+
+
+def close(a: torch.Tensor, b: torch.Tensor, tol: float) -> None:
+    """|a - b| <= tol * max(1, max|b|) elementwise, NaN in the same places."""
+    assert a.shape == b.shape, (a.shape, b.shape)
+    a64, b64 = a.to(F64), b.to(F64)
+    scale = max(1.0, float(b64.abs().max())) if b64.numel() else 1.0
+    torch.testing.assert_close(a64, b64, rtol=0, atol=tol * scale, equal_nan=True)
+
+
+def ref_tol(dtype: torch.dtype) -> float:
+    return 1e-10 if dtype == F64 else 2e-5
+
+
+@pytest.fixture
+def restore_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+# ------------------------------------------------------------------- kernel_shap_solve
+def _wls_problem(B, n, d, T, dtype, per_masks, per_weights, seed):
+    masks = rand_masks((B, n, d) if per_masks else (n, d), seed)
+    weights = torch.rand((B, n) if per_weights else (n,), generator=gen(seed + 1), dtype=F64)
+    weights = (weights + 0.1).to(dtype)
+    vshape = (B, n) if T is None else (B, n, T)
+    values = torch.randn(vshape, generator=gen(seed + 2), dtype=F64).to(dtype)
+    eshape = (B,) if T is None else (B, T)
+    v_empty = torch.randn(eshape, generator=gen(seed + 3), dtype=F64).to(dtype)
+    v_full = torch.randn(eshape, generator=gen(seed + 4), dtype=F64).to(dtype)
+    return masks, weights, values, v_empty, v_full
+
+
+def _kkt_solve(masks, weights, values, v_empty, v_full):
+    """The constrained WLS by its KKT system, one (b, t) at a time, in float64."""
+    B, n = values.shape[:2]
+    T = values.shape[2]
+    d = masks.shape[-1]
+    m3 = masks.expand(B, n, d)
+    w2 = weights.expand(B, n)
+    out = torch.empty((B, T, d), dtype=F64)
+    for b in range(B):
+        Z = m3[b].to(F64)
+        W = torch.diag(w2[b].to(F64))
+        K = torch.zeros((d + 1, d + 1), dtype=F64)
+        K[:d, :d] = 2 * Z.T @ W @ Z
+        K[:d, d] = 1.0
+        K[d, :d] = 1.0
+        for t in range(T):
+            rhs = torch.empty(d + 1, dtype=F64)
+            rhs[:d] = 2 * Z.T @ W @ (values[b, :, t].to(F64) - v_empty[b, t])
+            rhs[d] = v_full[b, t] - v_empty[b, t]
+            out[b, t] = torch.linalg.solve(K, rhs)[:d]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("per_masks", [False, True])
+@pytest.mark.parametrize("per_weights", [False, True])
+@pytest.mark.parametrize("T", [None, 1, 3])
+def test_kernel_shap_matches_reference(dtype, per_masks, per_weights, T):
+    B, n, d = 3, 40, 7
+    masks, weights, values, ve, vf = _wls_problem(B, n, d, T, dtype, per_masks, per_weights, 11)
+    phi = ops.kernel_shap_solve(masks, weights, values, ve, vf)
+    want_shape = (B, d) if T is None else (B, T, d)
+    assert phi.shape == want_shape and phi.dtype == dtype
+    Tn = 1 if T is None else T
+    expect = ref.kernel_shap_solve(
+        masks if per_masks else masks[None],
+        weights if per_weights else weights[None],
+        values.reshape(B, n, Tn),
+        ve.reshape(B, Tn),
+        vf.reshape(B, Tn),
+    )
+    close(phi.reshape(B, Tn, d), expect, ref_tol(dtype))
+
+
+@pytest.mark.parametrize("per_masks", [False, True])
+@pytest.mark.parametrize("per_weights", [False, True])
+def test_kernel_shap_matches_kkt(per_masks, per_weights):
+    B, n, d, T = 3, 60, 8, 3
+    masks, weights, values, ve, vf = _wls_problem(B, n, d, T, F64, per_masks, per_weights, 21)
+    phi = ops.kernel_shap_solve(masks, weights, values, ve, vf)
+    expect = _kkt_solve(masks, weights, values, ve, vf)
+    close(phi, expect, 1e-8)
+    # The unconstrained WLS gives a different answer: the constraint is active.
+    Z = masks.to(F64) if per_masks else masks.to(F64).expand(B, n, d)
+    free = torch.linalg.lstsq(Z, values - ve.unsqueeze(1)).solution.mT
+    assert (free - expect).abs().max() > 1e-3
+
+
+def test_kernel_shap_matches_eliminated_lstsq():
+    # Independent route: eliminate phi_0 (not the last feature, as the kernel does) and
+    # solve the unconstrained weighted problem by lstsq on sqrt(w)-scaled rows.
+    n, d = 50, 6
+    masks, weights, values, ve, vf = _wls_problem(2, n, d, None, F64, False, False, 31)
+    phi = ops.kernel_shap_solve(masks, weights, values, ve, vf)
+    Z = masks.to(F64)
+    sw = weights.sqrt().unsqueeze(1)
+    for b in range(2):
+        delta = vf[b] - ve[b]
+        A = Z[:, 1:] - Z[:, :1]
+        y = values[b] - ve[b] - Z[:, 0] * delta
+        rest = torch.linalg.lstsq(sw * A, (sw[:, 0] * y).unsqueeze(1)).solution[:, 0]
+        expect = torch.cat([(delta - rest.sum()).view(1), rest])
+        close(phi[b], expect, 1e-8)
+
+
+@pytest.mark.parametrize("n", [2, 5, 9])
+@pytest.mark.parametrize("scale", [1.0, 1e6])
+def test_kernel_shap_efficiency_exact(n, scale):
+    B, d, T = 4, 9, 2
+    masks, weights, values, ve, vf = _wls_problem(B, n, d, T, F64, True, True, 41 + n)
+    values, ve, vf = values * scale, ve * scale, vf * scale
+    phi = ops.kernel_shap_solve(masks, weights, values, ve, vf)
+    assert torch.isfinite(phi).all()
+    delta = vf - ve
+    err = (phi.sum(-1) - delta).abs()
+    bound = 1e-12 * (phi.abs().sum(-1) + delta.abs())
+    assert (err <= bound).all(), (err, bound)
+
+
+@pytest.mark.parametrize("d", [3, 4, 5, 6, 7, 8])
+def test_kernel_shap_all_coalitions_is_exact_shapley(d):
+    table = random_table(d, B=2, T=2, seed=100 + d)
+    masks = ops.enumerate_coalitions(d)[1:-1]
+    weights = shapley_kernel_weights(masks)
+    phi = ops.kernel_shap_solve(masks, weights, table[:, 1:-1], table[:, 0], table[:, -1])
+    exact = ops.exact_shapley(table)
+    close(phi, exact, 1e-10)
+    # and against the textbook formula, so the check does not rest on exact_shapley alone
+    brute = torch.tensor(brute_values(table[1, :, 1].tolist(), d, banzhaf=False), dtype=F64)
+    close(phi[1, 1], brute, 1e-10)
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_kernel_shap_rank_deficient(n):
+    B, d = 3, 8
+    masks, weights, values, ve, vf = _wls_problem(B, n, d, None, F64, True, False, 51)
+    phi = ops.kernel_shap_solve(masks, weights, values, ve, vf)
+    assert torch.isfinite(phi).all()
+    delta = vf - ve
+    assert ((phi.sum(-1) - delta).abs() <= 1e-12 * (phi.abs().sum(-1) + delta.abs())).all()
+    expect = ref.kernel_shap_solve(
+        masks, weights[None], values[..., None], ve[:, None], vf[:, None]
+    )
+    close(phi, expect[:, 0], 1e-9)
+
+
+def test_kernel_shap_duplicate_and_zero_weight_rows():
+    # Rows repeated and rows with weight 0 make the Gram matrix singular.
+    d = 5
+    base = rand_masks((4, d), 61)
+    masks = torch.cat([base, base, rand_masks((3, d), 62)])
+    weights = torch.cat([torch.ones(8, dtype=F64), torch.zeros(3, dtype=F64)])
+    values = torch.randn((2, 11), generator=gen(63), dtype=F64)
+    ve, vf = torch.tensor([0.5, -1.0], dtype=F64), torch.tensor([2.0, 3.0], dtype=F64)
+    phi = ops.kernel_shap_solve(masks, weights, values, ve, vf)
+    assert torch.isfinite(phi).all()
+    close(phi.sum(-1), vf - ve, 1e-12)
+
+
+def test_kernel_shap_linear_game_is_exact():
+    B, n, d = 3, 30, 7
+    w = torch.randn((B, d), generator=gen(71), dtype=F64)
+    c = torch.randn((B,), generator=gen(72), dtype=F64)
+    masks = rand_masks((n, d), 73)
+    weights = torch.rand(n, generator=gen(74), dtype=F64) + 0.05
+    values = masks.to(F64) @ w.T
+    values = values.T + c[:, None]  # [B, n]
+    phi = ops.kernel_shap_solve(masks, weights, values, c, c + w.sum(1))
+    close(phi, w, 1e-12)
+
+
+def test_kernel_shap_single_feature():
+    masks = torch.tensor([[True], [False]])
+    values = torch.tensor([[3.0, 1.0]], dtype=F64)
+    phi = ops.kernel_shap_solve(masks, torch.ones(2, dtype=F64), values, values[:, 1], values[:, 0])
+    assert phi.tolist() == [[2.0]]
+
+
+# ------------------------------------------------------------------------------ linear_fit
+def _lime_problem(n, d, B, T, seed, per_masks=False, per_weights=False):
+    masks = rand_masks((B, n, d) if per_masks else (n, d), seed)
+    weights = torch.rand((B, n) if per_weights else (n,), generator=gen(seed + 1), dtype=F64)
+    weights = weights + 0.05
+    values = torch.randn((B, n) if T is None else (B, n, T), generator=gen(seed + 2), dtype=F64)
+    # a signal, so that the lasso keeps some coefficients
+    beta = torch.randn((d,), generator=gen(seed + 3), dtype=F64)
+    sig = masks.to(F64) @ beta
+    values = values * 0.3 + (sig if T is None else sig.unsqueeze(-1))
+    return masks, weights, values
+
+
+def _ridge_closed_form(X, y, w, alpha):
+    sw = w.sum()
+    xbar = (w[:, None] * X).sum(0) / sw
+    ybar = (w * y).sum() / sw
+    Xc, yc = X - xbar, y - ybar
+    A = Xc.T @ (w[:, None] * Xc) + alpha * torch.eye(X.shape[1], dtype=F64)
+    beta = torch.linalg.solve(A, Xc.T @ (w * yc))
+    return beta, ybar - xbar @ beta
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.01, 1.0])
+def test_ridge_matches_closed_form_and_sklearn(alpha):
+    from sklearn.linear_model import Ridge
+
+    n, d, B = 80, 7, 2
+    masks, weights, values = _lime_problem(n, d, B, None, 81)
+    coef, icpt = ops.linear_fit(masks, weights, values, alpha=alpha, method="ridge")
+    assert coef.shape == (B, d) and icpt.shape == (B,)
+    X = masks.to(F64)
+    for b in range(B):
+        beta, c0 = _ridge_closed_form(X, values[b], weights, alpha)
+        close(coef[b], beta, 1e-8)
+        close(icpt[b], c0, 1e-8)
+        sk = Ridge(alpha=alpha).fit(X.numpy(), values[b].numpy(), sample_weight=weights.numpy())
+        np.testing.assert_allclose(coef[b].numpy(), sk.coef_, rtol=0, atol=1e-8)
+        np.testing.assert_allclose(float(icpt[b]), sk.intercept_, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("alpha", [0.001, 0.01, 0.1])
+def test_lasso_matches_sklearn(alpha):
+    from sklearn.linear_model import Lasso
+
+    n, d, B = 120, 8, 2
+    masks, weights, values = _lime_problem(n, d, B, None, 91)
+    coef, icpt = ops.linear_fit(
+        masks, weights, values, alpha=alpha, method="lasso", tol=1e-10, max_iter=100000
+    )
+    X = masks.to(F64).numpy()
+    zeros = 0
+    for b in range(B):
+        sk = Lasso(alpha=alpha, tol=1e-12, max_iter=100000)
+        sk.fit(X, values[b].numpy(), sample_weight=weights.numpy())
+        np.testing.assert_allclose(coef[b].numpy(), sk.coef_, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(float(icpt[b]), sk.intercept_, rtol=0, atol=1e-6)
+        zeros += int((sk.coef_ == 0).sum())
+    if alpha == 0.1:
+        assert zeros > 0  # the penalty is doing something, so the check is not vacuous
+
+
+def test_lasso_differs_from_ridge():
+    masks, weights, values = _lime_problem(60, 6, 1, None, 95)
+    lasso, _ = ops.linear_fit(masks, weights, values, alpha=0.1, method="lasso")
+    ridge, _ = ops.linear_fit(masks, weights, values, alpha=0.1, method="ridge")
+    assert (lasso - ridge).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("method", ["ridge", "lasso"])
+@pytest.mark.parametrize("per_masks", [False, True])
+@pytest.mark.parametrize("per_weights", [False, True])
+def test_linear_fit_per_example_and_outputs(method, per_masks, per_weights):
+    from sklearn.linear_model import Lasso, Ridge
+
+    n, d, B, T = 50, 5, 3, 3
+    masks, weights, values = _lime_problem(n, d, B, T, 101, per_masks, per_weights)
+    alpha = 0.02
+    coef, icpt = ops.linear_fit(
+        masks, weights, values, alpha=alpha, method=method, tol=1e-10, max_iter=100000
+    )
+    assert coef.shape == (B, T, d) and icpt.shape == (B, T)
+    tol = 1e-8 if method == "ridge" else 1e-6
+    for b in range(B):
+        X = (masks[b] if per_masks else masks).to(F64).numpy()
+        w = (weights[b] if per_weights else weights).numpy()
+        for t in range(T):
+            if method == "ridge":
+                sk = Ridge(alpha=alpha).fit(X, values[b, :, t].numpy(), sample_weight=w)
+            else:
+                sk = Lasso(alpha=alpha, tol=1e-12, max_iter=100000)
+                sk.fit(X, values[b, :, t].numpy(), sample_weight=w)
+            np.testing.assert_allclose(coef[b, t].numpy(), sk.coef_, rtol=0, atol=tol)
+            np.testing.assert_allclose(float(icpt[b, t]), sk.intercept_, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("method", ["ridge", "lasso"])
+@pytest.mark.parametrize("T", [None, 2])
+def test_linear_fit_matches_reference(dtype, method, T):
+    n, d, B = 40, 6, 2
+    masks, weights, values = _lime_problem(n, d, B, T, 111, per_masks=True)
+    weights, values = weights.to(dtype), values.to(dtype)
+    coef, icpt = ops.linear_fit(masks, weights, values, alpha=0.01, method=method)
+    assert coef.dtype == dtype and icpt.dtype == dtype
+    Tn = 1 if T is None else T
+    ec, ei = ref.linear_fit(
+        masks, weights[None], values.reshape(B, n, Tn), 0.01, method == "lasso", 1000, 1e-7
+    )
+    tol = ref_tol(dtype) if method == "ridge" else max(ref_tol(dtype), 1e-8)
+    close(coef.reshape(B, Tn, d), ec, tol)
+    close(icpt.reshape(B, Tn), ei, tol)
+
+
+# ----------------------------------------------------------------- permutation_accumulate
+def _perm_values(table: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
+    """values[b, p, j] = v(first j features of perm p) for a table [B, 2^d(, T)]."""
+    P, d = perms.shape[-2:]
+    pb = perms.long() if perms.dim() == 3 else perms.long().expand(table.shape[0], P, d)
+    bits = torch.zeros(pb.shape[:2] + (d + 1,), dtype=torch.long)
+    bits[..., 1:] = (1 << pb).cumsum(-1)
+    return torch.stack([table[b, bits[b]] for b in range(table.shape[0])])
+
+
+def _contributions(perms: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Marginal contributions [P, d] for one input and output (numpy, by a loop)."""
+    P, d = perms.shape
+    out = np.zeros((P, d))
+    for p in range(P):
+        for j in range(d):
+            out[p, perms[p, j]] = values[p, j + 1] - values[p, j]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("per_example", [False, True])
+@pytest.mark.parametrize("T", [None, 3])
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_permutation_matches_reference(dtype, per_example, T, antithetic):
+    B, P, d = 3, 8, 6
+    if per_example:
+        perms = torch.stack(
+            [ops.permutations(P, d, seed=200 + b, antithetic=antithetic) for b in range(B)]
+        )
+    else:
+        perms = ops.permutations(P, d, seed=200, antithetic=antithetic)
+    shape = (B, P, d + 1) if T is None else (B, P, d + 1, T)
+    values = torch.randn(shape, generator=gen(201), dtype=F64).to(dtype)
+    mean, se = ops.permutation_accumulate(perms, values, antithetic=antithetic, return_stderr=True)
+    Tn = 1 if T is None else T
+    em, es = ref.permutation_accumulate(
+        perms if per_example else perms[None],
+        values.reshape(B, P, d + 1, Tn),
+        2 if antithetic else 1,
+    )
+    close(mean.reshape(B, Tn, d), em, ref_tol(dtype))
+    close(se.reshape(B, Tn, d), es, ref_tol(dtype))
+    only_mean = ops.permutation_accumulate(perms, values, antithetic=antithetic)
+    assert torch.equal(only_mean, mean)
+
+
+def test_permutation_efficiency_exact():
+    B, P, d, T = 3, 7, 9, 2
+    table = random_table(d, B=B, T=T, seed=211) * 1e3
+    perms = ops.permutations(P, d, seed=212)
+    values = _perm_values(table, perms)
+    phi = ops.permutation_accumulate(perms, values)
+    delta = (table[:, -1] - table[:, 0]).unsqueeze(-1)  # [B, T, 1]
+    err = (phi.sum(-1, keepdim=True) - delta).abs()
+    assert (err <= 1e-12 * (phi.abs().sum(-1, keepdim=True) + delta.abs())).all()
+
+
+def test_permutation_all_orders_is_exact_shapley():
+    d = 4
+    table = random_table(d, B=2, T=2, seed=221)
+    perms = torch.tensor(list(itertools.permutations(range(d))), dtype=torch.int32)
+    values = _perm_values(table, perms)
+    phi = ops.permutation_accumulate(perms, values)
+    close(phi, ops.exact_shapley(table), 1e-12)
+    brute = torch.tensor(brute_values(table[0, :, 1].tolist(), d, banzhaf=False), dtype=F64)
+    close(phi[0, 1], brute, 1e-12)
+
+
+def test_permutation_per_example_perms():
+    # Per-example permutations: example b must use its own orders.
+    B, d = 2, 4
+    table = random_table(d, B=B, seed=225)
+    perms = torch.tensor(list(itertools.permutations(range(d))), dtype=torch.int32)
+    perms2 = torch.stack([perms, perms.flip(0)])
+    values = _perm_values(table, perms2)
+    phi = ops.permutation_accumulate(perms2, values)
+    close(phi, ops.exact_shapley(table), 1e-12)
+    # shuffling the values of example 1 against its permutations changes the answer
+    wrong = ops.permutation_accumulate(perms, values)
+    assert (wrong[1] - phi[1]).abs().max() > 1e-6
+
+
+def test_permutation_stderr_matches_numpy():
+    B, P, d = 2, 13, 5
+    perms = ops.permutations(P, d, seed=231)
+    values = torch.randn((B, P, d + 1), generator=gen(232), dtype=F64)
+    mean, se = ops.permutation_accumulate(perms, values, return_stderr=True)
+    for b in range(B):
+        c = _contributions(perms.numpy(), values[b].numpy())
+        np.testing.assert_allclose(mean[b].numpy(), c.mean(0), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            se[b].numpy(), c.std(0, ddof=1) / np.sqrt(P), rtol=1e-10, atol=1e-14
+        )
+
+
+def test_permutation_antithetic_stderr_over_pairs():
+    B, P, d = 2, 12, 5
+    perms = ops.permutations(P, d, seed=241, antithetic=True)
+    assert torch.equal(perms[1::2], perms[0::2].flip(1))
+    values = torch.randn((B, P, d + 1), generator=gen(242), dtype=F64)
+    mean, se = ops.permutation_accumulate(perms, values, antithetic=True, return_stderr=True)
+    plain_mean, plain_se = ops.permutation_accumulate(perms, values, return_stderr=True)
+    for b in range(B):
+        c = _contributions(perms.numpy(), values[b].numpy())
+        pairs = 0.5 * (c[0::2] + c[1::2])
+        np.testing.assert_allclose(mean[b].numpy(), pairs.mean(0), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            se[b].numpy(), pairs.std(0, ddof=1) / np.sqrt(P // 2), rtol=1e-10, atol=1e-14
+        )
+    close(mean, plain_mean, 1e-12)
+    assert (se - plain_se).abs().max() > 1e-6  # the pairing matters
+
+
+def test_permutation_stderr_nan_for_one_unit():
+    d = 4
+    values = torch.randn((2, 1, d + 1), generator=gen(251), dtype=F64)
+    mean, se = ops.permutation_accumulate(
+        ops.permutations(1, d, seed=0), values, return_stderr=True
+    )
+    assert torch.isfinite(mean).all() and torch.isnan(se).all()
+    values2 = torch.randn((2, 2, d + 1), generator=gen(252), dtype=F64)
+    perms2 = ops.permutations(2, d, seed=1, antithetic=True)
+    mean, se = ops.permutation_accumulate(perms2, values2, antithetic=True, return_stderr=True)
+    assert torch.isfinite(mean).all() and torch.isnan(se).all()
+    _, se = ops.permutation_accumulate(perms2, values2, return_stderr=True)
+    assert torch.isfinite(se).all()
+
+
+# ------------------------------------------------------------------------------ banzhaf
+def _banzhaf_direct(masks: torch.Tensor, values: torch.Tensor, counts=None) -> torch.Tensor:
+    """The definition, by loops: masks [n, d], values [n] -> [d]."""
+    n, d = masks.shape
+    c = [1.0] * n if counts is None else [float(x) for x in counts]
+    out = []
+    for i in range(d):
+        s1 = n1 = s0 = n0 = 0.0
+        for r in range(n):
+            if bool(masks[r, i]):
+                s1 += c[r] * float(values[r])
+                n1 += c[r]
+            else:
+                s0 += c[r] * float(values[r])
+                n0 += c[r]
+        out.append(s1 / n1 - s0 / n0)
+    return torch.tensor(out, dtype=F64)
+
+
+@pytest.mark.parametrize("with_counts", [False, True])
+@pytest.mark.parametrize("per_example", [False, True])
+def test_banzhaf_matches_definition(with_counts, per_example):
+    B, n, d, T = 2, 40, 6, 2
+    masks = rand_masks((B, n, d) if per_example else (n, d), 301)
+    values = torch.randn((B, n, T), generator=gen(302), dtype=F64)
+    counts = torch.randint(1, 5, (n,), generator=gen(303)) if with_counts else None
+    out = ops.banzhaf_msr(masks, values, counts)
+    assert out.shape == (B, T, d)
+    for b in range(B):
+        m = masks[b] if per_example else masks
+        for t in range(T):
+            close(out[b, t], _banzhaf_direct(m, values[b, :, t], counts), 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("T", [None, 3])
+@pytest.mark.parametrize("count_dtype", [None, torch.int64, F64])
+def test_banzhaf_matches_reference(dtype, T, count_dtype):
+    B, n, d = 3, 30, 5
+    masks = rand_masks((B, n, d), 311)
+    shape = (B, n) if T is None else (B, n, T)
+    values = torch.randn(shape, generator=gen(312), dtype=F64).to(dtype)
+    counts = None
+    if count_dtype is not None:
+        counts = torch.randint(1, 4, (B, n), generator=gen(313)).to(count_dtype)
+    out = ops.banzhaf_msr(masks, values, counts)
+    Tn = 1 if T is None else T
+    expect = ref.banzhaf_msr(
+        masks, None if counts is None else counts.to(dtype), values.reshape(B, n, Tn)
+    )
+    close(out.reshape(B, Tn, d), expect, ref_tol(dtype))
+
+
+def test_banzhaf_zero_counts_ignore_rows():
+    n, d = 20, 4
+    masks = rand_masks((n, d), 321)
+    values = torch.randn((1, n), generator=gen(322), dtype=F64)
+    counts = torch.ones(n, dtype=torch.int64)
+    counts[::3] = 0
+    out = ops.banzhaf_msr(masks, values, counts)
+    keep = counts > 0
+    close(out, ops.banzhaf_msr(masks[keep], values[:, keep]), 1e-12)
+
+
+def test_banzhaf_converges_to_exact():
+    d = 4
+    table = random_table(d, B=1, T=None, seed=331)
+    masks = ops.bernoulli_masks(200_000, d, 0.5, seed=332)
+    est = ops.banzhaf_msr(masks, lookup(table, masks))
+    exact = ops.exact_banzhaf(table)
+    assert (est - exact).abs().max() < 0.02
+    # the estimator is not simply returning something small
+    assert exact.abs().max() > 0.1
+
+
+def test_banzhaf_unique_counts_equal_raw_rows():
+    d, n = 5, 400
+    table = random_table(d, B=2, T=None, seed=341)
+    masks = ops.bernoulli_masks(n, d, 0.5, seed=342)
+    uniq, inverse, counts = ops.unique_coalitions(masks)
+    assert uniq.shape[0] < n  # there are duplicates to fold
+    raw = ops.banzhaf_msr(masks, lookup(table, masks))
+    folded = ops.banzhaf_msr(uniq, lookup(table, uniq), counts)
+    close(folded, raw, 1e-12)
+    unweighted = ops.banzhaf_msr(uniq, lookup(table, uniq))
+    assert (unweighted - raw).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_banzhaf_feature_in_all_or_no_rows(fill):
+    masks = rand_masks((10, 4), 351)
+    masks[:, 2] = fill
+    values = torch.randn((1, 10), generator=gen(352), dtype=F64)
+    with pytest.raises(ValueError, match="masks"):
+        ops.banzhaf_msr(masks, values)
+
+
+def test_banzhaf_feature_only_in_zero_count_rows():
+    masks = torch.tensor([[True, False], [False, True], [True, True], [False, False]])
+    values = torch.randn((1, 4), generator=gen(353), dtype=F64)
+    counts = torch.tensor([0, 1, 0, 1])  # feature 0 appears only with count 0
+    with pytest.raises(ValueError, match="masks"):
+        ops.banzhaf_msr(masks, values, counts)
+
+
+# ---------------------------------------------------------------------------- exact
+@pytest.mark.parametrize("d", list(range(1, 11)))
+def test_exact_matches_brute_force(d):
+    table = random_table(d, B=2, seed=400 + d)
+    shap = ops.exact_shapley(table)
+    banz = ops.exact_banzhaf(table)
+    assert shap.shape == (2, d) and banz.shape == (2, d)
+    for b in range(2):
+        t = table[b].tolist()
+        close(shap[b], torch.tensor(brute_values(t, d, False), dtype=F64), 1e-12)
+        close(banz[b], torch.tensor(brute_values(t, d, True), dtype=F64), 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("banzhaf", [False, True])
+def test_exact_matches_reference(dtype, banzhaf):
+    table = random_table(9, B=2, T=3, seed=411).to(dtype)
+    out = (ops.exact_banzhaf if banzhaf else ops.exact_shapley)(table)
+    assert out.dtype == dtype
+    close(out, ref.exact_values(table, banzhaf), ref_tol(dtype))
+
+
+@pytest.mark.parametrize("d", [2, 5, 12])
+def test_exact_shapley_efficiency(d):
+    table = random_table(d, B=3, T=2, seed=421 + d) * 100
+    phi = ops.exact_shapley(table)
+    delta = table[:, -1] - table[:, 0]
+    assert ((phi.sum(-1) - delta).abs() <= 1e-12 * (phi.abs().sum(-1) + delta.abs())).all()
+
+
+def _swap_bits(r: torch.Tensor, i: int, j: int) -> torch.Tensor:
+    bi, bj = (r >> i) & 1, (r >> j) & 1
+    return r ^ ((bi ^ bj) << i) ^ ((bi ^ bj) << j)
+
+
+@pytest.mark.parametrize("exact", [ops.exact_shapley, ops.exact_banzhaf])
+def test_exact_symmetry(exact):
+    d, i, j = 6, 1, 4
+    table = random_table(d, B=2, seed=431)
+    r = torch.arange(2**d)
+    sym = 0.5 * (table + table[:, _swap_bits(r, i, j)])
+    phi = exact(sym)
+    close(phi[:, i], phi[:, j], 1e-12)
+    raw = exact(table)
+    assert (raw[:, i] - raw[:, j]).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("exact", [ops.exact_shapley, ops.exact_banzhaf])
+def test_exact_dummy(exact):
+    d, k = 7, 3
+    table = random_table(d, B=2, T=2, seed=441)
+    r = torch.arange(2**d)
+    dummy = table[:, r & ~(1 << k)]  # v(S) = v(S without k)
+    phi = exact(dummy)
+    assert (phi[..., k].abs() <= 1e-12).all()
+    assert (phi.abs().amax(-1) > 1e-3).all()
+
+
+@pytest.mark.parametrize("exact", [ops.exact_shapley, ops.exact_banzhaf])
+def test_exact_linearity(exact):
+    d = 8
+    v = random_table(d, B=2, seed=451)
+    w = random_table(d, B=2, seed=452)
+    a, b = 2.5, -0.75
+    close(exact(a * v + b * w), a * exact(v) + b * exact(w), 1e-12)
+
+
+@pytest.mark.parametrize("exact", [ops.exact_shapley, ops.exact_banzhaf])
+def test_exact_multiple_outputs(exact):
+    d, T = 6, 4
+    table = random_table(d, B=2, T=T, seed=461)
+    out = exact(table)
+    assert out.shape == (2, T, d)
+    for t in range(T):
+        assert torch.equal(out[:, t], exact(table[:, :, t].contiguous()))
+
+
+def test_exact_rejects_bad_row_counts():
+    with pytest.raises(ValueError, match="values"):
+        ops.exact_shapley(torch.zeros((1, 2**21), dtype=F64))
+    for rows in (1, 6, 12, 1000):
+        with pytest.raises(ValueError, match="values"):
+            ops.exact_shapley(torch.zeros((1, rows), dtype=F64))
+        with pytest.raises(ValueError, match="values"):
+            ops.exact_banzhaf(torch.zeros((1, rows, 2), dtype=F64))
+
+
+# ------------------------------------------------------------------------ pack / unique
+def _keys_by_hand(masks: torch.Tensor) -> torch.Tensor:
+    n, d = masks.shape
+    W = (d + 63) // 64
+    out = np.zeros((n, W), dtype=np.uint64)
+    m = masks.numpy()
+    for r in range(n):
+        for i in range(d):
+            if m[r, i]:
+                out[r, i // 64] |= np.uint64(1) << np.uint64(i % 64)
+    return torch.from_numpy(out.view(np.int64))
+
+
+@pytest.mark.parametrize("d", [1, 63, 64, 65, 130])
+def test_pack_round_trip(d):
+    n = 37
+    masks = rand_masks((n, d), 500 + d)
+    masks[0] = True  # bit 63 set (negative int64 key) for d >= 64
+    masks[1] = False
+    keys = ops.pack_masks(masks)
+    assert keys.shape == (n, (d + 63) // 64) and keys.dtype == torch.int64
+    assert torch.equal(keys, _keys_by_hand(masks))
+    assert torch.equal(keys, ref.pack_masks(masks))
+    back = ops.unpack_masks(keys, d)
+    assert back.dtype == torch.bool and torch.equal(back, masks)
+    assert torch.equal(ref.unpack_masks(keys, d), masks)
+
+
+def test_pack_bit_layout():
+    d = 130
+    for i in (0, 1, 62, 63, 64, 100, 127, 128, 129):
+        m = torch.zeros((1, d), dtype=torch.bool)
+        m[0, i] = True
+        keys = ops.pack_masks(m)
+        want = np.zeros(3, dtype=np.uint64)
+        want[i // 64] = np.uint64(1) << np.uint64(i % 64)
+        assert keys[0].tolist() == want.view(np.int64).tolist(), i
+
+
+def test_unpack_ignores_bits_past_d():
+    keys = torch.tensor([[-1]], dtype=torch.int64)  # all 64 bits set
+    assert torch.equal(ops.unpack_masks(keys, 5), torch.ones((1, 5), dtype=torch.bool))
+
+
+@pytest.mark.parametrize("d", [3, 10, 70])
+def test_unique_coalitions(d):
+    n = 300
+    masks = rand_masks((n, d), 510 + d, p=0.5 if d < 10 else 0.97)
+    masks = torch.cat([masks, masks[:50]])  # duplicates for every d
+    uniq, inverse, counts = ops.unique_coalitions(masks)
+    assert uniq.dtype == torch.bool and inverse.dtype == torch.int64
+    assert torch.equal(uniq[inverse], masks)
+    assert int(counts.sum()) == masks.shape[0]
+    assert torch.equal(counts, torch.bincount(inverse, minlength=uniq.shape[0]))
+    assert torch.unique(uniq, dim=0).shape[0] == uniq.shape[0]  # no duplicate rows
+    tu, tcounts = torch.unique(masks, dim=0, return_counts=True)
+    assert {tuple(r) for r in uniq.tolist()} == {tuple(r) for r in tu.tolist()}
+    ours = dict(zip(map(tuple, uniq.tolist()), counts.tolist()))
+    theirs = dict(zip(map(tuple, tu.tolist()), tcounts.tolist()))
+    assert ours == theirs
+    # key order: rows sorted by their packed keys
+    keys = ops.pack_masks(uniq)
+    assert torch.equal(torch.unique(keys, dim=0), keys)
+
+
+# ---------------------------------------------------------------------------- determinism
+def _solver_calls():
+    B, n, d, T = 8, 120, 9, 3
+    masks = rand_masks((B, n, d), 601)
+    shared = rand_masks((n, d), 602)
+    weights = torch.rand((B, n), generator=gen(603), dtype=F64) + 0.1
+    values = torch.randn((B, n, T), generator=gen(604), dtype=F64)
+    ve = torch.randn((B, T), generator=gen(605), dtype=F64)
+    vf = torch.randn((B, T), generator=gen(606), dtype=F64)
+    perms = torch.stack([ops.permutations(16, d, seed=607 + b) for b in range(B)])
+    pvals = torch.randn((B, 16, d + 1, T), generator=gen(608), dtype=F64)
+    table = random_table(12, B=4, T=2, seed=609)
+    big = rand_masks((5000, 200), 610)
+    return {
+        "kernel_shap_per_example": lambda: ops.kernel_shap_solve(masks, weights, values, ve, vf),
+        "kernel_shap_shared": lambda: ops.kernel_shap_solve(
+            shared, weights[0], values.float(), ve.float(), vf.float()
+        ),
+        "ridge": lambda: ops.linear_fit(masks, weights, values, method="ridge"),
+        "lasso": lambda: ops.linear_fit(shared, weights[0], values, method="lasso", alpha=0.01),
+        "permutation": lambda: ops.permutation_accumulate(perms, pvals, return_stderr=True),
+        "banzhaf": lambda: ops.banzhaf_msr(masks, values),
+        "exact_shapley": lambda: ops.exact_shapley(table),
+        "exact_banzhaf": lambda: ops.exact_banzhaf(table),
+        "pack": lambda: ops.pack_masks(big),
+        "unique": lambda: ops.unique_coalitions(big[:, :3]),
+    }
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The raw bits of a tensor (NaN-safe, tells -0.0 from 0.0)."""
+    if t.dtype == F64:
+        return t.view(torch.int64)
+    if t.dtype == torch.float32:
+        return t.view(torch.int32)
+    return t
+
+
+@pytest.mark.parametrize("name", list(_solver_calls()))
+def test_deterministic_across_threads_and_calls(name, restore_threads):
+    call = _solver_calls()[name]
+    torch.set_num_threads(1)
+    one = call()
+    torch.set_num_threads(2)
+    two = call()
+    again = call()
+    one, two, again = (list(o) if isinstance(o, tuple) else [o] for o in (one, two, again))
+    assert len(one) == len(two) == len(again)
+    for a, b, c in zip(one, two, again):
+        assert torch.equal(_bits(a), _bits(b))
+        assert torch.equal(_bits(b), _bits(c))
