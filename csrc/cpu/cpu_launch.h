@@ -17,8 +17,8 @@ namespace xattr {
 template <typename Op, typename = void>
 struct HasSpan : std::false_type {};
 template <typename Op>
-struct HasSpan<Op, std::void_t<decltype(std::declval<const Op&>().span(int64_t{}, int64_t{},
-                                                                        int64_t{}))>>
+struct HasSpan<
+    Op, std::void_t<decltype(std::declval<const Op&>().span(int64_t{}, int64_t{}, int64_t{}))>>
     : std::true_type {};
 
 template <typename Op>
