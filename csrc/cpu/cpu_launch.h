@@ -21,6 +21,13 @@ struct HasSpan<
     Op, std::void_t<decltype(std::declval<const Op&>().span(int64_t{}, int64_t{}, int64_t{}))>>
     : std::true_type {};
 
+// Ops whose elements each carry a long loop declare kHeavy = true: their
+// grids go parallel however few elements they have.
+template <typename Op, typename = void>
+struct IsHeavy : std::false_type {};
+template <typename Op>
+struct IsHeavy<Op, std::void_t<decltype(Op::kHeavy)>> : std::integral_constant<bool, Op::kHeavy> {};
+
 template <typename Op>
 inline void run_span(const Op& op, int64_t r, int64_t c0, int64_t c1) {
   if constexpr (HasSpan<Op>::value) {
@@ -41,7 +48,8 @@ struct CpuLaunch {
     // costs more than it saves. Grids of whole problems (cols == 1) always
     // go parallel when there are several.
     constexpr int64_t kSerialElements = 1 << 14;
-    if (nt == 1 || (cols > 1 && rows * cols < kSerialElements) || (cols == 1 && rows == 1)) {
+    const bool small = cols > 1 && rows * cols < kSerialElements && !IsHeavy<Op>::value;
+    if (nt == 1 || small || (cols == 1 && rows == 1)) {
       for (int64_t r = 0; r < rows; ++r) run_span(op, r, 0, cols);
       return;
     }

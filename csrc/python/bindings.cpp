@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "xattr/dispatch.h"
 #include "xattr/kernels.h"
@@ -93,7 +94,7 @@ void run(const Params& p, const Where& w, CpuFn cpu, CudaFn cuda) {
 
 void sample(int sampler, const Buf& out, int64_t n, int64_t d, int64_t row_offset, uint64_t seed,
             uint64_t bern_threshold, int64_t k, const OptBuf& thresholds, bool paired, int64_t q,
-            int64_t L, int64_t m, int device, uint64_t stream, int threads) {
+            int64_t L, int64_t m, const OptBuf& work, int device, uint64_t stream, int threads) {
   SampleParams p;
   if (sampler < 0 || sampler > static_cast<int>(Sampler::kEnumerate)) bad("unknown sampler");
   p.sampler = static_cast<Sampler>(sampler);
@@ -127,7 +128,9 @@ void sample(int sampler, const Buf& out, int64_t n, int64_t d, int64_t row_offse
       if (q < 1) bad("q must be >= 1, got " + std::to_string(q));
       if (L < 0 || L > q) bad("L must be in [0, q], got " + std::to_string(L));
       if (row_offset + n > q) bad("MuS noise has q rows; rows past q requested");
+      if (!work) bad("work (int64 [d]) is required for MuS noise");
       p.q = q, p.L = L;
+      p.mus_offsets = check<uint64_t>(*work, "work", d, Dtype::kInt64);
       break;
     case Sampler::kStratified:
       if (m < 1) bad("m must be >= 1, got " + std::to_string(m));
@@ -287,6 +290,20 @@ void perm_accum(const Buf& perms, const Buf& values, const Buf& mean, const OptB
   p.mean = check<void>(mean, "mean", B * T * d, p.dtype);
   if (stderr_out) p.stderr_out = check<void>(*stderr_out, "stderr", B * T * d, p.dtype);
   p.work = check<double>(work, "work", perm_accum_workspace_doubles(p), Dtype::kFloat64);
+  if (device < 0) {  // every row must be a permutation of 0..d-1
+    std::vector<int64_t> seen(static_cast<size_t>(d), -1);
+    const int64_t rows = (perm_bstride ? B : 1) * P;
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < d; ++j) {
+        const int32_t f = p.perms[r * d + j];
+        if (f < 0 || f >= d || seen[static_cast<size_t>(f)] == r) {
+          bad("perms: every row must be a permutation of 0.." + std::to_string(d - 1) + "; row " +
+              std::to_string(r) + " is not");
+        }
+        seen[static_cast<size_t>(f)] = r;
+      }
+    }
+  }
   run(p, Where{device, stream, threads}, perm_accum_cpu, perm_accum_cuda);
 }
 
@@ -393,7 +410,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("sample", &sample, py::arg("sampler"), py::arg("out"), py::arg("n"), py::arg("d"),
         py::arg("row_offset"), py::arg("seed"), py::arg("bern_threshold"), py::arg("k"),
         py::arg("thresholds"), py::arg("paired"), py::arg("q"), py::arg("L"), py::arg("m"),
-        WHERE_ARGS);
+        py::arg("work") = py::none(), WHERE_ARGS);
   m.def("mask_apply", &mask_apply, py::arg("x"), py::arg("base"), py::arg("group"),
         py::arg("masks"), py::arg("out"), py::arg("B"), py::arg("S"), py::arg("E"), py::arg("d"),
         py::arg("base_bstride"), py::arg("group_bstride"), py::arg("mask_bstride"),

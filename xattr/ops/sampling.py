@@ -65,9 +65,11 @@ def _sample_op(
             )
         )
         return
-    thresholds = None
+    thresholds = work = None
     if SAMPLERS[sampler] == "shapley":
-        thresholds = _ext.buf(_size_thresholds(d, out.device))
+        thresholds = _size_thresholds(d, out.device)
+    if SAMPLERS[sampler] == "mus":  # the seed vector, drawn once per call
+        work = torch.empty(d, dtype=torch.int64, device=out.device)
     _ext.lib().sample(
         sampler=sampler,
         out=_ext.buf(out),
@@ -77,7 +79,8 @@ def _sample_op(
         seed=seed_u,
         bern_threshold=_reference.bernoulli_threshold(p),
         k=k,
-        thresholds=thresholds,
+        thresholds=None if thresholds is None else _ext.buf(thresholds),
+        work=None if work is None else _ext.buf(work),
         paired=paired,
         q=q,
         L=L,

@@ -39,12 +39,12 @@ inline int64_t wls_workspace_doubles(const WlsParams& p) {
   const int64_t m = p.d - 1;
   return wls_groups(p) * m * m + p.B * p.T * m;
 }
-inline int64_t wls_scratch_ints(const WlsParams& p) { return wls_groups(p) * p.d; }
+inline int64_t wls_scratch_ints(const WlsParams& p) { return wls_groups(p) * 2 * p.d; }
 inline int64_t linear_fit_workspace_doubles(const LinearFitParams& p) {
   return linear_fit_groups(p) * (p.d * p.d + p.d + 1) + p.B * p.T * 2 * p.d;
 }
 inline int64_t linear_fit_scratch_ints(const LinearFitParams& p) {
-  return linear_fit_groups(p) * p.d;
+  return linear_fit_groups(p) * 2 * p.d;
 }
 inline int64_t perm_accum_workspace_doubles(const PermAccumParams& p) {
   return p.B * p.T * 3 * p.d;
@@ -53,6 +53,7 @@ inline int64_t perm_accum_workspace_doubles(const PermAccumParams& p) {
 // ---------------------------------------------------------------- kernels
 template <typename Launch>
 void run_sample(const SampleParams& p, const Launch& launch) {
+  if (p.sampler == Sampler::kMus) launch(p.d, 1, MusOffsetsOp{p});
   launch(p.n, 1, SampleRowOp{p});
 }
 

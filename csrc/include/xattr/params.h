@@ -1,5 +1,6 @@
 // Plain parameter structs, one per kernel: pointers, sizes and strides, no
-// torch types (the FlashAttention pattern). Shapes are written as comments in
+// torch types (the FlashAttention pattern). Mask bytes are 0 or 1 (torch.bool);
+// the solvers read them as numbers, without branches. Shapes are written as comments in
 // the order the memory is laid out; every tensor is contiguous, and a batch
 // stride of 0 means "shared across the batch".
 #pragma once
@@ -34,9 +35,10 @@ struct SampleParams {
   // (floor(P(size <= s + 1) * 2^64), the last 2^64 - 1); size s + 1 is drawn
   // when T[s-1] <= r < T[s]. Exact integers, so no platform's rounding leaks in.
   const uint64_t* size_thresholds = nullptr;
-  bool paired = false;   // kShapley: complement pairs; kPermutation: antithetic
-  int64_t q = 0, L = 0;  // kMus: q rows, L = lambda * q ones per column
-  int64_t m = 0;         // kStratified: subsets per size
+  bool paired = false;              // kShapley: complement pairs; kPermutation: antithetic
+  int64_t q = 0, L = 0;             // kMus: q rows, L = lambda * q ones per column
+  uint64_t* mus_offsets = nullptr;  // kMus: workspace [d], the seed vector times q
+  int64_t m = 0;                    // kStratified: subsets per size
 };
 
 // --------------------------------------------------------------- masking
@@ -74,7 +76,7 @@ struct WlsParams {
   const void* v_full = nullptr;    // [B, T]
   void* out = nullptr;             // [B, T, d]
   double* work = nullptr;          // [wls_workspace_size()]
-  int32_t* scratch = nullptr;      // [NG, d] index lists
+  int32_t* scratch = nullptr;      // [NG, 2d] 0/1 activity and index lists
   int64_t B = 0, n = 0, d = 0, T = 0;
   int64_t mask_bstride = 0, weight_bstride = 0;
 };
@@ -90,7 +92,7 @@ struct LinearFitParams {
   void* coef = nullptr;            // [B, T, d]
   void* intercept = nullptr;       // [B, T]
   double* work = nullptr;          // [linear_fit_workspace_size()]
-  int32_t* scratch = nullptr;      // [NG, d]
+  int32_t* scratch = nullptr;      // [NG, 2d] 0/1 activity and index lists
   int64_t B = 0, n = 0, d = 0, T = 0;
   int64_t mask_bstride = 0, weight_bstride = 0;
   double alpha = 0.0;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <vector>
 
 #include "xattr/params.h"
 
@@ -65,13 +66,20 @@ XATTR_HD void cholesky_solve(const double* L, int64_t m, double* c) {
   }
 }
 
-// Adds w to G[a, b] (lower triangle, m x m) for every pair a >= b of the
-// `cnt` sorted indices in idx: the outer product of a 0/1 vector, in
-// O(cnt^2 / 2) additions instead of O(m^2) multiplications.
-XATTR_HD void add_binary_outer(double* G, int64_t m, const int32_t* idx, int64_t cnt, double w) {
+// Adds w * act act' to the lower triangle of the m x m matrix G, for a 0/1
+// vector act. The active rows are listed first without branches (masks are
+// random, so a branch per feature would be mispredicted half the time); each
+// active row then gets a contiguous, vectorisable multiply-add.
+XATTR_HD void add_binary_outer(double* G, int64_t m, const int32_t* act, int32_t* idx, double w) {
+  int64_t cnt = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    idx[cnt] = static_cast<int32_t>(i);
+    cnt += act[i];
+  }
   for (int64_t a = 0; a < cnt; ++a) {
-    double* row = G + static_cast<int64_t>(idx[a]) * m;
-    for (int64_t c = 0; c <= a; ++c) row[idx[c]] += w;
+    const int64_t i = idx[a];
+    double* row = G + i * m;
+    for (int64_t j = 0; j <= i; ++j) row[j] += w * static_cast<double>(act[j]);
   }
 }
 
@@ -93,16 +101,14 @@ struct WlsGramOp {  // row = group
   XATTR_HD void operator()(int64_t g, int64_t) const {
     const int64_t m = p.d - 1;
     double* G = p.work + g * m * m;
-    int32_t* idx = p.scratch + g * p.d;
+    int32_t* act = p.scratch + g * 2 * p.d;
+    int32_t* idx = act + p.d;
     for (int64_t i = 0; i < m * m; ++i) G[i] = 0.0;
     for (int64_t r = 0; r < p.n; ++r) {
       const uint8_t* z = p.masks + g * p.mask_bstride + r * p.d;
-      const uint8_t zd = z[m] != 0;
-      int64_t cnt = 0;
-      for (int64_t i = 0; i < m; ++i) {
-        if ((z[i] != 0) != zd) idx[cnt++] = static_cast<int32_t>(i);
-      }
-      add_binary_outer(G, m, idx, cnt, ld<T>(p.weights, g * p.weight_bstride + r));
+      const int32_t zd = z[m] & 1;
+      for (int64_t i = 0; i < m; ++i) act[i] = (z[i] & 1) ^ zd;
+      add_binary_outer(G, m, act, idx, ld<T>(p.weights, g * p.weight_bstride + r));
     }
     cholesky_drop(G, m);
   }
@@ -124,9 +130,8 @@ struct WlsSolveOp {  // row = b * T + t
       const uint8_t zd = z[m] != 0;
       const double y = ld<T>(p.values, (b * p.n + r) * p.T + t) - v0 - (zd ? delta : 0.0);
       const double wy = ld<T>(p.weights, b * p.weight_bstride + r) * (zd ? -y : y);
-      for (int64_t i = 0; i < m; ++i) {
-        if ((z[i] != 0) != zd) c[i] += wy;
-      }
+      const int zb = zd ? 1 : 0;  // no branches in the loop: masks are random
+      for (int64_t i = 0; i < m; ++i) c[i] += wy * static_cast<double>((z[i] & 1) ^ zb);
     }
     cholesky_solve(L, m, c);
     T* out = static_cast<T*>(p.out) + bt * p.d;
@@ -157,20 +162,18 @@ struct LinearGramOp {  // row = group
     const int64_t d = p.d;
     double* G = p.work + g * (d * d + d + 1);
     double* xbar = G + d * d;
-    int32_t* idx = p.scratch + g * d;
+    int32_t* act = p.scratch + g * 2 * d;
+    int32_t* idx = act + d;
     for (int64_t i = 0; i < d * d + d; ++i) G[i] = 0.0;
     double sw = 0.0;
     for (int64_t r = 0; r < p.n; ++r) {
       const uint8_t* z = p.masks + g * p.mask_bstride + r * d;
       const double w = ld<T>(p.weights, g * p.weight_bstride + r);
-      int64_t cnt = 0;
       for (int64_t i = 0; i < d; ++i) {
-        if (z[i] != 0) {
-          idx[cnt++] = static_cast<int32_t>(i);
-          xbar[i] += w;
-        }
+        act[i] = z[i] & 1;
+        xbar[i] += w * static_cast<double>(act[i]);
       }
-      add_binary_outer(G, d, idx, cnt, w);
+      add_binary_outer(G, d, act, idx, w);
       sw += w;
     }
     xbar[d] = sw;
@@ -214,9 +217,7 @@ struct LinearSolveOp {  // row = b * T + t
       const uint8_t* z = p.masks + b * p.mask_bstride + r * d;
       const double wy = ld<T>(p.weights, b * p.weight_bstride + r) *
                         (ld<T>(p.values, (b * p.n + r) * p.T + t) - ybar);
-      for (int64_t i = 0; i < d; ++i) {
-        if (z[i] != 0) c[i] += wy;
-      }
+      for (int64_t i = 0; i < d; ++i) c[i] += wy * static_cast<double>(z[i] & 1);
     }
     if (!p.lasso) {
       for (int64_t i = 0; i < d; ++i) beta[i] = c[i];
@@ -301,7 +302,8 @@ struct PermAccumOp {  // row = b * T + t
 // Maximum sample reuse: beta_i = mean{v(S) : i in S} - mean{v(S) : i not in S}
 // over the sampled coalitions, each counted with its multiplicity.
 template <typename T>
-struct BanzhafOp {  // row = b * T + t, col = i
+struct BanzhafOp {                      // row = b * T + t, col = i
+  static constexpr bool kHeavy = true;  // each element loops over n rows
   BanzhafParams p;
   XATTR_HD void operator()(int64_t bt, int64_t i) const {
     const int64_t b = bt / p.T, t = bt % p.T;
@@ -319,6 +321,37 @@ struct BanzhafOp {  // row = b * T + t, col = i
     }
     static_cast<T*>(p.out)[bt * p.d + i] = static_cast<T>(s1 / n1 - s0 / n0);
   }
+
+  // CPU: a tile of features per pass over the rows, read row by row (the
+  // GPU's per-feature loop would walk the masks with stride d). The "out"
+  // sums are totals minus "in" sums, so they may differ from the GPU's in
+  // the last bits.
+  void span(int64_t bt, int64_t i0, int64_t i1) const {
+    constexpr int64_t kTile = 256;
+    const int64_t b = bt / p.T, t = bt % p.T;
+    T* out = static_cast<T*>(p.out) + bt * p.d;
+    double s1[kTile], n1[kTile];
+    for (int64_t t0 = i0; t0 < i1; t0 += kTile) {
+      const int64_t nt = (i1 - t0) < kTile ? (i1 - t0) : kTile;
+      double stot = 0.0, ntot = 0.0;
+      for (int64_t i = 0; i < nt; ++i) s1[i] = n1[i] = 0.0;
+      for (int64_t r = 0; r < p.n; ++r) {
+        const double c = p.counts == nullptr ? 1.0 : ld<T>(p.counts, b * p.count_bstride + r);
+        const double v = c * ld<T>(p.values, (b * p.n + r) * p.T + t);
+        const uint8_t* z = p.masks + b * p.mask_bstride + r * p.d + t0;
+        stot += v;
+        ntot += c;
+        for (int64_t i = 0; i < nt; ++i) {  // multiply by 0/1, no branch: masks are random
+          const double in = static_cast<double>(z[i] & 1);
+          s1[i] += in * v;
+          n1[i] += in * c;
+        }
+      }
+      for (int64_t i = 0; i < nt; ++i) {
+        out[t0 + i] = static_cast<T>(s1[i] / n1[i] - (stot - s1[i]) / (ntot - n1[i]));
+      }
+    }
+  }
 };
 
 // ------------------------------------------------------ exact enumeration
@@ -326,7 +359,8 @@ struct BanzhafOp {  // row = b * T + t, col = i
 // w_k = k! (d - 1 - k)! / d!  (Shapley) or 2^-(d-1) (Banzhaf).
 // Differences are summed per coalition size first, then weighted.
 template <typename T>
-struct ExactOp {  // row = b * T + t, col = i
+struct ExactOp {                        // row = b * T + t, col = i
+  static constexpr bool kHeavy = true;  // each element loops over 2^(d-1) coalitions
   ExactParams p;
   XATTR_HD void operator()(int64_t bt, int64_t i) const {
     const int64_t b = bt / p.T, t = bt % p.T, d = p.d;
@@ -353,6 +387,45 @@ struct ExactOp {  // row = b * T + t, col = i
       }
     }
     static_cast<T*>(p.out)[bt * d + i] = static_cast<T>(phi);
+  }
+
+  // CPU: with k = |r|, u_r = v(r) (w_{k-1} + w_k) and b_r = v(r) w_k,
+  //   phi_i = sum_{r containing i} u_r - sum_r b_r,
+  // and the rows containing i are runs of 2^i consecutive rows: after one pass
+  // that forms u, every feature is a few contiguous (vectorisable) sums. The
+  // same sum as operator() regrouped: equal to rounding, not bit for bit.
+  void span(int64_t bt, int64_t i0, int64_t i1) const {
+    const int64_t b = bt / p.T, t = bt % p.T, d = p.d;
+    const int64_t rows = int64_t(1) << d;
+    const int64_t base = b * rows * p.T + t;
+    double w[kMaxEnumerationFeatures + 2];  // w[k + 1] = w_k; w[0] = w[d + 1] = 0
+    w[0] = w[d + 1] = 0.0;
+    double wk = 1.0 / static_cast<double>(d);  // Shapley: w_0 = 1/d, same recursion as above
+    for (int64_t k = 0; k < d; ++k) {
+      w[k + 1] = p.banzhaf ? 1.0 / static_cast<double>(rows / 2) : wk;
+      if (k + 1 < d) wk = wk * static_cast<double>(k + 1) / static_cast<double>(d - 1 - k);
+    }
+    std::vector<double> u(static_cast<size_t>(rows));
+    double btot = 0.0;
+    for (int64_t hi = 0; hi < rows; hi += 64) {  // popcount = popcount(hi) + popcount(lo)
+      const int khi = popcount64(static_cast<uint64_t>(hi));
+      const int64_t n = rows - hi < 64 ? rows - hi : 64;
+      for (int64_t lo = 0; lo < n; ++lo) {
+        const int k = khi + popcount64(static_cast<uint64_t>(lo));
+        const double v = ld<T>(p.values, base + (hi + lo) * p.T);
+        u[static_cast<size_t>(hi + lo)] = v * (w[k] + w[k + 1]);
+        btot += v * w[k + 1];
+      }
+    }
+    T* out = static_cast<T*>(p.out) + bt * d;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t run = int64_t(1) << i;
+      double acc = 0.0;
+      for (int64_t start = run; start < rows; start += 2 * run) {
+        for (int64_t r = start; r < start + run; ++r) acc += u[static_cast<size_t>(r)];
+      }
+      out[i] = static_cast<T>(acc - btot);
+    }
   }
 };
 

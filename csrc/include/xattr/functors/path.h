@@ -43,6 +43,7 @@ struct PathPointsOp {
 // integrated in chunks of steps (or of baselines, with kSum) and added up.
 template <typename T>
 struct PathIntegrateOp {
+  static constexpr bool kHeavy = true;  // each element sums K * J gradients
   PathIntegrateParams p;
 
   XATTR_HD double one_baseline(int64_t b, int64_t k, int64_t e) const {

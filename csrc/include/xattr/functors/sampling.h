@@ -125,11 +125,11 @@ struct SampleRowOp {
         }
         break;
       }
-      case Sampler::kMus: {
+      case Sampler::kMus: {  // the formula of mus_bit, with c_i from MusOffsetsOp
         uint8_t* out = p.masks + local * d;
-        for (int64_t i = 0; i < d; ++i) {
-          out[i] = mus_bit(p.seed, p.q, p.L, static_cast<int64_t>(row), i);
-        }
+        const uint64_t q2 = 2 * static_cast<uint64_t>(p.q), lim = 2 * static_cast<uint64_t>(p.L);
+        const uint64_t jj = 2 * (row % static_cast<uint64_t>(p.q)) + 1;
+        for (int64_t i = 0; i < d; ++i) out[i] = (2 * p.mus_offsets[i] + jj) % q2 < lim ? 1 : 0;
         break;
       }
       case Sampler::kStratified: {
@@ -143,6 +143,17 @@ struct SampleRowOp {
         break;
       }
     }
+  }
+};
+
+// MuS seed vector: offsets[i] = c_i, drawn once per call so that every row
+// reads it instead of drawing it again (row = feature i).
+struct MusOffsetsOp {
+  SampleParams p;
+
+  XATTR_HD void operator()(int64_t i, int64_t /*col*/) const {
+    const uint64_t w = philox_u64(p.seed, kTagMus, 0, static_cast<uint64_t>(i));
+    p.mus_offsets[i] = mulhi64(w, static_cast<uint64_t>(p.q));
   }
 };
 
