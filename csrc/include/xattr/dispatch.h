@@ -59,16 +59,22 @@ void run_sample(const SampleParams& p, const Launch& launch) {
 
 template <typename Launch>
 void run_mask_apply(const MaskApplyParams& p, const Launch& launch) {
+  auto go = [&](auto tag) {
+    using T = decltype(tag);
+    const bool shared = p.masks == nullptr ? !p.per_example : p.mask_bstride == 0;
+    if (shared) {
+      launch(p.S, p.B * p.E, MaskApplySharedRowOp<T>{MaskApplyOp<T>{p}});
+    } else {
+      launch(p.B * p.S, p.E, MaskApplyOp<T>{p});
+    }
+  };
   switch (p.dtype) {
     case Dtype::kFloat32:
-      launch(p.B * p.S, p.E, MaskApplyOp<float>{p});
-      return;
+      return go(float{});
     case Dtype::kFloat64:
-      launch(p.B * p.S, p.E, MaskApplyOp<double>{p});
-      return;
+      return go(double{});
     case Dtype::kInt64:
-      launch(p.B * p.S, p.E, MaskApplyOp<int64_t>{p});
-      return;
+      return go(int64_t{});
     default:
       fail_dtype("mask_apply", p.dtype);
   }

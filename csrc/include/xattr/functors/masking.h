@@ -86,4 +86,40 @@ struct MaskApplyOp {
   }
 };
 
+// Mask rows shared by the batch (shared masks, or fused sampling other than
+// per-example Bernoulli): the grid is (s, b * E + e), so that the CPU fetches
+// or draws each mask row once for all B inputs instead of once per input.
+// Same outputs as MaskApplyOp.
+template <typename T>
+struct MaskApplySharedRowOp {
+  MaskApplyOp<T> op;
+
+  XATTR_HD void operator()(int64_t s, int64_t c) const {
+    const int64_t b = c / op.p.E;
+    op(b * op.p.S + s, c - b * op.p.E);
+  }
+
+  void span(int64_t s, int64_t c0, int64_t c1) const {
+    const MaskApplyParams& p = op.p;
+    uint8_t local[1024];
+    std::vector<uint8_t> heap;
+    const uint8_t* bits = p.masks == nullptr ? nullptr : p.masks + s * p.d;
+    if (bits == nullptr) {
+      uint8_t* buf = local;
+      if (p.d > 1024) {
+        heap.resize(static_cast<size_t>(p.d));
+        buf = heap.data();
+      }
+      for (int64_t g = 0; g < p.d; ++g) buf[g] = op.sampled_bit(0, s, g);
+      bits = buf;
+    }
+    for (int64_t b = c0 / p.E; b * p.E < c1; ++b) {
+      const typename MaskApplyOp<T>::Row r = op.row_at(b * p.S + s);
+      const int64_t e0 = c0 > b * p.E ? c0 - b * p.E : 0;
+      const int64_t e1 = c1 < (b + 1) * p.E ? c1 - b * p.E : p.E;
+      for (int64_t e = e0; e < e1; ++e) MaskApplyOp<T>::apply(r, bits, p.d, e);
+    }
+  }
+};
+
 }  // namespace xattr
