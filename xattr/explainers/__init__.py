@@ -1,0 +1,1 @@
+"""Explainers: Captum's attribution methods on xattr's kernels, plus our own."""

@@ -1,0 +1,311 @@
+"""What every explainer shares: Captum-style input, baseline and target
+formatting, forward calls in large batches under the memory budget, and the
+checks on what the model returns."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+import torch
+from torch import Tensor
+
+from xattr._budget import get_memory_budget, parse_bytes
+
+TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
+BaselineType = Union[None, int, float, Tensor, tuple[Union[int, float, Tensor], ...]]
+TargetType = Union[None, int, tuple, list, Tensor, str]
+
+# Activations of a forward pass cost a multiple of the input's bytes; batches are
+# sized so that inputs * this factor fit in the budget.
+ACTIVATION_FACTOR = 16
+
+
+def format_inputs(inputs: TensorOrTuple, name: str = "inputs") -> tuple[tuple[Tensor, ...], bool]:
+    """(tuple of tensors, whether the caller passed a tuple); all share the batch size."""
+    if isinstance(inputs, Tensor):
+        out, is_tuple = (inputs,), False
+    elif (
+        isinstance(inputs, (tuple, list)) and inputs and all(isinstance(t, Tensor) for t in inputs)
+    ):
+        out, is_tuple = tuple(inputs), True
+    else:
+        raise TypeError(
+            f"{name}: expected a tensor or a tuple of tensors, got {type(inputs).__name__}"
+        )
+    for i, t in enumerate(out):
+        if t.dim() < 1:
+            raise ValueError(f"{name}[{i}]: expected a batch dimension, got a scalar")
+    sizes = {t.shape[0] for t in out}
+    if len(sizes) != 1:
+        raise ValueError(
+            f"{name}: all tensors need the same batch size, got {[t.shape[0] for t in out]}"
+        )
+    return out, is_tuple
+
+
+def format_output(values: tuple[Tensor, ...], is_tuple: bool) -> TensorOrTuple:
+    return values if is_tuple else values[0]
+
+
+def format_baselines(baselines: BaselineType, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """One baseline tensor per input, shaped [B, *F] or [1, *F] (shared), in the input's dtype.
+
+    Accepts Captum's forms: None (zeros), a number, a tensor shaped like the
+    inputs, like one example, or with a leading 1, or a tuple of these.
+    """
+    if baselines is None:
+        baselines = (0.0,) * len(inputs)
+    elif not isinstance(baselines, (tuple, list)):
+        baselines = (baselines,)
+    if len(baselines) != len(inputs):
+        raise ValueError(
+            f"baselines: expected {len(inputs)} baseline(s), one per input, got {len(baselines)}"
+        )
+    out = []
+    for i, (b, x) in enumerate(zip(baselines, inputs)):
+        feat = tuple(x.shape[1:])
+        if isinstance(b, (int, float)) and not isinstance(b, bool):
+            out.append(torch.full((1, *feat), b, dtype=x.dtype, device=x.device))
+            continue
+        if not isinstance(b, Tensor):
+            raise TypeError(
+                f"baselines[{i}]: expected a number or a tensor, got {type(b).__name__}"
+            )
+        if b.dim() == x.dim() and b.shape[0] in (1, x.shape[0]):
+            try:
+                t = b.broadcast_to((b.shape[0], *feat))
+            except RuntimeError:
+                t = None
+        else:
+            try:
+                t = b.broadcast_to(feat).unsqueeze(0)
+            except RuntimeError:
+                t = None
+        if t is None:
+            raise ValueError(
+                f"baselines[{i}]: shape {tuple(b.shape)} fits neither the inputs {tuple(x.shape)} "
+                f"nor one example {feat}"
+            )
+        out.append(t.to(device=x.device, dtype=x.dtype))
+    return tuple(out)
+
+
+def warn_if_training(forward_func: Callable) -> None:
+    """Dropout and batch-norm statistics in training mode break exactness and determinism."""
+    module = (
+        forward_func
+        if isinstance(forward_func, torch.nn.Module)
+        else getattr(forward_func, "__self__", None)
+    )
+    if isinstance(module, torch.nn.Module) and module.training:
+        warnings.warn(
+            "the model is in training mode: dropout and batch-norm make attributions inexact "
+            "and non-deterministic; call model.eval() first",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def expand_additional_args(args: Any, batch: int, repeats: int) -> tuple:
+    """Repeats every tensor argument with the batch as first dimension, example-major
+    (row b * repeats + s), to match the perturbed rows; other arguments pass as they are."""
+    if args is None:
+        return ()
+    if not isinstance(args, tuple):
+        args = (args,)
+    out = []
+    for a in args:
+        if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch and repeats != 1:
+            out.append(a.repeat_interleave(repeats, dim=0))
+        else:
+            out.append(a)
+    return tuple(out)
+
+
+def slice_additional_args(args: tuple, batch: int, start: int, stop: int) -> tuple:
+    """Rows start..stop of the expanded tensor arguments (others unchanged)."""
+    return tuple(
+        a[start:stop] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch else a
+        for a in args
+    )
+
+
+def rows_per_batch(
+    inputs: tuple[Tensor, ...],
+    requested: int | None,
+    memory_budget: int | str | None,
+    name: str = "perturbations_per_eval",
+    per_row_copies: int = 1,
+) -> int | None:
+    """Rows per forward call: the user's number, else as many as fit the budget.
+
+    ``requested`` counts rows in the units the caller uses (e.g. perturbations per
+    example); None means "choose".
+    """
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise ValueError(f"{name}: expected a positive int, got {requested!r}")
+        return requested
+    budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
+    row_bytes = sum(t[0].numel() * t.element_size() for t in inputs) * per_row_copies
+    return max(1, budget // max(1, row_bytes * ACTIVATION_FACTOR))
+
+
+# ------------------------------------------------------------------ targets
+class Targets:
+    """A normalised ``target``: selects T outputs per example from model outputs.
+
+    Forms (Captum's, plus two of ours):
+      None              the model returns one value per example
+      int / tuple       the same output index for every example
+      list / 1-D tensor of B ints (or B tuples): one index per example
+      list of B lists of T ints: T targets per example (ours)
+      "all"             every output (ours)
+    ``multi`` says whether attributions get a target dimension (after the batch).
+    """
+
+    def __init__(self, target: TargetType, batch: int):
+        self.batch = batch
+        self.multi = False
+        self.kind = "none"
+        self.index: Tensor | None = None
+        self.fixed: tuple | None = None
+        if target is None:
+            return
+        if isinstance(target, str):
+            if target != "all":
+                raise ValueError(f"target: the only string accepted is 'all', got {target!r}")
+            self.kind, self.multi = "all", True
+            return
+        if isinstance(target, Tensor):
+            if target.numel() == 1:
+                target = int(target.item())
+            else:
+                if target.dim() != 1 or target.shape[0] != batch:
+                    raise ValueError(
+                        f"target: a tensor target needs {batch} entries (one per example), "
+                        f"got shape {tuple(target.shape)}"
+                    )
+                target = target.tolist()
+        if isinstance(target, bool):
+            raise TypeError("target: expected an int, tuple, list, tensor or 'all', got bool")
+        if isinstance(target, int):
+            self.kind, self.fixed = "fixed", (target,)
+            return
+        if isinstance(target, tuple):
+            self.kind, self.fixed = "fixed", tuple(int(t) for t in target)
+            return
+        if isinstance(target, list):
+            if len(target) != batch:
+                raise ValueError(
+                    f"target: a list target needs {batch} entries (one per example), "
+                    f"got {len(target)}"
+                )
+            if all(isinstance(t, int) and not isinstance(t, bool) for t in target):
+                self.kind = "per_example"
+                self.index = torch.tensor(target, dtype=torch.long).view(batch, 1)
+                return
+            if all(isinstance(t, tuple) for t in target):
+                self.kind = "per_example_tuple"
+                self.fixed = tuple(tuple(int(v) for v in t) for t in target)
+                return
+            if all(isinstance(t, list) for t in target):
+                lens = {len(t) for t in target}
+                if len(lens) != 1 or 0 in lens:
+                    raise ValueError(
+                        "target: a list of lists needs the same, "
+                        "non-zero number of targets per example"
+                    )
+                self.kind, self.multi = "per_example", True
+                self.index = torch.tensor(target, dtype=torch.long)
+                return
+        raise TypeError(f"target: unsupported target {target!r}")
+
+    def select(self, out: Tensor, rows_per_example: int, first_example: int = 0) -> Tensor:
+        """Model outputs for rows ordered example-major -> [rows, T]."""
+        n = out.shape[0]
+        if self.kind == "none":
+            if out[0].numel() != 1 if n else False:
+                raise ValueError(
+                    f"target: the model returns {tuple(out.shape[1:])} values per example; "
+                    "give target= to choose one (or target='all')"
+                )
+            return out.reshape(n, 1)
+        if self.kind == "all":
+            return out.reshape(n, -1)
+        if self.kind == "fixed":
+            if out.dim() - 1 < len(self.fixed):
+                raise ValueError(
+                    f"target: index {self.fixed} needs {len(self.fixed)} output dimensions, "
+                    f"the model returns {tuple(out.shape[1:])}"
+                )
+            self._check_range(out, self.fixed)
+            return out[(slice(None), *self.fixed)].reshape(n, -1)
+        ex = torch.arange(n, device=out.device) // rows_per_example + first_example
+        if self.kind == "per_example_tuple":
+            sel = torch.stack([out[(r, *self.fixed[int(e)])] for r, e in enumerate(ex.tolist())])
+            return sel.reshape(n, -1)
+        if out.dim() != 2:
+            raise ValueError(
+                "target: per-example indices need outputs [batch, classes], "
+                f"the model returns {tuple(out.shape)}"
+            )
+        idx = self.index.to(out.device)[ex]  # [rows, T]
+        if int(idx.max()) >= out.shape[1] or int(idx.min()) < -out.shape[1]:
+            raise ValueError(f"target: index out of range for {out.shape[1]} outputs")
+        return torch.gather(out, 1, idx % out.shape[1])
+
+    @staticmethod
+    def _check_range(out: Tensor, fixed: tuple) -> None:
+        for dim, (i, size) in enumerate(zip(fixed, out.shape[1:])):
+            if not -size <= i < size:
+                raise ValueError(
+                    f"target: index {i} out of range for output dimension {dim + 1} of size {size}"
+                )
+
+
+def check_model_output(out: Any, rows: int) -> Tensor:
+    """The model must return a tensor with one row per input row, all finite."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"forward_func: expected it to return a tensor, got {type(out).__name__}")
+    if out.dim() == 0:
+        out = out.reshape(1)
+    if out.shape[0] != rows:
+        raise ValueError(
+            f"forward_func: returned {out.shape[0]} rows for a batch of {rows}; "
+            "the model must return one output row per input row"
+        )
+    if out.is_floating_point() and not bool(torch.isfinite(out).all()):
+        raise ValueError("forward_func: returned non-finite values (NaN or inf)")
+    return out
+
+
+def progress(total: int, enabled: bool, desc: str):
+    """A tqdm progress bar when asked for and tqdm is installed, else a no-op."""
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+
+            return tqdm(total=total, desc=desc)
+        except ImportError:  # pragma: no cover
+            pass
+
+    class _Null:
+        def update(self, n: int = 1) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    return _Null()
+
+
+def n_elements(t: Tensor) -> int:
+    return math.prod(t.shape[1:])
+
+
+def seq(x: Any) -> Sequence:
+    return x if isinstance(x, (tuple, list)) else (x,)

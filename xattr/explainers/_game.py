@@ -1,0 +1,264 @@
+"""The coalition game every perturbation explainer evaluates.
+
+``Game(...)(masks)`` returns v(S) for every input and every coalition row:
+masks are bool [S, d] (shared by the batch) or [B, S, d]; values are
+[B, S, T] for T selected outputs. Perturbed inputs are built with the masking
+kernel and pushed through the model in batches of ``rows`` model rows; the
+removal (baseline, marginal, conditional) decides what replaces the features
+off S.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from xattr import ops
+from xattr.explainers._common import (
+    Targets,
+    check_model_output,
+    expand_additional_args,
+    format_inputs,
+    progress,
+)
+from xattr.explainers.removal import (
+    BaselineRemoval,
+    ConditionalRemoval,
+    MarginalRemoval,
+    Removal,
+)
+
+
+def format_feature_mask(
+    feature_mask: Tensor | tuple[Tensor, ...] | None, inputs: tuple[Tensor, ...]
+) -> tuple[tuple[Tensor, ...], Tensor]:
+    """Feature groups as int64 [1 or B, *F] per input, ids remapped to 0..d-1.
+
+    None makes every scalar of every input its own feature (Captum's default).
+    Returns (groups, ids) with ``ids[j]`` the user's id of feature j.
+    """
+    B = inputs[0].shape[0]
+    if feature_mask is None:
+        groups, start = [], 0
+        for x in inputs:
+            n = x[0].numel()
+            groups.append(torch.arange(start, start + n, device=x.device).view(1, *x.shape[1:]))
+            start += n
+        return tuple(groups), torch.arange(start)
+    masks = feature_mask if isinstance(feature_mask, (tuple, list)) else (feature_mask,)
+    if len(masks) != len(inputs):
+        raise ValueError(
+            f"feature_mask: expected {len(inputs)} mask(s), one per input, got {len(masks)}"
+        )
+    groups = []
+    for i, (m, x) in enumerate(zip(masks, inputs)):
+        if not isinstance(m, Tensor):
+            raise TypeError(f"feature_mask[{i}]: expected a tensor, got {type(m).__name__}")
+        if m.is_floating_point() or m.dtype == torch.bool:
+            raise TypeError(f"feature_mask[{i}]: expected an integer dtype, got {m.dtype}")
+        feat = tuple(x.shape[1:])
+        try:
+            if m.dim() == x.dim() and m.shape[0] in (1, B):
+                g = m.broadcast_to((m.shape[0], *feat))
+            else:
+                g = m.broadcast_to(feat).unsqueeze(0)
+        except RuntimeError:
+            raise ValueError(
+                f"feature_mask[{i}]: shape {tuple(m.shape)} fits neither the inputs "
+                f"{tuple(x.shape)} nor one example {feat}"
+            ) from None
+        groups.append(g.to(device=x.device, dtype=torch.int64))
+    ids = torch.unique(torch.cat([g.reshape(-1).cpu() for g in groups]))
+    remapped = tuple(
+        torch.searchsorted(ids.to(g.device), g.reshape(-1)).view(g.shape).contiguous()
+        for g in groups
+    )
+    return remapped, ids
+
+
+class Game:
+    """v(S) for a batch of inputs (see the module docstring).
+
+    Args:
+        forward_func: the model (any callable).
+        inputs: tuple of [B, *F] tensors.
+        baselines: tuple of [1 or B, *F] tensors (from ``format_baselines``).
+        groups: tuple of int64 [1 or B, *F] feature ids in 0..d-1.
+        n_features: d.
+        targets: a :class:`Targets`.
+        additional_forward_args: passed to the model after the inputs.
+        removal: a removal object (``BaselineRemoval`` by default).
+        rows: model rows per forward call.
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable,
+        inputs: tuple[Tensor, ...],
+        baselines: tuple[Tensor, ...],
+        groups: tuple[Tensor, ...],
+        n_features: int,
+        targets: Targets,
+        additional_forward_args: Any = None,
+        removal: Removal | None = None,
+        rows: int = 1024,
+        show_progress: bool = False,
+        desc: str = "coalitions",
+    ):
+        self.f = forward_func
+        self.inputs, self.baselines, self.groups = inputs, baselines, groups
+        self.d, self.targets, self.rows = n_features, targets, max(1, int(rows))
+        self.args = additional_forward_args
+        self.removal = BaselineRemoval() if removal is None else removal
+        self.show_progress, self.desc = show_progress, desc
+        self.B = inputs[0].shape[0]
+        self.evaluations = 0  # model rows evaluated so far (per input)
+        if isinstance(self.removal, MarginalRemoval):
+            bg, _ = format_inputs(self.removal.background, "background")
+            if len(bg) != len(inputs):
+                raise ValueError(
+                    f"background: expected {len(inputs)} tensor(s), one per input, got {len(bg)}"
+                )
+            for i, (z, x) in enumerate(zip(bg, inputs)):
+                if tuple(z.shape[1:]) != tuple(x.shape[1:]):
+                    raise ValueError(
+                        f"background[{i}]: rows must be shaped like one example "
+                        f"{tuple(x.shape[1:])}, got {tuple(z.shape[1:])}"
+                    )
+            self.background = tuple(
+                z.to(device=x.device, dtype=x.dtype) for z, x in zip(bg, inputs)
+            )
+        elif not isinstance(self.removal, (BaselineRemoval, ConditionalRemoval)):
+            raise TypeError(
+                "removal: expected BaselineRemoval(), MarginalRemoval(background) or "
+                f"ConditionalRemoval(surrogate), got {type(self.removal).__name__}"
+            )
+
+    # ---------------------------------------------------------------- eval
+    def _forward(self, pert: tuple[Tensor, ...], per_example: int, masks: Tensor | None) -> Tensor:
+        """Model outputs on perturbed rows ordered (example, copy) -> [rows, T]."""
+        n = pert[0].shape[0]
+        args = expand_additional_args(self.args, self.B, per_example)
+        with torch.no_grad():
+            if isinstance(self.removal, ConditionalRemoval):
+                out = self.removal.surrogate(*pert, masks, *args)
+            else:
+                out = self.f(*pert, *args)
+        out = check_model_output(out, n)
+        return self.targets.select(out, per_example).to(torch.float64)
+
+    def _chunk(self, masks: Tensor) -> Tensor:
+        """masks [1 or B, s, d] -> values [B, s, T]."""
+        s = masks.shape[1]
+        if isinstance(self.removal, MarginalRemoval):
+            N = self.background[0].shape[0]
+            pert = []
+            for x, z, g in zip(self.inputs, self.background, self.groups):
+                xr = x.repeat_interleave(N, dim=0)
+                zr = z.repeat(self.B, *([1] * (z.dim() - 1)))
+                gr = g if g.shape[0] == 1 else g.repeat_interleave(N, dim=0)
+                mr = masks if masks.shape[0] == 1 else masks.repeat_interleave(N, dim=0)
+                p = ops.mask_apply(xr, mr, gr, baselines=zr)
+                pert.append(p.reshape(self.B * N * s, *x.shape[1:]))
+            v = self._forward(tuple(pert), N * s, None)
+            return v.view(self.B, N, s, -1).mean(1)
+        pert = tuple(
+            ops.mask_apply(x, masks, g, baselines=b).reshape(self.B * s, *x.shape[1:])
+            for x, g, b in zip(self.inputs, self.groups, self.baselines)
+        )
+        rows_masks = masks.expand(self.B, s, self.d).reshape(self.B * s, self.d)
+        return self._forward(pert, s, rows_masks).view(self.B, s, -1)
+
+    def __call__(self, masks: Tensor) -> Tensor:
+        """v(S) for every input and every mask row: [B, S, T] (float64)."""
+        m3 = masks.unsqueeze(0) if masks.dim() == 2 else masks
+        if m3.shape[-1] != self.d:
+            raise ValueError(f"masks: expected {self.d} features, got {m3.shape[-1]}")
+        S = m3.shape[1]
+        copies = self.background[0].shape[0] if isinstance(self.removal, MarginalRemoval) else 1
+        step = max(1, self.rows // max(1, self.B * copies))
+        bar = progress(S, self.show_progress, self.desc)
+        parts = []
+        for s0 in range(0, S, step):
+            parts.append(self._chunk(m3[:, s0 : s0 + step]))
+            bar.update(min(step, S - s0))
+        bar.close()
+        self.evaluations += S
+        if not parts:
+            return torch.empty((self.B, 0, 0), dtype=torch.float64)
+        return torch.cat(parts, dim=1)
+
+    def full_and_empty(self) -> tuple[Tensor, Tensor]:
+        """v(N) and v(empty), each [B, T]."""
+        m = torch.zeros((2, self.d), dtype=torch.bool, device=self.inputs[0].device)
+        m[0] = True
+        v = self(m)
+        return v[:, 0], v[:, 1]
+
+
+def spread(
+    phi: Tensor, groups: tuple[Tensor, ...], inputs: tuple[Tensor, ...], multi: bool
+) -> tuple[Tensor, ...]:
+    """Per-feature values [B, T, d] -> per-element attributions shaped like each input:
+    [B, *F] for one target, [B, T, *F] for several (``multi``); dtype of the input."""
+    B, T, _ = phi.shape
+    out = []
+    for x, g in zip(inputs, groups):
+        flat = g.reshape(g.shape[0], 1, -1).expand(B, T, -1)
+        a = torch.gather(phi, 2, flat).reshape(B, T, *x.shape[1:])
+        a = a.to(x.dtype if x.is_floating_point() else phi.dtype)
+        out.append(a if multi else a[:, 0])
+    return tuple(out)
+
+
+class Setup:
+    """Everything a perturbation explainer derives from its ``attribute`` arguments."""
+
+    def __init__(
+        self,
+        forward_func: Callable,
+        inputs: Any,
+        baselines: Any,
+        target: Any,
+        additional_forward_args: Any,
+        feature_mask: Any,
+        removal: Removal | None,
+        perturbations_per_eval: int | None,
+        memory_budget: int | str | None,
+        show_progress: bool,
+        desc: str,
+    ):
+        from xattr.explainers._common import format_baselines, rows_per_batch, warn_if_training
+
+        warn_if_training(forward_func)
+        self.inputs, self.is_tuple = format_inputs(inputs)
+        self.baselines = format_baselines(baselines, self.inputs)
+        self.groups, self.ids = format_feature_mask(feature_mask, self.inputs)
+        self.d = int(self.ids.numel())
+        self.B = self.inputs[0].shape[0]
+        self.targets = Targets(target, self.B)
+        if perturbations_per_eval is not None:
+            rows = self.B * rows_per_batch(self.inputs, perturbations_per_eval, None)
+        else:
+            rows = rows_per_batch(self.inputs, None, memory_budget)
+        self.game = Game(
+            forward_func,
+            self.inputs,
+            self.baselines,
+            self.groups,
+            self.d,
+            self.targets,
+            additional_forward_args,
+            removal,
+            rows,
+            show_progress,
+            desc,
+        )
+
+    def output(self, phi: Tensor) -> Any:
+        """[B, T, d] per-feature values -> attributions shaped like the inputs."""
+        out = spread(phi, self.groups, self.inputs, self.targets.multi)
+        return out if self.is_tuple else out[0]
