@@ -266,3 +266,45 @@ def test_model_with_wrong_batch_size_is_reported():
     s = _setup(f, torch.zeros(3, 2, dtype=F64), target=None)
     with pytest.raises(ValueError, match="forward_func"):
         s.game(ops.enumerate_coalitions(2))
+
+
+def test_top_level_names_are_captums():
+    import captum.attr
+
+    for name in (
+        "Saliency",
+        "InputXGradient",
+        "IntegratedGradients",
+        "GradientShap",
+        "LayerIntegratedGradients",
+        "NoiseTunnel",
+        "FeatureAblation",
+        "Occlusion",
+        "KernelShap",
+        "Lime",
+        "ShapleyValueSampling",
+    ):
+        assert hasattr(captum.attr, name) and hasattr(xattr, name), name
+    for name in ("Banzhaf", "ExactShapley", "MarginalRemoval", "ConditionalRemoval"):
+        assert hasattr(xattr, name), name
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        "Saliency",
+        "IntegratedGradients",
+        "FeatureAblation",
+        "Occlusion",
+        "KernelShap",
+        "Lime",
+        "ShapleyValueSampling",
+        "Banzhaf",
+        "ExactShapley",
+        "InputXGradient",
+        "GradientShap",
+    ],
+)
+def test_constructors_reject_a_non_callable_model(cls):
+    with pytest.raises(TypeError, match="forward_func"):
+        getattr(xattr, cls)("not a model")

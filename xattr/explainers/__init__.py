@@ -1,1 +1,42 @@
-"""Explainers: Captum's attribution methods on xattr's kernels, plus our own."""
+"""Explainers: Captum's attribution methods on xattr's kernels, plus our own.
+
+Gradient methods: Saliency, InputXGradient, IntegratedGradients, GradientShap,
+NoiseTunnel, LayerIntegratedGradients. Perturbation methods (each computes a
+game v(S) chosen by ``removal=``): FeatureAblation, Occlusion, KernelShap, Lime,
+ShapleyValueSampling, Banzhaf, ExactShapley.
+"""
+
+from xattr.explainers.banzhaf import Banzhaf
+from xattr.explainers.exact_shapley import ExactShapley
+from xattr.explainers.feature_ablation import FeatureAblation
+from xattr.explainers.gradient_shap import GradientShap
+from xattr.explainers.input_x_gradient import InputXGradient
+from xattr.explainers.integrated_gradients import IntegratedGradients
+from xattr.explainers.kernel_shap import KernelShap
+from xattr.explainers.layer_integrated_gradients import LayerIntegratedGradients
+from xattr.explainers.lime import Lime, LinearSurrogate
+from xattr.explainers.noise_tunnel import NoiseTunnel
+from xattr.explainers.occlusion import Occlusion
+from xattr.explainers.removal import BaselineRemoval, ConditionalRemoval, MarginalRemoval
+from xattr.explainers.saliency import Saliency
+from xattr.explainers.shapley_value_sampling import ShapleyValueSampling
+
+__all__ = [
+    "Banzhaf",
+    "BaselineRemoval",
+    "ConditionalRemoval",
+    "ExactShapley",
+    "FeatureAblation",
+    "GradientShap",
+    "InputXGradient",
+    "IntegratedGradients",
+    "KernelShap",
+    "LayerIntegratedGradients",
+    "Lime",
+    "LinearSurrogate",
+    "MarginalRemoval",
+    "NoiseTunnel",
+    "Occlusion",
+    "Saliency",
+    "ShapleyValueSampling",
+]

@@ -93,6 +93,12 @@ def format_baselines(baselines: BaselineType, inputs: tuple[Tensor, ...]) -> tup
     return tuple(out)
 
 
+def check_forward_func(forward_func: Any) -> None:
+    """Every explainer's constructor: the model must be callable."""
+    if not callable(forward_func):
+        raise TypeError(f"forward_func: expected a callable, got {type(forward_func).__name__}")
+
+
 def warn_if_training(forward_func: Callable) -> None:
     """Dropout and batch-norm statistics in training mode break exactness and determinism."""
     module = (
@@ -105,7 +111,7 @@ def warn_if_training(forward_func: Callable) -> None:
             "the model is in training mode: dropout and batch-norm make attributions inexact "
             "and non-deterministic; call model.eval() first",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 

@@ -240,10 +240,12 @@ class Setup:
         self.d = int(self.ids.numel())
         self.B = self.inputs[0].shape[0]
         self.targets = Targets(target, self.B)
+        # Captum's perturbations_per_eval (default 1, one copy per forward call) is
+        # checked for compatibility but batches follow the memory budget: the
+        # results never depend on it.
         if perturbations_per_eval is not None:
-            rows = self.B * rows_per_batch(self.inputs, perturbations_per_eval, None)
-        else:
-            rows = rows_per_batch(self.inputs, None, memory_budget)
+            rows_per_batch(self.inputs, perturbations_per_eval, None)
+        rows = rows_per_batch(self.inputs, None, memory_budget)
         self.game = Game(
             forward_func,
             self.inputs,

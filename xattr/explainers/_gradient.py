@@ -1,0 +1,288 @@
+"""What the gradient explainers share: gradients of the selected outputs with respect to
+batches of points (one forward per batch, one backward per target), straight-line path
+integration with K baselines per input (Integrated Gradients and its relatives), and
+the convergence delta.
+
+Rows are always ordered example-major: row ``b * R + r`` belongs to example ``b``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from xattr import ops
+from xattr.explainers._common import Targets, check_model_output, progress, rows_per_batch
+from xattr.ops import _checks
+
+
+def float_inputs(inputs: tuple[Tensor, ...], name: str = "inputs") -> None:
+    """Gradient explainers need floating inputs (float32 / float64)."""
+    for i, x in enumerate(inputs):
+        if x.dtype not in _checks.FLOATS:
+            label = name if len(inputs) == 1 else f"{name}[{i}]"
+            raise TypeError(
+                f"{label}: expected a float32 or float64 tensor, got "
+                f"{str(x.dtype).replace('torch.', '')}"
+            )
+        _checks.finite(name if len(inputs) == 1 else f"{name}[{i}]", x)
+
+
+def chunk_args(args: tuple, batch: int, start: int, stop: int, reps: int) -> tuple:
+    """Examples start..stop of the per-example tensor arguments, each repeated ``reps``
+    times example-major; other arguments pass unchanged."""
+    out = []
+    for a in args:
+        if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch:
+            a = a[start:stop]
+            if reps != 1:
+                a = a.repeat_interleave(reps, dim=0)
+        out.append(a)
+    return tuple(out)
+
+
+def as_args(args: Any) -> tuple:
+    if args is None:
+        return ()
+    return args if isinstance(args, tuple) else (args,)
+
+
+def selected(
+    forward_func: Callable,
+    points: tuple[Tensor, ...],
+    args: tuple,
+    targets: Targets,
+    rows_per_example: int,
+    first_example: int,
+) -> Tensor:
+    """Selected outputs [rows, T] of the model at ``points`` (checked)."""
+    out = forward_func(*points, *args)
+    return _select_checked(out, points[0].shape[0], targets, rows_per_example, first_example)
+
+
+def _select_checked(
+    out: Any, rows: int, targets: Targets, rows_per_example: int, first_example: int
+) -> Tensor:
+    out = check_model_output(out, rows)
+    sel = targets.select(out, rows_per_example, first_example)
+    if not targets.multi and sel.shape[1] != 1:
+        raise ValueError(
+            f"target: selects {sel.shape[1]} outputs per example; give one index per example "
+            "(or a list of lists / target='all' for several targets)"
+        )
+    return sel
+
+
+def grads_at(
+    forward_func: Callable,
+    points: tuple[Tensor, ...],
+    args: tuple,
+    targets: Targets,
+    rows_per_example: int,
+    first_example: int,
+    wrt: tuple[Tensor, ...] | None = None,
+) -> tuple[tuple[Tensor, ...], Tensor]:
+    """Gradients of each selected output w.r.t. ``wrt`` (default: the points).
+
+    One forward pass, then one backward pass per target. Returns
+    (grads: one [rows, T, *F] per tensor, selected outputs [rows, T] detached).
+    """
+    with torch.enable_grad():
+        if wrt is None:
+            points = tuple(p.detach().requires_grad_() for p in points)
+            wrt = points
+        sel = selected(forward_func, points, args, targets, rows_per_example, first_example)
+        return _grads_of(sel, wrt)
+
+
+def outputs_at(
+    forward_func: Callable,
+    points: tuple[Tensor, ...],
+    args: tuple,
+    targets: Targets,
+    rows: int,
+) -> Tensor:
+    """Selected outputs [B, T] at one point per example, in batches of ``rows``."""
+    B = points[0].shape[0]
+    parts = []
+    with torch.no_grad():
+        for s in range(0, B, rows):
+            e = min(B, s + rows)
+            pts = tuple(p[s:e] for p in points)
+            parts.append(selected(forward_func, pts, chunk_args(args, B, s, e, 1), targets, 1, s))
+    return torch.cat(parts, 0)
+
+
+def batch_rows(
+    inputs: tuple[Tensor, ...],
+    internal_batch_size: int | None,
+    memory_budget: int | str | None,
+) -> int:
+    return rows_per_batch(inputs, internal_batch_size, memory_budget, name="internal_batch_size")
+
+
+def expand_base(base: Tensor, B: int) -> Tensor:
+    return base if base.shape[0] == B else base.expand(B, *base.shape[1:])
+
+
+def integrate_paths(
+    forward_func: Callable,
+    inputs: tuple[Tensor, ...],
+    baselines: tuple[Tensor, ...],
+    args: tuple,
+    targets: Targets,
+    method: str,
+    n_steps: int,
+    rows: int,
+    multiply_by_inputs: bool = True,
+    reduction: str = "mean",
+    show_progress: bool = False,
+    desc: str = "IntegratedGradients",
+    layer_call: Callable | None = None,
+) -> tuple[tuple[Tensor, ...], int]:
+    """Integrated gradients along straight paths, K baselines per input.
+
+    Args:
+        inputs: one [B, *F] per input; baselines: one [1 or B, K, *F] per input.
+        rows: model rows per forward (scaled-input rows, as Captum's internal_batch_size).
+        layer_call: when given, ``layer_call(points, example_start, example_stop, reps)``
+            runs the model with the points injected (LayerIntegratedGradients) and returns
+            its raw output; the points are then what gradients are taken with respect to.
+
+    Returns:
+        (attributions: one [B, T, *F] per input ([B, T, K, *F] for reduction "none"), T).
+    """
+    B = inputs[0].shape[0]
+    K = baselines[0].shape[1]
+    alphas, weights = ops.quadrature(method, n_steps, dtype=inputs[0].dtype)
+    alphas, weights = alphas.to(inputs[0].device), weights.to(inputs[0].device)
+    J = alphas.shape[0]
+    per_example = K * J
+    acc: list[Tensor | None] = [None] * len(inputs)
+    T = None
+    bar = progress(B * per_example, show_progress, desc)
+    for s, e, j0, j1 in _kblocks(B, K, J, rows):
+        nb = e - s
+        a = alphas[j0:j1]
+        w = weights[j0:j1]
+        pts = tuple(
+            ops.path_points(x[s:e], b if b.shape[0] == 1 else b[s:e], a)
+            for x, b in zip(inputs, baselines)
+        )  # [nb, K, j, *F]
+        reps = K * a.shape[0]
+        flat = tuple(p.reshape(nb * reps, *p.shape[3:]) for p in pts)
+        if layer_call is None:
+            g, _ = grads_at(forward_func, flat, chunk_args(args, B, s, e, reps), targets, reps, s)
+        else:
+            with torch.enable_grad():
+                flat = tuple(f.detach().requires_grad_() for f in flat)
+                out = layer_call(flat, s, e, reps)
+                sel = _select_checked(out, nb * reps, targets, reps, s)
+                g, _ = _grads_of(sel, flat)
+        t = g[0].shape[1]
+        if T is None:
+            T = t
+        for i, (gi, x, b) in enumerate(zip(g, inputs, baselines)):
+            feat = tuple(x.shape[1:])
+            # [nb*K*j, T, *F] -> [nb, T, K, j, *F] -> [nb*T, K, j, *F]
+            gi = gi.reshape(nb, K, a.shape[0], t, *feat).movedim(3, 1)
+            gi = gi.reshape(nb * t, K, a.shape[0], *feat)
+            xi = x[s:e].repeat_interleave(t, 0)
+            bi = b if b.shape[0] == 1 else b[s:e].repeat_interleave(t, 0)
+            part = ops.path_integrate(
+                gi, xi, bi, w, reduction=reduction, multiply_by_inputs=multiply_by_inputs
+            )
+            part = part.reshape(nb, t, *part.shape[1:])
+            if acc[i] is None:
+                acc[i] = x.new_zeros((B, t, *part.shape[2:]))
+            acc[i][s:e] += part
+        bar.update(nb * K * a.shape[0])
+    bar.close()
+    return tuple(acc), int(T)
+
+
+def _kblocks(B: int, K: int, J: int, rows: int) -> Iterator[tuple[int, int, int, int]]:
+    """(example start, example stop, step start, step stop) blocks of at most ``rows`` model
+    rows (at least one step of one example); a block holds all K baselines of its steps."""
+    per_step = K
+    if rows >= K * J:
+        n = rows // (K * J)
+        for s in range(0, B, n):
+            yield s, min(B, s + n), 0, J
+    else:
+        steps = max(1, rows // per_step)
+        for b in range(B):
+            for j in range(0, J, steps):
+                yield b, b + 1, j, min(J, j + steps)
+
+
+def _grads_of(sel: Tensor, wrt: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], Tensor]:
+    T = sel.shape[1]
+    per_t = []
+    for t in range(T):
+        g = torch.autograd.grad(sel[:, t].sum(), wrt, retain_graph=t < T - 1, allow_unused=True)
+        per_t.append(tuple(torch.zeros_like(w) if gi is None else gi for gi, w in zip(g, wrt)))
+    grads = tuple(torch.stack([p[i] for p in per_t], dim=1) for i in range(len(wrt)))
+    return grads, sel.detach()
+
+
+def finish(values: tuple[Tensor, ...], multi: bool) -> tuple[Tensor, ...]:
+    """Drops the target dimension (dim 1) when a single target was asked for."""
+    return values if multi else tuple(v.squeeze(1) for v in values)
+
+
+def convergence_delta(
+    forward_func: Callable,
+    attributions: tuple[Tensor, ...],
+    inputs: tuple[Tensor, ...],
+    baselines: tuple[Tensor, ...],
+    args: tuple,
+    targets: Targets,
+    rows: int,
+) -> Tensor:
+    """sum(attributions) - (f(inputs) - f(baselines)) per example and target: [B, T].
+
+    ``attributions`` are [B, T, *F]; ``baselines`` [1 or B, *F].
+    """
+    B = inputs[0].shape[0]
+    base = tuple(expand_base(b, B) for b in baselines)
+    end = outputs_at(forward_func, inputs, args, targets, rows)
+    start = outputs_at(forward_func, base, args, targets, rows)
+    total = sum(a.reshape(a.shape[0], a.shape[1], -1).sum(-1) for a in attributions)
+    return total - (end - start).to(total.dtype)
+
+
+def check_n_steps(n_steps: Any, method: str) -> None:
+    if method not in ops.path.METHODS:
+        raise ValueError(f"method: expected one of {', '.join(ops.path.METHODS)}, got {method!r}")
+    _checks.int_arg("n_steps", n_steps, minimum=1 if method == "gausslegendre" else 2)
+
+
+def input_grads(
+    forward_func: Callable,
+    inputs: tuple[Tensor, ...],
+    args: tuple,
+    targets: Targets,
+    rows: int,
+    show_progress: bool = False,
+    desc: str = "gradients",
+) -> tuple[Tensor, ...]:
+    """Gradients of the selected outputs at the inputs: one [B, T, *F] per input."""
+    B = inputs[0].shape[0]
+    acc: list[Tensor | None] = [None] * len(inputs)
+    bar = progress(B, show_progress, desc)
+    for s in range(0, B, rows):
+        e = min(B, s + rows)
+        g, _ = grads_at(
+            forward_func, tuple(x[s:e] for x in inputs), chunk_args(args, B, s, e, 1), targets, 1, s
+        )
+        for i, gi in enumerate(g):
+            if acc[i] is None:
+                acc[i] = gi.new_zeros((B, *gi.shape[1:]))
+            acc[i][s:e] = gi
+        bar.update(e - s)
+    bar.close()
+    return tuple(acc)

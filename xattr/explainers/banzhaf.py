@@ -1,0 +1,140 @@
+"""Banzhaf: exact Banzhaf values by enumeration, or the maximum-sample-reuse
+(MSR) estimator over Bernoulli(1/2) coalitions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from xattr import ops
+from xattr.explainers._common import BaselineType, TargetType, TensorOrTuple, check_forward_func
+from xattr.explainers._game import Setup
+from xattr.explainers.exact_shapley import MAX_EXACT_FEATURES
+from xattr.explainers.removal import Removal
+from xattr.ops import _checks
+
+
+def msr_stderr(masks: Tensor, counts: Tensor, values: Tensor) -> Tensor:
+    """Standard error of the MSR Banzhaf estimate, from the same evaluations.
+
+    ``beta_i = mean_in - mean_out`` is a difference of two independent sample means
+    (given the split), so ``se_i^2 = var_in / n_in + var_out / n_out`` with the
+    unbiased sample variances of v over the coalitions holding / lacking i
+    (duplicates weighted by their counts).
+
+    Args:
+        masks: bool [u, d]; counts: [u]; values: [B, u, T] float64.
+
+    Returns:
+        [B, T, d] (inf where a side holds fewer than two coalitions).
+    """
+    m = masks.to(values.dtype)  # [u, d]
+    c = counts.to(values.dtype)  # [u]
+    cin = c[:, None] * m  # [u, d]
+    cout = c[:, None] * (1.0 - m)
+    out = []
+    for w in (cin, cout):
+        n = w.sum(0)  # [d]
+        s1 = torch.einsum("but,ud->btd", values, w)
+        s2 = torch.einsum("but,ud->btd", values * values, w)
+        mean = s1 / n
+        var = (s2 - n * mean * mean).clamp_min(0.0) / (n - 1)
+        var = torch.where(n > 1, var, torch.full_like(var, float("inf")))
+        out.append(var / n)
+    return (out[0] + out[1]).sqrt()
+
+
+class Banzhaf:
+    """Banzhaf values ``beta_i = 2^{1-d} sum_{S subset N \\ {i}} (v(S + i) - v(S))``.
+
+    The game is ``v(S) = f(x_S, b_{not S})`` with the default ``BaselineRemoval``
+    (``MarginalRemoval`` / ``ConditionalRemoval`` change it, see
+    :mod:`xattr.explainers.removal`). With ``n_samples=None`` and d <= 20 all 2^d
+    coalitions are evaluated (exact). Otherwise ``n_samples`` coalitions are drawn
+    Bernoulli(1/2) (seeded), each distinct one evaluated once, and the MSR
+    estimator ``beta_i = mean{v(S): i in S} - mean{v(S): i not in S}`` is used
+    (Wang & Jia, 2023); ``return_std`` adds its standard error
+    ``sqrt(var_in / n_in + var_out / n_out)`` (see :func:`msr_stderr`).
+
+    Example:
+        >>> import torch
+        >>> bz = Banzhaf(lambda x: x.prod(1))
+        >>> bz.attribute(torch.tensor([[1.0, 2.0]])).tolist()
+        [[1.0, 1.0]]
+    """
+
+    def __init__(self, forward_func: Callable[..., Tensor]):
+        check_forward_func(forward_func)
+        self.forward_func = forward_func
+
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int | None = None,
+        seed: int | None = None,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+        return_std: bool = False,
+    ) -> TensorOrTuple | tuple[TensorOrTuple, TensorOrTuple]:
+        """Attributions shaped like ``inputs`` (forms of ``baselines``, ``target``,
+        ``feature_mask`` as in :class:`FeatureAblation`).
+
+        Args:
+            n_samples: None (default) = exact by enumeration (needs d <= 20); an int
+                draws that many Bernoulli(1/2) coalitions (MSR estimate).
+            seed: seed of the draws; None draws one from torch's global generator.
+            removal, memory_budget, show_progress: as in the other explainers.
+            return_std: also return the standard error, shaped like the attributions
+                (zeros for the exact values).
+
+        Returns:
+            attributions [B, *F] per input ([B, T, *F] for several targets), and the
+            standard error when asked for.
+
+        Raises:
+            ValueError: n_samples=None with d > 20; a feature in every or in no sample.
+        """
+        if n_samples is not None:
+            n_samples = _checks.int_arg("n_samples", n_samples, minimum=2)
+        seed_value = _checks.seed(seed)
+        setup = Setup(
+            self.forward_func,
+            inputs,
+            baselines,
+            target,
+            additional_forward_args,
+            feature_mask,
+            removal,
+            None,
+            memory_budget,
+            show_progress,
+            "coalitions",
+        )
+        d, device = setup.d, setup.inputs[0].device
+        if n_samples is None:
+            if d > MAX_EXACT_FEATURES:
+                raise ValueError(
+                    f"n_samples: exact Banzhaf (n_samples=None) supports d <= "
+                    f"{MAX_EXACT_FEATURES} features, got d = {d}; give n_samples= to sample"
+                )
+            values = setup.game(ops.enumerate_coalitions(d, device=device))
+            phi = ops.exact_banzhaf(values)
+            std = torch.zeros_like(phi)
+        else:
+            masks = ops.bernoulli_masks(n_samples, d, 0.5, seed=seed_value, device=device)
+            uniq, _, counts = ops.unique_coalitions(masks)
+            values = setup.game(uniq)  # [B, u, T]
+            phi = ops.banzhaf_msr(uniq, values, counts.to(values.dtype))
+            std = msr_stderr(uniq, counts, values) if return_std else None
+        attr = setup.output(phi)
+        if return_std:
+            return attr, setup.output(std)
+        return attr

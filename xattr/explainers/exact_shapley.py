@@ -1,0 +1,103 @@
+"""ExactShapley: Shapley values from all 2^d coalitions (d <= 20)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor
+
+from xattr import ops
+from xattr.explainers._common import BaselineType, TargetType, TensorOrTuple, check_forward_func
+from xattr.explainers._game import Setup
+from xattr.explainers.removal import Removal
+
+MAX_EXACT_FEATURES = 20
+
+
+def _check_exact_d(d: int, name: str) -> None:
+    if d > MAX_EXACT_FEATURES:
+        raise ValueError(
+            f"feature_mask: {name} enumerates all 2^d coalitions and supports d <= "
+            f"{MAX_EXACT_FEATURES} features, got d = {d}; group features with "
+            "feature_mask= or use a sampling explainer"
+        )
+
+
+def _delta(phi: Tensor, v_full: Tensor, v_empty: Tensor, multi: bool) -> Tensor:
+    """sum_i phi_i - (v(N) - v(empty)): [B] or [B, T]."""
+    delta = phi.sum(-1) - (v_full - v_empty)
+    return delta if multi else delta[:, 0]
+
+
+class ExactShapley:
+    """Exact Shapley values of the coalition game over the d features.
+
+    ``phi_i = sum_{S subset N \\ {i}} |S|! (d-|S|-1)! / d! * (v(S + i) - v(S))``
+    with, by default (``BaselineRemoval``), ``v(S) = f(x_S, b_{not S})``;
+    ``MarginalRemoval(background)`` averages f over background rows for the
+    features off S, ``ConditionalRemoval(surrogate)`` asks a surrogate. All 2^d
+    coalitions are evaluated (batched under the memory budget), so d <= 20.
+    Efficiency holds: ``sum_i phi_i = v(N) - v(empty)``.
+
+    Example:
+        >>> import torch
+        >>> es = ExactShapley(lambda x: x.prod(1))
+        >>> es.attribute(torch.tensor([[1.0, 2.0]])).tolist()
+        [[1.0, 1.0]]
+    """
+
+    def __init__(self, forward_func: Callable[..., Tensor]):
+        check_forward_func(forward_func)
+        self.forward_func = forward_func
+
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+        return_convergence_delta: bool = False,
+    ) -> TensorOrTuple | tuple[TensorOrTuple, Tensor]:
+        """Attributions shaped like ``inputs`` (see :class:`FeatureAblation` for the
+        forms of ``baselines``, ``target`` and ``feature_mask``).
+
+        Args:
+            removal: ``BaselineRemoval()`` (default), ``MarginalRemoval``,
+                ``ConditionalRemoval``.
+            memory_budget: bytes (or "2GB") per batch of model rows.
+            return_convergence_delta: also return ``sum_i phi_i - (v(N) - v(empty))``
+                ([B], or [B, T] for several targets); zero up to rounding.
+
+        Returns:
+            attributions [B, *F] per input ([B, T, *F] for several targets), and the
+            delta when asked for.
+
+        Raises:
+            ValueError: more than 20 features.
+        """
+        setup = Setup(
+            self.forward_func,
+            inputs,
+            baselines,
+            target,
+            additional_forward_args,
+            feature_mask,
+            removal,
+            None,
+            memory_budget,
+            show_progress,
+            "coalitions",
+        )
+        _check_exact_d(setup.d, "ExactShapley")
+        masks = ops.enumerate_coalitions(setup.d, device=setup.inputs[0].device)
+        values = setup.game(masks)  # [B, 2^d, T]
+        phi = ops.exact_shapley(values)  # [B, T, d]
+        attr = setup.output(phi)
+        if return_convergence_delta:
+            return attr, _delta(phi, values[:, -1], values[:, 0], setup.targets.multi)
+        return attr

@@ -1,0 +1,116 @@
+"""FeatureAblation: Captum's leave-one-feature-out attribution on xattr's game."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from xattr.explainers._common import BaselineType, TargetType, TensorOrTuple, check_forward_func
+from xattr.explainers._game import Setup
+from xattr.explainers.removal import Removal
+
+# Bool mask entries built at once (rows x d); the game batches model rows itself.
+_MASK_ELEMENTS = 1 << 24
+
+
+def _check_ppe(perturbations_per_eval: Any) -> int:
+    if (
+        isinstance(perturbations_per_eval, bool)
+        or not isinstance(perturbations_per_eval, int)
+        or perturbations_per_eval < 1
+    ):
+        raise ValueError(
+            f"perturbations_per_eval: expected a positive int, got {perturbations_per_eval!r}"
+        )
+    return perturbations_per_eval
+
+
+class FeatureAblation:
+    """Leave-one-out attribution: ``attr_i = v(N) - v(N \\ {i})``.
+
+    The game (see :mod:`xattr.explainers.removal`) with the default
+    ``BaselineRemoval`` is ``v(S) = f(x_S, b_{not S})``, so each feature (group of
+    elements sharing an id in ``feature_mask``) gets ``f(x) - f(x with the
+    feature set to the baseline)``, spread over its elements: Captum's
+    ``FeatureAblation``. Feature ids are shared across tuple inputs (the same id in
+    two inputs is one feature, as in Captum 0.9).
+
+    Example:
+        >>> import torch
+        >>> fa = FeatureAblation(lambda x: x.sum(1))
+        >>> fa.attribute(torch.tensor([[1.0, 2.0]])).tolist()
+        [[1.0, 2.0]]
+    """
+
+    def __init__(self, forward_func: Callable[..., torch.Tensor]):
+        check_forward_func(forward_func)
+        self.forward_func = forward_func
+
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
+        perturbations_per_eval: int = 1,
+        show_progress: bool = False,
+        *,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+    ) -> TensorOrTuple:
+        """Attributions shaped like ``inputs``.
+
+        Args:
+            inputs: [B, *F] tensor or a tuple of them.
+            baselines: Captum's forms (None = zeros, number, [*F], [1 or B, *F], tuple).
+            target: None, int, tuple, list of B ints, tensor, list of B lists of T
+                ints (several targets per example), or ``"all"``.
+            additional_forward_args: extra model arguments (tensors with the batch as
+                first dimension are repeated with the perturbed rows).
+            feature_mask: integer ids per element, [*F] or [1 or B, *F] per input;
+                default every scalar is its own feature.
+            perturbations_per_eval: accepted for Captum compatibility and used only as a
+                *minimum* number of perturbations per forward call: rows are batched as
+                far as ``memory_budget`` allows. Results do not depend on it.
+            show_progress: a tqdm bar over the perturbations.
+            removal: ``BaselineRemoval()`` (default), ``MarginalRemoval(background)``
+                or ``ConditionalRemoval(surrogate)``.
+            memory_budget: bytes (or "2GB") for a batch; default the global budget.
+
+        Returns:
+            [B, *F] per input ([B, T, *F] for several targets / "all"), a tuple when
+            ``inputs`` is a tuple.
+        """
+        ppe = _check_ppe(perturbations_per_eval)
+        setup = Setup(
+            self.forward_func,
+            inputs,
+            baselines,
+            target,
+            additional_forward_args,
+            feature_mask,
+            removal,
+            None,
+            memory_budget,
+            show_progress,
+            "ablations",
+        )
+        game, d = setup.game, setup.d
+        game.rows = max(game.rows, setup.B * ppe)
+        device = setup.inputs[0].device
+        full = torch.ones((1, d), dtype=torch.bool, device=device)
+        v_full = game(full)[:, 0]  # [B, T]
+        # as many masks per game call as fill its batches, at least 2^24 mask entries
+        chunk = max(1, _MASK_ELEMENTS // max(1, d), game.rows // setup.B)
+        diffs = []
+        for j0 in range(0, d, chunk):
+            j1 = min(d, j0 + chunk)
+            masks = torch.ones((j1 - j0, d), dtype=torch.bool, device=device)
+            idx = torch.arange(j0, j1, device=device)
+            masks[idx - j0, idx] = False
+            diffs.append(v_full.unsqueeze(1) - game(masks))  # [B, c, T]
+        phi = torch.cat(diffs, dim=1).transpose(1, 2)  # [B, T, d]
+        return setup.output(phi)

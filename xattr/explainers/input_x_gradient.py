@@ -1,0 +1,89 @@
+"""Input X Gradient (Shrikumar et al., 2016): inputs times gradients of the target output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from xattr.explainers._common import (
+    Targets,
+    TargetType,
+    TensorOrTuple,
+    check_forward_func,
+    format_inputs,
+    format_output,
+    warn_if_training,
+)
+from xattr.explainers._gradient import (
+    as_args,
+    batch_rows,
+    finish,
+    float_inputs,
+    input_grads,
+)
+
+
+class InputXGradient:
+    """Inputs multiplied by the gradient of the selected output (Captum's InputXGradient).
+
+    Args:
+        forward_func: the model, or any callable returning [B, ...] outputs.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(3, 2).eval()
+        >>> InputXGradient(model).attribute(torch.randn(4, 3), target=0).shape
+        torch.Size([4, 3])
+    """
+
+    def __init__(self, forward_func: Callable[..., Any]) -> None:
+        check_forward_func(forward_func)
+        self.forward_func = forward_func
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        *,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+    ) -> TensorOrTuple:
+        """``inputs * d output / d inputs``.
+
+        Args:
+            inputs: [B, *F] float tensor or a tuple of them.
+            target: Captum's forms, or a list of B lists of T indices / "all".
+            additional_forward_args: extra arguments for the model.
+            memory_budget: bytes (or "512MB") that size the batches.
+            show_progress: tqdm bar over examples.
+
+        Returns:
+            Same form as ``inputs``: [B, *F] per input, [B, T, *F] for several targets.
+
+        Example:
+            >>> import torch
+            >>> ixg = InputXGradient(torch.nn.Linear(3, 1).eval())
+            >>> ixg.attribute(torch.randn(2, 3)).shape
+            torch.Size([2, 3])
+        """
+        xs, is_tuple = format_inputs(inputs)
+        float_inputs(xs)
+        warn_if_training(self.forward_func)
+        targets = Targets(target, xs[0].shape[0])
+        rows = batch_rows(xs, None, memory_budget)
+        g = input_grads(
+            self.forward_func,
+            xs,
+            as_args(additional_forward_args),
+            targets,
+            rows,
+            show_progress,
+            "InputXGradient",
+        )
+        out = tuple(gi * x.unsqueeze(1) for gi, x in zip(g, xs))
+        return format_output(finish(out, targets.multi), is_tuple)

@@ -1,0 +1,309 @@
+"""LIME: a weighted linear surrogate of the model on random coalitions.
+
+The game is v(S) = f(x with the features off S removed) (see
+:mod:`xattr.explainers.removal`; by default features off S take the
+``baselines``, Captum's interpretable-to-input transform). LIME (Ribeiro et al.,
+2016) draws binary interpretable samples S, weighs each by the similarity of the
+perturbed input to the original, and fits ``v(S) ~ b + sum_{i in S} c_i``; the
+coefficients c are the attributions.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Union
+
+import torch
+from torch import Tensor
+
+from xattr import ops
+from xattr.explainers._common import (
+    BaselineType,
+    TargetType,
+    TensorOrTuple,
+    check_forward_func,
+)
+from xattr.explainers.kernel_shap import _flag, _make_setup, _per_feature, _positive_int
+from xattr.explainers.removal import Removal
+from xattr.ops import _checks
+
+
+@dataclass(frozen=True)
+class LinearSurrogate:
+    """The interpretable model: a weighted linear fit with an unpenalised intercept.
+
+    Args:
+        method: "lasso" (default, scikit-learn's ``Lasso``, Captum's default) or
+            "ridge" (``Ridge``, closed form).
+        alpha: penalty (default 0.01, Captum's).
+        max_iter, tol: coordinate-descent limits for lasso (see
+            :func:`xattr.ops.linear_fit`); the defaults (1000, 1e-4) are
+            scikit-learn's, so the default fit is Captum's to float precision. A
+            smaller ``tol`` converges further (closer to the exact lasso optimum).
+
+    Example:
+        >>> LinearSurrogate("ridge", alpha=1.0).method
+        'ridge'
+    """
+
+    method: str = "lasso"
+    alpha: float = 0.01
+    max_iter: int = 1000
+    tol: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if self.method not in ("lasso", "ridge"):
+            raise ValueError(
+                f"interpretable_model: method must be 'lasso' or 'ridge', got {self.method!r}"
+            )
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)):
+            raise TypeError(
+                f"interpretable_model: alpha must be a number, got {type(self.alpha).__name__}"
+            )
+        if not self.alpha >= 0:
+            raise ValueError(f"interpretable_model: alpha must be >= 0, got {self.alpha}")
+
+
+InterpretableModel = Union[None, str, LinearSurrogate]
+
+
+def _surrogate(model: InterpretableModel) -> LinearSurrogate:
+    if model is None:
+        return LinearSurrogate()
+    if isinstance(model, str):
+        if model not in ("lasso", "ridge"):
+            raise ValueError(
+                f"interpretable_model: expected 'lasso', 'ridge' or a LinearSurrogate, "
+                f"got {model!r}"
+            )
+        return LinearSurrogate(model)
+    if isinstance(model, LinearSurrogate):
+        return model
+    raise TypeError(
+        "interpretable_model: expected None, 'lasso', 'ridge' or a LinearSurrogate, "
+        f"got {type(model).__name__}"
+    )
+
+
+def _cosine_kernel(setup: Any, masks: Tensor, kernel_width: float = 1.0) -> Tensor:
+    """Captum's default similarity, exp(-(1 - cos(x, x'))^2 / (2 w^2)), for every
+    example and sample without materialising the perturbed inputs x' (which take x
+    on the features in S and the baseline elsewhere).
+
+    masks [S, d] or [B, S, d] -> weights float64 [B, S].
+    """
+    B, d = setup.B, setup.d
+    xx = torch.zeros((B, d), dtype=torch.float64)
+    xb = torch.zeros((B, d), dtype=torch.float64)
+    bb = torch.zeros((B, d), dtype=torch.float64)
+    for x, g, b in zip(setup.inputs, setup.groups, setup.baselines):
+        xf = x.reshape(B, -1).to(torch.float64).cpu()
+        bf = b.reshape(b.shape[0], -1).to(torch.float64).cpu().expand_as(xf)
+        gf = g.reshape(g.shape[0], -1).cpu().expand(B, -1)
+        xx.scatter_add_(1, gf, xf * xf)
+        xb.scatter_add_(1, gf, xf * bf)
+        bb.scatter_add_(1, gf, bf * bf)
+    m = masks.to(torch.float64).cpu()
+    m3 = m.unsqueeze(0).expand(B, -1, -1) if m.dim() == 2 else m
+    on = m3
+    off = 1.0 - m3
+    dot = (on @ xx[:, :, None] + off @ xb[:, :, None])[..., 0]
+    pn2 = (on @ xx[:, :, None] + off @ bb[:, :, None])[..., 0]
+    eps = 1e-8
+    nx = xx.sum(1, keepdim=True).sqrt().clamp_min(eps)
+    npert = pn2.clamp_min(0).sqrt().clamp_min(eps)
+    dist = 1.0 - dot / (nx * npert)
+    return torch.exp(-(dist**2) / (2 * kernel_width**2))
+
+
+class Lime:
+    """LIME (Captum-compatible) on xattr's batched game and linear-fit kernel.
+
+    Defaults follow Captum's ``Lime``: interpretable samples are Bernoulli(1/2)
+    over the d features, the similarity is Captum's
+    ``get_exp_kernel_similarity_function("cosine", kernel_width=1.0)`` on the
+    flattened original and perturbed inputs, and the interpretable model is
+    ``Lasso(alpha=0.01)`` (:func:`xattr.ops.linear_fit`). Given the same binary
+    samples, the result is Captum's.
+
+    Args:
+        forward_func: the model.
+        interpretable_model: None (lasso, alpha 0.01), "lasso", "ridge", or a
+            :class:`LinearSurrogate` (method, alpha, max_iter, tol).
+        similarity_func: Captum's signature ``f(original_inp, perturbed_inp,
+            interpretable_sample, **kwargs) -> float``, called per sample (the
+            default is computed in closed form for the whole batch).
+        perturb_func: Captum's signature ``f(original_inp, **kwargs) -> [1, d]``
+            binary tensor (or a generator function yielding them), called
+            ``n_samples`` times per example, example after example; the default
+            draws Bernoulli(1/2) masks from ``seed`` shared by the batch.
+
+    Example:
+        >>> import torch
+        >>> f = lambda x: x.sum(1)
+        >>> a = Lime(f, "ridge").attribute(torch.ones(1, 3), n_samples=50, seed=0)
+        >>> a.shape
+        torch.Size([1, 3])
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Tensor],
+        interpretable_model: InterpretableModel = None,
+        similarity_func: Callable[..., float] | None = None,
+        perturb_func: Callable[..., Tensor] | None = None,
+    ):
+        check_forward_func(forward_func)
+        if similarity_func is not None and not callable(similarity_func):
+            raise TypeError(
+                f"similarity_func: expected a callable, got {type(similarity_func).__name__}"
+            )
+        if perturb_func is not None and not callable(perturb_func):
+            raise TypeError(f"perturb_func: expected a callable, got {type(perturb_func).__name__}")
+        self.forward_func = forward_func
+        self.interpretable_model = _surrogate(interpretable_model)
+        self.similarity_func = similarity_func
+        self.perturb_func = perturb_func
+
+    def _user_samples(self, setup: Any, n_samples: int) -> Tensor:
+        """Per-example binary samples [B, n, d] from the user's perturb_func."""
+        out = []
+        for b in range(setup.B):
+            inp, kw = self._example(setup, b)
+            if inspect.isgeneratorfunction(self.perturb_func):
+                gen = self.perturb_func(inp, **kw)
+                rows = [next(gen) for _ in range(n_samples)]
+            else:
+                rows = [self.perturb_func(inp, **kw) for _ in range(n_samples)]
+            rows_t = []
+            for r in rows:
+                if not isinstance(r, Tensor) or r.numel() != setup.d:
+                    raise ValueError(
+                        f"perturb_func: expected a binary tensor with {setup.d} entries, got "
+                        f"{tuple(r.shape) if isinstance(r, Tensor) else type(r).__name__}"
+                    )
+                rows_t.append(r.reshape(-1).cpu() != 0)
+            out.append(torch.stack(rows_t))
+        return torch.stack(out)
+
+    @staticmethod
+    def _example(setup: Any, b: int) -> tuple[Any, dict]:
+        inp = tuple(x[b : b + 1] for x in setup.inputs)
+        base = tuple(t[b : b + 1] if t.shape[0] > 1 else t for t in setup.baselines)
+        fm = tuple(g[b : b + 1] if g.shape[0] > 1 else g for g in setup.groups)
+        one = (lambda t: t) if setup.is_tuple else (lambda t: t[0])
+        kw = {"num_interp_features": setup.d, "baselines": one(base), "feature_mask": one(fm)}
+        return one(inp), kw
+
+    def _user_similarity(self, setup: Any, masks: Tensor) -> Tensor:
+        """Weights [B, n] from the user's similarity_func, one call per sample."""
+        B, n = masks.shape[0], masks.shape[1]
+        w = torch.empty((B, n), dtype=torch.float64)
+        for b in range(B):
+            inp, kw = self._example(setup, b)
+            inp_t = inp if setup.is_tuple else (inp,)
+            for i in range(n):
+                m = masks[b, i]
+                pert = tuple(
+                    ops.mask_apply(x, m[None].to(x.device), g, baselines=bl)[0]
+                    for x, g, bl in zip(
+                        inp_t,
+                        kw["feature_mask"] if setup.is_tuple else (kw["feature_mask"],),
+                        kw["baselines"] if setup.is_tuple else (kw["baselines"],),
+                    )
+                )
+                pert_out = pert if setup.is_tuple else pert[0]
+                sim = self.similarity_func(inp, pert_out, m.long()[None], **kw)
+                sim = float(sim.item() if isinstance(sim, Tensor) else sim)
+                if not math.isfinite(sim) or sim < 0:
+                    raise ValueError(
+                        f"similarity_func: must return a finite number >= 0, got {sim}"
+                    )
+                w[b, i] = sim
+        return w
+
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int = 25,
+        perturbations_per_eval: int = 1,
+        return_input_shape: bool = True,
+        show_progress: bool = False,
+        *,
+        seed: int | None = None,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+    ) -> TensorOrTuple:
+        """LIME coefficients.
+
+        Args:
+            inputs: [B, *F] tensor or tuple of them.
+            baselines: Captum's forms (None = zeros): what removed features take
+                (also in the similarity's perturbed inputs, whatever ``removal``).
+            target: None, int, tuple, list of B ints, list of B lists of T ints or
+                "all" (several targets share the evaluations and the fit's Gram).
+            additional_forward_args: extra arguments for the model.
+            feature_mask: int tensor(s) grouping elements into d features.
+            n_samples: interpretable samples per input (default 25, Captum's
+                ``Lime.attribute`` default and argument order).
+            perturbations_per_eval: accepted for Captum compatibility; batching is
+                by ``memory_budget`` and never changes the result.
+            return_input_shape: True: coefficients spread to the inputs' shapes;
+                False: [B, d] ([B, T, d] for several targets).
+            show_progress: a progress bar over samples.
+            seed: 64-bit seed for the default sampler (None: torch's generator).
+            removal: the game's removal (``BaselineRemoval`` by default).
+            memory_budget: bytes (or "2GB") for a forward batch.
+
+        Returns:
+            coefficients shaped like the inputs ([B, *F] or [B, T, *F]) or per feature.
+        """
+        n_samples = _positive_int("n_samples", n_samples)
+        _flag("return_input_shape", return_input_shape)
+        s = _checks.seed(seed)
+        setup = _make_setup(
+            self.forward_func,
+            inputs,
+            baselines,
+            target,
+            additional_forward_args,
+            feature_mask,
+            removal,
+            perturbations_per_eval,
+            memory_budget,
+            show_progress,
+            "lime",
+        )
+        game, d = setup.game, setup.d
+        dev = setup.inputs[0].device
+        if self.perturb_func is None:
+            masks = ops.bernoulli_masks(n_samples, d, 0.5, seed=s)
+        else:
+            masks = self._user_samples(setup, n_samples)
+        values = game(masks.to(dev)).cpu()
+        if self.similarity_func is None:
+            weights = _cosine_kernel(setup, masks)
+        else:
+            m3 = masks.unsqueeze(0).expand(setup.B, -1, -1) if masks.dim() == 2 else masks
+            weights = self._user_similarity(setup, m3)
+        cfg = self.interpretable_model
+        coef, _ = ops.linear_fit(
+            masks,
+            weights,
+            values,
+            alpha=float(cfg.alpha),
+            method=cfg.method,
+            max_iter=cfg.max_iter,
+            tol=cfg.tol,
+        )
+        coef = coef.to(dev)
+        if return_input_shape:
+            return setup.output(coef)
+        return _per_feature(coef, setup)

@@ -1,0 +1,249 @@
+"""NoiseTunnel: SmoothGrad, SmoothGrad-squared and VarGrad over any gradient explainer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from xattr.explainers._common import (
+    TensorOrTuple,
+    expand_additional_args,
+    format_inputs,
+    format_output,
+)
+from xattr.explainers._gradient import float_inputs
+from xattr.ops import _checks
+
+NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
+
+
+def _expand_target(target: Any, B: int, n: int) -> Any:
+    """Per-example targets repeated n times example-major; shared targets unchanged."""
+    if isinstance(target, Tensor) and target.numel() > 1:
+        return target.repeat_interleave(n, dim=0)
+    if isinstance(target, list) and len(target) == B:
+        return [t for t in target for _ in range(n)]
+    return target
+
+
+def _expand_baselines(
+    baselines: Any, xs: tuple[Tensor, ...], n: int, draw: bool, gen: torch.Generator
+) -> Any:
+    B = xs[0].shape[0]
+    single = not isinstance(baselines, (tuple, list))
+    bl = (baselines,) if single else tuple(baselines)
+    if draw:
+        tensors = [b for b in bl if isinstance(b, Tensor)]
+        if not tensors:
+            return baselines
+        rows = {b.shape[0] for b in tensors if b.dim() > 0}
+        if len(rows) != 1:
+            raise ValueError(
+                "baselines: a baseline distribution needs the same number of rows in every "
+                f"tensor, got {[tuple(b.shape) for b in tensors]}"
+            )
+        N = rows.pop()
+        idx = torch.randint(0, N, (B * n,), generator=gen, device=gen.device).to(tensors[0].device)
+        out = tuple(b[idx] if isinstance(b, Tensor) else b for b in bl)
+    else:
+        out = tuple(
+            b.repeat_interleave(n, dim=0)
+            if isinstance(b, Tensor) and b.dim() == x.dim() and b.shape[0] == B and B > 1
+            else b
+            for b, x in zip(bl, xs)
+        )
+    return out[0] if single else out
+
+
+def _stdevs(stdevs: Any, k: int) -> tuple[float, ...]:
+    vals = tuple(stdevs) if isinstance(stdevs, (tuple, list)) else (stdevs,) * k
+    if len(vals) != k:
+        raise ValueError(f"stdevs: expected one value per input ({k}), got {len(vals)}")
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError(f"stdevs: expected a float or a tuple of floats, got {v!r}")
+        if v < 0:
+            raise ValueError(f"stdevs: must be >= 0, got {v}")
+    return tuple(float(v) for v in vals)
+
+
+def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` seeded by ``seed`` (None draws the seed from torch's
+    global generator, so ``torch.manual_seed`` keeps results reproducible)."""
+    s = _checks.seed(seed)
+    return torch.Generator(device=device).manual_seed(s % 2**63)
+
+
+class NoiseTunnel:
+    """Averages an explainer's attributions over noisy copies of the inputs (Captum's
+    NoiseTunnel): SmoothGrad, SmoothGrad-squared or VarGrad.
+
+    Args:
+        attribution_method: an xattr explainer instance (e.g. ``Saliency(model)``).
+
+    Example:
+        >>> import torch
+        >>> from xattr.explainers.saliency import Saliency
+        >>> nt = NoiseTunnel(Saliency(torch.nn.Linear(3, 2).eval()))
+        >>> nt.attribute(torch.randn(4, 3), nt_samples=8, stdevs=0.1, target=0, seed=0).shape
+        torch.Size([4, 3])
+    """
+
+    def __init__(self, attribution_method: Any) -> None:
+        if not hasattr(attribution_method, "attribute"):
+            raise TypeError(
+                "attribution_method: expected an explainer with an attribute method, got "
+                f"{type(attribution_method).__name__}"
+            )
+        self.attribution_method = attribution_method
+        has = getattr(attribution_method, "has_convergence_delta", None)
+        self.is_delta_supported = bool(has()) if callable(has) else False
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return bool(getattr(self.attribution_method, "multiplies_by_inputs", False))
+
+    def has_convergence_delta(self) -> bool:
+        return self.is_delta_supported
+
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        nt_type: str = "smoothgrad",
+        nt_samples: int = 5,
+        nt_samples_batch_size: int | None = None,
+        stdevs: float | tuple[float, ...] = 1.0,
+        draw_baseline_from_distrib: bool = False,
+        *,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> TensorOrTuple | tuple[TensorOrTuple, Tensor]:
+        """Smoothed attributions.
+
+        Args:
+            inputs: [B, *F] float tensor or a tuple of them.
+            nt_type: "smoothgrad" (mean, default), "smoothgrad_sq" (mean of squares) or
+                "vargrad" (variance).
+            nt_samples: noisy copies per example (default 5).
+            nt_samples_batch_size: copies per example handled per call of the wrapped
+                explainer (default: all).
+            stdevs: standard deviation of the gaussian noise, one float or one per input
+                (default 1.0).
+            draw_baseline_from_distrib: draw each copy's baseline from the rows of
+                ``baselines`` (one joint row for all inputs).
+            seed: seed of the noise; None draws it from torch's global generator.
+            **kwargs: passed to the wrapped explainer's ``attribute`` (target, baselines,
+                additional_forward_args, n_steps, return_convergence_delta, ...).
+
+        Returns:
+            Attributions in the wrapped explainer's form, plus the deltas
+            [B * nt_samples] (partition-major, as Captum) when asked for.
+
+        Example:
+            >>> import torch
+            >>> from xattr.explainers.integrated_gradients import IntegratedGradients
+            >>> nt = NoiseTunnel(IntegratedGradients(torch.nn.Linear(3, 1).eval()))
+            >>> nt.attribute(torch.randn(2, 3), nt_type="vargrad", n_steps=4, seed=1).shape
+            torch.Size([2, 3])
+        """
+        xs, is_tuple = format_inputs(inputs)
+        float_inputs(xs)
+        gen = make_generator(seed, xs[0].device)
+        return self._attribute(
+            gen,
+            xs,
+            is_tuple,
+            nt_type,
+            nt_samples,
+            nt_samples_batch_size,
+            stdevs,
+            draw_baseline_from_distrib,
+            kwargs,
+        )
+
+    def _attribute(
+        self,
+        gen: torch.Generator,
+        xs: tuple[Tensor, ...],
+        is_tuple: bool,
+        nt_type: str,
+        nt_samples: int,
+        nt_samples_batch_size: int | None,
+        stdevs: Any,
+        draw: bool,
+        kwargs: dict,
+    ) -> Any:
+        if nt_type not in NT_TYPES:
+            raise ValueError(f"nt_type: expected one of {', '.join(NT_TYPES)}, got {nt_type!r}")
+        nt_samples = _checks.int_arg("nt_samples", nt_samples, minimum=1)
+        if nt_samples_batch_size is None:
+            per = nt_samples
+        else:
+            per = min(
+                nt_samples,
+                _checks.int_arg("nt_samples_batch_size", nt_samples_batch_size, minimum=1),
+            )
+        sds = _stdevs(stdevs, len(xs))
+        want_delta = bool(kwargs.get("return_convergence_delta", False))
+        if want_delta and not self.is_delta_supported:
+            raise ValueError(
+                "return_convergence_delta: the wrapped explainer has no convergence delta"
+            )
+        B = xs[0].shape[0]
+        sums: list[Tensor] | None = None
+        sqs: list[Tensor] | None = None
+        deltas: list[Tensor] = []
+        attr_tuple = is_tuple
+        done = 0
+        while done < nt_samples:
+            n = min(per, nt_samples - done)
+            noisy = tuple(
+                x.repeat_interleave(n, dim=0)
+                + (
+                    sd
+                    * torch.randn(
+                        (B * n, *x.shape[1:]), generator=gen, device=gen.device, dtype=x.dtype
+                    ).to(x.device)
+                    if sd > 0
+                    else 0
+                )
+                for x, sd in zip(xs, sds)
+            )
+            kw = dict(kwargs)
+            if "target" in kw:
+                kw["target"] = _expand_target(kw["target"], B, n)
+            if kw.get("additional_forward_args") is not None:
+                kw["additional_forward_args"] = expand_additional_args(
+                    kw["additional_forward_args"], B, n
+                )
+            if "baselines" in kw:
+                kw["baselines"] = _expand_baselines(kw["baselines"], xs, n, draw, gen)
+            res = self.attribution_method.attribute(noisy if is_tuple else noisy[0], **kw)
+            if want_delta:
+                res, d = res
+                deltas.append(d)
+            attr_tuple = isinstance(res, tuple)
+            parts = res if attr_tuple else (res,)
+            parts = tuple(p.reshape(B, n, *p.shape[1:]) for p in parts)
+            if sums is None:
+                sums = [p.sum(1) for p in parts]
+                sqs = [(p * p).sum(1) for p in parts]
+            else:
+                for i, p in enumerate(parts):
+                    sums[i] = sums[i] + p.sum(1)
+                    sqs[i] = sqs[i] + (p * p).sum(1)
+            done += n
+        mean = [s / nt_samples for s in sums]
+        msq = [s / nt_samples for s in sqs]
+        if nt_type == "smoothgrad":
+            out = mean
+        elif nt_type == "smoothgrad_sq":
+            out = msq
+        else:
+            out = [q - m * m for m, q in zip(mean, msq)]
+        result = format_output(tuple(out), attr_tuple)
+        if want_delta:
+            return result, torch.cat(deltas, 0)
+        return result
