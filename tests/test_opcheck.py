@@ -64,9 +64,9 @@ SAMPLE_CASES = {
 def test_opcheck_sample(name):
     code, n, d, dtype, (p, k, paired, q, L, m) = SAMPLE_CASES[name]
     out = torch.empty((n, d), dtype=dtype)
-    check(XOPS.sample_.default, (out, code, 0, 1234, p, k, paired, q, L, m))
+    check(XOPS.sample_.default, (out, code, 0, 1234, p, k, paired, q, L, m, []))
     # the op really wrote into out
-    XOPS.sample_(out, code, 0, 1234, p, k, paired, q, L, m)
+    XOPS.sample_(out, code, 0, 1234, p, k, paired, q, L, m, [])
     if dtype == torch.int32:
         assert torch.equal(out.sort(1).values, torch.arange(d, dtype=torch.int32).expand(n, d))
 

@@ -598,7 +598,7 @@ def test_shapley_size_table_is_exact():
     from xattr.ops.sampling import _size_thresholds
 
     for d in (2, 3, 6, 8, 22, 65, 130):
-        got = [v % 2**64 for v in _size_thresholds(d, torch.device("cpu")).tolist()]
+        got = [v % 2**64 for v in _size_thresholds(d, (), torch.device("cpu")).tolist()]
         mass = [Fraction(d - 1, k * (d - k)) for k in range(1, d)]
         total, cum, want = sum(mass), Fraction(0), []
         for m in mass:
@@ -618,3 +618,27 @@ def test_row_offset_near_the_int64_limit():
 def test_row_offset_beyond_int64_is_a_value_error():
     with pytest.raises(ValueError, match="row_offset"):
         ops.bernoulli_masks(1, 5, seed=1, row_offset=2**63)
+
+
+def test_shapley_sizes_restrict_the_draw():
+    # Only sizes 3 and 5 of d = 8, paired: the kernel renormalised over them
+    # (1/(3*5) each: equally likely), complements kept, the bits the reference draws.
+    m = ops.shapley_kernel_masks(4000, 8, seed=5, sizes=[3, 5])
+    counts = torch.bincount(m.sum(1), minlength=9)
+    assert counts[[0, 1, 2, 4, 6, 7, 8]].sum() == 0
+    assert counts[3] == counts[5] == 2000
+    assert bool((m[0::2] ^ m[1::2]).all())
+    first = m[0::2].sum(1)
+    assert abs(int((first == 3).sum()) - 1000) < 4 * 1000**0.5
+    table = _reference.shapley_size_thresholds(8, [3, 5])
+    want = _reference.sample("shapley", 4000, 8, seed=5, paired=True, thresholds=table)
+    assert torch.equal(m, want)
+    # all sizes given is the default draw
+    assert torch.equal(
+        ops.shapley_kernel_masks(64, 8, seed=1, sizes=range(1, 8)),
+        ops.shapley_kernel_masks(64, 8, seed=1),
+    )
+    with pytest.raises(ValueError, match="sizes"):
+        ops.shapley_kernel_masks(4, 8, seed=1, sizes=[0])
+    with pytest.raises(ValueError, match="sizes"):
+        ops.shapley_kernel_masks(4, 8, seed=1, sizes=[])

@@ -28,8 +28,6 @@ from xattr.explainers._game import Setup
 from xattr.explainers.removal import Removal
 from xattr.ops import _checks
 
-_GOLDEN = 0x9E3779B97F4A7C15
-
 
 # ------------------------------------------------------------ shared helpers
 def _positive_int(name: str, value: Any) -> int:
@@ -44,11 +42,6 @@ def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
     return value
-
-
-def _sub_seed(seed: int, k: int) -> int:
-    """An independent-looking 64-bit seed for stream ``k`` derived from ``seed``."""
-    return (seed + _GOLDEN * (k + 1)) % 2**64
 
 
 def _make_setup(
@@ -145,20 +138,14 @@ def kernel_design(d: int, n_samples: int, seed: int) -> tuple[Tensor, Tensor, Te
     if not masks and n_pairs < 1:
         n_pairs = 1
     if rest_sizes and n_pairs > 0:
-        p = torch.tensor([share[k - 1] for k in rest_sizes], dtype=torch.float64)
-        mass = float(p.sum())
-        gen = torch.Generator().manual_seed(seed % 2**63)
-        idx = torch.multinomial(p / p.sum(), n_pairs, replacement=True, generator=gen)
-        counts = torch.bincount(idx, minlength=len(rest_sizes)).tolist()
-        start = 0
-        for k, c in zip(rest_sizes, counts):
-            if c == 0:
-                continue
-            s = ops.subset_masks(c, d, k, seed=_sub_seed(seed, k))
-            masks.append(torch.cat([s, ~s]))
-            ids = torch.arange(start, start + c, dtype=torch.int64)
-            pair_ids.append(torch.cat([ids, ids]))
-            start += c
+        # One draw for all remaining sizes: the kernel renormalised over the sizes not
+        # enumerated (k and d - k alike), paired rows (a draw and its complement).
+        mass = sum(share[k - 1] for k in rest_sizes)
+        allowed = sorted(set(rest_sizes) | {d - k for k in rest_sizes})
+        masks.append(
+            ops.shapley_kernel_masks(2 * n_pairs, d, seed=seed, paired=True, sizes=allowed)
+        )
+        pair_ids.append(torch.arange(n_pairs, dtype=torch.int64).repeat_interleave(2))
         weights.append(torch.full((2 * n_pairs,), mass / (2 * n_pairs), dtype=torch.float64))
     m = torch.cat(masks)
     w = torch.cat(weights)

@@ -194,30 +194,38 @@ def _subset_rows(seed: int, tag: int, rows: Tensor, d: int, k: Tensor | int) -> 
 
 
 @functools.lru_cache(maxsize=256)
-def _shapley_thresholds_exact(d: int) -> tuple[int, ...]:
-    # With 1/(k(d-k)) = (1/k + 1/(d-k)) / d, the cumulative mass of sizes 1..s is
-    # (H_s + H_{d-1} - H_{d-1-s}) / d and the total 2 H_{d-1} / d (H = harmonic numbers),
-    # so with the common denominator D = lcm(1..d-1) everything is an integer and
-    # floor(cum / total * 2^64) is computed exactly.
+def _shapley_thresholds_exact(d: int, sizes: tuple[int, ...] = ()) -> tuple[int, ...]:
+    # With 1/(k(d-k)) = (1/k + 1/(d-k)) / d, a size's mass times D = lcm(1..d-1) is the
+    # integer D/k + D/(d-k) (the common factor 1/d cancels), so the cumulative mass of
+    # the allowed sizes and floor(cum / total * 2^64) are computed exactly.
     den = math.lcm(*range(1, d))
-    h = [0] * d  # h[j] = D * H_j
-    for j in range(1, d):
-        h[j] = h[j - 1] + den // j
-    total = 2 * h[d - 1]
-    out = [min(((h[s] + h[d - 1] - h[d - 1 - s]) << 64) // total, _UINT64_MAX) for s in range(1, d)]
-    out[-1] = _UINT64_MAX  # every word must select some size
+    allowed = set(range(1, d)) if not sizes else set(sizes)
+    mass = [den // k + den // (d - k) if k in allowed else 0 for k in range(1, d)]
+    total = sum(mass)
+    out, cum = [], 0
+    for m in mass:
+        cum += m
+        out.append(min((cum << 64) // total, _UINT64_MAX))
+    # Every word must select an allowed size: from the last allowed size on, saturate.
+    last = max(allowed) - 1
+    for s in range(last, d - 1):
+        out[s] = _UINT64_MAX
     return tuple(out)
 
 
-def shapley_size_thresholds(d: int) -> list[int]:
+def shapley_size_thresholds(d: int, sizes: Sequence[int] = ()) -> list[int]:
     """Cumulative Shapley-kernel size thresholds for the Shapley sampler (unsigned ints).
 
-    Size k in 1..d-1 has probability proportional to (d - 1) / (k (d - k)); entry s is
-    floor(P(size <= s + 1) * 2^64), computed exactly in integers, the last entry 2^64 - 1.
+    Size k in 1..d-1 (or in ``sizes`` only, when given) has probability proportional to
+    (d - 1) / (k (d - k)); entry s is floor(P(size <= s + 1) * 2^64), computed exactly in
+    integers, saturating at 2^64 - 1 from the last allowed size on.
     """
     if int(d) < 2:
         raise ValueError(f"shapley_size_thresholds: d must be >= 2, got {d}")
-    return list(_shapley_thresholds_exact(int(d)))
+    sizes = tuple(sorted({int(k) for k in sizes}))
+    if sizes and (sizes[0] < 1 or sizes[-1] > d - 1):
+        raise ValueError(f"sizes: coalition sizes must be in [1, {d - 1}], got {list(sizes)}")
+    return list(_shapley_thresholds_exact(int(d), sizes))
 
 
 def _shapley_rows(

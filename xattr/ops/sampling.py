@@ -8,6 +8,7 @@ are ``torch.bool`` [n, d] (True = feature present); permutations int32 [n, d].
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
@@ -26,9 +27,9 @@ def to_signed64(v: int) -> int:
 
 
 @lru_cache(maxsize=64)
-def _size_thresholds(d: int, device: torch.device) -> torch.Tensor:
+def _size_thresholds(d: int, sizes: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """The exact integer size table, as int64 words with the same bits."""
-    table = [to_signed64(t) for t in _reference.shapley_size_thresholds(d)]
+    table = [to_signed64(t) for t in _reference.shapley_size_thresholds(d, sizes)]
     return torch.tensor(table, dtype=torch.int64, device=device)
 
 
@@ -44,6 +45,7 @@ def _sample_op(
     q: int,
     L: int,
     m: int,
+    sizes: list[int],
 ) -> None:
     n, d = out.shape
     seed_u = seed % 2**64
@@ -62,12 +64,17 @@ def _sample_op(
                 L=L,
                 m=m,
                 device=out.device,
+                thresholds=(
+                    _reference.shapley_size_thresholds(d, sizes)
+                    if SAMPLERS[sampler] == "shapley"
+                    else None
+                ),
             )
         )
         return
     thresholds = work = None
     if SAMPLERS[sampler] == "shapley":
-        thresholds = _size_thresholds(d, out.device)
+        thresholds = _size_thresholds(d, tuple(sizes), out.device)
     if SAMPLERS[sampler] == "mus":  # the seed vector, drawn once per call
         work = torch.empty(d, dtype=torch.int64, device=out.device)
     _ext.lib().sample(
@@ -90,7 +97,7 @@ def _sample_op(
 
 
 @_sample_op.register_fake
-def _(out, sampler, row_offset, seed, p, k, paired, q, L, m) -> None:
+def _(out, sampler, row_offset, seed, p, k, paired, q, L, m, sizes) -> None:
     return None
 
 
@@ -108,7 +115,7 @@ def _sample(
     d = _checks.int_arg("d", d, minimum=1)
     row_offset = _checks.int_arg("row_offset", row_offset, minimum=0, maximum=2**63 - 1 - n)
     out = torch.empty((n, d), dtype=dtype, device=device)
-    args = {"p": 0.5, "k": 0, "paired": False, "q": 0, "L": 0, "m": 0} | kw
+    args = {"p": 0.5, "k": 0, "paired": False, "q": 0, "L": 0, "m": 0, "sizes": []} | kw
     _sample_op(out, SAMPLER_CODES[sampler], row_offset, to_signed64(_checks.seed(seed)), **args)
     return out
 
@@ -171,13 +178,16 @@ def shapley_kernel_masks(
     seed: int | None = None,
     paired: bool = True,
     row_offset: int = 0,
+    sizes: Sequence[int] | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """KernelSHAP coalitions: size k in 1..d-1 drawn with probability
     proportional to (d-1) / (k (d-k)), then a uniform subset of that size.
 
     With ``paired=True`` (default) row 2t+1 is the complement of row 2t, which
-    cancels the first-order sampling error (Covert & Lee, 2021).
+    cancels the first-order sampling error (Covert & Lee, 2021). ``sizes``
+    restricts the draw to those sizes (the kernel renormalised over them), as
+    KernelSHAP needs once it has enumerated the others.
 
     Returns bool [n, d]. Needs d >= 2.
 
@@ -188,7 +198,12 @@ def shapley_kernel_masks(
     """
     if d < 2:
         raise ValueError(f"d: Shapley-kernel coalitions need d >= 2, got {d}")
-    return _sample("shapley", n, d, torch.bool, device, seed, row_offset, paired=bool(paired))
+    allowed = sorted({_checks.int_arg("sizes", k, 1, d - 1) for k in (sizes or ())})
+    if sizes is not None and not allowed:
+        raise ValueError("sizes: give at least one coalition size (or None for all)")
+    return _sample(
+        "shapley", n, d, torch.bool, device, seed, row_offset, paired=bool(paired), sizes=allowed
+    )
 
 
 def permutations(
