@@ -95,6 +95,22 @@ def format_baselines(baselines: BaselineType, inputs: tuple[Tensor, ...]) -> tup
     return tuple(out)
 
 
+def positive_int(name: str, value: Any) -> int:
+    """An int argument >= 1 (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value}")
+    return value
+
+
+def flag(name: str, value: Any) -> bool:
+    """A bool argument (ints refused: 0/1 for a flag is usually a mistake)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return value
+
+
 def check_forward_func(forward_func: Any) -> None:
     """Every explainer's constructor: the model must be callable."""
     if not callable(forward_func):

@@ -7,24 +7,18 @@ from typing import Any
 
 import torch
 
-from xattr.explainers._common import BaselineType, TargetType, TensorOrTuple, check_forward_func
+from xattr.explainers._common import (
+    BaselineType,
+    TargetType,
+    TensorOrTuple,
+    check_forward_func,
+    positive_int,
+)
 from xattr.explainers._game import Setup
 from xattr.explainers.removal import Removal
 
 # Bool mask entries built at once (rows x d); the game batches model rows itself.
 _MASK_ELEMENTS = 1 << 24
-
-
-def _check_ppe(perturbations_per_eval: Any) -> int:
-    if (
-        isinstance(perturbations_per_eval, bool)
-        or not isinstance(perturbations_per_eval, int)
-        or perturbations_per_eval < 1
-    ):
-        raise ValueError(
-            f"perturbations_per_eval: expected a positive int, got {perturbations_per_eval!r}"
-        )
-    return perturbations_per_eval
 
 
 class FeatureAblation:
@@ -84,7 +78,7 @@ class FeatureAblation:
             [B, *F] per input ([B, T, *F] for several targets / "all"), a tuple when
             ``inputs`` is a tuple.
         """
-        ppe = _check_ppe(perturbations_per_eval)
+        ppe = positive_int("perturbations_per_eval", perturbations_per_eval)
         setup = Setup(
             self.forward_func,
             inputs,

@@ -23,6 +23,8 @@ from xattr.explainers._common import (
     TargetType,
     TensorOrTuple,
     check_forward_func,
+    flag,
+    positive_int,
 )
 from xattr.explainers._game import Setup
 from xattr.explainers.removal import Removal
@@ -30,21 +32,7 @@ from xattr.ops import _checks
 
 
 # ------------------------------------------------------------ shared helpers
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value}")
-    return value
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
-    return value
-
-
-def _make_setup(
+def make_setup(
     forward_func: Callable,
     inputs: Any,
     baselines: Any,
@@ -61,8 +49,8 @@ def _make_setup(
     (kept for Captum compatibility), so results never depend on it."""
     if not callable(forward_func):
         raise TypeError(f"forward_func: expected a callable, got {type(forward_func).__name__}")
-    _positive_int("perturbations_per_eval", perturbations_per_eval)
-    _flag("show_progress", show_progress)
+    positive_int("perturbations_per_eval", perturbations_per_eval)
+    flag("show_progress", show_progress)
     return Setup(
         forward_func,
         inputs,
@@ -78,7 +66,7 @@ def _make_setup(
     )
 
 
-def _per_feature(phi: Tensor, setup: Setup) -> Tensor:
+def per_feature(phi: Tensor, setup: Setup) -> Tensor:
     """[B, T, d] -> [B, d] for one target, [B, T, d] for several."""
     return phi if setup.targets.multi else phi[:, 0]
 
@@ -278,11 +266,11 @@ class KernelShap:
             attributions (and standard errors with ``return_std``): like the inputs
             ([B, *F], [B, T, *F] for several targets) or per feature.
         """
-        n_samples = _positive_int("n_samples", n_samples)
-        _flag("return_input_shape", return_input_shape)
-        _flag("return_std", return_std)
+        n_samples = positive_int("n_samples", n_samples)
+        flag("return_input_shape", return_input_shape)
+        flag("return_std", return_std)
         s = _checks.seed(seed)
-        setup = _make_setup(
+        setup = make_setup(
             self.forward_func,
             inputs,
             baselines,
@@ -316,5 +304,5 @@ class KernelShap:
         if return_input_shape:
             out = setup.output(phi)
             return (out, setup.output(std)) if return_std else out
-        out = _per_feature(phi, setup)
-        return (out, _per_feature(std, setup)) if return_std else out
+        out = per_feature(phi, setup)
+        return (out, per_feature(std, setup)) if return_std else out

@@ -25,8 +25,10 @@ from xattr.explainers._common import (
     TargetType,
     TensorOrTuple,
     check_forward_func,
+    flag,
+    positive_int,
 )
-from xattr.explainers.kernel_shap import _flag, _make_setup, _per_feature, _positive_int
+from xattr.explainers.kernel_shap import make_setup, per_feature
 from xattr.explainers.removal import Removal
 from xattr.ops import _checks
 
@@ -265,10 +267,10 @@ class Lime:
         Returns:
             coefficients shaped like the inputs ([B, *F] or [B, T, *F]) or per feature.
         """
-        n_samples = _positive_int("n_samples", n_samples)
-        _flag("return_input_shape", return_input_shape)
+        n_samples = positive_int("n_samples", n_samples)
+        flag("return_input_shape", return_input_shape)
         s = _checks.seed(seed)
-        setup = _make_setup(
+        setup = make_setup(
             self.forward_func,
             inputs,
             baselines,
@@ -306,4 +308,4 @@ class Lime:
         coef = coef.to(dev)
         if return_input_shape:
             return setup.output(coef)
-        return _per_feature(coef, setup)
+        return per_feature(coef, setup)

@@ -20,11 +20,11 @@ from xattr.explainers._common import (
     format_baselines,
     format_inputs,
     format_output,
+    positive_int,
     progress,
     rows_per_batch,
     warn_if_training,
 )
-from xattr.explainers.feature_ablation import _check_ppe
 from xattr.explainers.removal import BaselineRemoval, MarginalRemoval, Removal
 
 ShapeArg = Union[tuple[int, ...], tuple[tuple[int, ...], ...]]
@@ -146,7 +146,7 @@ class Occlusion:
             [B, *F] per input ([B, T, *F] for several targets), in the input's dtype
             (Captum returns float32 here even for float64 inputs).
         """
-        ppe = _check_ppe(perturbations_per_eval)
+        ppe = positive_int("perturbations_per_eval", perturbations_per_eval)
         warn_if_training(self.forward_func)
         xs, is_tuple = format_inputs(inputs)
         n_in = len(xs)

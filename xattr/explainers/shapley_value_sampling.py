@@ -22,8 +22,10 @@ from xattr.explainers._common import (
     TargetType,
     TensorOrTuple,
     check_forward_func,
+    flag,
+    positive_int,
 )
-from xattr.explainers.kernel_shap import _flag, _make_setup, _per_feature, _positive_int
+from xattr.explainers.kernel_shap import make_setup, per_feature
 from xattr.explainers.removal import Removal
 from xattr.ops import _checks
 
@@ -104,12 +106,12 @@ class ShapleyValueSampling:
             attributions (and standard errors) shaped like the inputs ([B, *F], or
             [B, T, *F] for several targets).
         """
-        n_samples = _positive_int("n_samples", n_samples)
-        _flag("return_std", return_std)
-        _flag("antithetic", antithetic)
-        _flag("return_input_shape", return_input_shape)
+        n_samples = positive_int("n_samples", n_samples)
+        flag("return_std", return_std)
+        flag("antithetic", antithetic)
+        flag("return_input_shape", return_input_shape)
         s = _checks.seed(seed)
-        setup = _make_setup(
+        setup = make_setup(
             self.forward_func,
             inputs,
             baselines,
@@ -147,5 +149,5 @@ class ShapleyValueSampling:
         if return_input_shape:
             out = setup.output(mean)
             return (out, setup.output(se)) if return_std else out
-        out = _per_feature(mean, setup)
-        return (out, _per_feature(se, setup)) if return_std else out
+        out = per_feature(mean, setup)
+        return (out, per_feature(se, setup)) if return_std else out
