@@ -22,7 +22,7 @@ TargetType = Union[None, int, tuple, list, Tensor, str]
 # sized so that inputs * this factor fit in the budget.
 ACTIVATION_FACTOR = 16
 # Target size of one CPU batch's activations (see rows_per_batch).
-CPU_BATCH_BYTES = 8 * 2**20
+CPU_BATCH_BYTES = 2 * 2**20
 
 
 def format_inputs(inputs: TensorOrTuple, name: str = "inputs") -> tuple[tuple[Tensor, ...], bool]:
@@ -179,8 +179,9 @@ def rows_per_batch(
     if inputs[0].device.type == "cpu":
         # On a CPU, batches whose activations outgrow the caches (or the allocator's
         # reuse of freed blocks) are slower per row, not faster: a CNN ran 8,224 rows
-        # in 205 ms in one call and in 43 ms in calls of 256. Keep the estimated
-        # activations of one call near CPU_BATCH_BYTES, within [256, 4096] rows.
+        # in 205 ms in one call and in 43 ms in calls of 256; small MLPs and CNNs were
+        # fastest at 256-512 rows. Keep the estimated activations of one call near
+        # CPU_BATCH_BYTES, within [256, 4096] rows.
         cap = min(4096, max(256, CPU_BATCH_BYTES // (row_bytes * ACTIVATION_FACTOR)))
         rows = min(rows, cap)
     return rows

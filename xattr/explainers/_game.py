@@ -23,6 +23,7 @@ from xattr.explainers._common import (
     expand_additional_args,
     format_inputs,
     progress,
+    slice_additional_args,
 )
 from xattr.explainers.removal import (
     BaselineRemoval,
@@ -30,6 +31,9 @@ from xattr.explainers.removal import (
     MarginalRemoval,
     Removal,
 )
+
+# Perturbed inputs built per chunk (the model then sees them in forward batches).
+PERTURBED_BYTES = 64 * 2**20
 
 
 def format_feature_mask(
@@ -116,6 +120,8 @@ class Game:
         self.show_progress, self.desc = show_progress, desc
         self.B = inputs[0].shape[0]
         self.evaluations = 0  # model rows evaluated so far (per input)
+        row_bytes = sum(t[0].numel() * t.element_size() for t in inputs)
+        self.chunk_rows = max(1, PERTURBED_BYTES // max(1, row_bytes))
         if isinstance(self.removal, MarginalRemoval):
             bg, _ = format_inputs(self.removal.background, "background")
             if len(bg) != len(inputs):
@@ -139,15 +145,25 @@ class Game:
 
     # ---------------------------------------------------------------- eval
     def _forward(self, pert: tuple[Tensor, ...], per_example: int, masks: Tensor | None) -> Tensor:
-        """Model outputs on perturbed rows ordered (example, copy) -> [rows, T]."""
+        """Model outputs on perturbed rows ordered (example, copy) -> [rows, T].
+
+        The perturbed rows of a chunk were built at once; the model sees them in
+        forward batches of ``self.rows`` rows.
+        """
         n = pert[0].shape[0]
         args = expand_additional_args(self.args, self.B, per_example)
+        outs = []
         with torch.no_grad():
-            if isinstance(self.removal, ConditionalRemoval):
-                out = self.removal.surrogate(*pert, masks, *args)
-            else:
-                out = self.f(*pert, *args)
-        out = check_model_output(out, n)
+            for a in range(0, n, self.rows):
+                b = min(n, a + self.rows)
+                part = tuple(t[a:b] for t in pert)
+                extra = slice_additional_args(args, n, a, b)
+                if isinstance(self.removal, ConditionalRemoval):
+                    out = self.removal.surrogate(*part, masks[a:b], *extra)
+                else:
+                    out = self.f(*part, *extra)
+                outs.append(check_model_output(out, b - a))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
         return self.targets.select(out, per_example).to(torch.float64)
 
     def _chunk(self, masks: Tensor) -> Tensor:
@@ -179,7 +195,9 @@ class Game:
             raise ValueError(f"masks: expected {self.d} features, got {m3.shape[-1]}")
         S = m3.shape[1]
         copies = self.background[0].shape[0] if isinstance(self.removal, MarginalRemoval) else 1
-        step = max(1, self.rows // max(1, self.B * copies))
+        # Perturbed inputs are built for many forward batches at once (one masking
+        # call per chunk), as long as they stay small next to the budget.
+        step = max(1, max(self.rows, self.chunk_rows) // max(1, self.B * copies))
         bar = progress(S, self.show_progress, self.desc)
         parts = []
         for s0 in range(0, S, step):
