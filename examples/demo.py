@@ -1,13 +1,14 @@
-"""Explain a small real model with xattr's kernels, end to end.
+"""Explain a small real model with xattr's explainers, end to end.
 
 A two-layer network is trained on scikit-learn's bundled wine data (13
-chemical measurements, 3 cultivars). For a batch of test wines we compute
+chemical measurements, 3 cultivars). For a batch of test wines, attributing
+each predicted class probability, with the training mean as baseline:
 
-* exact Shapley values, by evaluating the model on all 2^13 coalitions
-  (features outside a coalition take their training mean),
-* KernelSHAP from 256 paired coalition draws, with efficiency held exactly,
-* permutation sampling from 32 antithetic permutations, with standard errors,
-* Integrated Gradients (Gauss-Legendre, 32 steps) from the same mean baseline,
+* ExactShapley: the model on all 2^13 coalitions,
+* KernelShap with 256 samples (shap's size allocation, paired draws,
+  efficiency held exactly) and its standard errors,
+* ShapleyValueSampling with 32 antithetic permutations and standard errors,
+* IntegratedGradients (Gauss-Legendre, 32 steps),
 
 and report how close each estimate is to the exact values, the efficiency
 and completeness checks, and a bar chart (examples/out/demo_wine.png).
@@ -26,7 +27,7 @@ from sklearn.datasets import load_wine
 from sklearn.model_selection import train_test_split
 
 import xattr
-from xattr import ops
+from xattr import ExactShapley, IntegratedGradients, KernelShap, ShapleyValueSampling
 
 
 def train_model(x: torch.Tensor, y: torch.Tensor) -> torch.nn.Module:
@@ -39,15 +40,6 @@ def train_model(x: torch.Tensor, y: torch.Tensor) -> torch.nn.Module:
         loss.backward()
         opt.step()
     return model.eval()
-
-
-def game(model, x, base, masks, target):
-    """v(S) = P(target | x on S, training mean elsewhere), for every mask row."""
-    group = torch.arange(x.shape[1])
-    with torch.no_grad():
-        hybrid = ops.mask_apply(x, masks, group, baselines=base)  # [B, S, 13]
-        probs = model(hybrid).softmax(-1)  # [B, S, 3]
-    return probs.gather(2, target.view(-1, 1, 1).expand(-1, masks.shape[-2], 1)).squeeze(-1)
 
 
 def rel_error(est: torch.Tensor, ref: torch.Tensor) -> float:
@@ -81,52 +73,51 @@ def main() -> None:
     base = x_tr.mean(0)
     d = x.shape[1]
 
-    t0 = time.perf_counter()
-    all_masks = ops.enumerate_coalitions(d)  # [8192, 13]
-    exact = ops.exact_shapley(game(model, x, base, all_masks, target))
-    t_exact = time.perf_counter() - t0
-    v_empty, v_full = game(model, x, base, all_masks[[0, -1]], target).unbind(1)
+    def probs(z: torch.Tensor) -> torch.Tensor:
+        return model(z).softmax(-1)
+
+    common = {"baselines": base, "target": target.tolist()}
 
     t0 = time.perf_counter()
-    masks = ops.shapley_kernel_masks(256, d, seed=args.seed, paired=True)
-    uniq, inverse, counts = ops.unique_coalitions(masks)
-    values = game(model, x, base, uniq, target)
-    kshap = ops.kernel_shap_solve(uniq, counts.double(), values, v_empty, v_full)
+    exact = ExactShapley(probs).attribute(x, **common)  # all 2^13 coalitions
+    t_exact = time.perf_counter() - t0
+    with torch.no_grad():
+        p_full = probs(x).gather(1, target.view(-1, 1)).squeeze(1)
+        p_base = probs(base.expand_as(x)).gather(1, target.view(-1, 1)).squeeze(1)
+
+    t0 = time.perf_counter()
+    kshap, kshap_std = KernelShap(probs).attribute(
+        x, n_samples=256, seed=args.seed, return_std=True, **common
+    )
     t_kshap = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    perms = ops.permutations(32, d, seed=args.seed, antithetic=True)
-    rank = torch.argsort(perms.long(), dim=1)  # position of each feature
-    chains = rank.unsqueeze(1) < torch.arange(d + 1).view(1, -1, 1)  # [P, d+1, d] prefixes
-    chain_values = game(model, x, base, chains.reshape(-1, d), target).view(len(x), 32, d + 1)
-    perm_phi, perm_se = ops.permutation_accumulate(
-        perms, chain_values, antithetic=True, return_stderr=True
+    perm_phi, perm_se = ShapleyValueSampling(probs).attribute(
+        x, n_samples=32, seed=args.seed, return_std=True, **common
     )
     t_perm = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    alphas, weights = ops.quadrature("gausslegendre", 32)
-    points = ops.path_points(x, base.view(1, 1, d), alphas).requires_grad_(True)  # [B,1,32,13]
-    out = model(points).softmax(-1)
-    picked = out.gather(-1, target.view(-1, 1, 1, 1).expand(-1, 1, 32, 1)).sum()
-    (grads,) = torch.autograd.grad(picked, points)
-    ig = ops.path_integrate(grads, x, base.view(1, 1, d), weights)
+    ig = IntegratedGradients(probs).attribute(x, n_steps=32, **common)
     t_ig = time.perf_counter() - t0
 
-    print(f"{'estimator':<26}{'model evals/input':>18}{'rel. error vs exact':>22}{'time':>10}")
+    print(f"{'estimator':<28}{'model evals/input':>18}{'rel. error vs exact':>22}{'time':>10}")
     rows = [
-        ("exact Shapley (2^13)", 2**d, exact, t_exact),
-        ("KernelSHAP, 256 paired", len(uniq), kshap, t_kshap),
-        ("permutations, 32 antith.", 32 * (d + 1), perm_phi, t_perm),
-        ("Integrated Gradients", 32, ig, t_ig),
+        ("ExactShapley (2^13)", 2**d, exact, t_exact),
+        ("KernelShap, 256 samples", 256, kshap, t_kshap),
+        ("ShapleyValueSampling, 32", 32 * (d - 1) + 2, perm_phi, t_perm),
+        ("IntegratedGradients, 32", 32, ig, t_ig),
     ]
     for name, evals, phi, t in rows:
-        print(f"{name:<26}{evals:>18}{rel_error(phi, exact):>22.4f}{t * 1e3:>8.1f}ms")
-    gap = (kshap.sum(1) - (v_full - v_empty)).abs().max()
-    print(f"\nKernelSHAP efficiency: max |sum(phi) - (v(N) - v(0))| = {float(gap):.2e}")
-    completeness = (ig.sum(1) - (v_full - v_empty)).abs().max()
+        print(f"{name:<28}{evals:>18}{rel_error(phi, exact):>22.4f}{t * 1e3:>8.1f}ms")
+    gap = (kshap.sum(1) - (p_full - p_base)).abs().max()
+    print(f"\nKernelShap efficiency: max |sum(phi) - (v(N) - v(0))| = {float(gap):.2e}")
+    completeness = (ig.sum(1) - (p_full - p_base)).abs().max()
     print(f"IG completeness gap (32 Gauss-Legendre steps): {float(completeness):.2e}")
-    print(f"permutation sampling: mean standard error {float(perm_se.mean()):.4f}\n")
+    print(
+        f"standard errors (mean): KernelShap {float(kshap_std.mean()):.4f}, "
+        f"ShapleyValueSampling {float(perm_se.mean()):.4f}\n"
+    )
 
     names = data.feature_names
     top = exact[0].abs().argsort(descending=True)[:5]
@@ -151,8 +142,8 @@ def main() -> None:
     for k, (label, phi) in enumerate(
         [
             ("exact Shapley", exact),
-            ("KernelSHAP (256)", kshap),
-            ("permutations (32)", perm_phi),
+            ("KernelShap (256)", kshap),
+            ("ShapleyValueSampling (32)", perm_phi),
             ("Integrated Gradients", ig),
         ]
     ):
