@@ -21,9 +21,14 @@ from xattr.explainers._common import (
     Targets,
     check_model_output,
     expand_additional_args,
+    flag,
+    format_baselines,
     format_inputs,
+    positive_int,
     progress,
+    rows_per_batch,
     slice_additional_args,
+    warn_if_training,
 )
 from xattr.explainers.removal import (
     BaselineRemoval,
@@ -249,9 +254,8 @@ class Setup:
         show_progress: bool,
         desc: str,
     ):
-        from xattr.explainers._common import format_baselines, rows_per_batch, warn_if_training
-
         warn_if_training(forward_func)
+        flag("show_progress", show_progress)
         self.inputs, self.is_tuple = format_inputs(inputs)
         self.baselines = format_baselines(baselines, self.inputs)
         self.groups, self.ids = format_feature_mask(feature_mask, self.inputs)
@@ -262,7 +266,7 @@ class Setup:
         # checked for compatibility but batches follow the memory budget: the
         # results never depend on it.
         if perturbations_per_eval is not None:
-            rows_per_batch(self.inputs, perturbations_per_eval, None)
+            positive_int("perturbations_per_eval", perturbations_per_eval)
         rows = rows_per_batch(self.inputs, None, memory_budget)
         self.game = Game(
             forward_func,
@@ -277,6 +281,10 @@ class Setup:
             show_progress,
             desc,
         )
+
+    def per_feature(self, phi: Tensor) -> Tensor:
+        """[B, T, d] -> [B, d] for one target, [B, T, d] for several."""
+        return phi if self.targets.multi else phi[:, 0]
 
     def output(self, phi: Tensor) -> Any:
         """[B, T, d] per-feature values -> attributions shaped like the inputs."""

@@ -31,46 +31,6 @@ from xattr.explainers.removal import Removal
 from xattr.ops import _checks
 
 
-# ------------------------------------------------------------ shared helpers
-def make_setup(
-    forward_func: Callable,
-    inputs: Any,
-    baselines: Any,
-    target: Any,
-    additional_forward_args: Any,
-    feature_mask: Any,
-    removal: Removal | None,
-    perturbations_per_eval: Any,
-    memory_budget: int | str | None,
-    show_progress: Any,
-    desc: str,
-) -> Setup:
-    """Setup batched by the memory budget; ``perturbations_per_eval`` is only checked
-    (kept for Captum compatibility), so results never depend on it."""
-    if not callable(forward_func):
-        raise TypeError(f"forward_func: expected a callable, got {type(forward_func).__name__}")
-    positive_int("perturbations_per_eval", perturbations_per_eval)
-    flag("show_progress", show_progress)
-    return Setup(
-        forward_func,
-        inputs,
-        baselines,
-        target,
-        additional_forward_args,
-        feature_mask,
-        removal,
-        None,
-        memory_budget,
-        show_progress,
-        desc,
-    )
-
-
-def per_feature(phi: Tensor, setup: Setup) -> Tensor:
-    """[B, T, d] -> [B, d] for one target, [B, T, d] for several."""
-    return phi if setup.targets.multi else phi[:, 0]
-
-
 # ----------------------------------------------------------------- design
 def kernel_design(d: int, n_samples: int, seed: int) -> tuple[Tensor, Tensor, Tensor, bool]:
     """KernelSHAP coalitions and weights for ``d`` features and ``n_samples`` draws.
@@ -270,7 +230,7 @@ class KernelShap:
         flag("return_input_shape", return_input_shape)
         flag("return_std", return_std)
         s = _checks.seed(seed)
-        setup = make_setup(
+        setup = Setup(
             self.forward_func,
             inputs,
             baselines,
@@ -304,5 +264,5 @@ class KernelShap:
         if return_input_shape:
             out = setup.output(phi)
             return (out, setup.output(std)) if return_std else out
-        out = per_feature(phi, setup)
-        return (out, per_feature(std, setup)) if return_std else out
+        out = setup.per_feature(phi)
+        return (out, setup.per_feature(std)) if return_std else out

@@ -28,7 +28,7 @@ from xattr.explainers._common import (
     flag,
     positive_int,
 )
-from xattr.explainers.kernel_shap import make_setup, per_feature
+from xattr.explainers._game import Setup
 from xattr.explainers.removal import Removal
 from xattr.ops import _checks
 
@@ -270,7 +270,7 @@ class Lime:
         n_samples = positive_int("n_samples", n_samples)
         flag("return_input_shape", return_input_shape)
         s = _checks.seed(seed)
-        setup = make_setup(
+        setup = Setup(
             self.forward_func,
             inputs,
             baselines,
@@ -308,4 +308,4 @@ class Lime:
         coef = coef.to(dev)
         if return_input_shape:
             return setup.output(coef)
-        return per_feature(coef, setup)
+        return setup.per_feature(coef)

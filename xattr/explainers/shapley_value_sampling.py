@@ -25,7 +25,7 @@ from xattr.explainers._common import (
     flag,
     positive_int,
 )
-from xattr.explainers.kernel_shap import make_setup, per_feature
+from xattr.explainers._game import Setup
 from xattr.explainers.removal import Removal
 from xattr.ops import _checks
 
@@ -111,7 +111,7 @@ class ShapleyValueSampling:
         flag("antithetic", antithetic)
         flag("return_input_shape", return_input_shape)
         s = _checks.seed(seed)
-        setup = make_setup(
+        setup = Setup(
             self.forward_func,
             inputs,
             baselines,
@@ -149,5 +149,5 @@ class ShapleyValueSampling:
         if return_input_shape:
             out = setup.output(mean)
             return (out, setup.output(se)) if return_std else out
-        out = per_feature(mean, setup)
-        return (out, per_feature(se, setup)) if return_std else out
+        out = setup.per_feature(mean)
+        return (out, setup.per_feature(se)) if return_std else out
