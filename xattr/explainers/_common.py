@@ -117,6 +117,18 @@ def check_forward_func(forward_func: Any) -> None:
         raise TypeError(f"forward_func: expected a callable, got {type(forward_func).__name__}")
 
 
+class Attribution:
+    """Base of every explainer (Captum's ``Attribution``): holds the model.
+
+    Args:
+        forward_func: the model, any callable from input tensors to outputs.
+    """
+
+    def __init__(self, forward_func: Callable[..., Any]) -> None:
+        check_forward_func(forward_func)
+        self.forward_func = forward_func
+
+
 def warn_if_training(forward_func: Callable) -> None:
     """Dropout and batch-norm statistics in training mode break exactness and determinism."""
     module = (

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from xattr import ops
-from xattr.explainers._common import BaselineType, TargetType, TensorOrTuple, check_forward_func
+from xattr.explainers._common import Attribution, BaselineType, TargetType, TensorOrTuple
 from xattr.explainers._game import Setup
 from xattr.explainers.exact_shapley import MAX_EXACT_FEATURES
 from xattr.explainers.removal import Removal
@@ -47,7 +46,7 @@ def msr_stderr(masks: Tensor, counts: Tensor, values: Tensor) -> Tensor:
     return (out[0] + out[1]).sqrt()
 
 
-class Banzhaf:
+class Banzhaf(Attribution):
     """Banzhaf values ``beta_i = 2^{1-d} sum_{S subset N \\ {i}} (v(S + i) - v(S))``.
 
     The game is ``v(S) = f(x_S, b_{not S})`` with the default ``BaselineRemoval``
@@ -65,10 +64,6 @@ class Banzhaf:
         >>> bz.attribute(torch.tensor([[1.0, 2.0]])).tolist()
         [[1.0, 1.0]]
     """
-
-    def __init__(self, forward_func: Callable[..., Tensor]):
-        check_forward_func(forward_func)
-        self.forward_func = forward_func
 
     def attribute(
         self,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
 
 from xattr import ops
-from xattr.explainers._common import BaselineType, TargetType, TensorOrTuple, check_forward_func
+from xattr.explainers._common import Attribution, BaselineType, TargetType, TensorOrTuple
 from xattr.explainers._game import Setup
 from xattr.explainers.removal import Removal
 
@@ -30,7 +29,7 @@ def _delta(phi: Tensor, v_full: Tensor, v_empty: Tensor, multi: bool) -> Tensor:
     return delta if multi else delta[:, 0]
 
 
-class ExactShapley:
+class ExactShapley(Attribution):
     """Exact Shapley values of the coalition game over the d features.
 
     ``phi_i = sum_{S subset N \\ {i}} |S|! (d-|S|-1)! / d! * (v(S + i) - v(S))``
@@ -46,10 +45,6 @@ class ExactShapley:
         >>> es.attribute(torch.tensor([[1.0, 2.0]])).tolist()
         [[1.0, 1.0]]
     """
-
-    def __init__(self, forward_func: Callable[..., Tensor]):
-        check_forward_func(forward_func)
-        self.forward_func = forward_func
 
     def attribute(
         self,

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from xattr.explainers._common import (
+    Attribution,
     BaselineType,
     TargetType,
     TensorOrTuple,
-    check_forward_func,
     positive_int,
 )
 from xattr.explainers._game import Setup
@@ -21,7 +20,7 @@ from xattr.explainers.removal import Removal
 _MASK_ELEMENTS = 1 << 24
 
 
-class FeatureAblation:
+class FeatureAblation(Attribution):
     """Leave-one-out attribution: ``attr_i = v(N) - v(N \\ {i})``.
 
     The game (see :mod:`xattr.explainers.removal`) with the default
@@ -37,10 +36,6 @@ class FeatureAblation:
         >>> fa.attribute(torch.tensor([[1.0, 2.0]])).tolist()
         [[1.0, 2.0]]
     """
-
-    def __init__(self, forward_func: Callable[..., torch.Tensor]):
-        check_forward_func(forward_func)
-        self.forward_func = forward_func
 
     def attribute(
         self,

@@ -9,10 +9,10 @@ import torch
 from torch import Tensor
 
 from xattr.explainers._common import (
+    Attribution,
     Targets,
     TargetType,
     TensorOrTuple,
-    check_forward_func,
     format_baselines,
     format_inputs,
     format_output,
@@ -71,7 +71,7 @@ class _InputBaselineXGradient:
         return out, (delta if targets.multi else delta[:, 0])
 
 
-class GradientShap:
+class GradientShap(Attribution):
     """GradientShap / expected gradients (Captum's GradientShap): SmoothGrad over
     ``(x' - b) * grad f(b + alpha (x' - b))`` with ``x' = x + N(0, stdevs^2)``, ``b`` drawn
     from the baseline distribution and ``alpha ~ U(0, 1)``, averaged over ``n_samples``.
@@ -88,8 +88,7 @@ class GradientShap:
     """
 
     def __init__(self, forward_func: Callable[..., Any], multiply_by_inputs: bool = True) -> None:
-        check_forward_func(forward_func)
-        self.forward_func = forward_func
+        super().__init__(forward_func)
         self._multiply_by_inputs = bool(multiply_by_inputs)
 
     @property

@@ -8,11 +8,11 @@ from typing import Any
 from torch import Tensor
 
 from xattr.explainers._common import (
+    Attribution,
     BaselineType,
     Targets,
     TargetType,
     TensorOrTuple,
-    check_forward_func,
     format_baselines,
     format_inputs,
     format_output,
@@ -29,7 +29,7 @@ from xattr.explainers._gradient import (
 )
 
 
-class IntegratedGradients:
+class IntegratedGradients(Attribution):
     """Integrated Gradients: ``(x - b) * integral_0^1 grad f(b + a (x - b)) da``,
     with Captum's quadrature rules (Captum's IntegratedGradients, same answers).
 
@@ -48,8 +48,7 @@ class IntegratedGradients:
     """
 
     def __init__(self, forward_func: Callable[..., Any], multiply_by_inputs: bool = True) -> None:
-        check_forward_func(forward_func)
-        self.forward_func = forward_func
+        super().__init__(forward_func)
         self._multiply_by_inputs = bool(multiply_by_inputs)
 
     @property

@@ -11,7 +11,6 @@ coalition enumerated its solution is the exact Shapley value.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,10 +18,10 @@ from torch import Tensor
 
 from xattr import ops
 from xattr.explainers._common import (
+    Attribution,
     BaselineType,
     TargetType,
     TensorOrTuple,
-    check_forward_func,
     flag,
     positive_int,
 )
@@ -140,7 +139,7 @@ def _sandwich_std(
 
 
 # ---------------------------------------------------------------- explainer
-class KernelShap:
+class KernelShap(Attribution):
     """KernelSHAP (Captum-compatible), with shap's size allocation and exact efficiency.
 
     The game is v(S) = f(x_S, removed_{not S}) (``removal=``, default: features off
@@ -171,10 +170,6 @@ class KernelShap:
         >>> KernelShap(f).attribute(torch.ones(1, 3), n_samples=6, seed=0).tolist()
         [[1.0, 1.0, 1.0]]
     """
-
-    def __init__(self, forward_func: Callable[..., Tensor]):
-        check_forward_func(forward_func)
-        self.forward_func = forward_func
 
     def attribute(
         self,

@@ -9,11 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from xattr.explainers._common import (
+    Attribution,
     BaselineType,
     Targets,
     TargetType,
     TensorOrTuple,
-    check_forward_func,
     format_baselines,
     format_inputs,
     warn_if_training,
@@ -29,7 +29,7 @@ from xattr.explainers._gradient import (
 )
 
 
-class LayerIntegratedGradients:
+class LayerIntegratedGradients(Attribution):
     """Integrated gradients with respect to a layer's output (or input): the layer's
     activations are moved along the straight path from their values at the baselines to
     their values at the inputs (Captum's LayerIntegratedGradients). Works with integer
@@ -57,13 +57,12 @@ class LayerIntegratedGradients:
         device_ids: list[int] | None = None,
         multiply_by_inputs: bool = True,
     ) -> None:
-        check_forward_func(forward_func)
+        super().__init__(forward_func)
         if not isinstance(layer, nn.Module):
             raise TypeError(
                 f"layer: expected one torch.nn.Module, got {type(layer).__name__} "
                 "(lists of layers are not supported)"
             )
-        self.forward_func = forward_func
         self.layer = layer
         self.device_ids = device_ids
         self._multiply_by_inputs = bool(multiply_by_inputs)

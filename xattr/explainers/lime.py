@@ -21,10 +21,10 @@ from torch import Tensor
 
 from xattr import ops
 from xattr.explainers._common import (
+    Attribution,
     BaselineType,
     TargetType,
     TensorOrTuple,
-    check_forward_func,
     flag,
     positive_int,
 )
@@ -121,7 +121,7 @@ def _cosine_kernel(setup: Any, masks: Tensor, kernel_width: float = 1.0) -> Tens
     return torch.exp(-(dist**2) / (2 * kernel_width**2))
 
 
-class Lime:
+class Lime(Attribution):
     """LIME (Captum-compatible) on xattr's batched game and linear-fit kernel.
 
     Defaults follow Captum's ``Lime``: interpretable samples are Bernoulli(1/2)
@@ -158,14 +158,13 @@ class Lime:
         similarity_func: Callable[..., float] | None = None,
         perturb_func: Callable[..., Tensor] | None = None,
     ):
-        check_forward_func(forward_func)
+        super().__init__(forward_func)
         if similarity_func is not None and not callable(similarity_func):
             raise TypeError(
                 f"similarity_func: expected a callable, got {type(similarity_func).__name__}"
             )
         if perturb_func is not None and not callable(perturb_func):
             raise TypeError(f"perturb_func: expected a callable, got {type(perturb_func).__name__}")
-        self.forward_func = forward_func
         self.interpretable_model = _surrogate(interpretable_model)
         self.similarity_func = similarity_func
         self.perturb_func = perturb_func

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any, Union
 
 import torch
 from torch import Tensor
 
 from xattr.explainers._common import (
+    Attribution,
     BaselineType,
     Targets,
     TargetType,
     TensorOrTuple,
-    check_forward_func,
     check_model_output,
     expand_additional_args,
     format_baselines,
@@ -89,7 +88,7 @@ def _windows(
     return out.reshape(c, -1)
 
 
-class Occlusion:
+class Occlusion(Attribution):
     """Sliding-window occlusion (Captum's ``Occlusion``).
 
     For each window position w (per input; windows of one input never touch the
@@ -108,10 +107,6 @@ class Occlusion:
         >>> occ.attribute(torch.tensor([[1.0, 2.0, 3.0]]), sliding_window_shapes=(2,)).tolist()
         [[3.0, 4.0, 5.0]]
     """
-
-    def __init__(self, forward_func: Callable[..., Tensor]):
-        check_forward_func(forward_func)
-        self.forward_func = forward_func
 
     def attribute(
         self,

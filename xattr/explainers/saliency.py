@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from xattr.explainers._common import (
+    Attribution,
     Targets,
     TargetType,
     TensorOrTuple,
-    check_forward_func,
     format_inputs,
     format_output,
     warn_if_training,
@@ -23,7 +22,7 @@ from xattr.explainers._gradient import (
 )
 
 
-class Saliency:
+class Saliency(Attribution):
     """Gradient of the selected output with respect to each input feature (Captum's Saliency).
 
     Args:
@@ -35,10 +34,6 @@ class Saliency:
         >>> Saliency(model).attribute(torch.randn(4, 3), target=1).shape
         torch.Size([4, 3])
     """
-
-    def __init__(self, forward_func: Callable[..., Any]) -> None:
-        check_forward_func(forward_func)
-        self.forward_func = forward_func
 
     def attribute(
         self,

@@ -10,7 +10,6 @@ permutation's contributions sum to v(N) - v(empty), so efficiency is exact.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,10 +17,10 @@ from torch import Tensor
 
 from xattr import ops
 from xattr.explainers._common import (
+    Attribution,
     BaselineType,
     TargetType,
     TensorOrTuple,
-    check_forward_func,
     flag,
     positive_int,
 )
@@ -33,7 +32,7 @@ from xattr.ops import _checks
 _MASK_ELEMENTS = 1 << 24
 
 
-class ShapleyValueSampling:
+class ShapleyValueSampling(Attribution):
     """Permutation-sampling Shapley values (Captum-compatible).
 
     ``n_samples`` permutations are drawn (:func:`xattr.ops.permutations`); with
@@ -54,10 +53,6 @@ class ShapleyValueSampling:
         >>> ShapleyValueSampling(f).attribute(torch.ones(1, 3), n_samples=2, seed=0).tolist()
         [[1.0, 1.0, 1.0]]
     """
-
-    def __init__(self, forward_func: Callable[..., Tensor]):
-        check_forward_func(forward_func)
-        self.forward_func = forward_func
 
     def attribute(
         self,
