@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from xattr import ops
 from xattr.explainers._common import (
     Targets,
     check_model_output,
@@ -36,6 +35,7 @@ from xattr.explainers.removal import (
     MarginalRemoval,
     Removal,
 )
+from xattr.ops.masking import prepare as prepare_masking
 
 # Perturbed inputs built per chunk (the model then sees them in forward batches).
 PERTURBED_BYTES = 64 * 2**20
@@ -147,6 +147,20 @@ class Game:
                 "removal: expected BaselineRemoval(), MarginalRemoval(background) or "
                 f"ConditionalRemoval(surrogate), got {type(self.removal).__name__}"
             )
+        # What the masking op needs, checked and flattened once (not once per chunk):
+        # (x [R, E], base [1 or R, E], group [1 or R, E]) per input, where R = B, or
+        # B * N (example-major) for marginal removal.
+        self._masking = []
+        for i, (x, g) in enumerate(zip(inputs, groups)):
+            if isinstance(self.removal, MarginalRemoval):
+                z = self.background[i]
+                N = z.shape[0]
+                x = x.repeat_interleave(N, dim=0)
+                base = z.repeat(self.B, *([1] * (z.dim() - 1)))
+                g = g if g.shape[0] == 1 else g.repeat_interleave(N, dim=0)
+            else:
+                base = baselines[i]
+            self._masking.append(prepare_masking(x, g, base))
 
     # ---------------------------------------------------------------- eval
     def _forward(self, pert: tuple[Tensor, ...], per_example: int, masks: Tensor | None) -> Tensor:
@@ -171,27 +185,25 @@ class Game:
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         return self.targets.select(out, per_example).to(torch.float64)
 
+    def _perturb(self, masks: Tensor, copies: int) -> tuple[Tensor, ...]:
+        """Perturbed inputs for masks [1 or B, s, d]: [B * copies * s, *F] per input."""
+        if masks.shape[0] > 1 and copies > 1:
+            masks = masks.repeat_interleave(copies, dim=0)
+        masks = masks.contiguous()
+        return tuple(
+            torch.ops.xattr.mask_apply(x2, base, group, masks).reshape(-1, *x.shape[1:])
+            for x, (x2, group, base) in zip(self.inputs, self._masking)
+        )
+
     def _chunk(self, masks: Tensor) -> Tensor:
         """masks [1 or B, s, d] -> values [B, s, T]."""
         s = masks.shape[1]
         if isinstance(self.removal, MarginalRemoval):
             N = self.background[0].shape[0]
-            pert = []
-            for x, z, g in zip(self.inputs, self.background, self.groups):
-                xr = x.repeat_interleave(N, dim=0)
-                zr = z.repeat(self.B, *([1] * (z.dim() - 1)))
-                gr = g if g.shape[0] == 1 else g.repeat_interleave(N, dim=0)
-                mr = masks if masks.shape[0] == 1 else masks.repeat_interleave(N, dim=0)
-                p = ops.mask_apply(xr, mr, gr, baselines=zr)
-                pert.append(p.reshape(self.B * N * s, *x.shape[1:]))
-            v = self._forward(tuple(pert), N * s, None)
+            v = self._forward(self._perturb(masks, N), N * s, None)
             return v.view(self.B, N, s, -1).mean(1)
-        pert = tuple(
-            ops.mask_apply(x, masks, g, baselines=b).reshape(self.B * s, *x.shape[1:])
-            for x, g, b in zip(self.inputs, self.groups, self.baselines)
-        )
         rows_masks = masks.expand(self.B, s, self.d).reshape(self.B * s, self.d)
-        return self._forward(pert, s, rows_masks).view(self.B, s, -1)
+        return self._forward(self._perturb(masks, 1), s, rows_masks).view(self.B, s, -1)
 
     def __call__(self, masks: Tensor) -> Tensor:
         """v(S) for every input and every mask row: [B, S, T] (float64)."""

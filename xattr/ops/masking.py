@@ -203,8 +203,10 @@ def _per_example(name: str, t: torch.Tensor, x: torch.Tensor, dtype: torch.dtype
     return t.reshape(1, math.prod(feat)).to(dtype).contiguous()
 
 
-def _prepare(x, feature_mask, baselines):
-    """Flattens x to [B, E], the group map to [Bg, E], the base to [Bb, E]."""
+def prepare(x, feature_mask, baselines):
+    """Checks and flattens: x to [B, E], the group map to [Bg, E], the base to [Bb, E]
+    (the inputs of ``torch.ops.xattr.mask_apply``; ids are checked against d by the
+    caller)."""
     _checks.tensor("inputs", x, dtypes=MASKABLE)
     if x.dim() < 2:
         raise ValueError(
@@ -274,7 +276,7 @@ def mask_apply(
         >>> mask_apply(x, m, torch.tensor([0, 0, 1, 1])).tolist()
         [[[0.0, 1.0, 0.0, 0.0]]]
     """
-    x2, group, base = _prepare(inputs, feature_mask, baselines)
+    x2, group, base = prepare(inputs, feature_mask, baselines)
     _checks.tensor("masks", masks, dtypes=(torch.bool,), ndim=(2, 3))
     m3 = masks.unsqueeze(0) if masks.dim() == 2 else masks
     if m3.shape[0] not in (1, x2.shape[0]):
@@ -328,7 +330,7 @@ def mask_apply_sampled(
         >>> y.shape
         torch.Size([2, 8, 6])
     """
-    x2, group, base = _prepare(inputs, feature_mask, baselines)
+    x2, group, base = prepare(inputs, feature_mask, baselines)
     d = _n_features(group, n_features)
     n_samples = _checks.int_arg("n_samples", n_samples, minimum=0)
     row_offset = _checks.int_arg("row_offset", row_offset, minimum=0, maximum=2**63 - 1 - n_samples)
