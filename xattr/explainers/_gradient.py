@@ -15,7 +15,14 @@ import torch
 from torch import Tensor
 
 from xattr import ops
-from xattr.explainers._common import Targets, check_model_output, progress, rows_per_batch
+from xattr.explainers._common import (
+    Targets,
+    check_model_output,
+    format_inputs,
+    progress,
+    rows_per_batch,
+    warn_if_training,
+)
 from xattr.ops import _checks
 
 
@@ -286,3 +293,25 @@ def input_grads(
         bar.update(e - s)
     bar.close()
     return tuple(acc)
+
+
+def gradients_at_inputs(
+    forward_func: Callable,
+    inputs: Any,
+    target: Any,
+    additional_forward_args: Any,
+    memory_budget: Any,
+    show_progress: bool,
+    desc: str,
+) -> tuple[tuple[Tensor, ...], bool, Targets, tuple[Tensor, ...]]:
+    """What Saliency and InputXGradient share: checked inputs, targets and the
+    gradients of the selected outputs -> (inputs, is_tuple, targets, grads [B, T, *F])."""
+    xs, is_tuple = format_inputs(inputs)
+    float_inputs(xs)
+    warn_if_training(forward_func)
+    targets = Targets(target, xs[0].shape[0])
+    rows = batch_rows(xs, None, memory_budget)
+    grads = input_grads(
+        forward_func, xs, as_args(additional_forward_args), targets, rows, show_progress, desc
+    )
+    return xs, is_tuple, targets, grads

@@ -4,22 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from xattr.explainers._common import (
-    Attribution,
-    Targets,
-    TargetType,
-    TensorOrTuple,
-    format_inputs,
-    format_output,
-    warn_if_training,
-)
-from xattr.explainers._gradient import (
-    as_args,
-    batch_rows,
-    finish,
-    float_inputs,
-    input_grads,
-)
+from xattr.explainers._common import Attribution, TargetType, TensorOrTuple, format_output
+from xattr.explainers._gradient import finish, gradients_at_inputs
 
 
 class InputXGradient(Attribution):
@@ -66,17 +52,12 @@ class InputXGradient(Attribution):
             >>> ixg.attribute(torch.randn(2, 3)).shape
             torch.Size([2, 3])
         """
-        xs, is_tuple = format_inputs(inputs)
-        float_inputs(xs)
-        warn_if_training(self.forward_func)
-        targets = Targets(target, xs[0].shape[0])
-        rows = batch_rows(xs, None, memory_budget)
-        g = input_grads(
+        xs, is_tuple, targets, g = gradients_at_inputs(
             self.forward_func,
-            xs,
-            as_args(additional_forward_args),
-            targets,
-            rows,
+            inputs,
+            target,
+            additional_forward_args,
+            memory_budget,
             show_progress,
             "InputXGradient",
         )
