@@ -251,7 +251,7 @@ class Targets:
                 )
             if all(isinstance(t, int) and not isinstance(t, bool) for t in target):
                 self.kind = "per_example"
-                self.index = torch.tensor(target, dtype=torch.long).view(batch, 1)
+                self._set_index(torch.tensor(target, dtype=torch.long).view(batch, 1))
                 return
             if all(isinstance(t, tuple) for t in target):
                 self.kind = "per_example_tuple"
@@ -265,7 +265,7 @@ class Targets:
                         "non-zero number of targets per example"
                     )
                 self.kind, self.multi = "per_example", True
-                self.index = torch.tensor(target, dtype=torch.long)
+                self._set_index(torch.tensor(target, dtype=torch.long))
                 return
         raise TypeError(f"target: unsupported target {target!r}")
 
@@ -289,8 +289,8 @@ class Targets:
                 )
             self._check_range(out, self.fixed)
             return out[(slice(None), *self.fixed)].reshape(n, -1)
-        ex = torch.arange(n, device=out.device) // rows_per_example + first_example
         if self.kind == "per_example_tuple":
+            ex = torch.arange(n) // rows_per_example + first_example
             sel = torch.stack([out[(r, *self.fixed[int(e)])] for r, e in enumerate(ex.tolist())])
             return sel.reshape(n, -1)
         if out.dim() != 2:
@@ -298,10 +298,29 @@ class Targets:
                 "target: per-example indices need outputs [batch, classes], "
                 f"the model returns {tuple(out.shape)}"
             )
-        idx = self.index.to(out.device)[ex]  # [rows, T]
-        if int(idx.max()) >= out.shape[1] or int(idx.min()) < -out.shape[1]:
-            raise ValueError(f"target: index out of range for {out.shape[1]} outputs")
-        return torch.gather(out, 1, idx % out.shape[1])
+        C = out.shape[1]
+        if self.top >= C or self.bottom < -C:
+            raise ValueError(f"target: index out of range for {C} outputs")
+        idx = self._wrapped(C, out.device)  # [B, T] in [0, C)
+        if n % rows_per_example == 0:  # whole examples: one gather, no row index
+            nb, T = n // rows_per_example, idx.shape[1]
+            idx = idx[first_example : first_example + nb].unsqueeze(1)
+            out3 = out.view(nb, rows_per_example, C)
+            return torch.gather(out3, 2, idx.expand(nb, rows_per_example, T)).view(n, T)
+        ex = torch.arange(n, device=out.device) // rows_per_example + first_example
+        return torch.gather(out, 1, idx[ex])
+
+    def _set_index(self, index: Tensor) -> None:
+        """Per-example indices [B, T] and their range (checked against the outputs)."""
+        self.index = index
+        self.bottom, self.top = int(index.min()), int(index.max())
+        self._cache: tuple = (None, None, None)
+
+    def _wrapped(self, C: int, device: torch.device) -> Tensor:
+        """The indices taken modulo C on ``device`` (kept for the next chunk)."""
+        if self._cache[:2] != (C, device):
+            self._cache = (C, device, self.index.to(device) % C)
+        return self._cache[2]
 
     @staticmethod
     def _check_range(out: Tensor, fixed: tuple) -> None:
@@ -312,8 +331,12 @@ class Targets:
                 )
 
 
-def check_model_output(out: Any, rows: int) -> Tensor:
-    """The model must return a tensor with one row per input row, all finite."""
+def check_model_output(out: Any, rows: int, finite: bool = True) -> Tensor:
+    """The model must return a tensor with one row per input row, all finite.
+
+    ``finite=False`` leaves the finiteness check to the caller (the game checks
+    only the outputs it selects, once per chunk).
+    """
     if not isinstance(out, Tensor):
         raise TypeError(f"forward_func: expected it to return a tensor, got {type(out).__name__}")
     if out.dim() == 0:
@@ -323,9 +346,26 @@ def check_model_output(out: Any, rows: int) -> Tensor:
             f"forward_func: returned {out.shape[0]} rows for a batch of {rows}; "
             "the model must return one output row per input row"
         )
+    if finite:
+        check_finite(out)
+    return out
+
+
+def check_finite(out: Tensor) -> None:
+    """Model outputs must be finite (NaN or inf would poison every estimator)."""
     if out.is_floating_point() and not bool(torch.isfinite(out).all()):
         raise ValueError("forward_func: returned non-finite values (NaN or inf)")
-    return out
+
+
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+_NO_PROGRESS = _NoProgress()
 
 
 def progress(total: int, enabled: bool, desc: str):
@@ -337,15 +377,7 @@ def progress(total: int, enabled: bool, desc: str):
             return tqdm(total=total, desc=desc)
         except ImportError:  # pragma: no cover
             pass
-
-    class _Null:
-        def update(self, n: int = 1) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    return _Null()
+    return _NO_PROGRESS
 
 
 def n_elements(t: Tensor) -> int:

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from xattr.explainers._common import (
     Targets,
+    check_finite,
     check_model_output,
     expand_additional_args,
     flag,
@@ -35,10 +36,12 @@ from xattr.explainers.removal import (
     MarginalRemoval,
     Removal,
 )
+from xattr.ops.masking import apply_prepared
 from xattr.ops.masking import prepare as prepare_masking
 
-# Perturbed inputs built per chunk (the model then sees them in forward batches).
-PERTURBED_BYTES = 64 * 2**20
+# Perturbed inputs built per masking call: several forward batches at once (fewer
+# calls), small enough to stay in cache until the model reads them.
+PERTURBED_BYTES = 4 * 2**20
 
 
 def format_feature_mask(
@@ -126,7 +129,7 @@ class Game:
         self.B = inputs[0].shape[0]
         self.evaluations = 0  # model rows evaluated so far (per input)
         row_bytes = sum(t[0].numel() * t.element_size() for t in inputs)
-        self.chunk_rows = max(1, PERTURBED_BYTES // max(1, row_bytes))
+        self.chunk_rows = max(self.rows, PERTURBED_BYTES // max(1, row_bytes))
         if isinstance(self.removal, MarginalRemoval):
             bg, _ = format_inputs(self.removal.background, "background")
             if len(bg) != len(inputs):
@@ -164,24 +167,21 @@ class Game:
 
     # ---------------------------------------------------------------- eval
     def _forward(self, pert: tuple[Tensor, ...], per_example: int, masks: Tensor | None) -> Tensor:
-        """Model outputs on perturbed rows ordered (example, copy) -> [rows, T].
-
-        The perturbed rows of a chunk were built at once; the model sees them in
-        forward batches of ``self.rows`` rows.
-        """
+        """Selected model outputs on perturbed rows ordered (example, copy) -> [rows, T]
+        (float64, not yet checked finite), in forward calls of at most ``self.rows`` rows."""
         n = pert[0].shape[0]
-        args = expand_additional_args(self.args, self.B, per_example)
+        args = () if self.args is None else expand_additional_args(self.args, self.B, per_example)
         outs = []
         with torch.no_grad():
             for a in range(0, n, self.rows):
                 b = min(n, a + self.rows)
-                part = tuple(t[a:b] for t in pert)
-                extra = slice_additional_args(args, n, a, b)
+                part = pert if b - a == n else tuple(t[a:b] for t in pert)
+                extra = slice_additional_args(args, n, a, b) if args else ()
                 if isinstance(self.removal, ConditionalRemoval):
                     out = self.removal.surrogate(*part, masks[a:b], *extra)
                 else:
                     out = self.f(*part, *extra)
-                outs.append(check_model_output(out, b - a))
+                outs.append(check_model_output(out, b - a, finite=False))
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         return self.targets.select(out, per_example).to(torch.float64)
 
@@ -191,8 +191,8 @@ class Game:
             masks = masks.repeat_interleave(copies, dim=0)
         masks = masks.contiguous()
         return tuple(
-            torch.ops.xattr.mask_apply(x2, base, group, masks).reshape(-1, *x.shape[1:])
-            for x, (x2, group, base) in zip(self.inputs, self._masking)
+            apply_prepared(prep, masks).reshape(-1, *x.shape[1:])
+            for x, prep in zip(self.inputs, self._masking)
         )
 
     def _chunk(self, masks: Tensor) -> Tensor:
@@ -202,19 +202,21 @@ class Game:
             N = self.background[0].shape[0]
             v = self._forward(self._perturb(masks, N), N * s, None)
             return v.view(self.B, N, s, -1).mean(1)
-        rows_masks = masks.expand(self.B, s, self.d).reshape(self.B * s, self.d)
+        rows_masks = None
+        if isinstance(self.removal, ConditionalRemoval):  # the surrogate reads the masks
+            rows_masks = masks.expand(self.B, s, self.d).reshape(self.B * s, self.d)
         return self._forward(self._perturb(masks, 1), s, rows_masks).view(self.B, s, -1)
 
     def __call__(self, masks: Tensor) -> Tensor:
         """v(S) for every input and every mask row: [B, S, T] (float64)."""
         m3 = masks.unsqueeze(0) if masks.dim() == 2 else masks
+        if m3.shape[0] == 1:
+            m3 = m3.contiguous()  # then every chunk of rows is contiguous too
         if m3.shape[-1] != self.d:
             raise ValueError(f"masks: expected {self.d} features, got {m3.shape[-1]}")
         S = m3.shape[1]
         copies = self.background[0].shape[0] if isinstance(self.removal, MarginalRemoval) else 1
-        # Perturbed inputs are built for many forward batches at once (one masking
-        # call per chunk), as long as they stay small next to the budget.
-        step = max(1, max(self.rows, self.chunk_rows) // max(1, self.B * copies))
+        step = max(1, self.chunk_rows // max(1, self.B * copies))
         bar = progress(S, self.show_progress, self.desc)
         parts = []
         for s0 in range(0, S, step):
@@ -224,7 +226,9 @@ class Game:
         self.evaluations += S
         if not parts:
             return torch.empty((self.B, 0, 0), dtype=torch.float64)
-        return torch.cat(parts, dim=1)
+        v = torch.cat(parts, dim=1)
+        check_finite(v)  # the selected outputs only, once per call
+        return v
 
     def full_and_empty(self) -> tuple[Tensor, Tensor]:
         """v(N) and v(empty), each [B, T]."""

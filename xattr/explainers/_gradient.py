@@ -168,6 +168,15 @@ def integrate_paths(
     alphas, weights = alphas.to(inputs[0].device), weights.to(inputs[0].device)
     J = alphas.shape[0]
     per_example = K * J
+    red = ops.path.REDUCTIONS.index(reduction)
+    # Flattened and checked once; the path kernels then run per block without checks.
+    flat_x = tuple(x.reshape(B, -1).contiguous() for x in inputs)
+    flat_b = tuple(
+        b.reshape(b.shape[0], K, -1).to(x.dtype).contiguous() for b, x in zip(baselines, inputs)
+    )
+    for i, (x, b) in enumerate(zip(flat_x, flat_b)):
+        _checks.finite("inputs" if len(inputs) == 1 else f"inputs[{i}]", x)
+        _checks.finite("baselines" if len(inputs) == 1 else f"baselines[{i}]", b)
     acc: list[Tensor | None] = [None] * len(inputs)
     T = None
     bar = progress(B * per_example, show_progress, desc)
@@ -175,12 +184,13 @@ def integrate_paths(
         nb = e - s
         a = alphas[j0:j1]
         w = weights[j0:j1]
-        pts = tuple(
-            ops.path_points(x[s:e], b if b.shape[0] == 1 else b[s:e], a)
-            for x, b in zip(inputs, baselines)
-        )  # [nb, K, j, *F]
         reps = K * a.shape[0]
-        flat = tuple(p.reshape(nb * reps, *p.shape[3:]) for p in pts)
+        flat = tuple(
+            ops.path.points_flat(x[s:e], b if b.shape[0] == 1 else b[s:e], a).view(
+                nb * reps, *inp.shape[1:]
+            )
+            for x, b, inp in zip(flat_x, flat_b, inputs)
+        )
         if layer_call is None:
             g, _ = grads_at(forward_func, flat, chunk_args(args, B, s, e, reps), targets, reps, s)
         else:
@@ -192,23 +202,29 @@ def integrate_paths(
         t = g[0].shape[1]
         if T is None:
             T = t
-        for i, (gi, x, b) in enumerate(zip(g, inputs, baselines)):
-            feat = tuple(x.shape[1:])
-            # [nb*K*j, T, *F] -> [nb, T, K, j, *F] -> [nb*T, K, j, *F]
-            gi = gi.reshape(nb, K, a.shape[0], t, *feat).movedim(3, 1)
-            gi = gi.reshape(nb * t, K, a.shape[0], *feat)
-            xi = x[s:e].repeat_interleave(t, 0)
+        for i, (gi, x, b) in enumerate(zip(g, flat_x, flat_b)):
+            # [nb*K*j, T, *F] -> [nb, T, K, j, E] -> [nb*T, K, j, E]
+            gi = gi.reshape(nb, K, a.shape[0], t, x.shape[1]).movedim(3, 1)
+            gi = gi.reshape(nb * t, K, a.shape[0], x.shape[1]).to(x.dtype)
+            xi = x[s:e] if t == 1 else x[s:e].repeat_interleave(t, 0)
             bi = b if b.shape[0] == 1 else b[s:e].repeat_interleave(t, 0)
-            part = ops.path_integrate(
-                gi, xi, bi, w, reduction=reduction, multiply_by_inputs=multiply_by_inputs
-            )
-            part = part.reshape(nb, t, *part.shape[1:])
+            part = ops.path.integrate_flat(gi, xi, bi, w, red, multiply_by_inputs)
+            part = part.view(nb, t, *part.shape[1:])
             if acc[i] is None:
                 acc[i] = x.new_zeros((B, t, *part.shape[2:]))
             acc[i][s:e] += part
         bar.update(nb * K * a.shape[0])
     bar.close()
-    return tuple(acc), int(T)
+    # A NaN or inf gradient always reaches the attributions (see ops.path_integrate).
+    for a in acc:
+        if a is not None and not bool(torch.isfinite(a).all()):
+            raise ValueError(
+                "forward_func: its gradients contain non-finite values (NaN or inf); "
+                "the attributions would too"
+            )
+    lead = 1 if reduction != "none" else 2  # (T,) or (T, K) after the batch
+    shaped = tuple(a.view(B, *a.shape[1 : 1 + lead], *x.shape[1:]) for a, x in zip(acc, inputs))
+    return shaped, int(T)
 
 
 def _kblocks(B: int, K: int, J: int, rows: int) -> Iterator[tuple[int, int, int, int]]:
@@ -228,6 +244,12 @@ def _kblocks(B: int, K: int, J: int, rows: int) -> Iterator[tuple[int, int, int,
 
 def _grads_of(sel: Tensor, wrt: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], Tensor]:
     T = sel.shape[1]
+    if T == 1:  # no stacking copy
+        g = torch.autograd.grad(sel[:, 0].sum(), wrt, allow_unused=True)
+        grads = tuple(
+            (torch.zeros_like(w) if gi is None else gi).unsqueeze(1) for gi, w in zip(g, wrt)
+        )
+        return grads, sel.detach()
     per_t = []
     for t in range(T):
         g = torch.autograd.grad(sel[:, t].sum(), wrt, retain_graph=t < T - 1, allow_unused=True)
@@ -286,6 +308,10 @@ def input_grads(
         g, _ = grads_at(
             forward_func, tuple(x[s:e] for x in inputs), chunk_args(args, B, s, e, 1), targets, 1, s
         )
+        if e - s == B:  # one batch: its gradients are the answer
+            bar.update(B)
+            bar.close()
+            return g
         for i, gi in enumerate(g):
             if acc[i] is None:
                 acc[i] = gi.new_zeros((B, *gi.shape[1:]))

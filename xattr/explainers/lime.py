@@ -108,12 +108,15 @@ def _cosine_kernel(setup: Any, masks: Tensor, kernel_width: float = 1.0) -> Tens
         xx.scatter_add_(1, gf, xf * xf)
         xb.scatter_add_(1, gf, xf * bf)
         bb.scatter_add_(1, gf, bf * bf)
+    # With m the 0/1 mask: dot(x, x') = xb + m . (xx - xb), |x'|^2 = bb + m . (xx - bb).
     m = masks.to(torch.float64).cpu()
-    m3 = m.unsqueeze(0).expand(B, -1, -1) if m.dim() == 2 else m
-    on = m3
-    off = 1.0 - m3
-    dot = (on @ xx[:, :, None] + off @ xb[:, :, None])[..., 0]
-    pn2 = (on @ xx[:, :, None] + off @ bb[:, :, None])[..., 0]
+    dx, dp = xx - xb, xx - bb  # [B, d]
+    if m.dim() == 2:  # shared masks: one [S, d] x [d, B] product each
+        on_x, on_p = (m @ dx.T).T, (m @ dp.T).T
+    else:
+        on_x, on_p = (m @ dx[:, :, None])[..., 0], (m @ dp[:, :, None])[..., 0]
+    dot = xb.sum(1, keepdim=True) + on_x
+    pn2 = bb.sum(1, keepdim=True) + on_p
     eps = 1e-8
     nx = xx.sum(1, keepdim=True).sqrt().clamp_min(eps)
     npert = pn2.clamp_min(0).sqrt().clamp_min(eps)

@@ -495,7 +495,8 @@ def kernel_shap_solve(
 
 
 def _lasso_cd(G: Tensor, c: Tensor, alpha: float, max_iter: int, tol: float) -> Tensor:
-    """Cyclic coordinate descent on 1/2 b'Gb - c'b + alpha |b|_1 from b = 0 (LinearSolveOp).
+    """Cyclic coordinate descent on 1/2 b'Gb - c'b + alpha |b|_1 from b = 0 (LinearSolveOp),
+    with G @ b kept up to date as b changes.
 
     G [g, d, d] (normalised centred Gram), c [B, d, T]. Every (b, t) problem stops on its
     own, as its kernel thread does, when the largest step of a sweep is <= tol times the
@@ -503,6 +504,7 @@ def _lasso_cd(G: Tensor, c: Tensor, alpha: float, max_iter: int, tol: float) -> 
     """
     B, d, T = c.shape
     beta = torch.zeros_like(c)
+    q = torch.zeros_like(c)  # G @ beta, updated a column at a time
     active = torch.ones((B, T), dtype=torch.bool, device=c.device)
     gdiag = G.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)  # [g, d, 1]
     for _ in range(max_iter):
@@ -510,17 +512,18 @@ def _lasso_cd(G: Tensor, c: Tensor, alpha: float, max_iter: int, tol: float) -> 
         max_beta = torch.zeros_like(max_step)
         for j in range(d):
             gjj = gdiag[:, j]  # [g, 1]
-            old = beta[:, j].clone()
-            beta[:, j] = 0.0  # so that the product below sums over k != j only
-            rho = c[:, j] - (G[:, j : j + 1] @ beta)[:, 0]
+            old = beta[:, j]
+            rho = c[:, j] - (q[:, j] - gjj * old)
             shrunk = torch.where(
                 rho > alpha, rho - alpha, torch.where(rho < -alpha, rho + alpha, 0.0)
             )
             update = active & (gjj > 0.0)
             new = torch.where(update, shrunk / gjj, old)
-            max_step = torch.maximum(max_step, (new - old).abs())
+            step = new - old
+            max_step = torch.maximum(max_step, step.abs())
             max_beta = torch.maximum(max_beta, torch.where(update, new.abs(), 0.0))
             beta[:, j] = new
+            q += G[:, :, j : j + 1] * step[:, None, :]
         active &= ~((max_step <= tol * max_beta) | (max_step == 0.0))
         if not bool(active.any()):
             break

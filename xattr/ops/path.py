@@ -56,8 +56,10 @@ def quadrature(
 
 
 # ----------------------------------------------------------------- custom ops
-@torch.library.custom_op("xattr::path_points", mutates_args=(), device_types=("cpu", "cuda"))
-def _path_points_op(x: torch.Tensor, base: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+def points_flat(x: torch.Tensor, base: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """Path points on flat, checked data: x [B, E], base [1 or B, K, E], alphas [J] ->
+    [B, K, J, E]. The body of ``xattr::path_points``; explainers call it directly
+    (no dispatcher, no autograd) once per batch of rows."""
     x, base, alphas = (t.contiguous() for t in (x, base, alphas))
     if not _ext.use_kernels(x.device):
         return _reference.path_points(x, base, alphas)
@@ -77,6 +79,11 @@ def _path_points_op(x: torch.Tensor, base: torch.Tensor, alphas: torch.Tensor) -
         **_ext.where(x),
     )
     return out
+
+
+_path_points_op = torch.library.custom_op(
+    "xattr::path_points", mutates_args=(), device_types=("cpu", "cuda")
+)(points_flat)
 
 
 @_path_points_op.register_fake
@@ -105,8 +112,7 @@ def _path_points_backward(ctx, grad):
 _path_points_op.register_autograd(_path_points_backward, setup_context=_path_points_setup)
 
 
-@torch.library.custom_op("xattr::path_integrate", mutates_args=(), device_types=("cpu", "cuda"))
-def _path_integrate_op(
+def integrate_flat(
     grads: torch.Tensor,
     x: torch.Tensor,
     base: torch.Tensor,
@@ -114,6 +120,9 @@ def _path_integrate_op(
     reduction: int,
     multiply_by_inputs: bool,
 ) -> torch.Tensor:
+    """Path integration on flat, checked data: grads [B, K, J, E], x [B, E], base
+    [1 or B, K, E], weights [J], reduction an index into REDUCTIONS -> [B, E] (or
+    [B, K, E]). The body of ``xattr::path_integrate``; no finiteness check."""
     grads, x, base, weights = (t.contiguous() for t in (grads, x, base, weights))
     if not _ext.use_kernels(x.device):
         return _reference.path_integrate(
@@ -137,6 +146,11 @@ def _path_integrate_op(
         **_ext.where(x),
     )
     return out
+
+
+_path_integrate_op = torch.library.custom_op(
+    "xattr::path_integrate", mutates_args=(), device_types=("cpu", "cuda")
+)(integrate_flat)
 
 
 @_path_integrate_op.register_fake

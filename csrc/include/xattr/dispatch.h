@@ -41,7 +41,7 @@ inline int64_t wls_workspace_doubles(const WlsParams& p) {
 }
 inline int64_t wls_scratch_ints(const WlsParams& p) { return wls_groups(p) * 2 * p.d; }
 inline int64_t linear_fit_workspace_doubles(const LinearFitParams& p) {
-  return linear_fit_groups(p) * (p.d * p.d + p.d + 1) + p.B * p.T * 2 * p.d;
+  return linear_fit_groups(p) * (p.d * p.d + p.d + 1) + p.B * p.T * 3 * p.d;
 }
 inline int64_t linear_fit_scratch_ints(const LinearFitParams& p) {
   return linear_fit_groups(p) * 2 * p.d;

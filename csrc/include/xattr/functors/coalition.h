@@ -205,7 +205,7 @@ struct LinearSolveOp {  // row = b * T + t
     const double* G = p.work + (ng == 1 ? 0 : b) * (d * d + d + 1);
     const double* xbar = G + d * d;
     const double sw = xbar[d];
-    double* c = p.work + ng * (d * d + d + 1) + bt * 2 * d;
+    double* c = p.work + ng * (d * d + d + 1) + bt * 3 * d;
     double* beta = c + d;
     double ybar = 0.0;
     for (int64_t r = 0; r < p.n; ++r) {
@@ -223,22 +223,25 @@ struct LinearSolveOp {  // row = b * T + t
       for (int64_t i = 0; i < d; ++i) beta[i] = c[i];
       cholesky_solve(G, d, beta);
     } else {
-      // Cyclic coordinate descent on the Gram form, from beta = 0.
+      // Cyclic coordinate descent on the Gram form, from beta = 0, keeping
+      // q = (G / sw) beta up to date (a column update only when beta_j moves).
       const double inv = sw > 0.0 ? 1.0 / sw : 0.0;
-      for (int64_t i = 0; i < d; ++i) beta[i] = 0.0;
+      double* q = c + 2 * d;
+      for (int64_t i = 0; i < d; ++i) beta[i] = q[i] = 0.0;
       for (int64_t it = 0; it < p.max_iter; ++it) {
         double max_step = 0.0, max_beta = 0.0;
         for (int64_t j = 0; j < d; ++j) {
           const double gjj = G[j * d + j] * inv;
           if (!(gjj > 0.0)) continue;
-          double rho = c[j] * inv;
-          for (int64_t k = 0; k < d; ++k) {
-            if (k != j) rho -= G[j * d + k] * inv * beta[k];
-          }
+          const double rho = c[j] * inv - (q[j] - gjj * beta[j]);
           const double nb = soft_threshold(rho, p.alpha) / gjj;
-          max_step = fmax(max_step, fabs(nb - beta[j]));
+          const double step = nb - beta[j];
+          max_step = fmax(max_step, fabs(step));
           max_beta = fmax(max_beta, fabs(nb));
           beta[j] = nb;
+          if (step != 0.0) {
+            for (int64_t k = 0; k < d; ++k) q[k] += G[k * d + j] * inv * step;
+          }
         }
         if (max_step <= p.tol * max_beta || max_step == 0.0) break;
       }

@@ -6,6 +6,8 @@
 // masked by replacement with the same formula.
 #pragma once
 
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "xattr/functors/sampling.h"
@@ -54,6 +56,31 @@ struct MaskApplyOp {
     r.out[e] = bit ? r.x[e] : r.base[e];
   }
 
+  // The element bits of [e0, e1) (0 or 1) from the row's d feature bits; an
+  // id out of [0, d) reads nothing and keeps the base (the ops reject such ids).
+  static void expand(const uint8_t* bits, int64_t d, const int64_t* group, uint8_t* ebits,
+                     int64_t e0, int64_t e1) {
+    for (int64_t e = e0; e < e1; ++e) {
+      const int64_t g = group[e];
+      ebits[e] = (g >= 0 && g < d) ? bits[g] != 0 : 0;
+    }
+  }
+
+  // out[e] = m[e] ? x[e] : base[e] over [e0, e1), written so that compilers
+  // vectorise it (a bitwise blend of the two values' bytes).
+  static void select(const uint8_t* __restrict m, const T* __restrict x, const T* __restrict base,
+                     T* __restrict out, int64_t e0, int64_t e1) {
+    using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+    for (int64_t e = e0; e < e1; ++e) {
+      U xv, bv;
+      std::memcpy(&xv, x + e, sizeof(T));
+      std::memcpy(&bv, base + e, sizeof(T));
+      const U keep = U{0} - static_cast<U>(m[e]);
+      const U v = bv ^ ((xv ^ bv) & keep);
+      std::memcpy(out + e, &v, sizeof(T));
+    }
+  }
+
   // GPU path: one element per thread; a fused sampler draws the bit here.
   XATTR_HD void operator()(int64_t row, int64_t e) const {
     const Row r = row_at(row);
@@ -82,7 +109,13 @@ struct MaskApplyOp {
       for (int64_t g = 0; g < p.d; ++g) buf[g] = sampled_bit(r.b, r.s, g);
       bits = buf;
     }
-    for (int64_t e = e0; e < e1; ++e) apply(r, bits, p.d, e);
+    // Element bits in blocks (a lookup each), then a vectorised select.
+    uint8_t ebits[1024];
+    for (int64_t a = e0; a < e1; a += 1024) {
+      const int64_t z = a + 1024 < e1 ? a + 1024 : e1;
+      expand(bits, p.d, r.group + a, ebits, 0, z - a);
+      select(ebits, r.x + a, r.base + a, r.out + a, 0, z - a);
+    }
   }
 };
 
@@ -113,11 +146,22 @@ struct MaskApplySharedRowOp {
       for (int64_t g = 0; g < p.d; ++g) buf[g] = op.sampled_bit(0, s, g);
       bits = buf;
     }
+    // Groups shared by the batch and a span of at least one whole example: look
+    // the element bits up once, then every example is a plain (vectorised) select.
+    std::vector<uint8_t> ebits;
+    if (p.group_bstride == 0 && c1 - c0 >= p.E) {
+      ebits.resize(static_cast<size_t>(p.E));
+      MaskApplyOp<T>::expand(bits, p.d, p.group, ebits.data(), 0, p.E);
+    }
     for (int64_t b = c0 / p.E; b * p.E < c1; ++b) {
       const typename MaskApplyOp<T>::Row r = op.row_at(b * p.S + s);
       const int64_t e0 = c0 > b * p.E ? c0 - b * p.E : 0;
       const int64_t e1 = c1 < (b + 1) * p.E ? c1 - b * p.E : p.E;
-      for (int64_t e = e0; e < e1; ++e) MaskApplyOp<T>::apply(r, bits, p.d, e);
+      if (!ebits.empty()) {
+        MaskApplyOp<T>::select(ebits.data(), r.x, r.base, r.out, e0, e1);
+      } else {
+        for (int64_t e = e0; e < e1; ++e) MaskApplyOp<T>::apply(r, bits, p.d, e);
+      }
     }
   }
 };
