@@ -812,7 +812,9 @@ def main(argv: list[str] | None = None) -> int:
         default="system",
         help="system: glibc's defaults (default); reuse: keep freed memory (see set_malloc)",
     )
-    ap.add_argument("--write", action="store_true", help="write results even with --quick")
+    ap.add_argument(
+        "--write", action="store_true", help="write results even with --quick or --only"
+    )
     ap.add_argument("--out", default=str(RESULTS), help="results folder")
     ap.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")
     args = ap.parse_args(argv)
@@ -929,7 +931,8 @@ def main(argv: list[str] | None = None) -> int:
         if not v["ok"]
     ]
     print("targets missed: " + ("; ".join(missed) if missed else "none"), flush=True)
-    if not q or args.write:
+    # Partial runs (--quick, --only) print their table instead of replacing the full one.
+    if (not q and args.only is None) or args.write:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "bench_explainers.json").write_text(json.dumps(report, indent=1) + "\n")

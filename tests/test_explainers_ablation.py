@@ -467,3 +467,34 @@ def test_show_progress_and_scalar_outputs():
     )
     ExactShapley(f).attribute(x, show_progress=True)
     Banzhaf(f).attribute(x, n_samples=50, seed=0, show_progress=True)
+
+
+# ----------------------------------------------------------------- token-id inputs
+class _Bag(nn.Module):
+    """Token ids [B, L] -> [B, 3] through an embedding bag (float32 outputs)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(4)
+        self.emb, self.out = nn.Embedding(30, 8), nn.Linear(8, 3)
+
+    def forward(self, ids):
+        return self.out(torch.tanh(self.emb(ids)).mean(1))
+
+
+def test_token_ids_match_captum_in_the_models_dtype():
+    model = _Bag().eval()
+    ids = torch.randint(1, 30, (3, 7), generator=_gen(5))
+    target = torch.tensor([0, 2, 1])
+    ours = FeatureAblation(model).attribute(ids, baselines=0, target=target)
+    theirs = CFeatureAblation(model).attribute(ids, baselines=0, target=target)
+    assert ours.dtype == theirs.dtype == F32
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=TOL[F32])
+    occ = Occlusion(model).attribute(ids, (2,), baselines=0, target=target)
+    cocc = COcclusion(model).attribute(ids, (2,), baselines=0, target=target)
+    assert occ.dtype == cocc.dtype == F32
+    torch.testing.assert_close(occ, cocc, rtol=0, atol=TOL[F32])
+    exact = ExactShapley(model).attribute(ids, baselines=0, target=target)
+    assert exact.dtype == F32
+    # a float64 model gives float64 attributions
+    assert FeatureAblation(model.double()).attribute(ids, target=0).dtype == F64

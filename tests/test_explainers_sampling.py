@@ -288,3 +288,20 @@ def test_bad_lime_arguments():
         KernelShap(F).attribute(X, target=0, return_std=1)
     with pytest.raises(TypeError, match="antithetic"):
         ShapleyValueSampling(F).attribute(X, target=0, antithetic=None)
+
+
+def test_token_ids_give_attributions_in_the_models_dtype():
+    torch.manual_seed(6)
+    emb, lin = torch.nn.Embedding(20, 4), torch.nn.Linear(4, 2)
+
+    def f(ids):
+        return lin(torch.tanh(emb(ids)).mean(1))
+
+    ids = torch.randint(1, 20, (2, 5), generator=gen(7))
+    for cls, kw in [
+        (KernelShap, {"n_samples": 40}),
+        (Lime, {"n_samples": 40}),
+        (ShapleyValueSampling, {"n_samples": 4}),
+    ]:
+        a = cls(f).attribute(ids, baselines=0, target=1, seed=0, **kw)
+        assert a.shape == ids.shape and a.dtype == torch.float32, cls.__name__

@@ -351,6 +351,14 @@ def check_model_output(out: Any, rows: int, finite: bool = True) -> Tensor:
     return out
 
 
+def attribution_dtype(x: Tensor, output_dtype: torch.dtype) -> torch.dtype:
+    """Attributions take the input's dtype; integer inputs (token ids) take the model
+    output's floating dtype, as in Captum."""
+    if x.is_floating_point():
+        return x.dtype
+    return output_dtype if output_dtype.is_floating_point else torch.get_default_dtype()
+
+
 def check_finite(out: Tensor) -> None:
     """Model outputs must be finite (NaN or inf would poison every estimator)."""
     if out.is_floating_point() and not bool(torch.isfinite(out).all()):

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from xattr.explainers._common import (
     Targets,
+    attribution_dtype,
     check_finite,
     check_model_output,
     expand_additional_args,
@@ -128,6 +129,7 @@ class Game:
         self.show_progress, self.desc = show_progress, desc
         self.B = inputs[0].shape[0]
         self.evaluations = 0  # model rows evaluated so far (per input)
+        self.output_dtype = torch.get_default_dtype()  # the model's, once it has run
         row_bytes = sum(t[0].numel() * t.element_size() for t in inputs)
         self.chunk_rows = max(self.rows, PERTURBED_BYTES // max(1, row_bytes))
         if isinstance(self.removal, MarginalRemoval):
@@ -183,6 +185,7 @@ class Game:
                     out = self.f(*part, *extra)
                 outs.append(check_model_output(out, b - a, finite=False))
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        self.output_dtype = out.dtype
         return self.targets.select(out, per_example).to(torch.float64)
 
     def _perturb(self, masks: Tensor, copies: int) -> tuple[Tensor, ...]:
@@ -239,16 +242,21 @@ class Game:
 
 
 def spread(
-    phi: Tensor, groups: tuple[Tensor, ...], inputs: tuple[Tensor, ...], multi: bool
+    phi: Tensor,
+    groups: tuple[Tensor, ...],
+    inputs: tuple[Tensor, ...],
+    multi: bool,
+    output_dtype: torch.dtype,
 ) -> tuple[Tensor, ...]:
     """Per-feature values [B, T, d] -> per-element attributions shaped like each input:
-    [B, *F] for one target, [B, T, *F] for several (``multi``); dtype of the input."""
+    [B, *F] for one target, [B, T, *F] for several (``multi``); dtype of the input
+    (of the model's output for integer inputs)."""
     B, T, _ = phi.shape
     out = []
     for x, g in zip(inputs, groups):
         flat = g.reshape(g.shape[0], 1, -1).expand(B, T, -1)
         a = torch.gather(phi, 2, flat).reshape(B, T, *x.shape[1:])
-        a = a.to(x.dtype if x.is_floating_point() else phi.dtype)
+        a = a.to(attribution_dtype(x, output_dtype))
         out.append(a if multi else a[:, 0])
     return tuple(out)
 
@@ -304,5 +312,5 @@ class Setup:
 
     def output(self, phi: Tensor) -> Any:
         """[B, T, d] per-feature values -> attributions shaped like the inputs."""
-        out = spread(phi, self.groups, self.inputs, self.targets.multi)
+        out = spread(phi, self.groups, self.inputs, self.targets.multi, self.game.output_dtype)
         return out if self.is_tuple else out[0]

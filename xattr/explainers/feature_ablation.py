@@ -90,16 +90,19 @@ class FeatureAblation(Attribution):
         game, d = setup.game, setup.d
         game.rows = max(game.rows, setup.B * ppe)
         device = setup.inputs[0].device
-        full = torch.ones((1, d), dtype=torch.bool, device=device)
-        v_full = game(full)[:, 0]  # [B, T]
-        # as many masks per game call as fill its batches, at least 2^24 mask entries
+        # as many masks per game call as fill its batches, at least 2^24 mask entries;
+        # the first call also evaluates the full coalition (row 0)
         chunk = max(1, _MASK_ELEMENTS // max(1, d), game.rows // setup.B)
-        diffs = []
+        diffs, v_full = [], None
         for j0 in range(0, d, chunk):
             j1 = min(d, j0 + chunk)
-            masks = torch.ones((j1 - j0, d), dtype=torch.bool, device=device)
+            first = int(j0 == 0)
+            masks = torch.ones((first + j1 - j0, d), dtype=torch.bool, device=device)
             idx = torch.arange(j0, j1, device=device)
-            masks[idx - j0, idx] = False
-            diffs.append(v_full.unsqueeze(1) - game(masks))  # [B, c, T]
+            masks[first + idx - j0, idx] = False
+            v = game(masks)  # [B, rows, T]
+            if first:
+                v_full, v = v[:, 0], v[:, 1:]
+            diffs.append(v_full.unsqueeze(1) - v)  # [B, c, T]
         phi = torch.cat(diffs, dim=1).transpose(1, 2)  # [B, T, d]
         return setup.output(phi)

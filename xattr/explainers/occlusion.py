@@ -14,6 +14,7 @@ from xattr.explainers._common import (
     Targets,
     TargetType,
     TensorOrTuple,
+    attribution_dtype,
     check_model_output,
     expand_additional_args,
     format_baselines,
@@ -193,11 +194,15 @@ class Occlusion(Attribution):
         f = self.forward_func
         args = additional_forward_args
 
+        output_dtype = torch.get_default_dtype()  # the model's, once it has run
+
         def forward(pert: tuple[Tensor, ...], per_example: int) -> Tensor:
+            nonlocal output_dtype
             n = pert[0].shape[0]
             with torch.no_grad():
                 out = f(*pert, *expand_additional_args(args, B, per_example))
             out = check_model_output(out, n)
+            output_dtype = out.dtype
             return targets.select(out, per_example).to(torch.float64)
 
         v_full = forward(xs, 1)  # [B, T]
@@ -233,7 +238,7 @@ class Occlusion(Attribution):
                 cover += wd.sum(0)
                 bar.update(c)
             a = (acc / cover).reshape(B, -1, *feat)
-            a = a.to(x.dtype if x.is_floating_point() else torch.float64)
+            a = a.to(attribution_dtype(x, output_dtype))
             results.append(a if targets.multi else a[:, 0])
         bar.close()
         return format_output(tuple(results), is_tuple)
