@@ -240,6 +240,32 @@ def test_lime_matches_captum_on_the_same_samples(model):
         perturb_func=_samples_func(S),
     ).attribute(x, baselines=0.3, target=1, feature_mask=fm, n_samples=n)
     torch.testing.assert_close(again, theirs, atol=1e-5, rtol=1e-5)
+    # Captum's own surrogate object is accepted and fitted the same way
+    same = Lime(g, captum_model, perturb_func=_samples_func(S)).attribute(
+        x, baselines=0.3, target=1, feature_mask=fm, n_samples=n
+    )
+    torch.testing.assert_close(same, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_lime_takes_captum_surrogates_and_refuses_their_unsupported_options():
+    from captum._utils.models.linear_model import SkLearnLasso, SkLearnLinearRegression
+
+    torch.manual_seed(0)
+    g = lambda t: F(t.double()).float()  # noqa: E731
+    x = X[:2].float()
+    S = (torch.rand(60, D, generator=gen(2)) < 0.5).long()
+    for captum_model in (SkLearnLasso(alpha=0.05), SkLearnLinearRegression()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = captum_attr.Lime(
+                g, interpretable_model=captum_model, perturb_func=_samples_func(S)
+            ).attribute(x, target=1, n_samples=30)
+        ours = Lime(g, captum_model, perturb_func=_samples_func(S)).attribute(
+            x, target=1, n_samples=30
+        )
+        torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="positive"):
+        Lime(g, SkLearnLasso(alpha=0.1, positive=True)).attribute(x, target=1, n_samples=8)
 
 
 def test_lime_default_sampler_recovers_a_linear_model():

@@ -28,6 +28,7 @@ from xattr.explainers import (
     NoiseTunnel,
     Occlusion,
     Saliency,
+    ShapleyValues,
     ShapleyValueSampling,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "BaselineRemoval",
     "ConditionalRemoval",
     "ExactShapley",
+    "ShapleyValues",
     "FeatureAblation",
     "GradientShap",
     "InputXGradient",

@@ -3,11 +3,11 @@
 Gradient methods: Saliency, InputXGradient, IntegratedGradients, GradientShap,
 NoiseTunnel, LayerIntegratedGradients. Perturbation methods (each computes a
 game v(S) chosen by ``removal=``): FeatureAblation, Occlusion, KernelShap, Lime,
-ShapleyValueSampling, Banzhaf, ExactShapley.
+ShapleyValueSampling, Banzhaf, ExactShapley (ShapleyValues under Captum's name).
 """
 
 from xattr.explainers.banzhaf import Banzhaf
-from xattr.explainers.exact_shapley import ExactShapley
+from xattr.explainers.exact_shapley import ExactShapley, ShapleyValues
 from xattr.explainers.feature_ablation import FeatureAblation
 from xattr.explainers.gradient_shap import GradientShap
 from xattr.explainers.input_x_gradient import InputXGradient
@@ -26,6 +26,7 @@ __all__ = [
     "BaselineRemoval",
     "ConditionalRemoval",
     "ExactShapley",
+    "ShapleyValues",
     "FeatureAblation",
     "GradientShap",
     "InputXGradient",

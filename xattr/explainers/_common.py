@@ -128,6 +128,24 @@ class Attribution:
         check_forward_func(forward_func)
         self.forward_func = forward_func
 
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        """Whether attributions include the factor (inputs - baselines) (Captum's flag)."""
+        return False
+
+    def has_convergence_delta(self) -> bool:
+        """Whether ``attribute`` can return a convergence delta."""
+        return False
+
+
+class PerturbationAttribution(Attribution):
+    """Base of the perturbation explainers: their attributions are differences of model
+    outputs, so they count as multiplied by the inputs (as in Captum)."""
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return True
+
 
 def warn_if_training(forward_func: Callable) -> None:
     """Dropout and batch-norm statistics in training mode break exactness and determinism."""

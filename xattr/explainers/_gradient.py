@@ -16,8 +16,12 @@ from torch import Tensor
 
 from xattr import ops
 from xattr.explainers._common import (
+    Attribution,
     Targets,
+    TargetType,
+    TensorOrTuple,
     check_model_output,
+    format_baselines,
     format_inputs,
     progress,
     rows_per_batch,
@@ -282,6 +286,70 @@ def convergence_delta(
     start = outputs_at(forward_func, base, args, targets, rows)
     total = sum(a.reshape(a.shape[0], a.shape[1], -1).sum(-1) for a in attributions)
     return total - (end - start).to(total.dtype)
+
+
+class GradientAttribution(Attribution):
+    """Base of the gradient explainers (Captum's ``GradientAttribution``)."""
+
+    def compute_convergence_delta(
+        self,
+        attributions: TensorOrTuple,
+        start_point: Any,
+        end_point: TensorOrTuple,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+    ) -> Tensor:
+        """How far ``attributions`` are from completeness:
+        ``sum(attributions) - (f(end_point) - f(start_point))`` per example.
+
+        Args:
+            attributions: [B, *F] per input (a tuple for tuple inputs), or [B, T, *F]
+                with several targets.
+            start_point: the baselines (a number, a tensor broadcastable to one example,
+                [B, *F], or a tuple of those).
+            end_point: the inputs, [B, *F] or a tuple.
+            target, additional_forward_args: as in ``attribute``.
+
+        Returns:
+            [B] ([B, T] for several targets), in the attributions' dtype.
+
+        Example:
+            >>> import torch
+            >>> from xattr import IntegratedGradients
+            >>> ig = IntegratedGradients(torch.nn.Linear(3, 1).double().eval())
+            >>> x = torch.randn(2, 3, dtype=torch.float64)
+            >>> a = ig.attribute(x, target=0)
+            >>> bool(ig.compute_convergence_delta(a, 0.0, x, target=0).abs().max() < 1e-12)
+            True
+        """
+        ends, _ = format_inputs(end_point, "end_point")
+        attrs, _ = format_inputs(attributions, "attributions")
+        if len(attrs) != len(ends):
+            raise ValueError(
+                f"attributions: expected {len(ends)} tensor(s), one per input, got {len(attrs)}"
+            )
+        starts = format_baselines(start_point, ends)
+        B = ends[0].shape[0]
+        targets = Targets(target, B)
+        lead = (B, -1) if targets.multi else (B, 1)
+        shaped = []
+        for i, (a, x) in enumerate(zip(attrs, ends)):
+            if a.shape[0] != B:
+                raise ValueError(
+                    f"attributions[{i}]: {a.shape[0]} rows, the end_point has {B} examples"
+                )
+            shaped.append(a.reshape(*lead, *x.shape[1:]))
+        rows = batch_rows(ends, None, None)
+        delta = convergence_delta(
+            self.forward_func,
+            tuple(shaped),
+            ends,
+            starts,
+            as_args(additional_forward_args),
+            targets,
+            rows,
+        )
+        return delta if targets.multi else delta[:, 0]
 
 
 def check_n_steps(n_steps: Any, method: str) -> None:

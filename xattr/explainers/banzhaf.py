@@ -9,7 +9,12 @@ import torch
 from torch import Tensor
 
 from xattr import ops
-from xattr.explainers._common import Attribution, BaselineType, TargetType, TensorOrTuple
+from xattr.explainers._common import (
+    BaselineType,
+    PerturbationAttribution,
+    TargetType,
+    TensorOrTuple,
+)
 from xattr.explainers._game import Setup
 from xattr.explainers.exact_shapley import MAX_EXACT_FEATURES
 from xattr.explainers.removal import Removal
@@ -46,7 +51,7 @@ def msr_stderr(masks: Tensor, counts: Tensor, values: Tensor) -> Tensor:
     return (out[0] + out[1]).sqrt()
 
 
-class Banzhaf(Attribution):
+class Banzhaf(PerturbationAttribution):
     """Banzhaf values ``beta_i = 2^{1-d} sum_{S subset N \\ {i}} (v(S + i) - v(S))``.
 
     The game is ``v(S) = f(x_S, b_{not S})`` with the default ``BaselineRemoval``

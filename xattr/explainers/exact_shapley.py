@@ -7,7 +7,13 @@ from typing import Any
 from torch import Tensor
 
 from xattr import ops
-from xattr.explainers._common import Attribution, BaselineType, TargetType, TensorOrTuple
+from xattr.explainers._common import (
+    BaselineType,
+    PerturbationAttribution,
+    TargetType,
+    TensorOrTuple,
+    positive_int,
+)
 from xattr.explainers._game import Setup
 from xattr.explainers.removal import Removal
 
@@ -29,7 +35,7 @@ def _delta(phi: Tensor, v_full: Tensor, v_empty: Tensor, multi: bool) -> Tensor:
     return delta if multi else delta[:, 0]
 
 
-class ExactShapley(Attribution):
+class ExactShapley(PerturbationAttribution):
     """Exact Shapley values of the coalition game over the d features.
 
     ``phi_i = sum_{S subset N \\ {i}} |S|! (d-|S|-1)! / d! * (v(S + i) - v(S))``
@@ -96,3 +102,46 @@ class ExactShapley(Attribution):
         if return_convergence_delta:
             return attr, _delta(phi, values[:, -1], values[:, 0], setup.targets.multi)
         return attr
+
+
+class ShapleyValues(ExactShapley):
+    """Captum's ``ShapleyValues`` (exact Shapley values) with Captum's argument order:
+    :class:`ExactShapley` under Captum's name, for drop-in use. Captum averages over all
+    d! feature orders; the 2^d coalitions give the same values, so d <= 20 is practical.
+
+    Example:
+        >>> import torch
+        >>> sv = ShapleyValues(lambda x: x.prod(1))
+        >>> sv.attribute(torch.tensor([[1.0, 2.0]]), perturbations_per_eval=4).tolist()
+        [[1.0, 1.0]]
+    """
+
+    def attribute(  # type: ignore[override]
+        self,
+        inputs: TensorOrTuple,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        perturbations_per_eval: int = 1,
+        show_progress: bool = False,
+        *,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+    ) -> TensorOrTuple:
+        """Attributions shaped like ``inputs``, as :meth:`ExactShapley.attribute`.
+
+        ``perturbations_per_eval`` is checked for Captum compatibility; batches follow
+        the memory budget and the values do not depend on it.
+        """
+        positive_int("perturbations_per_eval", perturbations_per_eval)
+        return super().attribute(
+            inputs,
+            baselines,
+            target,
+            additional_forward_args,
+            feature_mask,
+            removal,
+            memory_budget,
+            show_progress,
+        )

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 
 from xattr.explainers._common import (
-    Attribution,
     BaselineType,
+    PerturbationAttribution,
     TargetType,
     TensorOrTuple,
     positive_int,
@@ -20,7 +20,7 @@ from xattr.explainers.removal import Removal
 _MASK_ELEMENTS = 1 << 24
 
 
-class FeatureAblation(Attribution):
+class FeatureAblation(PerturbationAttribution):
     """Leave-one-out attribution: ``attr_i = v(N) - v(N \\ {i})``.
 
     The game (see :mod:`xattr.explainers.removal`) with the default

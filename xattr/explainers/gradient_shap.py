@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,6 @@ import torch
 from torch import Tensor
 
 from xattr.explainers._common import (
-    Attribution,
     Targets,
     TargetType,
     TensorOrTuple,
@@ -19,6 +19,7 @@ from xattr.explainers._common import (
     warn_if_training,
 )
 from xattr.explainers._gradient import (
+    GradientAttribution,
     as_args,
     batch_rows,
     convergence_delta,
@@ -71,7 +72,7 @@ class _InputBaselineXGradient:
         return out, (delta if targets.multi else delta[:, 0])
 
 
-class GradientShap(Attribution):
+class GradientShap(GradientAttribution):
     """GradientShap / expected gradients (Captum's GradientShap): SmoothGrad over
     ``(x' - b) * grad f(b + alpha (x' - b))`` with ``x' = x + N(0, stdevs^2)``, ``b`` drawn
     from the baseline distribution and ``alpha ~ U(0, 1)``, averaged over ``n_samples``.
@@ -101,7 +102,7 @@ class GradientShap(Attribution):
     def attribute(
         self,
         inputs: TensorOrTuple,
-        baselines: Tensor | tuple[Tensor, ...],
+        baselines: Tensor | tuple[Tensor, ...] | Callable[..., Any],
         n_samples: int = 5,
         stdevs: float | tuple[float, ...] = 0.0,
         target: TargetType = None,
@@ -116,7 +117,8 @@ class GradientShap(Attribution):
         Args:
             inputs: [B, *F] float tensor or a tuple of them.
             baselines: the baseline distribution, [N, *F] per input (a tuple for tuple
-                inputs); each sample draws one row (the same row for every input).
+                inputs); each sample draws one row (the same row for every input). Or, as
+                in Captum, a function ``fn()`` or ``fn(inputs)`` that returns it.
             n_samples: samples per example (default 5).
             stdevs: standard deviation of the gaussian noise added to the inputs, one float
                 or one per input (default 0.0).
@@ -143,6 +145,9 @@ class GradientShap(Attribution):
         xs, is_tuple = format_inputs(inputs)
         float_inputs(xs)
         warn_if_training(self.forward_func)
+        if callable(baselines) and not isinstance(baselines, Tensor):
+            takes_inputs = bool(inspect.signature(baselines).parameters)
+            baselines = baselines(inputs) if takes_inputs else baselines()
         bl = baselines if isinstance(baselines, (tuple, list)) else (baselines,)
         if len(bl) != len(xs):
             raise ValueError(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from xattr.explainers._common import Attribution, TargetType, TensorOrTuple, format_output
-from xattr.explainers._gradient import finish, gradients_at_inputs
+from xattr.explainers._common import TargetType, TensorOrTuple, format_output
+from xattr.explainers._gradient import GradientAttribution, finish, gradients_at_inputs
 
 
-class InputXGradient(Attribution):
+class InputXGradient(GradientAttribution):
     """Inputs multiplied by the gradient of the selected output (Captum's InputXGradient).
 
     Args:

@@ -8,7 +8,6 @@ from typing import Any
 from torch import Tensor
 
 from xattr.explainers._common import (
-    Attribution,
     BaselineType,
     Targets,
     TargetType,
@@ -19,6 +18,7 @@ from xattr.explainers._common import (
     warn_if_training,
 )
 from xattr.explainers._gradient import (
+    GradientAttribution,
     as_args,
     batch_rows,
     check_n_steps,
@@ -29,7 +29,7 @@ from xattr.explainers._gradient import (
 )
 
 
-class IntegratedGradients(Attribution):
+class IntegratedGradients(GradientAttribution):
     """Integrated Gradients: ``(x - b) * integral_0^1 grad f(b + a (x - b)) da``,
     with Captum's quadrature rules (Captum's IntegratedGradients, same answers).
 

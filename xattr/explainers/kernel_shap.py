@@ -18,8 +18,8 @@ from torch import Tensor
 
 from xattr import ops
 from xattr.explainers._common import (
-    Attribution,
     BaselineType,
+    PerturbationAttribution,
     TargetType,
     TensorOrTuple,
     flag,
@@ -139,7 +139,7 @@ def _sandwich_std(
 
 
 # ---------------------------------------------------------------- explainer
-class KernelShap(Attribution):
+class KernelShap(PerturbationAttribution):
     """KernelSHAP (Captum-compatible), with shap's size allocation and exact efficiency.
 
     The game is v(S) = f(x_S, removed_{not S}) (``removal=``, default: features off
@@ -170,6 +170,11 @@ class KernelShap(Attribution):
         >>> KernelShap(f).attribute(torch.ones(1, 3), n_samples=6, seed=0).tolist()
         [[1.0, 1.0, 1.0]]
     """
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        """False, as in Captum: the attributions are a surrogate's coefficients."""
+        return False
 
     def attribute(
         self,

@@ -9,7 +9,6 @@ import torch
 from torch import Tensor, nn
 
 from xattr.explainers._common import (
-    Attribution,
     BaselineType,
     Targets,
     TargetType,
@@ -19,6 +18,7 @@ from xattr.explainers._common import (
     warn_if_training,
 )
 from xattr.explainers._gradient import (
+    GradientAttribution,
     as_args,
     batch_rows,
     check_n_steps,
@@ -29,7 +29,7 @@ from xattr.explainers._gradient import (
 )
 
 
-class LayerIntegratedGradients(Attribution):
+class LayerIntegratedGradients(GradientAttribution):
     """Integrated gradients with respect to a layer's output (or input): the layer's
     activations are moved along the straight path from their values at the baselines to
     their values at the inputs (Captum's LayerIntegratedGradients). Works with integer

@@ -21,8 +21,8 @@ from torch import Tensor
 
 from xattr import ops
 from xattr.explainers._common import (
-    Attribution,
     BaselineType,
+    PerturbationAttribution,
     TargetType,
     TensorOrTuple,
     flag,
@@ -69,7 +69,32 @@ class LinearSurrogate:
             raise ValueError(f"interpretable_model: alpha must be >= 0, got {self.alpha}")
 
 
-InterpretableModel = Union[None, str, LinearSurrogate]
+InterpretableModel = Union[None, str, LinearSurrogate, Any]
+
+# Captum's scikit-learn wrappers (captum._utils.models.linear_model), read by their
+# class name and constructor arguments: method and default alpha.
+_CAPTUM_MODELS = {
+    "SkLearnLasso": ("lasso", 1.0),
+    "SkLearnRidge": ("ridge", 1.0),
+    "SkLearnLinearRegression": ("ridge", 0.0),
+}
+
+
+def _from_captum(model: Any) -> LinearSurrogate:
+    """The LinearSurrogate equal to one of Captum's SkLearn* interpretable models."""
+    method, alpha = _CAPTUM_MODELS[type(model).__name__]
+    kw = dict(getattr(model, "construct_kwargs", {}) or {})
+    alpha = kw.pop("alpha", alpha)
+    max_iter, tol = kw.pop("max_iter", 1000), kw.pop("tol", 1e-4)
+    if kw.pop("fit_intercept", True) is not True or kw:
+        extra = sorted(kw) or ["fit_intercept"]
+        raise ValueError(
+            f"interpretable_model: {type(model).__name__} options {extra} are not supported "
+            "(xattr fits with an intercept and alpha, max_iter, tol only)"
+        )
+    if method == "ridge":
+        return LinearSurrogate(method, alpha=alpha)
+    return LinearSurrogate(method, alpha=alpha, max_iter=max_iter, tol=tol)
 
 
 def _surrogate(model: InterpretableModel) -> LinearSurrogate:
@@ -84,9 +109,11 @@ def _surrogate(model: InterpretableModel) -> LinearSurrogate:
         return LinearSurrogate(model)
     if isinstance(model, LinearSurrogate):
         return model
+    if type(model).__name__ in _CAPTUM_MODELS and hasattr(model, "construct_kwargs"):
+        return _from_captum(model)
     raise TypeError(
-        "interpretable_model: expected None, 'lasso', 'ridge' or a LinearSurrogate, "
-        f"got {type(model).__name__}"
+        "interpretable_model: expected None, 'lasso', 'ridge', a LinearSurrogate or Captum's "
+        f"SkLearnLasso / SkLearnRidge / SkLearnLinearRegression, got {type(model).__name__}"
     )
 
 
@@ -124,7 +151,7 @@ def _cosine_kernel(setup: Any, masks: Tensor, kernel_width: float = 1.0) -> Tens
     return torch.exp(-(dist**2) / (2 * kernel_width**2))
 
 
-class Lime(Attribution):
+class Lime(PerturbationAttribution):
     """LIME (Captum-compatible) on xattr's batched game and linear-fit kernel.
 
     Defaults follow Captum's ``Lime``: interpretable samples are Bernoulli(1/2)
@@ -228,6 +255,11 @@ class Lime(Attribution):
                     )
                 w[b, i] = sim
         return w
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        """False, as in Captum: the attributions are a surrogate's coefficients."""
+        return False
 
     def attribute(
         self,

@@ -31,10 +31,10 @@ def _expand_target(target: Any, B: int, n: int) -> Any:
 def _expand_baselines(
     baselines: Any, xs: tuple[Tensor, ...], n: int, draw: bool, gen: torch.Generator
 ) -> Any:
-    B = xs[0].shape[0]
-    single = not isinstance(baselines, (tuple, list))
-    bl = (baselines,) if single else tuple(baselines)
     if draw:
+        B = xs[0].shape[0]
+        single = not isinstance(baselines, (tuple, list))
+        bl = (baselines,) if single else tuple(baselines)
         tensors = [b for b in bl if isinstance(b, Tensor)]
         if not tensors:
             return baselines
@@ -47,13 +47,22 @@ def _expand_baselines(
         N = rows.pop()
         idx = torch.randint(0, N, (B * n,), generator=gen, device=gen.device).to(tensors[0].device)
         out = tuple(b[idx] if isinstance(b, Tensor) else b for b in bl)
-    else:
-        out = tuple(
-            b.repeat_interleave(n, dim=0)
-            if isinstance(b, Tensor) and b.dim() == x.dim() and b.shape[0] == B and B > 1
-            else b
-            for b, x in zip(bl, xs)
-        )
+        return out[0] if single else out
+    return _repeat_per_example(baselines, xs, n)
+
+
+def _repeat_per_example(value: Any, xs: tuple[Tensor, ...], n: int) -> Any:
+    """Tensors with one row per example (shaped like the inputs) repeated n times
+    example-major, as the noisy inputs are; shared values unchanged."""
+    B = xs[0].shape[0]
+    single = not isinstance(value, (tuple, list))
+    vals = (value,) if single else tuple(value)
+    out = tuple(
+        v.repeat_interleave(n, dim=0)
+        if isinstance(v, Tensor) and v.dim() == x.dim() and v.shape[0] == B and B > 1
+        else v
+        for v, x in zip(vals, xs)
+    )
     return out[0] if single else out
 
 
@@ -220,6 +229,8 @@ class NoiseTunnel:
                 )
             if "baselines" in kw:
                 kw["baselines"] = _expand_baselines(kw["baselines"], xs, n, draw, gen)
+            if kw.get("feature_mask") is not None:  # per-example masks follow the copies
+                kw["feature_mask"] = _repeat_per_example(kw["feature_mask"], xs, n)
             res = self.attribution_method.attribute(noisy if is_tuple else noisy[0], **kw)
             if want_delta:
                 res, d = res

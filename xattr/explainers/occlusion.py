@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from xattr.explainers._common import (
-    Attribution,
     BaselineType,
+    PerturbationAttribution,
     Targets,
     TargetType,
     TensorOrTuple,
@@ -89,7 +89,7 @@ def _windows(
     return out.reshape(c, -1)
 
 
-class Occlusion(Attribution):
+class Occlusion(PerturbationAttribution):
     """Sliding-window occlusion (Captum's ``Occlusion``).
 
     For each window position w (per input; windows of one input never touch the

@@ -17,8 +17,8 @@ from torch import Tensor
 
 from xattr import ops
 from xattr.explainers._common import (
-    Attribution,
     BaselineType,
+    PerturbationAttribution,
     TargetType,
     TensorOrTuple,
     flag,
@@ -32,7 +32,7 @@ from xattr.ops import _checks
 _MASK_ELEMENTS = 1 << 24
 
 
-class ShapleyValueSampling(Attribution):
+class ShapleyValueSampling(PerturbationAttribution):
     """Permutation-sampling Shapley values (Captum-compatible).
 
     ``n_samples`` permutations are drawn (:func:`xattr.ops.permutations`); with
