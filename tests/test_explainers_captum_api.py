@@ -174,3 +174,23 @@ def test_inputs_that_require_grad_are_left_alone(name):
     assert x.grad is None
     ref = getattr(xattr, name)(model).attribute(X, target=0, **kw)
     torch.testing.assert_close(a.detach(), ref)
+
+
+@pytest.mark.parametrize("name", ["KernelShap", "Lime", "ShapleyValueSampling"])
+def test_interpretable_outputs_are_indexed_by_feature_id(name):
+    model = _mlp()
+    fm = torch.tensor([[1, 1, 3, 3, 4, 1]])  # ids with gaps: D = 5 columns
+    n = 6 if name == "ShapleyValueSampling" else 40
+    e = getattr(xattr, name)(model)
+    full = e.attribute(X, target=0, feature_mask=fm, n_samples=n, seed=0)
+    small = e.attribute(X, target=0, feature_mask=fm, n_samples=n, seed=0, return_input_shape=False)
+    assert small.shape == (4, 5)
+    assert (small[:, [0, 2]] == 0).all()
+    torch.testing.assert_close(small[:, [1, 3, 4]], full[:, [0, 2, 4]])
+
+
+def test_aggregate_models_get_a_clear_error():
+    lin = _mlp()
+    for f in (lambda x: lin(x).sum(), lambda x: float(lin(x).sum())):
+        with pytest.raises((TypeError, ValueError), match="aggregate mode"):
+            xattr.FeatureAblation(f).attribute(X)

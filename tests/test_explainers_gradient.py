@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from captum import attr as ca
+from torch import nn
 
 from tests._helpers import randn
 from xattr import ops
@@ -358,6 +359,54 @@ def test_layer_ig_embedding_parity():
     torch.testing.assert_close(multi[:, 1], ai, atol=1e-12, rtol=0)
 
 
+class _TwoWay(nn.Module):
+    """A layer with two inputs and two outputs inside a small model."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(5, 4), nn.Linear(5, 4)
+
+    def forward(self, u, v):
+        return torch.tanh(self.a(u)), self.b(v) * u[:, :4]
+
+
+class _TwoWayModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(8)
+        self.pre, self.mid, self.out = nn.Linear(5, 5), _TwoWay(), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.pre(x))
+        p, q = self.mid(h, x)
+        return self.out(torch.cat([p, q], 1))
+
+
+@pytest.mark.filterwarnings("ignore:Multiple layers provided")
+@pytest.mark.parametrize("to_input", [False, True])
+def test_layer_ig_lists_of_layers_and_tuple_activations_match_captum(to_input):
+    m = _TwoWayModel().double().eval()
+    x = randn(3, 5, seed=31)
+    kw = dict(target=[0, 2, 1], n_steps=12, attribute_to_layer_input=to_input)
+    # float64, to 1e-8: Captum rounds its step weights to float32 (test_ig_methods_...)
+    # one layer with two inputs / two outputs -> a tuple
+    ours = LayerIntegratedGradients(m, m.mid).attribute(x, **kw)
+    theirs = ca.LayerIntegratedGradients(m, m.mid).attribute(x, **kw)
+    assert isinstance(ours, tuple) and len(ours) == 2
+    for o, t in zip(ours, theirs):
+        torch.testing.assert_close(o, t, atol=1e-8, rtol=0)
+    # a list of (parallel) layers -> a list, all moved along their paths together
+    layers = [m.mid.a, m.mid.b]
+    ours, od = LayerIntegratedGradients(m, layers).attribute(x, return_convergence_delta=True, **kw)
+    theirs, td = ca.LayerIntegratedGradients(m, layers).attribute(
+        x, return_convergence_delta=True, **kw
+    )
+    assert isinstance(ours, list) and len(ours) == 2
+    for o, t in zip(ours, theirs):
+        torch.testing.assert_close(o, t, atol=1e-8, rtol=0)
+    torch.testing.assert_close(od, td, atol=1e-8, rtol=0)
+
+
 # ------------------------------------------------------------------- checks
 def test_training_mode_warns():
     m = mlp().train()
@@ -402,7 +451,9 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(TypeError, match="seed"):
         GradientShap(m).attribute(x, randn(4, 5), target=0, seed="a")
     with pytest.raises(TypeError, match="layer"):
-        LayerIntegratedGradients(m, [m[0]])
+        LayerIntegratedGradients(m, [])
+    with pytest.raises(TypeError, match="layer"):
+        LayerIntegratedGradients(m, "fc")
 
 
 def test_memory_budget_and_progress_do_not_change_answers():

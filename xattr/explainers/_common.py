@@ -355,14 +355,22 @@ def check_model_output(out: Any, rows: int, finite: bool = True) -> Tensor:
     ``finite=False`` leaves the finiteness check to the caller (the game checks
     only the outputs it selects, once per chunk).
     """
+    aggregate = (
+        "; a model that returns one value for the whole batch (Captum's aggregate mode, "
+        "e.g. a batch loss) is not supported: return one value per example"
+    )
     if not isinstance(out, Tensor):
-        raise TypeError(f"forward_func: expected it to return a tensor, got {type(out).__name__}")
+        hint = aggregate if isinstance(out, (int, float)) else ""
+        raise TypeError(
+            f"forward_func: expected it to return a tensor, got {type(out).__name__}{hint}"
+        )
     if out.dim() == 0:
         out = out.reshape(1)
     if out.shape[0] != rows:
         raise ValueError(
             f"forward_func: returned {out.shape[0]} rows for a batch of {rows}; "
             "the model must return one output row per input row"
+            + (aggregate if out.shape[0] == 1 else "")
         )
     if finite:
         check_finite(out)

@@ -307,7 +307,15 @@ class Setup:
         )
 
     def per_feature(self, phi: Tensor) -> Tensor:
-        """[B, T, d] -> [B, d] for one target, [B, T, d] for several."""
+        """[B, T, d] -> [B, D] for one target, [B, T, D] for several, with D = the largest
+        feature id + 1 and column k the feature with id k (zeros for unused ids), as
+        Captum's interpretable-space outputs; dtype as :meth:`output`'s."""
+        phi = phi.to(attribution_dtype(self.inputs[0], self.game.output_dtype))
+        top = int(self.ids[-1]) + 1 if self.d else 0
+        if top != self.d:
+            full = phi.new_zeros((*phi.shape[:2], top))
+            full[..., self.ids.to(phi.device)] = phi
+            phi = full
         return phi if self.targets.multi else phi[:, 0]
 
     def output(self, phi: Tensor) -> Any:

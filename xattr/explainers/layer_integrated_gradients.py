@@ -29,15 +29,30 @@ from xattr.explainers._gradient import (
 )
 
 
+def _tensors(value: Any, what: str) -> tuple[tuple[Tensor, ...], bool]:
+    """A layer's input or output as a tuple of float tensors, and whether it was one."""
+    single = isinstance(value, Tensor)
+    parts = (value,) if single else value
+    if not isinstance(parts, (tuple, list)) or not all(
+        isinstance(t, Tensor) and t.is_floating_point() for t in parts
+    ):
+        raise TypeError(
+            f"layer: expected the layer's {what} to be a float tensor or a tuple of them, "
+            f"got {type(value).__name__}"
+        )
+    return tuple(parts), single
+
+
 class LayerIntegratedGradients(GradientAttribution):
-    """Integrated gradients with respect to a layer's output (or input): the layer's
+    """Integrated gradients with respect to a layer's output (or inputs): the layer's
     activations are moved along the straight path from their values at the baselines to
     their values at the inputs (Captum's LayerIntegratedGradients). Works with integer
     inputs, e.g. token ids into an ``nn.Embedding``.
 
     Args:
         forward_func: the model, or any callable returning [B, ...] outputs.
-        layer: the ``nn.Module`` whose activations are attributed (one layer).
+        layer: the ``nn.Module`` whose activations are attributed, or a list of them
+            (all are moved along their paths together, as in Captum).
         device_ids: accepted for Captum compatibility (DataParallel is not needed here).
         multiply_by_inputs: multiply by the activation differences (default True).
 
@@ -53,17 +68,19 @@ class LayerIntegratedGradients(GradientAttribution):
     def __init__(
         self,
         forward_func: Callable[..., Any],
-        layer: nn.Module,
+        layer: nn.Module | list[nn.Module],
         device_ids: list[int] | None = None,
         multiply_by_inputs: bool = True,
     ) -> None:
         super().__init__(forward_func)
-        if not isinstance(layer, nn.Module):
+        layers = layer if isinstance(layer, list) else [layer]
+        if not layers or not all(isinstance(m, nn.Module) for m in layers):
             raise TypeError(
-                f"layer: expected one torch.nn.Module, got {type(layer).__name__} "
-                "(lists of layers are not supported)"
+                "layer: expected a torch.nn.Module or a non-empty list of them, got "
+                f"{type(layer).__name__}"
             )
         self.layer = layer
+        self._layers = layers
         self.device_ids = device_ids
         self._multiply_by_inputs = bool(multiply_by_inputs)
 
@@ -74,43 +91,52 @@ class LayerIntegratedGradients(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    def _hooks(self, to_input: bool, pre: Callable, post: Callable) -> list:
+        """Hooks on every layer: ``pre(i, inputs)`` before layer i runs (attributing its
+        inputs), else ``post(i, output)`` after it; returns the handles."""
+        handles = []
+        for i, m in enumerate(self._layers):
+            if to_input:
+                handles.append(m.register_forward_pre_hook(lambda mod, inp, i=i: pre(i, inp)))
+            else:
+                handles.append(m.register_forward_hook(lambda mod, inp, out, i=i: post(i, out)))
+        return handles
+
     def _activations(
         self, xs: tuple[Tensor, ...], args: tuple, rows: int, to_input: bool
-    ) -> Tensor:
+    ) -> tuple[list[tuple[Tensor, ...]], list[bool]]:
+        """Every layer's activations (a tuple of tensors each) and whether each layer's
+        activation is a single tensor."""
         B = xs[0].shape[0]
-        parts: list[Tensor] = []
-        store: dict[str, Tensor] = {}
+        parts: list[list[tuple[Tensor, ...]]] = [[] for _ in self._layers]
+        single = [True] * len(self._layers)
+        store: dict[int, tuple[Tensor, ...]] = {}
+        what = "inputs" if to_input else "output"
 
-        def fwd_hook(mod, inp, out):
-            store["a"] = out
+        def keep(i: int, value: Any) -> None:
+            store[i], single[i] = _tensors(value, what)
+            if to_input:
+                single[i] = len(store[i]) == 1
 
-        def pre_hook(mod, inp):
-            store["a"] = inp[0] if isinstance(inp, tuple) else inp
-
-        handle = (
-            self.layer.register_forward_pre_hook(pre_hook)
-            if to_input
-            else self.layer.register_forward_hook(fwd_hook)
-        )
+        handles = self._hooks(to_input, keep, keep)
         try:
             with torch.no_grad():
                 for s in range(0, B, rows):
                     e = min(B, s + rows)
                     store.clear()
                     self.forward_func(*(x[s:e] for x in xs), *chunk_args(args, B, s, e, 1))
-                    if "a" not in store:
-                        raise ValueError("layer: the layer was not called by forward_func")
-                    a = store["a"]
-                    if not isinstance(a, Tensor) or not a.is_floating_point():
-                        raise TypeError(
-                            "layer: expected the layer's "
-                            f"{'input' if to_input else 'output'} to be one float tensor, got "
-                            f"{type(a).__name__}"
-                        )
-                    parts.append(a.detach())
+                    for i in range(len(self._layers)):
+                        if i not in store:
+                            raise ValueError(
+                                f"layer: the layer {self._layers[i].__class__.__name__} was "
+                                "not called by forward_func"
+                            )
+                        parts[i].append(tuple(t.detach() for t in store[i]))
         finally:
-            handle.remove()
-        return torch.cat(parts, 0)
+            for h in handles:
+                h.remove()
+        acts = [tuple(torch.cat(ts, 0) for ts in zip(*p)) for p in parts]
+        return acts, single
 
     def attribute(
         self,
@@ -126,7 +152,7 @@ class LayerIntegratedGradients(GradientAttribution):
         *,
         memory_budget: int | str | None = None,
         show_progress: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+    ) -> Any:
         """Integrated gradients at the layer.
 
         Args:
@@ -137,14 +163,17 @@ class LayerIntegratedGradients(GradientAttribution):
             n_steps, method, internal_batch_size: as IntegratedGradients.
             return_convergence_delta: also return
                 ``sum(attributions) - (f(inputs) - f(baselines))``, [B] ([B, T]).
-            attribute_to_layer_input: attribute the layer's (first) input instead of its
-                output.
+            attribute_to_layer_input: attribute the layer's positional inputs instead of
+                its output.
             memory_budget: bytes (or "512MB") when ``internal_batch_size`` is None.
             show_progress: tqdm bar over path rows.
 
         Returns:
             Attributions shaped like the layer's activations, [B, *A] ([B, T, *A] for
-            several targets), and the delta when asked for.
+            several targets): a tensor when the activation is one tensor, a tuple when
+            the layer returns (or, with ``attribute_to_layer_input``, takes) several; a
+            list of those for a list of layers. The delta, when asked for, sums the
+            attributions of every layer (as in Captum).
 
         Example:
             >>> import torch
@@ -167,34 +196,35 @@ class LayerIntegratedGradients(GradientAttribution):
             memory_budget,
         )
         to_input = bool(attribute_to_layer_input)
-        act_x = self._activations(xs, args, rows0, to_input)
-        act_b = self._activations(full_bases, args, rows0, to_input)
-        rows = batch_rows((act_x,), internal_batch_size, memory_budget)
+        acts_x, single = self._activations(xs, args, rows0, to_input)
+        acts_b, _ = self._activations(full_bases, args, rows0, to_input)
+        counts = [len(a) for a in acts_x]
+        flat_x = tuple(t for a in acts_x for t in a)
+        flat_b = tuple(t for a in acts_b for t in a)
+        rows = batch_rows(flat_x, internal_batch_size, memory_budget)
 
         def layer_call(flat: tuple[Tensor, ...], s: int, e: int, reps: int) -> Tensor:
-            pts = flat[0]
+            offsets = [sum(counts[:i]) for i in range(len(counts))]
+            pts = [flat[o : o + c] for o, c in zip(offsets, counts)]
 
-            def fwd_hook(mod, inp, out):
-                return pts
+            def pre(i: int, inp: Any) -> tuple[Tensor, ...]:
+                return pts[i]
 
-            def pre_hook(mod, inp):
-                return (pts, *inp[1:]) if isinstance(inp, tuple) else pts
+            def post(i: int, out: Any) -> Any:
+                return pts[i][0] if single[i] else pts[i]
 
-            handle = (
-                self.layer.register_forward_pre_hook(pre_hook)
-                if to_input
-                else self.layer.register_forward_hook(fwd_hook)
-            )
+            handles = self._hooks(to_input, pre, post)
             try:
                 model_in = tuple(x[s:e].repeat_interleave(reps, 0) for x in xs)
                 return self.forward_func(*model_in, *chunk_args(args, B, s, e, reps))
             finally:
-                handle.remove()
+                for h in handles:
+                    h.remove()
 
         attrs, _ = integrate_paths(
             self.forward_func,
-            (act_x,),
-            (act_b.unsqueeze(1),),
+            flat_x,
+            tuple(b.unsqueeze(1) for b in flat_b),
             args,
             targets,
             method,
@@ -205,7 +235,12 @@ class LayerIntegratedGradients(GradientAttribution):
             desc="LayerIntegratedGradients",
             layer_call=layer_call,
         )
-        out = finish(attrs, targets.multi)[0]
+        done = finish(attrs, targets.multi)
+        per_layer, o = [], 0
+        for c, one in zip(counts, single):
+            per_layer.append(done[o] if one else tuple(done[o : o + c]))
+            o += c
+        out = per_layer if isinstance(self.layer, list) else per_layer[0]
         if not return_convergence_delta:
             return out
         delta = convergence_delta(self.forward_func, attrs, xs, bases, args, targets, rows0)

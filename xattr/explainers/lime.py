@@ -292,7 +292,8 @@ class Lime(PerturbationAttribution):
             perturbations_per_eval: accepted for Captum compatibility; batching is
                 by ``memory_budget`` and never changes the result.
             return_input_shape: True: coefficients spread to the inputs' shapes;
-                False: [B, d] ([B, T, d] for several targets).
+                False: [B, D] ([B, T, D] for several targets), column k for feature id k,
+                D = the largest id + 1 (Captum's interpretable space).
             show_progress: a progress bar over samples.
             seed: 64-bit seed for the default sampler (None: torch's generator).
             removal: the game's removal (``BaselineRemoval`` by default).

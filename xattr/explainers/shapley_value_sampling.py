@@ -95,7 +95,8 @@ class ShapleyValueSampling(PerturbationAttribution):
                 is even (default True).
             removal: the game's removal (``BaselineRemoval`` by default).
             memory_budget: bytes (or "2GB") for a forward batch.
-            return_input_shape: False returns per-feature values [B, d] ([B, T, d]).
+            return_input_shape: False returns per-feature values [B, D] ([B, T, D]),
+                column k for feature id k, D = the largest id + 1 (zeros for unused ids).
 
         Returns:
             attributions (and standard errors) shaped like the inputs ([B, *F], or
