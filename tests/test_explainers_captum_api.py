@@ -194,3 +194,19 @@ def test_aggregate_models_get_a_clear_error():
     for f in (lambda x: lin(x).sum(), lambda x: float(lin(x).sum())):
         with pytest.raises((TypeError, ValueError), match="aggregate mode"):
             xattr.FeatureAblation(f).attribute(X)
+
+
+@pytest.mark.parametrize("name", ["FeatureAblation", "ShapleyValueSampling"])
+def test_one_scalar_per_example_inputs_match_captum(name):
+    def f(x):
+        return torch.stack([2 * x, x * x], 1)
+
+    x = torch.randn(5, generator=_gen(9))
+    kw = {} if name == "FeatureAblation" else {"n_samples": 4}
+    ours = getattr(xattr, name)(f).attribute(x, 0.5, target=1, **kw)
+    theirs = getattr(ca, name)(f).attribute(x, 0.5, target=1, **kw)
+    assert ours.shape == x.shape
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+    # one feature: KernelShap is exact (Captum's KernelShap cannot sample d = 1)
+    ks = xattr.KernelShap(f).attribute(x, 0.5, target=1, n_samples=4)
+    torch.testing.assert_close(ks, x * x - 0.25)

@@ -165,6 +165,8 @@ class Game:
                 g = g if g.shape[0] == 1 else g.repeat_interleave(N, dim=0)
             else:
                 base = baselines[i]
+            if x.dim() == 1:  # one scalar per example: masked as [B, 1]
+                x, g, base = (t.reshape(t.shape[0], 1) for t in (x, g, base))
             self._masking.append(prepare_masking(x, g, base))
 
     # ---------------------------------------------------------------- eval
