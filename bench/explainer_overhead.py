@@ -1,0 +1,112 @@
+"""Where an explainer's time goes, beside the model: wall time split into time inside
+model calls and the rest, the same run with a no-op model (what xattr itself costs),
+and the bare model's ideal time (as bench_explainers.py measures it).
+
+    .venv/bin/python bench/explainer_overhead.py
+    .venv/bin/python bench/explainer_overhead.py --cases image_mlp --methods KernelShap,Lime
+
+Prints a Markdown table (medians of --repeats runs, one torch thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import bench_explainers as be
+
+METHODS = "KernelShap,Lime,ShapleyValueSampling,FeatureAblation,IntegratedGradients,Saliency"
+
+
+class TimedModel:
+    """The model, with the time spent inside its calls."""
+
+    def __init__(self, model: Callable[..., Tensor]):
+        self.model, self.seconds = model, 0.0
+
+    def __call__(self, x: Tensor, *args: Any) -> Tensor:
+        t = time.perf_counter()
+        out = self.model(x, *args)
+        self.seconds += time.perf_counter() - t
+        return out
+
+
+def median(xs: list[float]) -> float:
+    return sorted(xs)[len(xs) // 2]
+
+
+def measure(case: be.Case, method: str, repeats: int) -> dict[str, float] | None:
+    if be.applicable(method, case) or method not in METHODS.split(","):
+        return None
+    sz = be.method_sizes(method, case, {"n_samples": 512, "n_steps": 50})
+    timed = TimedModel(case.model)
+    run = be.xattr_runner(method, case, sz, timed)
+    gradient = method in ("IntegratedGradients", "Saliency")
+    n_out = case.model(case.x).shape[1]
+
+    def noop(z: Tensor, *args: Any) -> Tensor:  # same output shape, no work
+        return torch.zeros(z.shape[0], n_out)
+
+    bare = None if gradient else be.xattr_runner(method, case, sz, noop)
+    counter = be.Counter(case.model)
+    be.xattr_runner(method, case, sz, counter)(case.x, case.target)
+    rows = counter.rows
+    bs = be.ideal_batch(case, rows, gradient, (64, 256, 1024, 4096))
+    ideal = be.ideal_runner(case, rows, gradient, bs)
+    walls, inside, noops, ideals = [], [], [], []
+    for _ in range(2):
+        run(case.x, case.target)
+    for _ in range(repeats):
+        timed.seconds = 0.0
+        t = time.perf_counter()
+        run(case.x, case.target)
+        walls.append(time.perf_counter() - t)
+        inside.append(timed.seconds)
+        ideals.append(be.timed(ideal)[0])
+        if bare is not None:
+            noops.append(be.timed(lambda: bare(case.x, case.target))[0])
+    w = median(walls)
+    return {
+        "wall": w,
+        "model": median(inside),
+        "rest": w - median(inside),
+        "noop": median(noops) if noops else float("nan"),
+        "ideal": median(ideals),
+        "overhead": 1 - median(ideals) / w,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default="tabular,image_mlp,image_cnn,text")
+    ap.add_argument("--methods", default=METHODS)
+    ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--inputs", type=int, default=16)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    models, data = be.make_models(), be.load_inputs(args.inputs)
+    print("| case | method | wall ms | in model calls | rest | rest, no-op model | ideal | overhead |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name in args.cases.split(","):
+        x, base, group = data[name]
+        case = be.Case(name, models[name], x, base, group)
+        for method in args.methods.split(","):
+            r = measure(case, method, args.repeats)
+            if r is None:
+                continue
+            ms = {k: f"{v * 1e3:.2f}" for k, v in r.items() if k != "overhead"}
+            print(
+                f"| {name} | {method} | {ms['wall']} | {ms['model']} | {ms['rest']} | "
+                f"{ms['noop']} | {ms['ideal']} | {r['overhead']:.0%} |",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
