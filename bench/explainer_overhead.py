@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import bench_explainers as be
 import torch
 from torch import Tensor
-
-import bench_explainers as be
 
 METHODS = "KernelShap,Lime,ShapleyValueSampling,FeatureAblation,IntegratedGradients,Saliency"
 
@@ -90,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     models, data = be.make_models(), be.load_inputs(args.inputs)
-    print("| case | method | wall ms | in model calls | rest | rest, no-op model | ideal | overhead |")
+    cols = ["case", "method", "wall ms", "in model calls", "rest", "rest, no-op model"]
+    print("| " + " | ".join([*cols, "ideal", "overhead"]) + " |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in args.cases.split(","):
         x, base, group = data[name]
