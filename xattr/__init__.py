@@ -8,7 +8,7 @@ amortized explanations build on both.
 
 import torch  # noqa: F401  (before _C: the kernels share torch's OpenMP runtime)
 
-from xattr import explainers, ops
+from xattr import baselines, explainers, metrics, ops
 from xattr._budget import get_memory_budget, set_memory_budget
 from xattr._ext import cuda_available, kernels_available
 from xattr.explainers import (
@@ -53,7 +53,9 @@ __all__ = [
     "Occlusion",
     "Saliency",
     "ShapleyValueSampling",
+    "baselines",
     "explainers",
+    "metrics",
     "ops",
     "cuda_available",
     "kernels_available",

@@ -1,0 +1,182 @@
+"""Deletion / insertion / target-class curves: closed forms on linear models, a brute-force
+loop on a small CNN, baselines, batching independence and argument checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from xattr.baselines import blur, channel_mean
+from xattr.metrics.faithfulness import (
+    deletion_curve,
+    insertion_curve,
+    step_counts,
+    target_class_curve,
+)
+
+F64 = torch.float64
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _linear(d: int, T: int = 3, seed: int = 0):
+    W = torch.randn(d, T, generator=_gen(seed), dtype=F64)
+    return W, (lambda x: x.reshape(x.shape[0], -1) @ W)
+
+
+def _brute(f, x, base, order_scores, counts, insertion, target):
+    """values[b, k] by an explicit loop over examples and steps (features = elements)."""
+    B = x.shape[0]
+    out = torch.zeros(B, len(counts), dtype=F64)
+    for b in range(B):
+        order = sorted(range(x[b].numel()), key=lambda j: -float(order_scores[b].flatten()[j]))
+        for k, n in enumerate(counts.tolist()):
+            chosen = torch.zeros(x[b].numel(), dtype=torch.bool)
+            chosen[order[:n]] = True
+            chosen = chosen.view(x[b].shape)
+            keep = chosen if insertion else ~chosen
+            xb = torch.where(keep, x[b], base[b] if base.shape[0] > 1 else base[0])
+            t = target if isinstance(target, int) else target[b]
+            out[b, k] = f(xb[None])[0, t].double()
+    return out
+
+
+def test_deletion_of_an_exact_explanation_of_a_linear_model():
+    d, B = 7, 4
+    W, f = _linear(d)
+    x = torch.randn(B, d, generator=_gen(1), dtype=F64)
+    base = torch.randn(1, d, generator=_gen(2), dtype=F64)
+    target = [0, 2, 1, 1]
+    phi = (x - base) * W[:, target].T  # exact: sums to f(x) - f(b)
+    c = deletion_curve(f, x, phi, target=target, baselines=base, n_steps=None)
+    assert c.fractions.tolist() == [k / d for k in range(d + 1)]
+    # step k: f(x) minus the k largest contributions
+    top = phi.sort(1, descending=True).values.cumsum(1)
+    fx = (x @ W)[range(B), target]
+    want = torch.cat([fx[:, None], fx[:, None] - top], 1)
+    torch.testing.assert_close(c.values, want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(c.auc, torch.trapezoid(want, c.fractions, dim=1))
+    # insertion, least relevant first, walks the same points backwards
+    ins = insertion_curve(
+        f, x, phi, target=target, baselines=base, n_steps=None, order="least_relevant_first"
+    )
+    torch.testing.assert_close(ins.values, want.flip(1), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("insertion", [False, True])
+@pytest.mark.parametrize("n_steps", [5, None])
+def test_curves_match_a_brute_force_loop_on_a_cnn(insertion, n_steps):
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 36, 4)
+    ).eval()
+    x = torch.randn(3, 1, 6, 6, generator=_gen(3))
+    attr = torch.randn(3, 1, 6, 6, generator=_gen(4))
+    base = torch.randn(3, 1, 6, 6, generator=_gen(5))  # per example (a counterfactual)
+    target = torch.tensor([1, 3, 0])
+    fn = insertion_curve if insertion else deletion_curve
+    c = fn(model, x, attr, target=target, baselines=base, n_steps=n_steps)
+    counts = step_counts(36, n_steps)
+    want = _brute(model, x, base, attr, counts, insertion, target.tolist())
+    torch.testing.assert_close(c.values.double(), want, rtol=0, atol=1e-5)
+    # the answer does not depend on how rows are batched
+    small = fn(model, x, attr, target=target, baselines=base, n_steps=n_steps, memory_budget=1)
+    torch.testing.assert_close(small.values, c.values, rtol=0, atol=1e-6)
+
+
+def test_feature_groups_rank_by_summed_attributions():
+    W, f = _linear(6, T=1, seed=6)
+    x = torch.ones(2, 6, dtype=F64)
+    groups = torch.tensor([0, 0, 1, 1, 2, 2])
+    attr = torch.tensor([[5.0, -4.0, 0.5, 0.4, 0.3, 0.3], [0.0, 0.0, 0.0, 1.0, 2.0, 0.0]])
+    c = deletion_curve(f, x, attr.double(), target=0, feature_mask=groups, n_steps=None)
+    assert c.values.shape == (2, 4)
+    # example 0: group sums (1.0, 0.9, 0.6) -> order 0, 1, 2; example 1: (0, 1, 2) -> 2, 1, 0
+    contrib = (x * W[:, 0]).view(2, 3, 2).sum(2)  # [B, 3]
+    order = [[0, 1, 2], [2, 1, 0]]
+    for b in range(2):
+        acc = float((x[b] @ W)[0])
+        want = [acc]
+        for g in order[b]:
+            acc -= float(contrib[b, g])
+            want.append(acc)
+        torch.testing.assert_close(c.values[b], torch.tensor(want, dtype=F64))
+
+
+def test_named_baselines_equal_the_tensors_they_stand_for():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval()
+    x = torch.rand(2, 1, 8, 8, generator=_gen(7))
+    attr = torch.randn(2, 1, 8, 8, generator=_gen(8))
+    for name, tensor in [("blur", blur(x, sigma=2.0)), ("mean", channel_mean(x))]:
+        a = deletion_curve(model, x, attr, target=1, baselines=name, blur_sigma=2.0)
+        b = deletion_curve(model, x, attr, target=1, baselines=tensor)
+        torch.testing.assert_close(a.values, b.values)
+
+
+def test_several_targets_and_tuple_inputs():
+    W, f = _linear(5, T=3, seed=9)
+
+    def g(u, v):
+        return f(torch.cat([u, v], 1))
+
+    x = torch.randn(2, 5, generator=_gen(10), dtype=F64)
+    u, v = x[:, :2], x[:, 2:]
+    phi = x[:, :, None] * W[None]  # [B, d, T]: exact per target
+    c = deletion_curve(g, (u, v), (phi[:, :2, 0], phi[:, 2:, 0]), target="all", n_steps=None)
+    assert c.values.shape == (2, 3, 6) and c.auc.shape == (2, 3)
+    single = deletion_curve(g, (u, v), (phi[:, :2, 0], phi[:, 2:, 0]), target=0, n_steps=None)
+    torch.testing.assert_close(c.values[:, 0], single.values)
+
+
+def test_target_class_curve_with_a_counterfactual_baseline():
+    W, f = _linear(6, T=3, seed=11)
+    x = torch.randn(3, 6, generator=_gen(12), dtype=F64)
+    cf = torch.randn(3, 6, generator=_gen(13), dtype=F64)
+    y, c = [0, 1, 2], [1, 2, 0]
+    # exact "why y rather than c" attributions for a linear model
+    phi = (x - cf) * (W[:, y] - W[:, c]).T
+    r = target_class_curve(f, x, phi, y, c, cf, n_steps=None)
+    top = phi.sort(1, descending=True).values.cumsum(1)
+    gap = (x @ W)[range(3), c] - (x @ W)[range(3), y]
+    want = torch.cat([gap[:, None], gap[:, None] + top], 1)
+    torch.testing.assert_close(r.margin, want, rtol=0, atol=1e-12)
+    # at the end the input is the counterfactual
+    assert torch.equal(r.flipped[:, -1], (cf @ W).argmax(1) == torch.tensor(c))
+    torch.testing.assert_close(r.margin[:, -1], (cf @ W)[range(3), c] - (cf @ W)[range(3), y])
+    torch.testing.assert_close(r.auc, torch.trapezoid(want, r.fractions, dim=1))
+
+
+def test_step_counts():
+    assert step_counts(10, 4).tolist() == [0, 3, 5, 8, 10]
+    assert step_counts(3, 20).tolist() == [0, 1, 2, 3]
+    assert step_counts(5, None).tolist() == [0, 1, 2, 3, 4, 5]
+    n = step_counts(784, 20)
+    assert n[0] == 0 and n[-1] == 784 and bool((n.diff() > 0).all())
+
+
+def test_bad_arguments_name_themselves():
+    _, f = _linear(4, T=2)
+    x = torch.ones(2, 4, dtype=F64)
+    a = torch.ones(2, 4, dtype=F64)
+    with pytest.raises(ValueError, match="attributions"):
+        deletion_curve(f, x, a[:, :3], target=0)
+    with pytest.raises(ValueError, match="attributions"):
+        deletion_curve(f, x, a * float("nan"), target=0)
+    with pytest.raises(TypeError, match="attributions"):
+        deletion_curve(f, x, a.long(), target=0)
+    with pytest.raises(ValueError, match="order"):
+        deletion_curve(f, x, a, target=0, order="random")
+    with pytest.raises(ValueError, match="n_steps"):
+        insertion_curve(f, x, a, target=0, n_steps=0)
+    with pytest.raises(ValueError, match="baselines"):
+        deletion_curve(f, x, a, target=0, baselines="noise")
+    with pytest.raises(ValueError, match="toward"):
+        target_class_curve(f, x, a, 0, 5, 0.0)
+    with pytest.raises(ValueError, match="target"):
+        target_class_curve(f, x, a, [0, 1, 1], 1, 0.0)
+    with pytest.raises(ValueError, match="target"):
+        deletion_curve(f, x, a, target=7)

@@ -1,0 +1,95 @@
+"""Reference inputs ("baselines") that explainers and metrics replace features with.
+
+A number or a tensor works everywhere Captum takes ``baselines``; the functions here
+build the data-dependent ones: a Gaussian blur of each image, each example's
+per-channel mean.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["blur", "channel_mean"]
+
+
+def _gaussian(sigma: float, size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    r = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
+    k = torch.exp(-(r**2) / (2 * sigma**2))
+    return (k / k.sum()).to(dtype)
+
+
+def blur(inputs: Tensor, sigma: float = 5.0, kernel_size: int | None = None) -> Tensor:
+    """Each image blurred by a Gaussian over its last two dimensions.
+
+    Args:
+        inputs: [B, C, H, W] or [B, H, W] float images.
+        sigma: standard deviation in pixels (default 5.0, a strong blur that removes
+            most detail of a 28 x 28 digit while keeping its mean intensity).
+        kernel_size: odd window size; default ``2 * ceil(3 * sigma) + 1``, at most the
+            image's odd size. Borders are reflected (replicated when the image is
+            smaller than the window's half-width).
+
+    Returns:
+        A tensor shaped like ``inputs`` (a blurred copy; per-channel means are kept up
+        to the border handling).
+
+    Example:
+        >>> import torch
+        >>> x = torch.zeros(1, 1, 9, 9); x[0, 0, 4, 4] = 1.0
+        >>> b = blur(x, sigma=1.0)
+        >>> b.shape, round(float(b.sum()), 4), bool(b.max() < 0.2)
+        (torch.Size([1, 1, 9, 9]), 1.0, True)
+    """
+    if not isinstance(inputs, Tensor) or not inputs.is_floating_point():
+        raise TypeError("inputs: expected a float tensor of images")
+    if inputs.dim() not in (3, 4):
+        raise ValueError(
+            f"inputs: expected [B, C, H, W] or [B, H, W] images, got {tuple(inputs.shape)}"
+        )
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma > 0:
+        raise ValueError(f"sigma: expected a number > 0, got {sigma!r}")
+    x = inputs if inputs.dim() == 4 else inputs.unsqueeze(1)
+    B, C, H, W = x.shape
+    if kernel_size is None:
+        kernel_size = 2 * math.ceil(3 * sigma) + 1
+        kernel_size = min(kernel_size, 2 * ((max(H, W) - 1) // 2) + 1)
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
+        raise ValueError(f"kernel_size: expected an odd int >= 1, got {kernel_size!r}")
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size: expected an odd int >= 1, got {kernel_size}")
+    k = _gaussian(float(sigma), kernel_size, x.dtype, x.device)
+    p = kernel_size // 2
+    mode = "reflect" if p < H and p < W else "replicate"
+    y = F.pad(x.reshape(B * C, 1, H, W), (p, p, p, p), mode=mode)
+    y = F.conv2d(y, k.view(1, 1, 1, -1))
+    y = F.conv2d(y, k.view(1, 1, -1, 1))
+    return y.view(B, C, H, W).reshape(inputs.shape)
+
+
+def channel_mean(inputs: Tensor) -> Tensor:
+    """Each example's mean over everything but its channels, broadcast back.
+
+    Args:
+        inputs: [B, C, *S] float tensor (images: the per-channel mean colour); for
+            [B, F] inputs, the mean of each example's F values.
+
+    Returns:
+        A tensor shaped like ``inputs``.
+
+    Example:
+        >>> import torch
+        >>> channel_mean(torch.tensor([[1.0, 3.0]])).tolist()
+        [[2.0, 2.0]]
+    """
+    if not isinstance(inputs, Tensor) or not inputs.is_floating_point():
+        raise TypeError("inputs: expected a float tensor")
+    if inputs.dim() < 2:
+        raise ValueError(f"inputs: expected [B, ...], got {tuple(inputs.shape)}")
+    if inputs.dim() == 2:
+        return inputs.mean(1, keepdim=True).expand_as(inputs).clone()
+    dims = tuple(range(2, inputs.dim()))
+    return inputs.mean(dims, keepdim=True).expand_as(inputs).clone()

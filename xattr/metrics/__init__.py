@@ -1,0 +1,26 @@
+"""Evaluation metrics for attributions, batched on xattr's kernels.
+
+Faithfulness (deletion / insertion curves, target-class curves), robustness
+(Captum-compatible ``infidelity`` and ``sensitivity_max``), sanity (cascading
+model randomisation) and agreement with a reference explanation. Every perturbed
+input of every example goes through the model in large batches under the memory
+budget; results are per-example tensors.
+"""
+
+from __future__ import annotations
+
+from xattr.metrics.faithfulness import (
+    Curve,
+    TargetClassCurve,
+    deletion_curve,
+    insertion_curve,
+    target_class_curve,
+)
+
+__all__ = [
+    "Curve",
+    "TargetClassCurve",
+    "deletion_curve",
+    "insertion_curve",
+    "target_class_curve",
+]
