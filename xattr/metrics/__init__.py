@@ -1,6 +1,6 @@
 """Evaluation metrics for attributions, batched on xattr's kernels.
 
-Faithfulness (deletion / insertion curves, target-class curves), robustness
+Faithfulness (deletion / insertion curves, ROAD, target-class curves), robustness
 (Captum-compatible ``infidelity`` and ``sensitivity_max``), sanity (cascading
 model randomisation) and agreement with a reference explanation. Every perturbed
 input of every example goes through the model in large batches under the memory
@@ -11,16 +11,22 @@ from __future__ import annotations
 
 from xattr.metrics.faithfulness import (
     Curve,
+    RoadCurve,
     TargetClassCurve,
     deletion_curve,
     insertion_curve,
+    linear_imputation,
+    road,
     target_class_curve,
 )
 
 __all__ = [
     "Curve",
+    "RoadCurve",
     "TargetClassCurve",
     "deletion_curve",
     "insertion_curve",
+    "linear_imputation",
+    "road",
     "target_class_curve",
 ]
