@@ -8,15 +8,24 @@ per-channel mean.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["blur", "channel_mean"]
+__all__ = ["blur", "channel_mean", "gaussian_window"]
 
 
-def _gaussian(sigma: float, size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+def gaussian_window(
+    size: int, sigma: float, dtype: torch.dtype = torch.float64, device: Any = None
+) -> Tensor:
+    """A normalised 1-D Gaussian window of ``size`` taps centred on the middle: [size].
+
+    Example:
+        >>> [round(v, 4) for v in gaussian_window(3, 1.0).tolist()]
+        [0.2741, 0.4519, 0.2741]
+    """
     r = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
     k = torch.exp(-(r**2) / (2 * sigma**2))
     return (k / k.sum()).to(dtype)
@@ -61,7 +70,7 @@ def blur(inputs: Tensor, sigma: float = 5.0, kernel_size: int | None = None) -> 
         raise ValueError(f"kernel_size: expected an odd int >= 1, got {kernel_size!r}")
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size: expected an odd int >= 1, got {kernel_size}")
-    k = _gaussian(float(sigma), kernel_size, x.dtype, x.device)
+    k = gaussian_window(kernel_size, float(sigma), x.dtype, x.device)
     p = kernel_size // 2
     mode = "reflect" if p < H and p < W else "replicate"
     y = F.pad(x.reshape(B * C, 1, H, W), (p, p, p, p), mode=mode)
