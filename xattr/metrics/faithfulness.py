@@ -132,8 +132,9 @@ def _order_masks(scores: Tensor, counts: Tensor, order: str, insertion: bool) ->
     ranked = torch.argsort(scores, dim=1, descending=order == ORDERS[0], stable=True)
     pos = torch.empty_like(ranked)  # pos[b, j]: place of feature j in the order
     pos.scatter_(1, ranked, torch.arange(scores.shape[1]).expand_as(ranked).contiguous())
-    first = pos.unsqueeze(1) < counts.view(1, -1, 1).to(pos.device)  # among the first n_k
-    return first if insertion else ~first
+    n = counts.view(1, -1, 1).to(pos.device)
+    # present: among the first n_k (insertion), or not among them (deletion)
+    return pos.unsqueeze(1) < n if insertion else pos.unsqueeze(1) >= n
 
 
 def _curve(
