@@ -38,13 +38,13 @@ test: install
 	$(PY) -m pytest -q --doctest-modules xattr tests
 
 lint: install
-	$(VENV)/bin/ruff check xattr tests bench examples
-	$(VENV)/bin/ruff format --check xattr tests bench examples
+	$(VENV)/bin/ruff check xattr tests bench examples experiments
+	$(VENV)/bin/ruff format --check xattr tests bench examples experiments
 	$(VENV)/bin/clang-format --dry-run --Werror $$(find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh')
 
 format: install
-	$(VENV)/bin/ruff check --fix xattr tests bench examples
-	$(VENV)/bin/ruff format xattr tests bench examples
+	$(VENV)/bin/ruff check --fix xattr tests bench examples experiments
+	$(VENV)/bin/ruff format xattr tests bench examples experiments
 	$(VENV)/bin/clang-format -i $$(find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh')
 
 bench: install
