@@ -267,3 +267,20 @@ def test_road_bad_arguments():
         road(f, x, x, target=4)
     with pytest.raises(ValueError, match="order"):
         road(f, x, x, target=0, order="up")
+
+
+def test_summaries():
+    from xattr.metrics import summarize
+
+    _, f = _linear(4, T=2)
+    x = torch.randn(5, 4, generator=_gen(30), dtype=F64)
+    c = deletion_curve(f, x, x, target=1, n_steps=4)
+    s = c.summary()
+    assert s["auc"]["n"] == 5 and abs(s["auc"]["mean"] - float(c.auc.mean())) < 1e-12
+    assert abs(s["auc"]["sem"] - float(c.auc.std() / 5**0.5)) < 1e-12
+    torch.testing.assert_close(torch.tensor(s["mean_curve"], dtype=F64), c.values.mean(0))
+    t = summarize(torch.tensor([3.0, float("nan"), 1.0]))
+    assert (t["mean"], t["min"], t["max"], t["n"], t["nan"]) == (2.0, 1.0, 3.0, 2, 1)
+    assert summarize(torch.tensor([float("nan")]))["n"] == 0
+    with pytest.raises(TypeError, match="values"):
+        summarize([1.0, 2.0])

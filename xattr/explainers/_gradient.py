@@ -115,8 +115,10 @@ def outputs_at(
     args: tuple,
     targets: Targets,
     rows: int,
+    bar: Any = None,
 ) -> Tensor:
-    """Selected outputs [B, T] at one point per example, in batches of ``rows``."""
+    """Selected outputs [B, T] at one point per example, in batches of ``rows``
+    (``bar``: a progress bar advanced by the rows done)."""
     B = points[0].shape[0]
     parts = []
     with torch.no_grad():
@@ -124,6 +126,8 @@ def outputs_at(
             e = min(B, s + rows)
             pts = tuple(p[s:e] for p in points)
             parts.append(selected(forward_func, pts, chunk_args(args, B, s, e, 1), targets, 1, s))
+            if bar is not None:
+                bar.update(e - s)
     return torch.cat(parts, 0)
 
 

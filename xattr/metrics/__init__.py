@@ -11,7 +11,9 @@
   :func:`sign_agreement`.
 
 Every perturbed input of every example goes through the model in large batches
-under the memory budget; results are per-example tensors.
+under the memory budget; results are per-example tensors, and the result objects'
+``summary()`` (or :func:`summarize` for a tensor) gives means, standard errors and
+per-step averages.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from xattr.metrics.robustness import (
     sensitivity_max,
 )
 from xattr.metrics.sanity import RandomizationResult, cascading_randomization, ssim
+from xattr.metrics.summary import summarize
 
 __all__ = [
     "Curve",
@@ -60,6 +63,7 @@ __all__ = [
     "sign_agreement",
     "spearman",
     "ssim",
+    "summarize",
     "target_class_curve",
     "top_k_intersection",
 ]

@@ -24,10 +24,12 @@ from xattr.explainers._common import (
     flag,
     format_inputs,
     positive_int,
+    progress,
     rows_per_batch,
 )
 from xattr.explainers._game import Setup
 from xattr.explainers._gradient import as_args, outputs_at
+from xattr.metrics.summary import summarize
 from xattr.ops import _checks
 
 ORDERS = ("most_relevant_first", "least_relevant_first")
@@ -49,6 +51,10 @@ class Curve(NamedTuple):
     values: Tensor
     auc: Tensor
 
+    def summary(self) -> dict:
+        """The AUC over examples (:func:`~xattr.metrics.summarize`) and the mean curve."""
+        return {"auc": summarize(self.auc), "mean_curve": self.values.mean(0).tolist()}
+
 
 class TargetClassCurve(NamedTuple):
     """How fast the prediction moves from class y toward class c.
@@ -64,6 +70,10 @@ class TargetClassCurve(NamedTuple):
     margin: Tensor
     flipped: Tensor
     auc: Tensor
+
+    def summary(self) -> dict:
+        """The margin's AUC over examples and the flipped fraction at each step."""
+        return {"auc": summarize(self.auc), "flipped": self.flipped.float().mean(0).tolist()}
 
 
 def _baselines(baselines: Any, inputs: TensorOrTuple, blur_sigma: float) -> Any:
@@ -413,6 +423,10 @@ class RoadCurve(NamedTuple):
     correct: Tensor
     auc: Tensor
 
+    def summary(self) -> dict:
+        """The AUC over examples and the accuracy at each removed fraction."""
+        return {"auc": summarize(self.auc), "accuracy": self.correct.float().mean(0).tolist()}
+
 
 def _stencil(v: Tensor) -> Tensor:
     """sum_j w_ij v_j over the 8 in-image neighbours j of every pixel i of [N, H, W]
@@ -527,7 +541,8 @@ def road(
             ROAD's).
         additional_forward_args: extra model arguments.
         seed: seed of the noise (None draws it from torch's global generator).
-        memory_budget, show_progress: as :func:`deletion_curve`.
+        memory_budget: as :func:`deletion_curve`.
+        show_progress: a tqdm bar over the imputed images' forward passes.
 
     Returns:
         :class:`RoadCurve`: fractions [K], values [B, K], correct [B, K], auc [B].
@@ -578,13 +593,16 @@ def road(
         imputed = imputed + (eps.to(imputed.device) * hole).to(imputed.dtype)
     classes = _per_example_class("target", target, B)
     # every imputed image through the model in batches; all outputs (for the argmax)
+    bar = progress(B * K, show_progress, "ROAD")
     out = outputs_at(
         forward_func,
         (imputed,),
         as_args(expand_additional_args(additional_forward_args, B, K)),
         Targets("all", B * K),
         rows_per_batch((imputed,), None, memory_budget),
+        bar,
     )  # [B*K, classes]
+    bar.close()
     check_finite(out)
     n_out = out.shape[1]
     if not all(-n_out <= c < n_out for c in classes):

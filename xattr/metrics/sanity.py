@@ -149,6 +149,15 @@ class RandomizationResult(NamedTuple):
     ssim: Tensor
     spearman: Tensor
 
+    def summary(self) -> dict:
+        """Mean SSIM and Spearman over examples at each step (NaNs left out), with the
+        steps' layer names."""
+        return {
+            "layers": ["none", *self.layers],
+            "ssim": self.ssim.nanmean(1).tolist(),
+            "spearman": self.spearman.nanmean(1).tolist(),
+        }
+
     def plot(self, path: str | os.PathLike) -> None:
         """Write a PNG of the mean (over examples) SSIM and Spearman against the step.
 
