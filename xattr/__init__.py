@@ -8,7 +8,7 @@ amortized explanations build on both.
 
 import torch  # noqa: F401  (before _C: the kernels share torch's OpenMP runtime)
 
-from xattr import baselines, explainers, metrics, ops
+from xattr import baselines, explainers, metrics, ops, smoothing
 from xattr._budget import get_memory_budget, set_memory_budget
 from xattr._ext import cuda_available, kernels_available
 from xattr.explainers import (
@@ -57,6 +57,7 @@ __all__ = [
     "explainers",
     "metrics",
     "ops",
+    "smoothing",
     "cuda_available",
     "kernels_available",
     "get_memory_budget",

@@ -1,0 +1,204 @@
+"""MuS: the Lipschitz inequality and certificate soundness, exhaustively for d <= 8, with
+votes and with probabilities; radii that land exactly on integers; lambda = 1 gives the
+base classifier; determinism; argument checks."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from xattr.smoothing import MuS, certified_radius, certify, columns, grid_patches
+
+F64 = torch.float64
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _model(d_in: int, C: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d_in, 16), nn.Tanh(), nn.Linear(16, C)).double().eval()
+
+
+def _all_alphas(d: int) -> torch.Tensor:
+    return torch.tensor(list(itertools.product([0, 1], repeat=d)), dtype=torch.bool)
+
+
+def _table(g: MuS, x: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """g(x_b, alpha) for every example and every alpha: [B, 2^d, C]."""
+    rows = []
+    for b in range(x.shape[0]):
+        xb = x[b : b + 1].expand(alphas.shape[0], *x.shape[1:])
+        rows.append(g(xb, alphas))
+    return torch.stack(rows)
+
+
+CASES = [  # (d features, elements per feature, lambda, q, voting)
+    (6, 2, 1 / 8, 16, True),
+    (6, 2, 1 / 4, 8, False),
+    (8, 1, 3 / 8, 16, True),
+    (8, 1, 1 / 2, 16, False),
+    (5, 3, 1 / 16, 16, True),
+    (7, 1, 1.0, 4, False),
+]
+
+
+@pytest.mark.parametrize("d,per,lam,q,voting", CASES)
+def test_lipschitz_and_certificates_exhaustively(d, per, lam, q, voting):
+    C = 3
+    model = _model(d * per, C, seed=d + q)
+    with torch.no_grad():  # confident outputs, so that probabilities certify radii >= 1
+        model[2].weight *= 6
+    groups = torch.arange(d).repeat_interleave(per)
+    g = MuS(model, lam, q=q, feature_mask=groups, voting=voting, output="logits", seed=7)
+    x = torch.randn(3, d * per, generator=_gen(d), dtype=F64) * 2
+    alphas = _all_alphas(d)
+    table = _table(g, x, alphas)  # [B, 2^d, C]
+    dist = (alphas[:, None, :] != alphas[None, :, :]).sum(-1).to(F64)  # [2^d, 2^d]
+    # the Lipschitz inequality over all pairs of alpha, for every class
+    move = (table[:, :, None, :] - table[:, None, :, :]).abs().amax(-1)  # [B, 2^d, 2^d]
+    assert bool((move <= g.lambda_ * dist + 1e-12).all())
+    # certificate soundness: nothing within the certified radius changes the argmax
+    scores = table * q if voting else table
+    labels = table.argmax(-1)  # [B, 2^d]
+    certified_some = False
+    for b in range(x.shape[0]):
+        label, gap, real, radius = certified_radius(scores[b], g.level, q, voting)
+        assert torch.equal(label, labels[b])
+        within = dist <= radius[:, None].to(F64)  # [2^d, 2^d]: alpha' within r of alpha
+        same = labels[b][None, :] == labels[b][:, None]
+        assert bool((same | ~within).all())
+        certified_some |= bool((radius >= 1).any())
+        # the real radius is the gap over 2 lambda, and the integer radius is below it
+        torch.testing.assert_close(real, gap / (2 * g.lambda_))
+        assert bool((radius.to(F64) < real + 1e-12).all() | (radius == -1).all())
+    assert certified_some or lam > 0.25  # the soundness check is not vacuous
+
+
+def test_radii_that_land_exactly_on_integers():
+    # votes: q = 16, L = 4; n_A - n_B = 8 = 2L -> the ratio is exactly 1 -> r = 0
+    counts = torch.tensor([[12.0, 4.0, 0.0], [13.0, 3.0, 0.0], [8.0, 8.0, 0.0]])
+    _, gap, real, r = certified_radius(counts, 4, 16, True)
+    assert r.tolist() == [0, 1, -1]
+    assert real.tolist() == [1.0, 1.25, 0.0]
+    # probabilities: 0.1 + 0.2 - 0.0 = 0.30000000000000004 over 2 * 0.05 is 3.0000000000000004
+    # in floats; the exact ratio 3 certifies r = 2 (strict inequality), never 3
+    p = torch.tensor([[0.1 + 0.2, 0.0], [0.5, 0.0], [0.75, 0.0], [0.25 + 1e-12, 0.0]], dtype=F64)
+    _, _, real, r = certified_radius(p, 1, 20, False)  # lambda = 1/20 = 0.05
+    assert r.tolist()[0] == 2
+    _, _, _, r = certified_radius(p[1:], 4, 16, False)  # lambda = 0.25: ratios 1, 1.5, ~0.5
+    assert r.tolist() == [0, 1, 0]
+
+
+def test_lambda_one_is_the_base_classifier():
+    model = _model(6, 4, seed=3)
+    x = torch.randn(5, 6, generator=_gen(4), dtype=F64)
+    g = MuS(model, 1.0, q=8, voting=False, output="logits")
+    torch.testing.assert_close(g(x), torch.softmax(model(x), 1), rtol=0, atol=1e-15)
+    votes = MuS(model, 1.0, q=8, output="logits")
+    assert torch.equal(votes(x).argmax(1), model(x).argmax(1))
+    alpha = torch.tensor([1, 0, 1, 1, 0, 1])
+    torch.testing.assert_close(g(x, alpha), torch.softmax(model(x * alpha), 1))
+
+
+def test_votes_are_counts_and_results_are_deterministic():
+    model = _model(10, 3, seed=5)
+    x = torch.randn(4, 10, generator=_gen(6), dtype=F64)
+    g = MuS(model, 0.25, q=16, output="logits", seed=11)
+    c = g.counts(x)
+    assert torch.equal(c, c.round()) and bool((c.sum(1) == 16).all())
+    assert torch.equal(g(x), MuS(model, 0.25, q=16, output="logits", seed=11)(x))
+    other = MuS(model, 0.25, q=16, output="logits", seed=12)
+    assert not torch.equal(g.noise(10), other.noise(10))
+    assert bool((g.noise(10).sum(0) == 4).all())
+    # the memory budget changes the batches, not the answer
+    small = MuS(model, 0.25, q=16, output="logits", seed=11, memory_budget=1)
+    assert torch.equal(small(x), g(x))
+
+
+def test_certify_reports_consistency_and_both_radii():
+    model = _model(8, 3, seed=8)
+    x = torch.randn(6, 8, generator=_gen(9), dtype=F64) * 3
+    g = MuS(model, 1 / 8, q=16, output="logits")
+    alpha = torch.zeros(6, 8, dtype=torch.bool)
+    alpha[:, :5] = True
+    c = certify(g, x, alpha)
+    full = certify(g, x)
+    assert torch.equal(c.full_label, full.label) and torch.equal(
+        c.decremental_int, full.incremental_int
+    )
+    assert torch.equal(c.consistent, c.label == c.full_label)
+    counts = g.counts(x, alpha)
+    top = counts.topk(2, 1).values
+    want = torch.div(top[:, 0] - top[:, 1] - 1, 2 * g.level, rounding_mode="floor").long()
+    assert torch.equal(c.incremental_int, want.clamp_min(-1))
+    assert torch.equal(
+        c.stable(0), c.consistent & (c.incremental_int >= 0) & (c.decremental_int >= 0)
+    )
+
+
+def test_segmenters_always_keep_and_token_ids():
+    ids = grid_patches(2)(torch.zeros(1, 1, 4, 6))
+    assert ids[0, 0].tolist() == [[0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2], [3, 3, 4, 4, 5, 5]] + [
+        [3, 3, 4, 4, 5, 5]
+    ]
+    assert columns()(torch.zeros(2, 3)).tolist() == [[0, 1, 2]]
+    # feature 0 always kept: dropping it from alpha changes nothing
+    model = _model(4, 2, seed=10)
+    x = torch.randn(3, 4, generator=_gen(11), dtype=F64)
+    g = MuS(model, 0.5, q=8, voting=False, output="logits", always_keep=[0])
+    on, off = torch.tensor([1, 1, 0, 1]), torch.tensor([0, 1, 0, 1])
+    torch.testing.assert_close(g(x, on), g(x, off))
+    # token ids are masked by replacement with the mask id
+
+    class Bag(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(12)
+            self.emb, self.out = nn.Embedding(20, 4), nn.Linear(4, 2)
+
+        def forward(self, t):
+            return self.out(self.emb(t).mean(1))
+
+    bag = Bag().eval()
+    t = torch.randint(2, 20, (2, 5), generator=_gen(13))
+    gt = MuS(bag, 1.0, q=4, voting=False, output="logits", mask_value=1)
+    alpha = torch.tensor([1, 0, 1, 0, 1])
+    masked = torch.where(alpha.bool(), t, torch.ones_like(t))
+    torch.testing.assert_close(gt(t, alpha), torch.softmax(bag(masked).double(), 1))
+
+
+def test_bad_arguments_name_themselves():
+    model = _model(4, 2, seed=0)
+    x = torch.randn(2, 4, dtype=F64)
+    with pytest.raises(ValueError, match="nearest valid values are 2/8"):
+        MuS(model, 0.3, q=8, output="logits")
+    with pytest.raises(ValueError, match="lambda_"):
+        MuS(model, 0.0, q=8, output="logits")
+    with pytest.raises(ValueError, match="output"):
+        MuS(model, 0.5, q=8)
+    with pytest.raises(ValueError, match="q"):
+        MuS(model, 0.5, q=0, output="logits")
+    with pytest.raises(TypeError, match="model"):
+        MuS("model", 0.5, output="logits")
+    with pytest.raises(TypeError, match="feature_mask"):
+        MuS(model, 0.5, feature_mask=[0, 1], output="logits")
+    with pytest.raises(TypeError, match="mask_value"):
+        MuS(model, 0.5, mask_value="pad", output="logits")
+    g = MuS(model, 0.5, q=8, output="logits")
+    with pytest.raises(ValueError, match="alpha"):
+        g(x, torch.ones(3))
+    with pytest.raises(ValueError, match="alpha"):
+        g(x, torch.full((4,), 0.5))
+    with pytest.raises(ValueError, match="always_keep"):
+        MuS(model, 0.5, q=8, output="logits", always_keep=[9])(x)
+    with pytest.raises(ValueError, match="output"):
+        MuS(lambda t: model(t) * 5, 0.5, q=8, voting=False, output="probs")(x)
+    with pytest.raises(TypeError, match="smoothed"):
+        certify(model, x)
+    with pytest.raises(ValueError, match="inputs"):
+        grid_patches(2)(torch.zeros(2, 4))

@@ -1,0 +1,225 @@
+"""MuS: multiplicative smoothing (Xue, Alur & Wong, "Stability Guarantees for Feature
+Attributions with Multiplicative Smoothing", NeurIPS 2023).
+
+The smoothed classifier ``g(x, alpha) = (1/q) sum_j h(x (.) (alpha * s_j))`` averages a
+base classifier h with outputs in [0, 1]^C over the q rows s_j of MuS structured noise
+(every column has exactly lambda * q ones, so each feature is kept with probability
+exactly lambda). Whatever h is, every class score of g is lambda-Lipschitz in the
+binary feature mask alpha:
+
+    max_c |g_c(x, alpha) - g_c(x, alpha')| <= lambda * ||alpha - alpha'||_1,
+
+because flipping feature i changes only the L = lambda * q terms whose row keeps i,
+each by at most 1 / q. g is exact with q forward passes and deterministic given the
+seed; the q * B perturbed inputs go through the model in large batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from xattr.explainers._common import Targets, flag, format_inputs, positive_int, rows_per_batch
+from xattr.explainers._game import Game, format_feature_mask
+from xattr.ops import _checks
+from xattr.ops.sampling import mus_noise
+
+OUTPUTS = ("logits", "probs")
+
+
+def grid_patches(patch: int | tuple[int, int]) -> Callable[[Tensor], Tensor]:
+    """A segmenter for images [B, C, H, W]: features are patch x patch squares (all
+    channels of a square together), numbered row by row; edge patches may be smaller.
+
+    Example:
+        >>> import torch
+        >>> grid_patches(2)(torch.zeros(1, 3, 4, 4))[0, 0].tolist()
+        [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]
+    """
+    ph, pw = (patch, patch) if isinstance(patch, int) else patch
+    positive_int("patch", ph), positive_int("patch", pw)
+
+    def segment(x: Tensor) -> Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"inputs: grid patches need images [B, C, H, W], got {tuple(x.shape)}")
+        H, W = x.shape[2], x.shape[3]
+        rows = torch.arange(H, device=x.device) // ph
+        cols = torch.arange(W, device=x.device) // pw
+        ids = rows[:, None] * ((W + pw - 1) // pw) + cols[None, :]
+        return ids.expand(1, x.shape[1], H, W)
+
+    return segment
+
+
+def columns() -> Callable[[Tensor], Tensor]:
+    """A segmenter for tabular inputs [B, d] (or token ids [B, T]): every column (token
+    position) is a feature.
+
+    Example:
+        >>> import torch
+        >>> columns()(torch.zeros(2, 3)).tolist()
+        [[0, 1, 2]]
+    """
+
+    def segment(x: Tensor) -> Tensor:
+        if x.dim() != 2:
+            raise ValueError(f"inputs: columns need [B, d] inputs, got {tuple(x.shape)}")
+        return torch.arange(x.shape[1], device=x.device).view(1, -1)
+
+    return segment
+
+
+tokens = columns
+
+
+class MuS(nn.Module):
+    """A classifier smoothed by MuS, lambda-Lipschitz with respect to feature masking.
+
+    Args:
+        model: the base model, [B, *F] -> [B, C] (logits or probabilities, see
+            ``output``).
+        lambda_: keep probability and Lipschitz constant, a multiple of 1/q in (0, 1]
+            (ValueError naming the nearest valid values otherwise); 1 gives g = h.
+        q: rows of structured noise = forward passes per input (default 64).
+        feature_mask: feature ids per input element ([*F] or [1 or B, *F], as Captum's),
+            or a segmenter ``f(x) -> ids`` (:func:`grid_patches`, :func:`columns`,
+            :func:`tokens`); default every element is a feature.
+        voting: h = one-hot of the model's argmax (default True, used for certificates,
+            which are then computed in integers), else probabilities.
+        output: what the model returns, "logits" (softmax applied for probabilities)
+            or "probs" (used as they are; must lie in [0, 1]). Required: never guessed.
+        mask_value: what a masked feature becomes (default 0; for token ids the mask /
+            pad token id).
+        always_keep: feature ids never masked (e.g. BOS / EOS tokens).
+        seed: seed of the noise (default 1234).
+        memory_budget: bytes (or "512MB") per batch of model rows.
+
+    ``smoothed(x)`` is g(x, 1) and ``smoothed(x, alpha)`` is g(x, alpha) for binary
+    alpha [d] or [B, d] (bool or 0/1): both [B, C], float64.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(6, 3).eval()
+        >>> g = MuS(model, 0.25, q=8, output="logits")
+        >>> g(torch.randn(2, 6)).sum(1).tolist()
+        [1.0, 1.0]
+    """
+
+    def __init__(
+        self,
+        model: Callable[..., Tensor],
+        lambda_: float,
+        q: int = 64,
+        feature_mask: Tensor | Callable[[Tensor], Tensor] | None = None,
+        voting: bool = True,
+        output: str | None = None,
+        mask_value: float | int = 0,
+        always_keep: list[int] | tuple[int, ...] | None = None,
+        seed: int = 1234,
+        memory_budget: int | str | None = None,
+    ) -> None:
+        super().__init__()
+        if not callable(model):
+            raise TypeError(f"model: expected a callable, got {type(model).__name__}")
+        if output not in OUTPUTS:
+            raise ValueError(
+                f"output: say what the model returns, 'logits' or 'probs' (got {output!r})"
+            )
+        self.q = positive_int("q", q)
+        self.level = _checks.mus_level(lambda_, self.q)  # L = lambda * q
+        if self.level == 0:
+            raise ValueError(f"lambda_: must be > 0 (at least 1/q = 1/{self.q}), got {lambda_}")
+        self.lambda_ = self.level / self.q
+        if not (isinstance(feature_mask, Tensor) or feature_mask is None or callable(feature_mask)):
+            raise TypeError(
+                "feature_mask: expected a tensor of feature ids or a segmenter function, "
+                f"got {type(feature_mask).__name__}"
+            )
+        if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float)):
+            raise TypeError(f"mask_value: expected a number, got {type(mask_value).__name__}")
+        self.model = model
+        self.feature_mask = feature_mask
+        self.voting = flag("voting", voting)
+        self.output = output
+        self.mask_value = mask_value
+        self.always_keep = tuple(int(i) for i in (always_keep or ()))
+        self.seed = _checks.seed(seed)
+        self.memory_budget = memory_budget
+
+    # ------------------------------------------------------------------ parts
+    def features(self, x: Tensor) -> tuple[Tensor, int]:
+        """(feature ids [1 or B, *F] remapped to 0..d-1, d) for inputs x."""
+        mask = self.feature_mask(x) if callable(self.feature_mask) else self.feature_mask
+        groups, ids = format_feature_mask(mask, (x,))
+        d = int(ids.numel())
+        for i in self.always_keep:
+            if not 0 <= i < d:
+                raise ValueError(f"always_keep: feature {i} is not in 0..{d - 1}")
+        return groups[0], d
+
+    def noise(self, d: int, device: Any = "cpu") -> Tensor:
+        """The q x d MuS masks s_j (bool): every column has exactly lambda * q ones."""
+        return mus_noise(self.q, d, self.lambda_, seed=self.seed, device=device)
+
+    def base_scores(self, outputs: Tensor) -> Tensor:
+        """h on model outputs [..., C]: one-hot votes or probabilities, in [0, 1]."""
+        if self.voting:
+            return nn.functional.one_hot(outputs.argmax(-1), outputs.shape[-1]).to(torch.float64)
+        if self.output == "logits":
+            return torch.softmax(outputs.to(torch.float64), dim=-1)
+        if bool(((outputs < 0) | (outputs > 1)).any()):
+            raise ValueError(
+                "output: the model was said to return probabilities, but returned values "
+                "outside [0, 1]; use output='logits'"
+            )
+        return outputs.to(torch.float64)
+
+    def _alpha(self, alpha: Any, B: int, d: int, device: Any) -> Tensor:
+        if alpha is None:
+            return torch.ones((1, d), dtype=torch.bool, device=device)
+        if not isinstance(alpha, Tensor):
+            raise TypeError(f"alpha: expected a tensor, got {type(alpha).__name__}")
+        a = alpha.unsqueeze(0) if alpha.dim() == 1 else alpha
+        if a.dim() != 2 or a.shape[1] != d or a.shape[0] not in (1, B):
+            raise ValueError(
+                f"alpha: expected [d] or [B, d] with d = {d}, got {tuple(alpha.shape)}"
+            )
+        if a.dtype != torch.bool:
+            if not bool(((a == 0) | (a == 1)).all()):
+                raise ValueError("alpha: expected a binary mask (bool or 0/1 values)")
+            a = a != 0
+        return a.to(device)
+
+    def counts(self, x: Tensor, alpha: Tensor | None = None) -> Tensor:
+        """sum_j h(x (.) (alpha * s_j)): [B, C] float64 (integer vote counts when
+        voting); ``smoothed(x, alpha) = counts / q``."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"inputs: expected a tensor, got {type(x).__name__}")
+        format_inputs(x)
+        groups, d = self.features(x)
+        B = x.shape[0]
+        a = self._alpha(alpha, B, d, x.device)
+        # lambda = 1 keeps every row whole: one evaluation stands for all q
+        rows = self.q if self.level < self.q else 1
+        s = self.noise(d, x.device)[:rows]  # [q, d]
+        masks = a.unsqueeze(1) & s.unsqueeze(0)  # [1 or B, q, d]
+        if self.always_keep:
+            masks[..., list(self.always_keep)] = True
+        game = Game(
+            self.model,
+            (x,),
+            (torch.full((1, *x.shape[1:]), self.mask_value, dtype=x.dtype, device=x.device),),
+            (groups,),
+            d,
+            Targets("all", B),
+            rows=rows_per_batch((x,), None, self.memory_budget),
+        )
+        outputs = game(masks)  # [B, q (or 1), C] float64
+        return self.base_scores(outputs).sum(1) * (self.q // rows)
+
+    def forward(self, x: Tensor, alpha: Tensor | None = None) -> Tensor:
+        """g(x, alpha): [B, C] float64 (alpha None: all features kept)."""
+        return self.counts(x, alpha) / self.q
