@@ -179,6 +179,21 @@ def expand_additional_args(args: Any, batch: int, repeats: int) -> tuple:
     return tuple(out)
 
 
+def repeat_per_example(value: Any, batch: int, k: int, ndim: int | None = None) -> Any:
+    """A tensor with one row per example (batch > 1; ``ndim`` dimensions when given)
+    repeated ``k`` times example-major (row b * k + j), as perturbed copies are; anything
+    else unchanged."""
+    if (
+        isinstance(value, Tensor)
+        and value.dim() > 0
+        and value.shape[0] == batch
+        and batch > 1
+        and (ndim is None or value.dim() == ndim)
+    ):
+        return value.repeat_interleave(k, dim=0)
+    return value
+
+
 def slice_additional_args(args: tuple, batch: int, start: int, stop: int) -> tuple:
     """Rows start..stop of the expanded tensor arguments (others unchanged)."""
     return tuple(

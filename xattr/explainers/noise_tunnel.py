@@ -12,6 +12,7 @@ from xattr.explainers._common import (
     expand_additional_args,
     format_inputs,
     format_output,
+    repeat_per_example,
 )
 from xattr.explainers._gradient import float_inputs
 from xattr.ops import _checks
@@ -52,18 +53,12 @@ def _expand_baselines(
 
 
 def _repeat_per_example(value: Any, xs: tuple[Tensor, ...], n: int) -> Any:
-    """Tensors with one row per example (shaped like the inputs) repeated n times
-    example-major, as the noisy inputs are; shared values unchanged."""
+    """Per-example tensors (shaped like their inputs) repeated n times example-major, as
+    the noisy inputs are; shared values unchanged."""
     B = xs[0].shape[0]
-    single = not isinstance(value, (tuple, list))
-    vals = (value,) if single else tuple(value)
-    out = tuple(
-        v.repeat_interleave(n, dim=0)
-        if isinstance(v, Tensor) and v.dim() == x.dim() and v.shape[0] == B and B > 1
-        else v
-        for v, x in zip(vals, xs)
-    )
-    return out[0] if single else out
+    if not isinstance(value, (tuple, list)):
+        return repeat_per_example(value, B, n, xs[0].dim())
+    return tuple(repeat_per_example(v, B, n, x.dim()) for v, x in zip(value, xs))
 
 
 def _stdevs(stdevs: Any, k: int) -> tuple[float, ...]:

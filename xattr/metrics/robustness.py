@@ -54,6 +54,7 @@ from xattr.explainers._common import (
     format_inputs,
     positive_int,
     progress,
+    repeat_per_example,
     rows_per_batch,
     slice_additional_args,
     warn_if_training,
@@ -106,20 +107,6 @@ def _raw_baselines(baselines: BaselineType, xs: tuple[Tensor, ...]) -> tuple | N
         return None
     format_baselines(baselines, xs)
     return tuple(baselines) if isinstance(baselines, (tuple, list)) else (baselines,)
-
-
-def _repeat_rows(value: Any, B: int, k: int, ndim: int | None = None) -> Any:
-    """A tensor with one row per example (B > 1; ``ndim`` dimensions when given) repeated
-    ``k`` times per example; anything else unchanged (Captum's baseline expansion)."""
-    if (
-        isinstance(value, Tensor)
-        and value.dim() > 0
-        and value.shape[0] == B
-        and B > 1
-        and (ndim is None or value.dim() == ndim)
-    ):
-        return value.repeat_interleave(k, dim=0)
-    return value
 
 
 def _samples_per_call(
@@ -280,7 +267,7 @@ def _perturb_for_infidelity(
     if baselines is None:
         out = perturb_func(arg)
     else:
-        bases = tuple(_repeat_rows(b, B, m) for b in baselines)
+        bases = tuple(repeat_per_example(b, B, m) for b in baselines)
         out = perturb_func(arg, bases[0] if len(xs) == 1 else bases)
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise TypeError(
@@ -476,9 +463,9 @@ def _expand_kwargs(kwargs: dict, xs: tuple[Tensor, ...], k: int) -> dict:
     for name in ("baselines", "feature_mask"):
         value = out.get(name)
         if isinstance(value, (tuple, list)):
-            out[name] = tuple(_repeat_rows(v, B, k, x.dim()) for v, x in zip(value, xs))
+            out[name] = tuple(repeat_per_example(v, B, k, x.dim()) for v, x in zip(value, xs))
         elif value is not None:
-            out[name] = _repeat_rows(value, B, k, xs[0].dim())
+            out[name] = repeat_per_example(value, B, k, xs[0].dim())
     return out
 
 
