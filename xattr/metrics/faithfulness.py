@@ -103,16 +103,24 @@ def _baselines(baselines: Any, inputs: TensorOrTuple, blur_sigma: float) -> Any:
     return baselines
 
 
-def feature_scores(setup: Setup, attributions: TensorOrTuple) -> Tensor:
-    """Attributions summed within each feature group: [B, d] (float64)."""
+def feature_scores(
+    attributions: TensorOrTuple,
+    inputs: tuple[Tensor, ...],
+    groups: tuple[Tensor, ...],
+    d: int,
+) -> Tensor:
+    """Attributions summed within each feature group: [B, d] (float64).
+
+    ``groups``: int64 feature ids in 0..d-1 per input, [1 or B, *F] (as
+    ``format_feature_mask`` returns them)."""
     attrs, _ = format_inputs(attributions, "attributions")
-    if len(attrs) != len(setup.inputs):
+    if len(attrs) != len(inputs):
         raise ValueError(
-            f"attributions: expected {len(setup.inputs)} tensor(s), one per input, got {len(attrs)}"
+            f"attributions: expected {len(inputs)} tensor(s), one per input, got {len(attrs)}"
         )
-    B = setup.B
-    scores = torch.zeros((B, setup.d), dtype=torch.float64, device=setup.inputs[0].device)
-    for i, (a, x, g) in enumerate(zip(attrs, setup.inputs, setup.groups)):
+    B = inputs[0].shape[0]
+    scores = torch.zeros((B, d), dtype=torch.float64, device=inputs[0].device)
+    for i, (a, x, g) in enumerate(zip(attrs, inputs, groups)):
         if tuple(a.shape) != tuple(x.shape):
             raise ValueError(
                 f"attributions: tensor {i} has shape {tuple(a.shape)}, the inputs {tuple(x.shape)}"
@@ -124,6 +132,15 @@ def feature_scores(setup: Setup, attributions: TensorOrTuple) -> Tensor:
         flat = a.reshape(B, -1).to(device=scores.device, dtype=torch.float64)
         scores.scatter_add_(1, g.reshape(g.shape[0], -1).expand(B, -1), flat)
     return scores
+
+
+def feature_ranks(scores: Tensor, descending: bool = True) -> Tensor:
+    """The place of every feature in the order of its score: [B, d] int64, 0 = first
+    (highest when ``descending``); equal scores keep the lower feature index first."""
+    order = torch.argsort(scores, dim=1, descending=descending, stable=True)
+    pos = torch.empty_like(order)
+    pos.scatter_(1, order, torch.arange(scores.shape[1], device=order.device).expand_as(order))
+    return pos
 
 
 def step_counts(d: int, n_steps: int | None) -> Tensor:
@@ -139,9 +156,7 @@ def _order_masks(scores: Tensor, counts: Tensor, order: str, insertion: bool) ->
     """bool masks [B, K + 1, d]: which features are present at each step."""
     if order not in ORDERS:
         raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")
-    ranked = torch.argsort(scores, dim=1, descending=order == ORDERS[0], stable=True)
-    pos = torch.empty_like(ranked)  # pos[b, j]: place of feature j in the order
-    pos.scatter_(1, ranked, torch.arange(scores.shape[1]).expand_as(ranked).contiguous())
+    pos = feature_ranks(scores, descending=order == ORDERS[0])  # place of feature j
     n = counts.view(1, -1, 1).to(pos.device)
     # present: among the first n_k (insertion), or not among them (deletion)
     return pos.unsqueeze(1) < n if insertion else pos.unsqueeze(1) >= n
@@ -177,7 +192,8 @@ def _curve(
         "insertion" if insertion else "deletion",
     )
     counts = step_counts(setup.d, n_steps)
-    masks = _order_masks(feature_scores(setup, attributions), counts, order, insertion)
+    scores = feature_scores(attributions, setup.inputs, setup.groups, setup.d)
+    masks = _order_masks(scores, counts, order, insertion)
     values = setup.game(masks)  # [B, K + 1, T]
     return setup, counts.to(torch.float64) / setup.d, values
 
@@ -578,9 +594,7 @@ def road(
         raise ValueError(f"noise: expected a number >= 0, got {noise!r}")
     K = fr.numel()
     scores = a.to(torch.float64).sum(1).reshape(B, H * W)
-    ranked = torch.argsort(scores, dim=1, descending=order == ORDERS[0], stable=True)
-    pos = torch.empty_like(ranked)
-    pos.scatter_(1, ranked, torch.arange(H * W).expand_as(ranked).contiguous())
+    pos = feature_ranks(scores, descending=order == ORDERS[0])
     counts = (fr * (H * W)).floor().long()  # int(p * H * W)
     removed = pos.unsqueeze(1) < counts.view(1, K, 1)  # [B, K, HW]
     imputed = linear_imputation(

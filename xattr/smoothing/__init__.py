@@ -3,12 +3,32 @@
 :class:`MuS` wraps a classifier so that it is lambda-Lipschitz with respect to
 feature masking; :func:`certify` turns that into certificates that an explanation
 (a binary feature mask) is consistent with the prediction and stable when features
-are added or removed.
+are added or removed; :func:`explain_and_certify` certifies the top features of any
+explainer's attributions and :func:`min_stable_fraction` finds the fewest that are
+stable.
 """
 
 from __future__ import annotations
 
 from xattr.smoothing.certify import Certificate, certified_radius, certify
+from xattr.smoothing.explain import (
+    ExplainedCertificate,
+    MinStable,
+    explain_and_certify,
+    min_stable_fraction,
+)
 from xattr.smoothing.mus import MuS, columns, grid_patches, tokens
 
-__all__ = ["Certificate", "MuS", "certified_radius", "certify", "columns", "grid_patches", "tokens"]
+__all__ = [
+    "Certificate",
+    "ExplainedCertificate",
+    "MinStable",
+    "MuS",
+    "certified_radius",
+    "certify",
+    "columns",
+    "explain_and_certify",
+    "grid_patches",
+    "min_stable_fraction",
+    "tokens",
+]

@@ -51,6 +51,22 @@ class Certificate(NamedTuple):
     decremental: Tensor
     decremental_int: Tensor
 
+    @classmethod
+    def at(cls, at: tuple, full: tuple) -> Certificate:
+        """From :func:`certified_radius`'s (label, gap, real, int radius) at alpha and
+        at alpha = 1."""
+        return cls(
+            label=at[0],
+            full_label=full[0],
+            gap=at[1],
+            full_gap=full[1],
+            consistent=at[0] == full[0],
+            incremental=at[2],
+            incremental_int=at[3],
+            decremental=full[2],
+            decremental_int=full[3],
+        )
+
     def stable(self, r: int) -> Tensor:
         """[B] bool: consistent, and both certified radii at least r."""
         return self.consistent & (self.incremental_int >= r) & (self.decremental_int >= r)
@@ -121,15 +137,4 @@ def certify(smoothed: MuS, x: Tensor, alpha: Tensor | None = None) -> Certificat
         return certified_radius(scores.cpu(), smoothed.level, smoothed.q, smoothed.voting)
 
     full = read(None)
-    at = full if alpha is None else read(alpha)
-    return Certificate(
-        label=at[0],
-        full_label=full[0],
-        gap=at[1],
-        full_gap=full[1],
-        consistent=at[0] == full[0],
-        incremental=at[2],
-        incremental_int=at[3],
-        decremental=full[2],
-        decremental_int=full[3],
-    )
+    return Certificate.at(full if alpha is None else read(alpha), full)
