@@ -5,7 +5,7 @@ feature masking; :func:`certify` turns that into certificates that an explanatio
 (a binary feature mask) is consistent with the prediction and stable when features
 are added or removed; :func:`explain_and_certify` certifies the top features of any
 explainer's attributions and :func:`min_stable_fraction` finds the fewest that are
-stable.
+stable; :func:`finetune` adapts a base model to masking (at lambda and lambda / 2).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from xattr.smoothing.explain import (
     explain_and_certify,
     min_stable_fraction,
 )
+from xattr.smoothing.finetune import finetune
 from xattr.smoothing.mus import MuS, columns, grid_patches, tokens
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "certify",
     "columns",
     "explain_and_certify",
+    "finetune",
     "grid_patches",
     "min_stable_fraction",
     "tokens",

@@ -148,21 +148,33 @@ class MuS(nn.Module):
         self.always_keep = tuple(int(i) for i in (always_keep or ()))
         self.seed = _checks.seed(seed)
         self.memory_budget = memory_budget
+        # The noise depends only on (d, device) and a tensor feature mask's ids only on
+        # the inputs' shape: both are computed once and kept.
+        self._noise: dict[tuple, Tensor] = {}
+        self._features: dict[tuple, tuple[Tensor, int]] = {}
 
     # ------------------------------------------------------------------ parts
     def features(self, x: Tensor) -> tuple[Tensor, int]:
         """(feature ids [1 or B, *F] remapped to 0..d-1, d) for inputs x."""
+        key = (tuple(x.shape), str(x.device))
+        if not callable(self.feature_mask) and key in self._features:
+            return self._features[key]
         mask = self.feature_mask(x) if callable(self.feature_mask) else self.feature_mask
         groups, ids = format_feature_mask(mask, (x,))
         d = int(ids.numel())
         for i in self.always_keep:
             if not 0 <= i < d:
                 raise ValueError(f"always_keep: feature {i} is not in 0..{d - 1}")
+        if not callable(self.feature_mask):
+            self._features[key] = (groups[0], d)
         return groups[0], d
 
     def noise(self, d: int, device: Any = "cpu") -> Tensor:
         """The q x d MuS masks s_j (bool): every column has exactly lambda * q ones."""
-        return mus_noise(self.q, d, self.lambda_, seed=self.seed, device=device)
+        key = (d, str(device))
+        if key not in self._noise:
+            self._noise[key] = mus_noise(self.q, d, self.lambda_, seed=self.seed, device=device)
+        return self._noise[key]
 
     def base_scores(self, outputs: Tensor) -> Tensor:
         """h on model outputs [..., C]: one-hot votes or probabilities, in [0, 1]."""
@@ -218,6 +230,10 @@ class MuS(nn.Module):
             rows=rows_per_batch((x,), None, self.memory_budget),
         )
         outputs = game(masks)  # [B, q (or 1), C] float64
+        if self.voting:  # votes counted directly (the same as summing one-hot rows)
+            votes = torch.zeros((B, outputs.shape[-1]), dtype=torch.float64, device=x.device)
+            votes.scatter_add_(1, outputs.argmax(-1), torch.ones_like(outputs[..., 0]))
+            return votes * (self.q // rows)
         return self.base_scores(outputs).sum(1) * (self.q // rows)
 
     def forward(self, x: Tensor, alpha: Tensor | None = None) -> Tensor:
