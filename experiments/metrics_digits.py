@@ -29,32 +29,13 @@ import time
 from pathlib import Path
 
 import torch
-from sklearn.datasets import load_digits
+from _digits import digits, train_cnn
 from torch import nn
 
 import xattr
 from xattr import metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def train_cnn(x: torch.Tensor, y: torch.Tensor, epochs: int = 60) -> nn.Module:
-    model = nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 16, 10),
-    )
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(epochs):
-        for i in range(0, x.shape[0], 128):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[i : i + 128]), y[i : i + 128]).backward()
-            opt.step()
-    return model.eval()
 
 
 class Probabilities(nn.Module):
@@ -100,16 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
 
-    digits = load_digits()
-    x_all = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y_all = torch.tensor(digits.target)
-    perm = torch.randperm(x_all.shape[0], generator=torch.Generator().manual_seed(args.seed))
-    train, test = perm[:1400], perm[1400:]
-    model = train_cnn(x_all[train], y_all[train])
+    x_train, y_train, x_test, y_test = digits(args.seed)
+    model = train_cnn(x_train, y_train)
     with torch.no_grad():
-        accuracy = float((model(x_all[test]).argmax(1) == y_all[test]).float().mean())
+        accuracy = float((model(x_test).argmax(1) == y_test).float().mean())
     prob = Probabilities(model).eval()
-    x = x_all[test[: args.examples]]
+    x = x_test[: args.examples]
     with torch.no_grad():
         target = prob(x).argmax(1)
     r = torch.arange(8) // 2
