@@ -202,3 +202,25 @@ def test_bad_arguments_name_themselves():
         certify(model, x)
     with pytest.raises(ValueError, match="inputs"):
         grid_patches(2)(torch.zeros(2, 4))
+
+
+def test_gradients_of_g_with_probabilities():
+    # g is the mean of h over the q masked copies, so its gradient is the mean of theirs
+    model = _model(6, 3, seed=14)
+    g = MuS(model, 0.25, q=8, voting=False, output="logits", seed=3)
+    x = torch.randn(2, 6, generator=_gen(15), dtype=F64, requires_grad=True)
+    out = g(x)
+    torch.testing.assert_close(out.detach(), g(x.detach()), rtol=0, atol=1e-15)
+    (grad,) = torch.autograd.grad(out[:, 1].sum(), x)
+    s = g.noise(6).to(F64)  # [q, d]
+    want = torch.zeros_like(x)
+    for j in range(8):
+        xj = (x.detach() * s[j]).requires_grad_()
+        (gj,) = torch.autograd.grad(torch.softmax(model(xj), 1)[:, 1].sum(), xj)
+        want += gj * s[j] / 8
+    torch.testing.assert_close(grad, want, rtol=0, atol=1e-14)
+    # a gradient explainer explains g
+    import xattr
+
+    sal = xattr.Saliency(g).attribute(x.detach(), target=1, abs=False)
+    torch.testing.assert_close(sal, want, rtol=0, atol=1e-14)

@@ -22,9 +22,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from xattr.explainers._common import Targets, flag, format_inputs, positive_int, rows_per_batch
+from xattr.explainers._common import (
+    Targets,
+    check_model_output,
+    flag,
+    format_inputs,
+    positive_int,
+    rows_per_batch,
+)
 from xattr.explainers._game import Game, format_feature_mask
 from xattr.ops import _checks
+from xattr.ops.masking import mask_apply
 from xattr.ops.sampling import mus_noise
 
 OUTPUTS = ("logits", "probs")
@@ -98,7 +106,9 @@ class MuS(nn.Module):
         memory_budget: bytes (or "512MB") per batch of model rows.
 
     ``smoothed(x)`` is g(x, 1) and ``smoothed(x, alpha)`` is g(x, alpha) for binary
-    alpha [d] or [B, d] (bool or 0/1): both [B, C], float64.
+    alpha [d] or [B, d] (bool or 0/1): both [B, C], float64. With probabilities
+    (``voting=False``) and inputs that require grad, g is differentiable in x, so
+    gradient explainers (Saliency, IntegratedGradients) can explain g itself.
 
     Example:
         >>> import torch
@@ -152,6 +162,8 @@ class MuS(nn.Module):
         # the inputs' shape: both are computed once and kept.
         self._noise: dict[tuple, Tensor] = {}
         self._features: dict[tuple, tuple[Tensor, int]] = {}
+        # In the model's mode (eval for a model in eval), without changing the model's.
+        self.train(bool(getattr(model, "training", False)))
 
     # ------------------------------------------------------------------ parts
     def features(self, x: Tensor) -> tuple[Tensor, int]:
@@ -220,6 +232,8 @@ class MuS(nn.Module):
         masks = a.unsqueeze(1) & s.unsqueeze(0)  # [1 or B, q, d]
         if self.always_keep:
             masks[..., list(self.always_keep)] = True
+        if x.requires_grad and torch.is_grad_enabled() and not self.voting:
+            return self._differentiable_counts(x, groups, masks, rows)
         game = Game(
             self.model,
             (x,),
@@ -235,6 +249,17 @@ class MuS(nn.Module):
             votes.scatter_add_(1, outputs.argmax(-1), torch.ones_like(outputs[..., 0]))
             return votes * (self.q // rows)
         return self.base_scores(outputs).sum(1) * (self.q // rows)
+
+    def _differentiable_counts(self, x: Tensor, groups: Tensor, masks: Tensor, rows: int) -> Tensor:
+        """counts with gradients to x (probabilities only: votes have none), so that
+        gradient explainers can explain g itself: the masked copies are built with the
+        differentiable masking op and go through the model in one call per batch of x
+        (gradient explainers batch their inputs themselves)."""
+        B = x.shape[0]
+        pert = mask_apply(x, masks.expand(B, -1, -1).contiguous(), groups, self.mask_value)
+        out = self.model(pert.reshape(B * rows, *x.shape[1:]))
+        out = check_model_output(out, B * rows).reshape(B, rows, -1)
+        return self.base_scores(out).sum(1) * (self.q // rows)
 
     def forward(self, x: Tensor, alpha: Tensor | None = None) -> Tensor:
         """g(x, alpha): [B, C] float64 (alpha None: all features kept)."""
