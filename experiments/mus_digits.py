@@ -32,14 +32,13 @@ from pathlib import Path
 
 import torch
 from _digits import digits, train_cnn
+from _mus import LAMBDAS, RADII, explanation_table, plot
 
 import xattr
 from xattr.smoothing import MuS, certify, explain_and_certify, finetune
 
 RESULTS = Path(__file__).resolve().parent / "results"
-LAMBDAS = (1.0, 1 / 2, 1 / 4, 1 / 8, 1 / 16)
 PAPER_VIT = {1.0: 0.809, 1 / 2: 0.789, 1 / 4: 0.738, 1 / 8: 0.677, 1 / 16: 0.585}
-RADII = tuple(range(0, 5))
 
 
 def explainers(seed: int) -> dict:
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mus_digits.json").write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "mus_digits.md").write_text(markdown(report))
-    plot(report, args.out / "mus_digits.png")
+    plot(report, args.out / "mus_digits.png", "pixels", "explanations")
     print(f"wrote {args.out}/mus_digits.{{json,md,png}} in {report['seconds']:.0f} s")
     return 0
 
@@ -148,22 +147,14 @@ def markdown(report: dict) -> str:
             f"| {lam} | {row['clean_accuracy_h']:.3f} | {row['smoothed_accuracy']:.3f} | "
             f"{ca[0]:.3f} | {ca[1]:.3f} | {ca[2]:.3f} | {ca[3]:.3f} | {ca[4]:.3f} | {paper:.3f} |"
         )
-    names = list(next(iter(report["explanations"].values())))
     lines += [
         "",
         "## Certified explanations (top 25% of the 64 pixels)",
         "",
         "Consistent / consistent and incrementally stable with radius >= 1:",
         "",
-        "| lambda | " + " | ".join(names) + " |",
-        "|---|" + "---:|" * len(names),
     ]
-    for lam, by_name in report["explanations"].items():
-        cells = [
-            f"{by_name[n]['consistent']:.2f} / {by_name[n]['consistent_and_incremental_1']:.2f}"
-            for n in names
-        ]
-        lines.append(f"| {lam} | " + " | ".join(cells) + " |")
+    lines += explanation_table(report)
     lines += [
         "",
         "Reading the tables: a radius r needs a vote margin n_A - n_B > 2 lambda q r, so with "
@@ -177,36 +168,6 @@ def markdown(report: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for lam, row in report["by_lambda"].items():
-        axes[0].plot(report["radii"], row["certified_accuracy"], marker="o", label=f"λ = {lam}")
-    axes[0].set(
-        title="certified accuracy (MuS, q = 64, voting)",
-        xlabel="radius r (pixels changed)",
-        ylabel="accurate and certified",
-    )
-    axes[0].legend()
-    lams = list(report["explanations"])
-    for name in next(iter(report["explanations"].values())):
-        ys = [report["explanations"][lam][name]["consistent_and_incremental_1"] for lam in lams]
-        axes[1].plot(range(len(lams)), ys, marker="o", label=name)
-    axes[1].set_xticks(range(len(lams)), [f"λ = {lam}" for lam in lams])
-    axes[1].set(
-        title="top-25% explanations certified",
-        ylabel="consistent and incrementally stable (r >= 1)",
-    )
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

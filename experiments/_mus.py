@@ -1,0 +1,56 @@
+"""What the MuS experiments share: the lambdas and radii of the paper's figures and
+the figure itself (certified accuracy against the radius per lambda; certified
+explanations against lambda)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+LAMBDAS = (1.0, 1 / 2, 1 / 4, 1 / 8, 1 / 16)
+RADII = tuple(range(0, 5))
+
+
+def explanation_table(report: dict) -> list[str]:
+    """Markdown rows: per lambda, per explainer, "consistent / consistent and
+    incrementally stable (r >= 1)"."""
+    names = list(next(iter(report["explanations"].values())))
+    lines = ["| lambda | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for lam, by_name in report["explanations"].items():
+        cells = [
+            f"{by_name[n]['consistent']:.2f} / {by_name[n]['consistent_and_incremental_1']:.2f}"
+            for n in names
+        ]
+        lines.append(f"| {lam} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot(report: dict, path: Path, unit: str, explained: str) -> None:
+    """Two panels from a report with ``radii``, ``by_lambda[lam]["certified_accuracy"]``
+    and ``explanations[lam][name]["consistent_and_incremental_1"]``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for lam, row in report["by_lambda"].items():
+        axes[0].plot(report["radii"], row["certified_accuracy"], marker="o", label=f"λ = {lam}")
+    axes[0].set(
+        title="certified accuracy (MuS, q = 64, voting)",
+        xlabel=f"radius r ({unit} changed)",
+        ylabel="accurate and certified",
+    )
+    axes[0].legend()
+    lams = list(report["explanations"])
+    for name in next(iter(report["explanations"].values())):
+        ys = [report["explanations"][lam][name]["consistent_and_incremental_1"] for lam in lams]
+        axes[1].plot(range(len(lams)), ys, marker="o", label=name)
+    axes[1].set_xticks(range(len(lams)), [f"λ = {lam}" for lam in lams])
+    axes[1].set(
+        title=f"top-25% {explained} certified",
+        ylabel="consistent and incrementally stable (r >= 1)",
+    )
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
