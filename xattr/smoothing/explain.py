@@ -16,7 +16,6 @@ ranking changes.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Union
@@ -129,10 +128,9 @@ def _evaluate(
     with torch.no_grad():
         for a in range(0, n, step):
             b = min(n, a + step)
-            part = copy.copy(smoothed)  # shallow: the same model, noise and settings
             ids = groups if groups.shape[0] == 1 else groups[a:b]
-            part.features = lambda _x, ids=ids: (ids, d)
-            counts = part.counts(x[a:b], None if alphas is None else alphas[a:b])
+            alpha = None if alphas is None else alphas[a:b]
+            counts = smoothed.counts(x[a:b], alpha, features=(ids, d))
             parts.append((counts if smoothed.voting else counts / smoothed.q).cpu())
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 

@@ -217,13 +217,21 @@ class MuS(nn.Module):
             a = a != 0
         return a.to(device)
 
-    def counts(self, x: Tensor, alpha: Tensor | None = None) -> Tensor:
+    def counts(
+        self,
+        x: Tensor,
+        alpha: Tensor | None = None,
+        *,
+        features: tuple[Tensor, int] | None = None,
+    ) -> Tensor:
         """sum_j h(x (.) (alpha * s_j)): [B, C] float64 (integer vote counts when
-        voting); ``smoothed(x, alpha) = counts / q``."""
+        voting); ``smoothed(x, alpha) = counts / q``. ``features``: the (ids, d) of
+        :meth:`features`, when the caller already has them (e.g. for rows taken from a
+        larger batch whose segmentation they must keep)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"inputs: expected a tensor, got {type(x).__name__}")
         format_inputs(x)
-        groups, d = self.features(x)
+        groups, d = self.features(x) if features is None else features
         B = x.shape[0]
         a = self._alpha(alpha, B, d, x.device)
         # lambda = 1 keeps every row whole: one evaluation stands for all q
