@@ -293,7 +293,22 @@ def convergence_delta(
 
 
 class GradientAttribution(Attribution):
-    """Base of the gradient explainers (Captum's ``GradientAttribution``)."""
+    """Base of the gradient explainers (Captum's ``GradientAttribution``).
+
+    Args:
+        forward_func: the model.
+        multiply_by_inputs: whether the attributions include the factor
+            (inputs - baselines); the explainers that take Captum's
+            ``multiply_by_inputs`` pass it on (default False, as Saliency).
+    """
+
+    def __init__(self, forward_func: Callable[..., Any], multiply_by_inputs: bool = False) -> None:
+        super().__init__(forward_func)
+        self._multiply_by_inputs = bool(multiply_by_inputs)
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return self._multiply_by_inputs
 
     def compute_convergence_delta(
         self,

@@ -89,12 +89,7 @@ class GradientShap(GradientAttribution):
     """
 
     def __init__(self, forward_func: Callable[..., Any], multiply_by_inputs: bool = True) -> None:
-        super().__init__(forward_func)
-        self._multiply_by_inputs = bool(multiply_by_inputs)
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
+        super().__init__(forward_func, multiply_by_inputs)
 
     def has_convergence_delta(self) -> bool:
         return True

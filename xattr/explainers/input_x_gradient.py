@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from xattr.explainers._common import TargetType, TensorOrTuple, format_output
@@ -21,9 +22,8 @@ class InputXGradient(GradientAttribution):
         torch.Size([4, 3])
     """
 
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return True
+    def __init__(self, forward_func: Callable[..., Any]) -> None:
+        super().__init__(forward_func, multiply_by_inputs=True)
 
     def attribute(
         self,

@@ -72,7 +72,7 @@ class LayerIntegratedGradients(GradientAttribution):
         device_ids: list[int] | None = None,
         multiply_by_inputs: bool = True,
     ) -> None:
-        super().__init__(forward_func)
+        super().__init__(forward_func, multiply_by_inputs)
         layers = layer if isinstance(layer, list) else [layer]
         if not layers or not all(isinstance(m, nn.Module) for m in layers):
             raise TypeError(
@@ -82,11 +82,6 @@ class LayerIntegratedGradients(GradientAttribution):
         self.layer = layer
         self._layers = layers
         self.device_ids = device_ids
-        self._multiply_by_inputs = bool(multiply_by_inputs)
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
 
     def has_convergence_delta(self) -> bool:
         return True
