@@ -11,11 +11,13 @@ import torch
 import xattr
 from xattr import ops
 from xattr.explainers._common import (
+    CPU_INPUT_BYTES,
     Targets,
     check_model_output,
     expand_additional_args,
     format_baselines,
     format_inputs,
+    rows_per_batch,
     warn_if_training,
 )
 from xattr.explainers._game import Setup, format_feature_mask
@@ -139,6 +141,18 @@ def test_memory_budget_parsing():
             xattr.set_memory_budget(1.5)
     finally:
         xattr.set_memory_budget(old)
+
+
+def test_cpu_batches_stay_small_for_large_rows():
+    """CPU batches: a user's number is kept; chosen batches hold at most
+    CPU_INPUT_BYTES of inputs (3 rows of 224 x 224 RGB photos), at least one row,
+    and the budget still caps them."""
+    photos = torch.zeros(2, 3, 224, 224)
+    assert rows_per_batch((photos,), 64, None) == 64
+    assert rows_per_batch((photos,), None, None) == CPU_INPUT_BYTES // (3 * 224 * 224 * 4) == 3
+    assert rows_per_batch((torch.zeros(1, 3, 2048, 2048),), None, None) == 1
+    assert rows_per_batch((torch.zeros(4, 784),), None, None) == 256
+    assert rows_per_batch((torch.zeros(4, 784),), None, 784 * 4 * 16 * 10) == 10
 
 
 # ----------------------------------------------------------------- the game

@@ -251,12 +251,16 @@ class MuS(nn.Module):
             Targets("all", B),
             rows=rows_per_batch((x,), None, self.memory_budget),
         )
-        outputs = game(masks)  # [B, q (or 1), C] float64
-        if self.voting:  # votes counted directly (the same as summing one-hot rows)
-            votes = torch.zeros((B, outputs.shape[-1]), dtype=torch.float64, device=x.device)
-            votes.scatter_add_(1, outputs.argmax(-1), torch.ones_like(outputs[..., 0]))
-            return votes * (self.q // rows)
-        return self.base_scores(outputs).sum(1) * (self.q // rows)
+        return self.summed_scores(game(masks)) * (self.q // rows)
+
+    def summed_scores(self, outputs: Tensor) -> Tensor:
+        """sum_j h over the rows of model outputs [B, R, C]: [B, C] float64 (votes are
+        counted directly, the same as summing one-hot rows)."""
+        if not self.voting:
+            return self.base_scores(outputs).sum(1)
+        B, _, C = outputs.shape
+        votes = torch.zeros((B, C), dtype=torch.float64, device=outputs.device)
+        return votes.scatter_add_(1, outputs.argmax(-1), torch.ones_like(outputs[..., 0]))
 
     def _differentiable_counts(self, x: Tensor, groups: Tensor, masks: Tensor, rows: int) -> Tensor:
         """counts with gradients to x (probabilities only: votes have none), so that
@@ -267,7 +271,7 @@ class MuS(nn.Module):
         pert = mask_apply(x, masks.expand(B, -1, -1).contiguous(), groups, self.mask_value)
         out = self.model(pert.reshape(B * rows, *x.shape[1:]))
         out = check_model_output(out, B * rows).reshape(B, rows, -1)
-        return self.base_scores(out).sum(1) * (self.q // rows)
+        return self.summed_scores(out) * (self.q // rows)
 
     def forward(self, x: Tensor, alpha: Tensor | None = None) -> Tensor:
         """g(x, alpha): [B, C] float64 (alpha None: all features kept)."""
