@@ -478,7 +478,7 @@ def test_multiple_baselines_path_integration_is_the_mean():
     bk = randn(3, 4, 5, seed=25)  # K = 4 baselines per example
     tg = Targets([0, 2, 1], 3)
     for rows in (1, 5, 100):
-        (got,), T = integrate_paths(m, (x,), (bk,), (), tg, "gausslegendre", 6, rows)
+        (got,), T, _ = integrate_paths(m, (x,), (bk,), (), tg, "gausslegendre", 6, rows)
         assert T == 1 and got.shape == (3, 1, 5)
         want = torch.stack(
             [

@@ -28,6 +28,7 @@ from xattr.explainers import (
     NoiseTunnel,
     Occlusion,
     Saliency,
+    ShapleyIntegratedGradients,
     ShapleyValues,
     ShapleyValueSampling,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "NoiseTunnel",
     "Occlusion",
     "Saliency",
+    "ShapleyIntegratedGradients",
     "ShapleyValueSampling",
     "baselines",
     "explainers",

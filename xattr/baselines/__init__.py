@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["blur", "channel_mean", "gaussian_window"]
+__all__ = ["blur", "channel_mean", "gaussian_window", "resolve"]
+
+NAMED = ("blur", "mean")
 
 
 def gaussian_window(
@@ -102,3 +104,36 @@ def channel_mean(inputs: Tensor) -> Tensor:
         return inputs.mean(1, keepdim=True).expand_as(inputs).clone()
     dims = tuple(range(2, inputs.dim()))
     return inputs.mean(dims, keepdim=True).expand_as(inputs).clone()
+
+
+def resolve(baselines: Any, inputs: Tensor | tuple[Tensor, ...], blur_sigma: float = 5.0) -> Any:
+    """Captum's baseline forms unchanged, with the named ones built from the inputs:
+    ``"blur"`` (:func:`blur` with ``blur_sigma``) and ``"mean"`` (:func:`channel_mean`),
+    alone (for every input) or inside a tuple with one entry per input.
+
+    Example:
+        >>> import torch
+        >>> resolve("mean", torch.tensor([[1.0, 3.0]])).tolist()
+        [[2.0, 2.0]]
+        >>> resolve(0.5, torch.zeros(1, 2))
+        0.5
+    """
+    named = isinstance(baselines, str) or (
+        isinstance(baselines, tuple) and any(isinstance(b, str) for b in baselines)
+    )
+    if not named:
+        return baselines
+    xs = inputs if isinstance(inputs, tuple) else (inputs,)
+    names = baselines if isinstance(baselines, tuple) else (baselines,) * len(xs)
+    if len(names) != len(xs):
+        raise ValueError(
+            f"baselines: expected {len(xs)} baseline(s), one per input, got {len(names)}"
+        )
+    out = []
+    for b, x in zip(names, xs):
+        if isinstance(b, str) and b not in NAMED:
+            raise ValueError(f"baselines: expected a number, a tensor, 'blur' or 'mean', got {b!r}")
+        out.append(
+            blur(x, sigma=blur_sigma) if b == "blur" else channel_mean(x) if b == "mean" else b
+        )
+    return tuple(out) if isinstance(inputs, tuple) else out[0]

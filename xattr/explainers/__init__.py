@@ -1,7 +1,8 @@
 """Explainers: Captum's attribution methods on xattr's kernels, plus our own.
 
 Gradient methods: Saliency, InputXGradient, IntegratedGradients, GradientShap,
-NoiseTunnel, LayerIntegratedGradients. Perturbation methods (each computes a
+NoiseTunnel, LayerIntegratedGradients, ShapleyIntegratedGradients (IG from
+coalition baselines stratified by size). Perturbation methods (each computes a
 game v(S) chosen by ``removal=``): FeatureAblation, Occlusion, KernelShap, Lime,
 ShapleyValueSampling, Banzhaf, ExactShapley (ShapleyValues under Captum's name).
 """
@@ -19,6 +20,7 @@ from xattr.explainers.noise_tunnel import NoiseTunnel
 from xattr.explainers.occlusion import Occlusion
 from xattr.explainers.removal import BaselineRemoval, ConditionalRemoval, MarginalRemoval
 from xattr.explainers.saliency import Saliency
+from xattr.explainers.shapley_integrated_gradients import ShapleyIntegratedGradients
 from xattr.explainers.shapley_value_sampling import ShapleyValueSampling
 
 __all__ = [
@@ -39,5 +41,6 @@ __all__ = [
     "NoiseTunnel",
     "Occlusion",
     "Saliency",
+    "ShapleyIntegratedGradients",
     "ShapleyValueSampling",
 ]

@@ -4,6 +4,7 @@ checks on what the model returns."""
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -346,6 +347,17 @@ class Targets:
             return torch.gather(out3, 2, idx.expand(nb, rows_per_example, T)).view(n, T)
         ex = torch.arange(n, device=out.device) // rows_per_example + first_example
         return torch.gather(out, 1, idx[ex])
+
+    def take(self, start: int, stop: int, repeat: int = 1) -> Targets:
+        """The targets of examples start..stop, for a batch in which each of them is
+        repeated ``repeat`` times example-major (row b * repeat + j copies example b)."""
+        out = copy.copy(self)
+        out.batch = (stop - start) * repeat
+        if self.kind == "per_example_tuple":
+            out.fixed = tuple(t for t in self.fixed[start:stop] for _ in range(repeat))
+        elif self.index is not None:
+            out._set_index(self.index[start:stop].repeat_interleave(repeat, dim=0))
+        return out
 
     def _set_index(self, index: Tensor) -> None:
         """Per-example indices [B, T] and their range (checked against the outputs)."""

@@ -9,7 +9,7 @@ Rows are always ordered example-major: row ``b * R + r`` belongs to example ``b`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -143,6 +143,14 @@ def expand_base(base: Tensor, B: int) -> Tensor:
     return base if base.shape[0] == B else base.expand(B, *base.shape[1:])
 
 
+class PathIntegrals(NamedTuple):
+    """What :func:`integrate_paths` returns."""
+
+    attributions: tuple[Tensor, ...]
+    n_targets: int
+    totals: Tensor | None
+
+
 def integrate_paths(
     forward_func: Callable,
     inputs: tuple[Tensor, ...],
@@ -157,7 +165,8 @@ def integrate_paths(
     show_progress: bool = False,
     desc: str = "IntegratedGradients",
     layer_call: Callable | None = None,
-) -> tuple[tuple[Tensor, ...], int]:
+    path_weights: tuple[Tensor, ...] | None = None,
+) -> PathIntegrals:
     """Integrated gradients along straight paths, K baselines per input.
 
     Args:
@@ -166,9 +175,13 @@ def integrate_paths(
         layer_call: when given, ``layer_call(points, example_start, example_stop, reps)``
             runs the model with the points injected (LayerIntegratedGradients) and returns
             its raw output; the points are then what gradients are taken with respect to.
+        path_weights: one [1 or B, K, E] per input (E elements of one example): the
+            attributions are then ``sum_k path_weights[:, k] * IG(x; b_k)`` (the
+            reduction is ignored) and ``totals`` holds every path's sum of IG.
 
     Returns:
-        (attributions: one [B, T, *F] per input ([B, T, K, *F] for reduction "none"), T).
+        PathIntegrals: attributions (one [B, T, *F] per input, [B, T, K, *F] for
+        reduction "none"), T, and totals ([B, T, K], only with ``path_weights``).
     """
     B = inputs[0].shape[0]
     K = baselines[0].shape[1]
@@ -176,7 +189,9 @@ def integrate_paths(
     alphas, weights = alphas.to(inputs[0].device), weights.to(inputs[0].device)
     J = alphas.shape[0]
     per_example = K * J
-    red = ops.path.REDUCTIONS.index(reduction)
+    weighted = path_weights is not None
+    red = ops.path.REDUCTIONS.index("none" if weighted else reduction)
+    totals: Tensor | None = None
     # Flattened and checked once; the path kernels then run per block without checks.
     flat_x = tuple(x.reshape(B, -1).contiguous() for x in inputs)
     flat_b = tuple(
@@ -217,6 +232,13 @@ def integrate_paths(
             xi = x[s:e] if t == 1 else x[s:e].repeat_interleave(t, 0)
             bi = b if b.shape[0] == 1 else b[s:e].repeat_interleave(t, 0)
             part = ops.path.integrate_flat(gi, xi, bi, w, red, multiply_by_inputs)
+            if weighted:  # [nb * t, K, E]: every path's sums, then the weighted sum
+                pw = path_weights[i]
+                pw = pw if pw.shape[0] == 1 else pw[s:e].repeat_interleave(t, 0)
+                if totals is None:
+                    totals = x.new_zeros((B, t, K))
+                totals[s:e] += part.sum(-1).view(nb, t, K)
+                part = (part * pw.to(part.dtype)).sum(1)
             part = part.view(nb, t, *part.shape[1:])
             if acc[i] is None:
                 acc[i] = x.new_zeros((B, t, *part.shape[2:]))
@@ -230,9 +252,9 @@ def integrate_paths(
                 "forward_func: its gradients contain non-finite values (NaN or inf); "
                 "the attributions would too"
             )
-    lead = 1 if reduction != "none" else 2  # (T,) or (T, K) after the batch
+    lead = 2 if reduction == "none" and not weighted else 1  # (T, K) or (T,) after the batch
     shaped = tuple(a.view(B, *a.shape[1 : 1 + lead], *x.shape[1:]) for a, x in zip(acc, inputs))
-    return shaped, int(T)
+    return PathIntegrals(shaped, int(T), totals)
 
 
 def _kblocks(B: int, K: int, J: int, rows: int) -> Iterator[tuple[int, int, int, int]]:

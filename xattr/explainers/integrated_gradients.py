@@ -107,7 +107,7 @@ class IntegratedGradients(GradientAttribution):
         targets = Targets(target, B)
         args = as_args(additional_forward_args)
         rows = batch_rows(xs, internal_batch_size, memory_budget)
-        attrs, _ = integrate_paths(
+        attrs, _, _ = integrate_paths(
             self.forward_func,
             xs,
             tuple(b.unsqueeze(1) for b in bases),

@@ -216,7 +216,7 @@ class LayerIntegratedGradients(GradientAttribution):
                 for h in handles:
                     h.remove()
 
-        attrs, _ = integrate_paths(
+        attrs, _, _ = integrate_paths(
             self.forward_func,
             flat_x,
             tuple(b.unsqueeze(1) for b in flat_b),

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from xattr.baselines import blur, channel_mean
+from xattr.baselines import resolve
 from xattr.explainers._common import (
     Targets,
     TargetType,
@@ -74,33 +74,6 @@ class TargetClassCurve(NamedTuple):
     def summary(self) -> dict:
         """The margin's AUC over examples and the flipped fraction at each step."""
         return {"auc": summarize(self.auc), "flipped": self.flipped.float().mean(0).tolist()}
-
-
-def _baselines(baselines: Any, inputs: TensorOrTuple, blur_sigma: float) -> Any:
-    """Captum's baseline forms, plus "blur" and "mean" (per input)."""
-    if isinstance(baselines, str) or (
-        isinstance(baselines, tuple) and any(isinstance(b, str) for b in baselines)
-    ):
-        xs, is_tuple = format_inputs(inputs)
-        names = baselines if isinstance(baselines, tuple) else (baselines,) * len(xs)
-        if len(names) != len(xs):
-            raise ValueError(
-                f"baselines: expected {len(xs)} baseline(s), one per input, got {len(names)}"
-            )
-        out = []
-        for b, x in zip(names, xs):
-            if b == "blur":
-                out.append(blur(x, sigma=blur_sigma))
-            elif b == "mean":
-                out.append(channel_mean(x))
-            elif isinstance(b, str):
-                raise ValueError(
-                    f"baselines: expected a number, a tensor, 'blur' or 'mean', got {b!r}"
-                )
-            else:
-                out.append(b)
-        return tuple(out) if is_tuple else out[0]
-    return baselines
 
 
 def feature_scores(
@@ -181,7 +154,7 @@ def _curve(
     setup = Setup(
         forward_func,
         inputs,
-        _baselines(baselines, inputs, blur_sigma),
+        resolve(baselines, inputs, blur_sigma),
         target,
         additional_forward_args,
         feature_mask,

@@ -1,0 +1,434 @@
+"""Shapley Integrated Gradients (SIG): Integrated Gradients from many coalition
+baselines, sampled the same number per coalition size, so that IG follows the
+Shapley value's weighting of coalitions.
+
+Features are d groups of input elements (``feature_mask``); r is a reference input.
+A coalition S gives the baseline ``b_S``: x on the features of S, r elsewhere, and the
+baseline game ``v(S) = f(b_S)``. The path from ``b_S`` to x moves only the features
+outside S, so ``IG(x; b_S)`` credits only them and sums to ``f(x) - f(b_S)``.
+
+For one feature i, the Shapley value gives total weight 1/d to each size k = 0..d-1 of
+the coalitions that leave i out. SIG draws m coalitions of every size k (uniform among
+the subsets of that size; ``n_coalitions_per_size="all"`` takes every subset) and
+combines the paths in one of two ways:
+
+* ``"per_size"``: ``SIG_i = (1/d) sum_k mean{IG_i(x; b_S) : |S| = k, i not in S}``,
+  Shapley's per-size weights restored for every feature from the same paths (sizes
+  with no sampled coalition leaving i out are dropped and the others reweighted);
+* ``"shared"``: ``SIG = (1/d) sum_k mean{IG(x; b_S) : |S| = k}``, one average over
+  all paths; feature i is outside a size-k coalition with probability (d-k)/d, so
+  the weights tilt towards small coalitions (for a linear model with every subset
+  enumerated, exactly (d+1)/(2d) times the Shapley value).
+
+``normalize=True`` rescales each example's attributions to sum to ``f(x) - f(r)``.
+``exact=True`` integrates, for every feature i and coalition S without i, the path
+from ``b_S`` to ``b_{S+i}`` (only i moves, so the integral is ``v(S+i) - v(S)`` up to
+quadrature) and weights it by Shapley's ``|S|! (d-|S|-1)! / d!``: the exact Shapley
+value of the baseline game, spread over each feature's elements by the gradients.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from xattr import ops
+from xattr.baselines import resolve
+from xattr.explainers._common import (
+    Targets,
+    TargetType,
+    TensorOrTuple,
+    flag,
+    format_baselines,
+    format_inputs,
+    format_output,
+    positive_int,
+    progress,
+    warn_if_training,
+)
+from xattr.explainers._game import format_feature_mask
+from xattr.explainers._gradient import (
+    GradientAttribution,
+    as_args,
+    batch_rows,
+    check_n_steps,
+    chunk_args,
+    expand_base,
+    finish,
+    float_inputs,
+    integrate_paths,
+    outputs_at,
+)
+from xattr.ops.sampling import MAX_ENUMERATION_FEATURES
+
+COMBINES = ("per_size", "shared")
+# exact=True integrates d * 2^(d-1) single-feature paths per example.
+MAX_EXACT_FEATURES = 12
+# The coalition baselines (or, in exact mode, path end points) of one chunk of
+# examples: bytes held at once.
+CHUNK_BYTES = 256 * 2**20
+
+
+def stratified_coalitions(
+    d: int, n_coalitions_per_size: int | str = 4, seed: int | None = None, device: Any = "cpu"
+) -> tuple[Tensor, Tensor]:
+    """SIG's coalitions: ``n_coalitions_per_size`` uniform subsets of every size
+    k = 0..d-1 (``"all"``: every subset of those sizes), de-duplicated.
+
+    Returns:
+        (coalitions bool [K, d] (unique), counts int64 [K]: how many times each was
+        drawn; the counts of the coalitions of each size sum to m, or to C(d, k)).
+
+    Example:
+        >>> S, counts = stratified_coalitions(3, "all")
+        >>> S.sum(1).tolist(), counts.tolist()
+        ([0, 1, 1, 2, 1, 2, 2], [1, 1, 1, 1, 1, 1, 1])
+    """
+    d = positive_int("d", d)
+    if n_coalitions_per_size == "all":
+        if d > MAX_ENUMERATION_FEATURES:
+            raise ValueError(
+                f"n_coalitions_per_size: 'all' enumerates 2^d coalitions, d <= "
+                f"{MAX_ENUMERATION_FEATURES}; got d = {d}"
+            )
+        masks = ops.enumerate_coalitions(d, device=device)[:-1]  # all but the full set
+        return masks, torch.ones(masks.shape[0], dtype=torch.int64, device=device)
+    if isinstance(n_coalitions_per_size, str):
+        raise ValueError(
+            "n_coalitions_per_size: expected a positive int or 'all', "
+            f"got {n_coalitions_per_size!r}"
+        )
+    m = positive_int("n_coalitions_per_size", n_coalitions_per_size)
+    masks = ops.stratified_masks(m, d, seed=seed, device=device)
+    unique, _, counts = ops.unique_coalitions(masks)
+    return unique, counts
+
+
+def combination_weights(coalitions: Tensor, counts: Tensor, combine: str) -> Tensor:
+    """The weight of every path's IG for every feature: [K, d] float64, so that
+    ``SIG_i = sum_S w[S, i] * IG_i(x; b_S)`` (see the module docstring).
+
+    Example:
+        >>> S, n = stratified_coalitions(2, "all")  # {}, {0}, {1}
+        >>> combination_weights(S, n, "per_size").tolist()
+        [[0.5, 0.5], [0.0, 0.5], [0.5, 0.0]]
+    """
+    if combine not in COMBINES:
+        raise ValueError(f"combine: expected one of {', '.join(COMBINES)}, got {combine!r}")
+    K, d = coalitions.shape
+    sizes = coalitions.sum(1)
+    c = counts.to(torch.float64)
+    if combine == "shared":
+        per_size = torch.zeros(d, dtype=torch.float64, device=c.device).index_add_(0, sizes, c)
+        return (c / (d * per_size[sizes])).unsqueeze(1).expand(K, d).contiguous()
+    out = (~coalitions).to(torch.float64) * c[:, None]  # drawn coalitions leaving i out
+    n = torch.zeros((d, d), dtype=torch.float64, device=c.device).index_add_(0, sizes, out)
+    sizes_left = (n > 0).sum(0)  # [d]: sizes with at least one such coalition
+    w = out / (n[sizes] * sizes_left[None, :].to(torch.float64))
+    return torch.nan_to_num(w, nan=0.0)  # i in S: IG_i is 0 there, weight unused
+
+
+def exact_paths(d: int, device: Any = "cpu") -> tuple[Tensor, Tensor, Tensor]:
+    """Exact mode's single-feature paths: for every feature i and coalition S without
+    i, the path from b_S to b_{S+i}.
+
+    Returns:
+        (start coalitions S bool [P, d], end coalitions S + i bool [P, d], Shapley
+        weights |S|! (d-|S|-1)! / d! float64 [P]), P = d * 2^(d-1), feature-major.
+
+    Example:
+        >>> S, S_i, w = exact_paths(2)
+        >>> S.int().tolist(), S_i.int().tolist(), w.tolist()
+        ([[0, 0], [0, 1], [0, 0], [1, 0]], [[1, 0], [1, 1], [0, 1], [1, 1]], [0.5, 0.5, 0.5, 0.5])
+    """
+    d = positive_int("d", d)
+    if d > MAX_EXACT_FEATURES:
+        raise ValueError(
+            f"exact: integrates d * 2^(d-1) paths and supports d <= {MAX_EXACT_FEATURES} "
+            f"features, got d = {d}; group features with feature_mask= or sample (exact=False)"
+        )
+    all_s = ops.enumerate_coalitions(d, device=device)
+    starts, ends = [], []
+    for i in range(d):
+        s = all_s[~all_s[:, i]]
+        e = s.clone()
+        e[:, i] = True
+        starts.append(s)
+        ends.append(e)
+    start, end = torch.cat(starts), torch.cat(ends)
+    k = start.sum(1).tolist()
+    weight = [math.factorial(a) * math.factorial(d - a - 1) / math.factorial(d) for a in k]
+    return start, end, torch.tensor(weight, dtype=torch.float64, device=device)
+
+
+def _chunks(B: int, per_example_bytes: int) -> range:
+    return range(0, B, max(1, CHUNK_BYTES // max(1, per_example_bytes)))
+
+
+class ShapleyIntegratedGradients(GradientAttribution):
+    """Shapley Integrated Gradients: IG averaged over coalition baselines sampled the
+    same number per coalition size (see the module docstring for the mathematics).
+
+    Args:
+        forward_func: the model, or any callable returning [B, ...] outputs.
+
+    Example:
+        >>> import torch
+        >>> sig = ShapleyIntegratedGradients(torch.nn.Linear(4, 2).eval())
+        >>> x = torch.randn(3, 4)
+        >>> sig.attribute(x, target=0, n_coalitions_per_size=2, seed=0).shape
+        torch.Size([3, 4])
+    """
+
+    def __init__(self, forward_func: Callable[..., Any]) -> None:
+        super().__init__(forward_func, multiply_by_inputs=True)
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        baselines: Any = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_coalitions_per_size: int | str = 4,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        seed: int | None = None,
+        combine: str = "per_size",
+        normalize: bool = True,
+        internal_batch_size: int | None = None,
+        exact: bool = False,
+        return_convergence_delta: bool = False,
+        *,
+        blur_sigma: float = 5.0,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+    ) -> TensorOrTuple | tuple[TensorOrTuple, Tensor]:
+        """SIG attributions of the target output.
+
+        Args:
+            inputs: [B, *F] float tensor or a tuple of them.
+            baselines: the reference r: None (zeros), a number, a tensor [B, *F],
+                [1, *F] or [*F], ``"blur"`` (each image Gaussian-blurred with
+                ``blur_sigma``), ``"mean"`` (each example's channel means), or a tuple
+                of these, one per input. The mean of a dataset is a [1, *F] tensor.
+            target: Captum's forms, or a list of B lists of T indices / "all".
+            additional_forward_args: extra model arguments (tensors with B rows
+                follow the path rows).
+            feature_mask: feature ids per element, as Captum's ([*F], [1, *F] or
+                [B, *F] per input, ids shared across inputs); default every element
+                is a feature. d features give about d * m paths per example.
+            n_coalitions_per_size: m, coalitions drawn per size k = 0..d-1 (default 4;
+                repeated draws are integrated once), or ``"all"`` (every subset).
+            n_steps: quadrature points per path (default 50).
+            method: Captum's quadrature rules, "gausslegendre" (default).
+            seed: seed of the coalitions (None draws one from torch's generator).
+            combine: "per_size" (default) or "shared" (module docstring). per_size is
+                the default because it keeps Shapley's weights per feature: on a linear
+                model it is the Shapley value before any normalisation, and on the
+                GridWorld and digits experiments (experiments/sig_*.py) it was the
+                closer of the two to exact Shapley values at every m.
+            normalize: rescale each example's (and target's) attributions to sum to
+                ``f(x) - f(r)`` (default True); False returns the raw combination.
+                Examples whose raw attributions cancel out (sum below 1e-6 of their
+                absolute sum) are left raw, with a warning.
+            internal_batch_size: path rows per forward pass; None sizes the batches
+                from ``memory_budget``.
+            exact: integrate every single-feature path b_S -> b_{S+i} and weight it by
+                Shapley's weights: the exact Shapley value of the baseline game up to
+                quadrature (d <= 12; ``n_coalitions_per_size``, ``seed`` and
+                ``combine`` are unused).
+            return_convergence_delta: also return every path's completeness error,
+                ``sum IG(path) - (f(end) - f(start))``: [B, K] (K the unique coalitions
+                of :func:`stratified_coalitions`, in its order), [B, P] in exact mode
+                (the paths of :func:`exact_paths`); [B, T, K] for several targets.
+            blur_sigma: sigma of the "blur" reference in pixels (default 5).
+            memory_budget: bytes (or "512MB") when ``internal_batch_size`` is None.
+            show_progress: tqdm bar over the chunks of examples.
+
+        Returns:
+            Attributions shaped like ``inputs`` ([B, T, *F] for several targets), and
+            the deltas when asked for.
+
+        Example:
+            >>> import torch
+            >>> f = lambda x: (x[:, 0] * x[:, 1] + x[:, 2]).unsqueeze(1)
+            >>> sig = ShapleyIntegratedGradients(f)
+            >>> attr = sig.attribute(torch.ones(1, 3), target=0, exact=True)
+            >>> [round(v, 4) for v in attr[0].tolist()]
+            [0.5, 0.5, 1.0]
+        """
+        xs, is_tuple = format_inputs(inputs)
+        float_inputs(xs)
+        check_n_steps(n_steps, method)
+        if combine not in COMBINES:
+            raise ValueError(f"combine: expected one of {', '.join(COMBINES)}, got {combine!r}")
+        normalize, exact = flag("normalize", normalize), flag("exact", exact)
+        flag("return_convergence_delta", return_convergence_delta)
+        warn_if_training(self.forward_func)
+        B = xs[0].shape[0]
+        refs = format_baselines(resolve(baselines, xs if is_tuple else xs[0], blur_sigma), xs)
+        refs = tuple(expand_base(r, B).contiguous() for r in refs)
+        groups, ids = format_feature_mask(feature_mask, xs)
+        d = int(ids.numel())
+        targets = Targets(target, B)
+        args = as_args(additional_forward_args)
+        rows = batch_rows(xs, internal_batch_size, memory_budget)
+        run = _Run(self.forward_func, xs, refs, groups, args, targets, n_steps, method, rows)
+        if exact:
+            attrs, deltas = run.exact(d, return_convergence_delta, show_progress)
+        else:
+            S, counts = stratified_coalitions(d, n_coalitions_per_size, seed, xs[0].device)
+            w = combination_weights(S, counts, combine)
+            attrs, deltas = run.sampled(S, w, return_convergence_delta, show_progress)
+        if normalize:
+            attrs = run.normalized(attrs)
+        out = format_output(finish(attrs, targets.multi), is_tuple)
+        if not return_convergence_delta:
+            return out
+        return out, (deltas if targets.multi else deltas[:, 0])
+
+
+class _Run:
+    """One ``attribute`` call's data and its two modes."""
+
+    def __init__(
+        self,
+        f: Callable,
+        xs: tuple[Tensor, ...],
+        refs: tuple[Tensor, ...],
+        groups: tuple[Tensor, ...],
+        args: tuple,
+        targets: Targets,
+        n_steps: int,
+        method: str,
+        rows: int,
+    ) -> None:
+        self.f, self.xs, self.refs, self.groups, self.args = f, xs, refs, groups, args
+        self.targets, self.n_steps, self.method, self.rows = targets, n_steps, method, rows
+        self.B = xs[0].shape[0]
+        self.row_bytes = sum(x[0].numel() * x.element_size() for x in xs)
+
+    def _baselines(self, masks: Tensor, s: int, e: int) -> tuple[Tensor, ...]:
+        """b_S for examples s..e and coalitions masks [K, d]: [e - s, K, *F] per input."""
+        return tuple(
+            ops.mask_apply(x[s:e], masks, g[0] if g.shape[0] == 1 else g[s:e], r[s:e])
+            for x, r, g in zip(self.xs, self.refs, self.groups)
+        )
+
+    def _weights(self, w: Tensor, s: int, e: int) -> tuple[Tensor, ...]:
+        """Per-feature weights w [K, d] spread over the elements: [1 or e - s, K, E] per
+        input."""
+        out = []
+        for g in self.groups:
+            if g.shape[0] == 1:
+                out.append(w[:, g.reshape(-1)].unsqueeze(0))
+            else:
+                out.append(w[:, g[s:e].reshape(e - s, -1)].movedim(1, 0))
+        return tuple(out)
+
+    def _integrate(self, xs, bases, args, targets, weights=None):
+        return integrate_paths(
+            self.f,
+            xs,
+            bases,
+            args,
+            targets,
+            self.method,
+            self.n_steps,
+            self.rows,
+            path_weights=weights,
+        )
+
+    def _values(self, points: tuple[Tensor, ...], s: int, e: int, reps: int) -> Tensor:
+        """Selected outputs at ``reps`` points per example of s..e: [e - s, T, reps]."""
+        n = e - s
+        flat = tuple(p.reshape(n * reps, *p.shape[2:]) for p in points)
+        targets = self.targets.take(s, e, reps)
+        v = outputs_at(self.f, flat, chunk_args(self.args, self.B, s, e, reps), targets, self.rows)
+        return v.view(n, reps, -1).movedim(1, 2)
+
+    def sampled(
+        self, masks: Tensor, w: Tensor, deltas: bool, show_progress: bool
+    ) -> tuple[tuple[Tensor, ...], Tensor | None]:
+        """sum_S w[S, i] IG(x; b_S) for every example, chunk by chunk of examples."""
+        K = masks.shape[0]
+        attrs: list[list[Tensor]] = [[] for _ in self.xs]
+        delta_parts = []
+        chunks = _chunks(self.B, K * self.row_bytes * (2 if deltas else 1))
+        bar = progress(len(chunks), show_progress, "ShapleyIntegratedGradients")
+        for s in chunks:
+            e = min(self.B, s + chunks.step)
+            bases = self._baselines(masks, s, e)
+            weights = self._weights(w, s, e)
+            xs = tuple(x[s:e] for x in self.xs)
+            res = self._integrate(
+                xs, bases, chunk_args(self.args, self.B, s, e, 1), self.targets.take(s, e), weights
+            )
+            for i, a in enumerate(res.attributions):
+                attrs[i].append(a)
+            if deltas:
+                fx = self._values(tuple(x.unsqueeze(1) for x in xs), s, e, 1)  # [n, T, 1]
+                fb = self._values(bases, s, e, K)  # [n, T, K]
+                delta_parts.append(res.totals - (fx - fb).to(res.totals.dtype))
+            bar.update(1)
+        bar.close()
+        out = tuple(torch.cat(a) for a in attrs)
+        return out, (torch.cat(delta_parts) if deltas else None)
+
+    def exact(self, d: int, deltas: bool, show_progress: bool) -> tuple[tuple[Tensor, ...], Any]:
+        """sum over single-feature paths of Shapley weight x IG(b_{S+i}; b_S)."""
+        start, end, w = exact_paths(d, self.xs[0].device)
+        P = start.shape[0]
+        attrs: list[list[Tensor]] = [[] for _ in self.xs]
+        delta_parts = []
+        chunks = _chunks(self.B, 2 * P * self.row_bytes)
+        bar = progress(len(chunks), show_progress, "ShapleyIntegratedGradients (exact)")
+        for s in chunks:
+            e = min(self.B, s + chunks.step)
+            n = e - s
+            b0, b1 = self._baselines(start, s, e), self._baselines(end, s, e)
+            ends = tuple(b.reshape(n * P, *b.shape[2:]) for b in b1)
+            starts = tuple(b.reshape(n * P, 1, *b.shape[2:]) for b in b0)
+            res = self._integrate(
+                ends, starts, chunk_args(self.args, self.B, s, e, P), self.targets.take(s, e, P)
+            )
+            for i, a in enumerate(res.attributions):  # [n * P, T, *F]
+                a = a.view(n, P, *a.shape[1:])
+                attrs[i].append(torch.tensordot(w.to(a.dtype), a, dims=([0], [1])))
+            if deltas:
+                totals = sum(a.reshape(n, P, a.shape[1], -1).sum(-1) for a in res.attributions)
+                v = (self._values(b1, s, e, P) - self._values(b0, s, e, P)).movedim(1, 2)
+                delta_parts.append((totals - v.to(totals.dtype)).movedim(1, 2))
+            bar.update(1)
+        bar.close()
+        out = tuple(torch.cat(a) for a in attrs)
+        return out, (torch.cat(delta_parts) if deltas else None)
+
+    def normalized(self, attrs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """attrs [B, T, *F] rescaled so each example's and target's sum is f(x) - f(r)."""
+        fx = self._values(tuple(x.unsqueeze(1) for x in self.xs), 0, self.B, 1)[..., 0]
+        fr = self._values(tuple(r.unsqueeze(1) for r in self.refs), 0, self.B, 1)[..., 0]
+        flat = [a.reshape(a.shape[0], a.shape[1], -1) for a in attrs]
+        total = sum(a.sum(-1) for a in flat).to(torch.float64)
+        size = sum(a.abs().sum(-1) for a in flat).to(torch.float64)
+        ok = total.abs() > 1e-6 * size
+        if not bool(ok.all()):
+            warnings.warn(
+                f"normalize: the raw attributions of {int((~ok).sum())} example(s) / target(s) "
+                "sum to ~0 (they cancel out) and cannot be rescaled to f(x) - f(r); those "
+                "are returned raw",
+                stacklevel=3,
+            )
+        scale = torch.where(ok, (fx - fr).to(torch.float64) / torch.where(ok, total, 1.0), 1.0)
+        return tuple(
+            (a * scale.view(*scale.shape, *([1] * (a.dim() - 2))).to(a.dtype)) for a in attrs
+        )
