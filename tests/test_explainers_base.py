@@ -299,7 +299,13 @@ def test_top_level_names_are_captums():
         "ShapleyValueSampling",
     ):
         assert hasattr(captum.attr, name) and hasattr(xattr, name), name
-    for name in ("Banzhaf", "ExactShapley", "MarginalRemoval", "ConditionalRemoval"):
+    for name in (
+        "Banzhaf",
+        "ExactShapley",
+        "MarginalRemoval",
+        "ConditionalRemoval",
+        "ShapleyIntegratedGradients",
+    ):
         assert hasattr(xattr, name), name
 
 
@@ -317,6 +323,7 @@ def test_top_level_names_are_captums():
         "ExactShapley",
         "InputXGradient",
         "GradientShap",
+        "ShapleyIntegratedGradients",
     ],
 )
 def test_constructors_reject_a_non_callable_model(cls):
