@@ -166,6 +166,7 @@ def integrate_paths(
     desc: str = "IntegratedGradients",
     layer_call: Callable | None = None,
     path_weights: tuple[Tensor, ...] | None = None,
+    path_totals: bool = False,
 ) -> PathIntegrals:
     """Integrated gradients along straight paths, K baselines per input.
 
@@ -175,13 +176,14 @@ def integrate_paths(
         layer_call: when given, ``layer_call(points, example_start, example_stop, reps)``
             runs the model with the points injected (LayerIntegratedGradients) and returns
             its raw output; the points are then what gradients are taken with respect to.
-        path_weights: one [1 or B, K, E] per input (E elements of one example): the
-            attributions are then ``sum_k path_weights[:, k] * IG(x; b_k)`` (the
-            reduction is ignored) and ``totals`` holds every path's sum of IG.
+        path_weights: one [1 or B, K, E] per input (E elements of one example), in the
+            inputs' dtype: the attributions are then ``sum_k path_weights[:, k] *
+            IG(x; b_k)`` (the reduction is ignored).
+        path_totals: with ``path_weights``, also return every path's sum of IG.
 
     Returns:
         PathIntegrals: attributions (one [B, T, *F] per input, [B, T, K, *F] for
-        reduction "none"), T, and totals ([B, T, K], only with ``path_weights``).
+        reduction "none"), T, and totals ([B, T, K], only with ``path_totals``).
     """
     B = inputs[0].shape[0]
     K = baselines[0].shape[1]
@@ -229,16 +231,21 @@ def integrate_paths(
             # [nb*K*j, T, *F] -> [nb, T, K, j, E] -> [nb*T, K, j, E]
             gi = gi.reshape(nb, K, a.shape[0], t, x.shape[1]).movedim(3, 1)
             gi = gi.reshape(nb * t, K, a.shape[0], x.shape[1]).to(x.dtype)
-            xi = x[s:e] if t == 1 else x[s:e].repeat_interleave(t, 0)
-            bi = b if b.shape[0] == 1 else b[s:e].repeat_interleave(t, 0)
+            xi = _examples(x, s, e, t)
+            bi = b if b.shape[0] == 1 else _examples(b, s, e, t)
             part = ops.path.integrate_flat(gi, xi, bi, w, red, multiply_by_inputs)
             if weighted:  # [nb * t, K, E]: every path's sums, then the weighted sum
                 pw = path_weights[i]
-                pw = pw if pw.shape[0] == 1 else pw[s:e].repeat_interleave(t, 0)
-                if totals is None:
-                    totals = x.new_zeros((B, t, K))
-                totals[s:e] += part.sum(-1).view(nb, t, K)
-                part = (part * pw.to(part.dtype)).sum(1)
+                pw = pw if pw.shape[0] == 1 else _examples(pw, s, e, t)
+                if path_totals:
+                    if totals is None:
+                        totals = x.new_zeros((B, t, K))
+                    totals[s:e] += part.sum(-1).view(nb, t, K)
+                part = torch.einsum(
+                    "rke,rke->re" if pw.shape[0] > 1 else "rke,ke->re",
+                    part,
+                    pw if pw.shape[0] > 1 else pw[0],
+                )
             part = part.view(nb, t, *part.shape[1:])
             if acc[i] is None:
                 acc[i] = x.new_zeros((B, t, *part.shape[2:]))
@@ -255,6 +262,11 @@ def integrate_paths(
     lead = 2 if reduction == "none" and not weighted else 1  # (T, K) or (T,) after the batch
     shaped = tuple(a.view(B, *a.shape[1 : 1 + lead], *x.shape[1:]) for a, x in zip(acc, inputs))
     return PathIntegrals(shaped, int(T), totals)
+
+
+def _examples(t: Tensor, s: int, e: int, reps: int) -> Tensor:
+    """Rows s..e of t, each repeated ``reps`` times (no copy for one)."""
+    return t[s:e] if reps == 1 else t[s:e].repeat_interleave(reps, 0)
 
 
 def _kblocks(B: int, K: int, J: int, rows: int) -> Iterator[tuple[int, int, int, int]]:

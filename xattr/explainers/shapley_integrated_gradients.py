@@ -325,17 +325,18 @@ class _Run:
         )
 
     def _weights(self, w: Tensor, s: int, e: int) -> tuple[Tensor, ...]:
-        """Per-feature weights w [K, d] spread over the elements: [1 or e - s, K, E] per
-        input."""
+        """Per-feature weights w [K, d] spread over the elements, in each input's dtype:
+        [1 or e - s, K, E] per input."""
         out = []
-        for g in self.groups:
+        for g, x in zip(self.groups, self.xs):
+            wx = w.to(x.dtype)
             if g.shape[0] == 1:
-                out.append(w[:, g.reshape(-1)].unsqueeze(0))
+                out.append(wx[:, g.reshape(-1)].unsqueeze(0))
             else:
-                out.append(w[:, g[s:e].reshape(e - s, -1)].movedim(1, 0))
+                out.append(wx[:, g[s:e].reshape(e - s, -1)].movedim(1, 0))
         return tuple(out)
 
-    def _integrate(self, xs, bases, args, targets, weights=None):
+    def _integrate(self, xs, bases, args, targets, weights=None, totals=False):
         return integrate_paths(
             self.f,
             xs,
@@ -346,6 +347,7 @@ class _Run:
             self.n_steps,
             self.rows,
             path_weights=weights,
+            path_totals=totals,
         )
 
     def _values(self, points: tuple[Tensor, ...], s: int, e: int, reps: int) -> Tensor:
@@ -371,7 +373,12 @@ class _Run:
             weights = self._weights(w, s, e)
             xs = tuple(x[s:e] for x in self.xs)
             res = self._integrate(
-                xs, bases, chunk_args(self.args, self.B, s, e, 1), self.targets.take(s, e), weights
+                xs,
+                bases,
+                chunk_args(self.args, self.B, s, e, 1),
+                self.targets.take(s, e),
+                weights,
+                deltas,
             )
             for i, a in enumerate(res.attributions):
                 attrs[i].append(a)
