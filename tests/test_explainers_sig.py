@@ -230,7 +230,7 @@ def test_same_seed_same_attributions_and_batching_does_not_matter():
     m = smooth_mlp(6)
     x = randn(5, 6, seed=14)
     sig = ShapleyIntegratedGradients(m)
-    kw = dict(target=2, n_coalitions_per_size=2, n_steps=8)
+    kw = dict(target=2, n_coalitions_per_size=2, n_steps=8, normalize=False)
     a = sig.attribute(x, seed=21, **kw)
     assert torch.equal(a, sig.attribute(x, seed=21, **kw))
     assert not torch.equal(a, sig.attribute(x, seed=22, **kw))
@@ -290,14 +290,27 @@ def test_named_references():
         torch.testing.assert_close(got, want, atol=0, rtol=0)
 
 
-def test_normalize_leaves_cancelling_attributions_raw_with_a_warning():
-    def f(x: torch.Tensor) -> torch.Tensor:
+def test_normalize_never_flips_or_zeroes_a_map():
+    """No positive rescaling exists when the raw sum cancels out (here f(x) = f(r)) or has
+    the opposite sign of f(x) - f(r): the raw values come back, with a warning."""
+
+    def cancel(x: torch.Tensor) -> torch.Tensor:
         return (x[:, 0] - x[:, 1]).unsqueeze(1)
 
     x = torch.tensor([[1.0, 1.0], [2.0, 1.0]], dtype=D64)
     with pytest.warns(UserWarning, match="1 example"):
-        got = ShapleyIntegratedGradients(f).attribute(x, target=0, exact=True)
+        got = ShapleyIntegratedGradients(cancel).attribute(x, target=0, exact=True)
     torch.testing.assert_close(got, torch.tensor([[1.0, -1.0], [2.0, -1.0]], dtype=D64))
+
+    def f(x: torch.Tensor) -> torch.Tensor:  # f(1, 1) - f(0, 0) = 1
+        return (-4 * x[:, 0] * x[:, 1] + 2.5 * (x[:, 0] + x[:, 1])).unsqueeze(1)
+
+    # per_size over {}, {0}, {1}: each feature gets (IG from 0 + IG from b_other) / 2
+    # = ((-4/2 + 2.5) + (-4 + 2.5)) / 2 = -0.5, a raw sum of -1
+    one = torch.ones(1, 2, dtype=D64)
+    with pytest.warns(UserWarning, match="opposite sign"):
+        got = ShapleyIntegratedGradients(f).attribute(one, target=0, n_coalitions_per_size="all")
+    torch.testing.assert_close(got, torch.full((1, 2), -0.5, dtype=D64))
 
 
 # ------------------------------------------------------------------ errors

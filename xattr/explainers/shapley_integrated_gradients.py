@@ -238,8 +238,9 @@ class ShapleyIntegratedGradients(GradientAttribution):
                 closer of the two to exact Shapley values at every m.
             normalize: rescale each example's (and target's) attributions to sum to
                 ``f(x) - f(r)`` (default True); False returns the raw combination.
-                Examples whose raw attributions cancel out (sum below 1e-6 of their
-                absolute sum) are left raw, with a warning.
+                Examples whose raw sum cannot be rescaled by a positive factor (it is
+                below 1e-6 of their absolute sum, or of the opposite sign of f(x) - f(r))
+                are left raw, with a warning.
             internal_batch_size: path rows per forward pass; None sizes the batches
                 from ``memory_budget``.
             exact: integrate every single-feature path b_S -> b_{S+i} and weight it by
@@ -427,15 +428,18 @@ class _Run:
         flat = [a.reshape(a.shape[0], a.shape[1], -1) for a in attrs]
         total = sum(a.sum(-1) for a in flat).to(torch.float64)
         size = sum(a.abs().sum(-1) for a in flat).to(torch.float64)
-        ok = total.abs() > 1e-6 * size
+        gap = (fx - fr).to(torch.float64)
+        # a rescaling must be positive: a negative one would flip the whole map
+        ok = (total.abs() > 1e-6 * size) & (total * gap > 0)
         if not bool(ok.all()):
             warnings.warn(
                 f"normalize: the raw attributions of {int((~ok).sum())} example(s) / target(s) "
-                "sum to ~0 (they cancel out) and cannot be rescaled to f(x) - f(r); those "
-                "are returned raw",
+                "sum to ~0 or to the opposite sign of f(x) - f(r) (too few coalitions, or "
+                "f(x) = f(r)), so no positive rescaling gives f(x) - f(r); those are "
+                "returned raw",
                 stacklevel=3,
             )
-        scale = torch.where(ok, (fx - fr).to(torch.float64) / torch.where(ok, total, 1.0), 1.0)
+        scale = torch.where(ok, gap / torch.where(ok, total, 1.0), 1.0)
         return tuple(
             (a * scale.view(*scale.shape, *([1] * (a.dim() - 2))).to(a.dtype)) for a in attrs
         )
