@@ -29,7 +29,7 @@ Timing: a warm-up call of each, then rounds that run every variant once in a rot
 order; medians. (a), (b) and the breakdown run in one set of rounds, (a), (c) and (d)
 in a second, shorter one. The breakdown times the stages of (a) on their own (argument
 set-up, coalitions and weights, the baselines b_S with ``ops.mask_apply``, the weights
-spread to elements, the path points, the path integration and weighting, the
+spread to elements, the path points, the path integration with its weights, the
 finiteness checks, the normalisation's two forward passes), and the model's own
 forward + backward time inside (a) and inside (b) (a timing wrapper, with autograd
 marks around the model for the backward), to show where (a)'s time beyond (b) goes.
@@ -283,23 +283,19 @@ class Case:
         flat_b = bases[0].reshape(B, self.K, -1).contiguous()
         alphas, qw = ops.quadrature("gausslegendre", J, dtype=x.dtype)
         blocks = list(_kblocks(B, self.K, J, rows))
-        fake = [
-            torch.randn(e - s, self.K, j1 - j0, E, dtype=x.dtype) for s, e, j0, j1 in blocks
-        ]
+        fake = [torch.randn(e - s, self.K, j1 - j0, E, dtype=x.dtype) for s, e, j0, j1 in blocks]
         attrs = (self.sig.attribute(x, **{**self.kw, "normalize": False}).unsqueeze(1),)
         pw = weights[0]
-        none = ops.path.REDUCTIONS.index("none")
+        summed = ops.path.REDUCTIONS.index("sum")
 
         def points() -> None:
             for s, e, j0, j1 in blocks:
                 ops.path.points_flat(flat_x[s:e], flat_b[s:e], alphas[j0:j1])
 
-        def integrate() -> None:
-            totals = x.new_zeros((B, 1, self.K))
+        def integrate() -> None:  # integrate_paths: one weighted, summed kernel call per block
             for (s, e, j0, j1), g in zip(blocks, fake):
-                part = ops.path.integrate_flat(g, flat_x[s:e], flat_b[s:e], qw[j0:j1], none, True)
-                totals[s:e] += part.sum(-1).view(e - s, 1, self.K)
-                (part * pw[s:e].to(part.dtype)).sum(1)
+                p = pw if pw.shape[0] == 1 else pw[s:e]
+                ops.path.integrate_flat(g, flat_x[s:e], flat_b[s:e], qw[j0:j1], summed, True, p)
 
         def checks() -> None:
             _checks.finite("inputs", flat_x)
@@ -313,7 +309,7 @@ class Case:
             "baselines (mask_apply)": lambda: run._baselines(S, 0, B),
             "weights to elements": lambda: run._weights(w, 0, B),
             "path points": points,
-            "integrate + weight": integrate,
+            "integrate + weigh (kernel)": integrate,
             "finite checks": checks,
             "normalisation": lambda: run.normalized(attrs),
         }
@@ -372,8 +368,11 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
     breakdown = {k: median_ms(t[k]) for k in stages}
     outside = sum(v for k, v in breakdown.items() if k != "argument set-up")
     breakdown["argument set-up"] = breakdown.get("argument set-up", 0.0)
-    # (a) - (b) beyond the timed stages (setup is part of it too)
-    breakdown["rest"] = sig_ms - plain_ms - outside - breakdown["argument set-up"]
+    breakdown["model in (a) - model in (b)"] = in_sig - in_plain
+    # (a) - (b) beyond the timed stages and the model's own difference
+    breakdown["rest"] = (
+        sig_ms - plain_ms - outside - breakdown["argument set-up"] - (in_sig - in_plain)
+    )
     entry["breakdown_ms"] = breakdown
     t2 = interleaved(
         {"sig": case.sig_call, "captum_loop": case.captum_loop, "xattr_loop": case.xattr_loop},
@@ -460,11 +459,13 @@ def markdown(report: dict[str, Any]) -> str:
         "Medians in ms. `model in (a)` / `model in (b)`: the model's own forward + backward "
         "time during (a) and (b) (the same timing wrapper in both; autograd marks around "
         "the model time the backward); the other columns are the stages of (a) timed on "
-        "their own in the same rounds (path points and integration on SIG's blocks, the "
-        "integration with stand-in gradients; normalisation = the two forward passes "
-        "f(x), f(r) and the rescaling); `rest` = (a) - (b) minus all stages (target "
-        "selection and autograd set-up around the model, gradient reshapes, Python "
-        "between the stages, and the model's own variation).",
+        "their own in the same rounds, on SIG's blocks of rows (path points = "
+        "`ops.path.points_flat`; integrate + weigh (kernel) = `ops.path.integrate_flat` "
+        "with the path weights and reduction 'sum' on stand-in gradients; normalisation = "
+        "the two forward passes f(x), f(r) and the rescaling); `model in (a) - model in "
+        "(b)` the difference of the two model times; "
+        "`rest` = (a) - (b) minus all of these (the output checks and target selection, "
+        "autograd set-up, gradient reshapes, accumulation, Python between the stages).",
         "",
         "| model | (a) | (b) | (a) - (b) | model in (a) | model in (b) | "
         + " | ".join(stage_names)
@@ -508,6 +509,14 @@ def notes(report: dict[str, Any]) -> list[str]:
             f"{listing}. The Captum loop takes {e['ratio_captum_loop_sig']:.2f}x (a), the "
             f"xattr IG loop {e['ratio_xattr_loop_sig']:.2f}x."
         )
+    m = report["machine"]
+    load = m.get("loadavg_before") or [0.0]
+    if load[0] > (m.get("cpu_count") or 1) / 2:
+        out.append(
+            f"The machine was shared: load average {load[0]:.1f} before and "
+            f"{(m.get('loadavg_after') or [0.0])[0]:.1f} after the run on {m['cpu_count']} "
+            "CPUs, so absolute times are inflated; the ratios come from interleaved rounds."
+        )
     out += [
         "(b) takes gradients of the same rows in the same batch sizes as (a) but neither "
         "builds the points nor integrates them; the model's forward + backward dominates "
@@ -525,12 +534,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inputs", type=int, default=8, help="B (default 8)")
     ap.add_argument("--m", type=int, default=2, help="coalitions per size (default 2)")
     ap.add_argument("--n-steps", type=int, default=16, help="quadrature points (default 16)")
-    ap.add_argument("--rounds", type=int, default=None, help="(a), (b) rounds (default 15)")
+    ap.add_argument("--rounds", type=int, default=None, help="(a), (b) rounds (default 21)")
     ap.add_argument("--loop-rounds", type=int, default=None, help="loop rounds (default 7)")
     ap.add_argument("--only", default=None, help="run cases whose name contains this")
     ap.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")
     args = ap.parse_args(argv)
-    args.rounds = args.rounds or (3 if args.quick else 15)
+    args.rounds = args.rounds or (3 if args.quick else 21)
     args.loop_rounds = args.loop_rounds or (2 if args.quick else 7)
     torch.set_num_threads(1)
     import captum

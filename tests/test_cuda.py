@@ -239,6 +239,10 @@ def test_path_integrate(dtype, reduction, mbi):
     gpu = ops.path_integrate(*to_cuda(grads, x, base, w), **kw)
     tol = {"rtol": 1e-6, "atol": 1e-6} if dtype == torch.float32 else {}
     close(gpu, cpu, **tol)
+    pw = rand((1, K, 3, 8, 8), dtype, 15)  # SIG's per-path element weights
+    cpu = ops.path_integrate(grads, x, base, w, path_weights=pw, **kw)
+    gpu = ops.path_integrate(*to_cuda(grads, x, base, w), path_weights=pw.cuda(), **kw)
+    close(gpu, cpu, **tol)
 
 
 # -------------------------------------------------------------- coalitions

@@ -682,7 +682,7 @@ def _path_integrate_call(**over):
         "out": torch.empty(2, 5, dtype=F64),
     }
     kw = {"B": 2, "K": 3, "J": 4, "E": 5, "base_bstride": 0, "reduction": 0}
-    kw["multiply_by_inputs"] = True
+    kw["multiply_by_inputs"], kw["pw_bstride"] = True, 0
     for k, v in over.items():
         (kw if k in kw else t)[k] = v
     C.path_integrate(**{k: buf(v) for k, v in t.items()}, **kw, **WHERE)
@@ -700,6 +700,10 @@ def _path_integrate_call(**over):
         ({"grads": torch.zeros(2, 3, 4, 5, dtype=torch.int64)}, "grads"),
         ({"x": torch.zeros(2, 5)}, "x"),
         ({"base": torch.zeros(1, 3, 4, dtype=F64)}, "baselines"),
+        ({"path_weights": torch.zeros(1, 3, 4, dtype=F64)}, "path_weights"),
+        ({"path_weights": torch.zeros(1, 3, 5)}, "path_weights"),
+        ({"path_weights": torch.zeros(1, 3, 5, dtype=F64), "pw_bstride": 5}, "path_weights"),
+        ({"path_weights": torch.zeros(1, 3, 5, dtype=F64), "pw_bstride": 15}, "path_weights"),
     ],
 )
 def test_c_path_integrate_checks(over, name):

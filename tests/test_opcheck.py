@@ -225,6 +225,11 @@ def test_opcheck_path_integrate(dtype, reduction, multiply):
     grads = randn(B, K, alphas.shape[0], E, dtype=dtype, seed=72)
     weights = torch.full_like(alphas, 1.0 / alphas.shape[0])
     check(XOPS.path_integrate.default, (grads, x, base, weights, reduction, multiply))
+    path_weights = randn(1, K, E, dtype=dtype, seed=73)
+    check(
+        XOPS.path_integrate.default,
+        (grads, x, base, weights, reduction, multiply, path_weights),
+    )
 
 
 # ------------------------------------------------------------------------- torch.compile

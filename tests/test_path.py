@@ -237,6 +237,38 @@ def test_path_integrate_vs_reference(dtype, reduction, mbi, shared):
     torch.testing.assert_close(out, expect.to(dtype), **tol)
 
 
+@pytest.mark.parametrize("dtype", (torch.float32, F64))
+@pytest.mark.parametrize("reduction", ("mean", "sum", "none"))
+@pytest.mark.parametrize("per_example", (True, False))
+def test_path_integrate_with_path_weights(dtype, reduction, per_example):
+    """path_weights multiply every path's values before the reduction (SIG's combination)."""
+    B, K, J = 3, 5, 7
+    x = rand((B, 2, 6), dtype, 23)
+    base = rand((1, K, 2, 6), dtype, 24)
+    _, w = ops.quadrature("gausslegendre", J, dtype=dtype)
+    grads = rand((B, K, J, 2, 6), dtype, 25)
+    pw = rand((B if per_example else 1, K, 2, 6), dtype, 26)
+    out = ops.path_integrate(grads, x, base, w, reduction=reduction, path_weights=pw)
+    x2, b3 = flat(x, base)
+    want = _reference.path_integrate(
+        grads.reshape(B, K, J, -1), x2, b3, w, reduction, True, pw.reshape(pw.shape[0], K, -1)
+    )
+    tol = {"rtol": 1e-6, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-13, "atol": 1e-14}
+    torch.testing.assert_close(out, want.reshape(out.shape), **tol)
+    per_path = ig_formula(grads, x, base.expand(B, *base.shape[1:]), w, "none", True)
+    expect = per_path * pw.double()
+    if reduction != "none":
+        expect = expect.sum(1) / (K if reduction == "mean" else 1)
+    torch.testing.assert_close(out, expect.to(dtype), **tol)
+    for bad, match in (
+        (pw[:, :2], "K = 5"),
+        (pw.to(torch.float64 if dtype == torch.float32 else torch.float32), "dtype"),
+        (pw.reshape(pw.shape[0], K, 12), "path_weights"),
+    ):
+        with pytest.raises((ValueError, TypeError), match=match):
+            ops.path_integrate(grads, x, base, w, path_weights=bad)
+
+
 def test_path_integrate_default_is_mean_with_inputs():
     x = rand((2, 5), F64, 16)
     base = rand((2, 3, 5), F64, 17)

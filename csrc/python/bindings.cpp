@@ -376,8 +376,9 @@ void path_points(const Buf& x, const Buf& base, const Buf& alphas, const Buf& ou
 
 void path_integrate(const Buf& grads, const Buf& x, const Buf& base, const Buf& weights,
                     const Buf& out, int64_t B, int64_t K, int64_t J, int64_t E,
-                    int64_t base_bstride, int reduction, bool multiply_by_inputs, int device,
-                    uint64_t stream, int threads) {
+                    int64_t base_bstride, int reduction, bool multiply_by_inputs,
+                    const OptBuf& path_weights, int64_t pw_bstride, int device, uint64_t stream,
+                    int threads) {
   PathIntegrateParams p;
   check_nonneg(B, "B"), check_nonneg(J, "J"), check_nonneg(E, "E");
   if (K < 1) bad("K must be >= 1");
@@ -391,6 +392,12 @@ void path_integrate(const Buf& grads, const Buf& x, const Buf& base, const Buf& 
   p.x = check<void>(x, "x", B * E, p.dtype);
   p.base = check<void>(base, "baselines", (base_bstride ? B : 1) * K * E, p.dtype);
   p.weights = check<void>(weights, "weights", J, p.dtype);
+  if (path_weights) {
+    check_bstride(pw_bstride, K * E, "path_weights");
+    p.pw_bstride = pw_bstride;
+    p.path_weights =
+        check<void>(*path_weights, "path_weights", (pw_bstride ? B : 1) * K * E, p.dtype);
+  }
   p.out = check<void>(out, "out", (p.reduction == Reduction::kNone ? B * K : B) * E, p.dtype);
   run(p, Where{device, stream, threads}, path_integrate_cpu, path_integrate_cuda);
 }
@@ -442,5 +449,6 @@ PYBIND11_MODULE(_C, m) {
         py::arg("base_bstride"), WHERE_ARGS);
   m.def("path_integrate", &path_integrate, py::arg("grads"), py::arg("x"), py::arg("base"),
         py::arg("weights"), py::arg("out"), py::arg("B"), py::arg("K"), py::arg("J"), py::arg("E"),
-        py::arg("base_bstride"), py::arg("reduction"), py::arg("multiply_by_inputs"), WHERE_ARGS);
+        py::arg("base_bstride"), py::arg("reduction"), py::arg("multiply_by_inputs"),
+        py::arg("path_weights") = py::none(), py::arg("pw_bstride") = 0, WHERE_ARGS);
 }

@@ -192,7 +192,12 @@ def integrate_paths(
     J = alphas.shape[0]
     per_example = K * J
     weighted = path_weights is not None
-    red = ops.path.REDUCTIONS.index("none" if weighted else reduction)
+    if path_totals and not weighted:
+        raise ValueError("path_totals: needs path_weights")
+    # weighted: the kernel weights and sums the paths; "none" only for the path totals
+    red = ops.path.REDUCTIONS.index(
+        ("none" if path_totals else "sum") if weighted else reduction
+    )
     totals: Tensor | None = None
     # Flattened and checked once; the path kernels then run per block without checks.
     flat_x = tuple(x.reshape(B, -1).contiguous() for x in inputs)
@@ -233,19 +238,18 @@ def integrate_paths(
             gi = gi.reshape(nb * t, K, a.shape[0], x.shape[1]).to(x.dtype)
             xi = _examples(x, s, e, t)
             bi = b if b.shape[0] == 1 else _examples(b, s, e, t)
-            part = ops.path.integrate_flat(gi, xi, bi, w, red, multiply_by_inputs)
-            if weighted:  # [nb * t, K, E]: every path's sums, then the weighted sum
+            pw = None
+            if weighted:
                 pw = path_weights[i]
                 pw = pw if pw.shape[0] == 1 else _examples(pw, s, e, t)
-                if path_totals:
-                    if totals is None:
-                        totals = x.new_zeros((B, t, K))
-                    totals[s:e] += part.sum(-1).view(nb, t, K)
-                part = torch.einsum(
-                    "rke,rke->re" if pw.shape[0] > 1 else "rke,ke->re",
-                    part,
-                    pw if pw.shape[0] > 1 else pw[0],
-                )
+            if path_totals:  # [nb * t, K, E]: every path's sums, then the weighted sum
+                part = ops.path.integrate_flat(gi, xi, bi, w, red, multiply_by_inputs)
+                if totals is None:
+                    totals = x.new_zeros((B, t, K))
+                totals[s:e] += part.sum(-1).view(nb, t, K)
+                part = (part * pw).sum(1)
+            else:
+                part = ops.path.integrate_flat(gi, xi, bi, w, red, multiply_by_inputs, pw)
             part = part.view(nb, t, *part.shape[1:])
             if acc[i] is None:
                 acc[i] = x.new_zeros((B, t, *part.shape[2:]))

@@ -694,12 +694,14 @@ def path_integrate(
     weights: Tensor,
     reduction: str,
     multiply_by_inputs: bool,
+    path_weights: Tensor | None = None,
 ) -> Tensor:
     """attr = (x - base_k) * sum_j w_j grads[b, k, j], reduced over k (PathIntegrateOp).
 
     grads [B, K, J, E]; x [B, E]; base [Bb, K, E]; weights [J]. Accumulated in float64 and
     cast back. reduction "mean" / "sum" gives [B, E], "none" [B, K, E]; without
-    multiply_by_inputs the (x - base) factor is left out.
+    multiply_by_inputs the (x - base) factor is left out; ``path_weights`` [Bw, K, E]
+    multiplies every path's values before the reduction.
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction: expected one of {', '.join(REDUCTIONS)}, got {reduction!r}")
@@ -713,6 +715,8 @@ def path_integrate(
         acc.add_(grads[:, :, j], alpha=w)
     if multiply_by_inputs:
         acc = acc * (x.to(dtype).to(f64).unsqueeze(1) - base.to(dtype).to(f64))
+    if path_weights is not None:
+        acc = acc * path_weights.to(dtype).to(f64)
     if reduction == "none":
         return acc.to(dtype)
     acc = acc.sum(1)

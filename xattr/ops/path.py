@@ -119,14 +119,18 @@ def integrate_flat(
     weights: torch.Tensor,
     reduction: int,
     multiply_by_inputs: bool,
+    path_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Path integration on flat, checked data: grads [B, K, J, E], x [B, E], base
     [1 or B, K, E], weights [J], reduction an index into REDUCTIONS -> [B, E] (or
-    [B, K, E]). The body of ``xattr::path_integrate``; no finiteness check."""
+    [B, K, E]), path_weights None or [1 or B, K, E] (every path's element weights,
+    before the reduction). The body of ``xattr::path_integrate``; no finiteness check."""
     grads, x, base, weights = (t.contiguous() for t in (grads, x, base, weights))
+    if path_weights is not None:
+        path_weights = path_weights.contiguous()
     if not _ext.use_kernels(x.device):
         return _reference.path_integrate(
-            grads, x, base, weights, REDUCTIONS[reduction], multiply_by_inputs
+            grads, x, base, weights, REDUCTIONS[reduction], multiply_by_inputs, path_weights
         )
     B, K, J, E = grads.shape
     out = x.new_empty((B, K, E) if REDUCTIONS[reduction] == "none" else (B, E))
@@ -143,6 +147,8 @@ def integrate_flat(
         base_bstride=K * E if base.shape[0] > 1 else 0,
         reduction=reduction,
         multiply_by_inputs=multiply_by_inputs,
+        path_weights=None if path_weights is None else _ext.buf(path_weights),
+        pw_bstride=K * E if path_weights is not None and path_weights.shape[0] > 1 else 0,
         **_ext.where(x),
     )
     return out
@@ -154,27 +160,30 @@ _path_integrate_op = torch.library.custom_op(
 
 
 @_path_integrate_op.register_fake
-def _(grads, x, base, weights, reduction, multiply_by_inputs):
+def _(grads, x, base, weights, reduction, multiply_by_inputs, path_weights=None):
     B, K, _, E = grads.shape
     return x.new_empty((B, K, E) if REDUCTIONS[reduction] == "none" else (B, E))
 
 
 # ------------------------------------------------------------- public API
-def _flat_baselines(inputs: torch.Tensor, baselines: torch.Tensor) -> torch.Tensor:
+def _flat_baselines(
+    inputs: torch.Tensor, baselines: torch.Tensor, name: str = "baselines"
+) -> torch.Tensor:
+    """[B or 1, K, *F] -> [B or 1, K, E], checked (shape, dtype, finite)."""
     feat = tuple(inputs.shape[1:])
-    _checks.tensor("baselines", baselines, dtypes=_checks.FLOATS)
+    _checks.tensor(name, baselines, dtypes=_checks.FLOATS)
     if (
         baselines.dim() != inputs.dim() + 1
         or tuple(baselines.shape[2:]) != feat
         or (baselines.shape[0] not in (1, inputs.shape[0]))
     ):
         raise ValueError(
-            f"baselines: expected [B, K, *F] or [1, K, *F] with inputs {tuple(inputs.shape)}, "
+            f"{name}: expected [B, K, *F] or [1, K, *F] with inputs {tuple(inputs.shape)}, "
             f"got {tuple(baselines.shape)}"
         )
     if baselines.dtype != inputs.dtype:
-        raise TypeError(f"baselines: dtype {baselines.dtype} differs from inputs {inputs.dtype}")
-    _checks.finite("baselines", baselines)
+        raise TypeError(f"{name}: dtype {baselines.dtype} differs from inputs {inputs.dtype}")
+    _checks.finite(name, baselines)
     return baselines.reshape(baselines.shape[0], baselines.shape[1], math.prod(feat)).contiguous()
 
 
@@ -232,6 +241,7 @@ def path_integrate(
     *,
     reduction: str = "mean",
     multiply_by_inputs: bool = True,
+    path_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Integrated-gradients sum over path points, in float64 accumulation.
 
@@ -246,6 +256,9 @@ def path_integrate(
         weights: [J] quadrature weights.
         reduction: "mean" (default) or "sum" over baselines -> [B, *F];
             "none" -> [B, K, *F].
+        path_weights: optional [B, K, *F] or [1, K, *F] weights that multiply every
+            path's attributions element by element before the reduction (e.g.
+            ``reduction="sum"`` gives ``sum_k path_weights[:, k] * IG(x; b_k)``).
 
     Returns:
         Attributions, dtype of inputs.
@@ -272,7 +285,14 @@ def path_integrate(
         )
     _checks.same_device(inputs=x2, baselines=b3, weights=w, grads=grads)
     g4 = grads.to(x2.dtype).reshape(B, K, J, x2.shape[1])
-    out = _path_integrate_op(g4, x2, b3, w, REDUCTIONS.index(reduction), bool(multiply_by_inputs))
+    pw = None
+    if path_weights is not None:
+        pw = _flat_baselines(inputs, path_weights, "path_weights")
+        if pw.shape[1] != K:
+            raise ValueError(f"path_weights: expected K = {K} paths, got {pw.shape[1]}")
+        _checks.same_device(inputs=x2, path_weights=pw)
+    red = REDUCTIONS.index(reduction)
+    out = _path_integrate_op(g4, x2, b3, w, red, bool(multiply_by_inputs), pw)
     # A NaN or inf gradient always reaches the (much smaller) output: every gradient is
     # multiplied by a finite weight and, when multiplying, by x - b (inf * 0 is NaN too).
     # Checking the output costs B*E reads instead of B*K*J*E.

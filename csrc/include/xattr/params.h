@@ -167,6 +167,10 @@ struct PathIntegrateParams {
   void* out = nullptr;            // [B, E] (mean, sum) or [B, K, E] (none)
   int64_t B = 0, K = 0, J = 0, E = 0;
   int64_t base_bstride = 0;
+  // Optional [Bw, K, E] weight of every path's every element (Shapley Integrated
+  // Gradients' combinations), applied before the reduction; pw_bstride 0 or K * E.
+  const void* path_weights = nullptr;
+  int64_t pw_bstride = 0;
   Reduction reduction = Reduction::kMean;
   bool multiply_by_inputs = true;
 };

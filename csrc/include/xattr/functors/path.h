@@ -38,7 +38,7 @@ struct PathPointsOp {
 
 // Element (row, col = e) with row = b (mean / sum over baselines) or
 // row = b * K + k (no reduction):
-//   attr = (x - base_k) * sum_j w_j grads[b, k, j, e]
+//   attr = (x - base_k) * sum_j w_j grads[b, k, j, e]   (* pw[b, k, e] if given)
 // accumulated in double. Linear in the weights, so a long path can be
 // integrated in chunks of steps (or of baselines, with kSum) and added up.
 template <typename T>
@@ -55,6 +55,10 @@ struct PathIntegrateOp {
       const double xv = static_cast<const T*>(p.x)[b * p.E + e];
       const double bv = static_cast<const T*>(p.base)[b * p.base_bstride + k * p.E + e];
       acc *= xv - bv;
+    }
+    if (p.path_weights != nullptr) {
+      acc *= static_cast<double>(
+          static_cast<const T*>(p.path_weights)[b * p.pw_bstride + k * p.E + e]);
     }
     return acc;
   }
@@ -100,6 +104,11 @@ struct PathIntegrateOp {
           for (int64_t i = 0; i < n; ++i) {
             one[i] *= static_cast<double>(x[t0 + i]) - static_cast<double>(base[i]);
           }
+        }
+        if (p.path_weights != nullptr) {
+          const T* pw =
+              static_cast<const T*>(p.path_weights) + b * p.pw_bstride + k * p.E + t0;
+          for (int64_t i = 0; i < n; ++i) one[i] *= static_cast<double>(pw[i]);
         }
         for (int64_t i = 0; i < n; ++i) acc[i] += one[i];
       }
