@@ -42,7 +42,6 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import time
 import traceback
 from collections.abc import Callable
@@ -51,6 +50,7 @@ from typing import Any
 
 import bench_explainers as be
 import torch
+from bench_mus import interleaved, median_ms
 from torch import Tensor
 
 import xattr
@@ -69,27 +69,6 @@ from xattr.ops import _checks
 RESULTS = Path(__file__).resolve().parent / "results"
 CASES = ("image_mlp", "image_cnn", "tabular")
 TARGET_RATIO = 1.15  # (a) / (b), from the issue
-
-
-def median_ms(ts: list[float]) -> float:
-    """Median of times in seconds, in milliseconds."""
-    return statistics.median(ts) * 1e3
-
-
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
-    """Times every callable ``rounds`` times after one warm-up call each, one call of
-    each per round, the order rotating from round to round. Seconds per call."""
-    for f in fns.values():
-        f()
-    names = list(fns)
-    out: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        k = r % len(names)
-        for n in names[k:] + names[:k]:
-            t = time.perf_counter()
-            fns[n]()
-            out[n].append(time.perf_counter() - t)
-    return out
 
 
 class _Enter(torch.autograd.Function):

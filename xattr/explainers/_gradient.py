@@ -195,9 +195,7 @@ def integrate_paths(
     if path_totals and not weighted:
         raise ValueError("path_totals: needs path_weights")
     # weighted: the kernel weights and sums the paths; "none" only for the path totals
-    red = ops.path.REDUCTIONS.index(
-        ("none" if path_totals else "sum") if weighted else reduction
-    )
+    red = ops.path.REDUCTIONS.index(("none" if path_totals else "sum") if weighted else reduction)
     totals: Tensor | None = None
     # Flattened and checked once; the path kernels then run per block without checks.
     flat_x = tuple(x.reshape(B, -1).contiguous() for x in inputs)

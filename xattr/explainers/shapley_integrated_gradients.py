@@ -236,8 +236,9 @@ class ShapleyIntegratedGradients(GradientAttribution):
                 model it is the Shapley value for any sample, before normalisation; on
                 the GridWorld experiment (experiments/sig_gridworld.py) its proportions
                 were closer to exact Shapley values than shared's at every m (l1 error
-                10-21% lower, Spearman higher), and on digits (experiments/sig_digits.py) the two tied
-                (agreement within noise, insertion AUC 0.006-0.022 higher for per_size).
+                10-21% lower, Spearman higher), and on digits (experiments/sig_digits.py)
+                the two tied (agreement within noise, insertion AUC 0.006-0.022 higher
+                for per_size).
             normalize: rescale each example's (and target's) attributions to sum to
                 ``f(x) - f(r)`` (default True); False returns the raw combination.
                 Examples whose raw sum cannot be rescaled by a positive factor (it is

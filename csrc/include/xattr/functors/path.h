@@ -106,8 +106,7 @@ struct PathIntegrateOp {
           }
         }
         if (p.path_weights != nullptr) {
-          const T* pw =
-              static_cast<const T*>(p.path_weights) + b * p.pw_bstride + k * p.E + t0;
+          const T* pw = static_cast<const T*>(p.path_weights) + b * p.pw_bstride + k * p.E + t0;
           for (int64_t i = 0; i < n; ++i) one[i] *= static_cast<double>(pw[i]);
         }
         for (int64_t i = 0; i < n; ++i) acc[i] += one[i];
