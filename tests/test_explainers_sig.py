@@ -345,3 +345,22 @@ def test_bad_arguments_are_reported():
 def test_captum_style_flags():
     sig = ShapleyIntegratedGradients(linear(3))
     assert sig.multiplies_by_inputs is True and sig.has_convergence_delta() is True
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_blocks_of_paths_give_the_same_answer(monkeypatch, exact):
+    """Large inputs are integrated a block of paths at a time (CHUNK_BYTES): the sums and
+    the per-path deltas do not depend on the blocks."""
+    import xattr.explainers.shapley_integrated_gradients as sig_module
+
+    m = smooth_mlp(5)
+    x = randn(3, 5, seed=18)
+    kw = dict(
+        target="all", n_coalitions_per_size=3, seed=2, exact=exact, return_convergence_delta=True
+    )
+    want, want_delta = ShapleyIntegratedGradients(m).attribute(x, **kw)
+    for chunk in (5 * 8 * 2 * 4, 5 * 8 * 3):  # a few paths of one example; one path
+        monkeypatch.setattr(sig_module, "CHUNK_BYTES", chunk)
+        got, delta = ShapleyIntegratedGradients(m).attribute(x, **kw)
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+        torch.testing.assert_close(delta, want_delta, atol=1e-12, rtol=0)

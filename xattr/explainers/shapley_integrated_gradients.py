@@ -166,8 +166,15 @@ def exact_paths(d: int, device: Any = "cpu") -> tuple[Tensor, Tensor, Tensor]:
     return start, end, torch.tensor(weight, dtype=torch.float64, device=device)
 
 
-def _chunks(B: int, per_example_bytes: int) -> range:
-    return range(0, B, max(1, CHUNK_BYTES // max(1, per_example_bytes)))
+def _chunks(B: int, P: int, path_bytes: int) -> list[tuple[int, int, int, int]]:
+    """(example start, stop, path start, stop) blocks whose P-path inputs hold about
+    CHUNK_BYTES: several examples with all their paths, or one example's paths in parts."""
+    per_example = max(1, P * path_bytes)
+    if per_example <= CHUNK_BYTES:
+        n = CHUNK_BYTES // per_example
+        return [(s, min(B, s + n), 0, P) for s in range(0, B, n)]
+    step = max(1, CHUNK_BYTES // max(1, path_bytes))
+    return [(s, s + 1, p, min(P, p + step)) for s in range(B) for p in range(0, P, step)]
 
 
 class ShapleyIntegratedGradients(GradientAttribution):
@@ -365,64 +372,60 @@ class _Run:
     def sampled(
         self, masks: Tensor, w: Tensor, deltas: bool, show_progress: bool
     ) -> tuple[tuple[Tensor, ...], Tensor | None]:
-        """sum_S w[S, i] IG(x; b_S) for every example, chunk by chunk of examples."""
+        """sum_S w[S, i] IG(x; b_S) for every example, block by block of examples and
+        coalitions (the weighted sums of the blocks add up)."""
         K = masks.shape[0]
-        attrs: list[list[Tensor]] = [[] for _ in self.xs]
-        delta_parts = []
-        chunks = _chunks(self.B, K * self.row_bytes * (2 if deltas else 1))
-        bar = progress(len(chunks), show_progress, "ShapleyIntegratedGradients")
-        for s in chunks:
-            e = min(self.B, s + chunks.step)
-            bases = self._baselines(masks, s, e)
-            weights = self._weights(w, s, e)
+        acc = _Accumulator(self.xs, K, deltas)
+        blocks = _chunks(self.B, K, self.row_bytes * (2 if deltas else 1))
+        bar = progress(len(blocks), show_progress, "ShapleyIntegratedGradients")
+        for s, e, k0, k1 in blocks:
+            bases = self._baselines(masks[k0:k1], s, e)
             xs = tuple(x[s:e] for x in self.xs)
             res = self._integrate(
                 xs,
                 bases,
                 chunk_args(self.args, self.B, s, e, 1),
                 self.targets.take(s, e),
-                weights,
+                self._weights(w[k0:k1], s, e),
                 deltas,
             )
-            for i, a in enumerate(res.attributions):
-                attrs[i].append(a)
+            delta = None
             if deltas:
                 fx = self._values(tuple(x.unsqueeze(1) for x in xs), s, e, 1)  # [n, T, 1]
-                fb = self._values(bases, s, e, K)  # [n, T, K]
-                delta_parts.append(res.totals - (fx - fb).to(res.totals.dtype))
+                fb = self._values(bases, s, e, k1 - k0)  # [n, T, k]
+                delta = res.totals - (fx - fb).to(res.totals.dtype)
+            acc.add(s, e, k0, k1, res.attributions, delta)
             bar.update(1)
         bar.close()
-        out = tuple(torch.cat(a) for a in attrs)
-        return out, (torch.cat(delta_parts) if deltas else None)
+        return acc.result()
 
     def exact(self, d: int, deltas: bool, show_progress: bool) -> tuple[tuple[Tensor, ...], Any]:
         """sum over single-feature paths of Shapley weight x IG(b_{S+i}; b_S)."""
         start, end, w = exact_paths(d, self.xs[0].device)
         P = start.shape[0]
-        attrs: list[list[Tensor]] = [[] for _ in self.xs]
-        delta_parts = []
-        chunks = _chunks(self.B, 2 * P * self.row_bytes)
-        bar = progress(len(chunks), show_progress, "ShapleyIntegratedGradients (exact)")
-        for s in chunks:
-            e = min(self.B, s + chunks.step)
-            n = e - s
-            b0, b1 = self._baselines(start, s, e), self._baselines(end, s, e)
-            ends = tuple(b.reshape(n * P, *b.shape[2:]) for b in b1)
-            starts = tuple(b.reshape(n * P, 1, *b.shape[2:]) for b in b0)
+        acc = _Accumulator(self.xs, P, deltas)
+        blocks = _chunks(self.B, P, 2 * self.row_bytes)
+        bar = progress(len(blocks), show_progress, "ShapleyIntegratedGradients (exact)")
+        for s, e, p0, p1 in blocks:
+            n, p = e - s, p1 - p0
+            b0 = self._baselines(start[p0:p1], s, e)
+            b1 = self._baselines(end[p0:p1], s, e)
+            ends = tuple(b.reshape(n * p, *b.shape[2:]) for b in b1)
+            starts = tuple(b.reshape(n * p, 1, *b.shape[2:]) for b in b0)
             res = self._integrate(
-                ends, starts, chunk_args(self.args, self.B, s, e, P), self.targets.take(s, e, P)
+                ends, starts, chunk_args(self.args, self.B, s, e, p), self.targets.take(s, e, p)
             )
-            for i, a in enumerate(res.attributions):  # [n * P, T, *F]
-                a = a.view(n, P, *a.shape[1:])
-                attrs[i].append(torch.tensordot(w.to(a.dtype), a, dims=([0], [1])))
+            per_path = [a.view(n, p, *a.shape[1:]) for a in res.attributions]  # [n, p, T, *F]
+            weighted = [torch.tensordot(w[p0:p1].to(a.dtype), a, dims=([0], [1])) for a in per_path]
+            delta = None
             if deltas:
-                totals = sum(a.reshape(n, P, a.shape[1], -1).sum(-1) for a in res.attributions)
-                v = (self._values(b1, s, e, P) - self._values(b0, s, e, P)).movedim(1, 2)
-                delta_parts.append((totals - v.to(totals.dtype)).movedim(1, 2))
+                totals = sum(a.reshape(n, p, a.shape[2], -1).sum(-1) for a in per_path)
+                v = self._values(b1, s, e, p) - self._values(b0, s, e, p)  # [n, T, p]
+                delta = totals.movedim(1, 2) - v.to(totals.dtype)
+            acc.add(s, e, p0, p1, weighted, delta)
             bar.update(1)
         bar.close()
-        out = tuple(torch.cat(a) for a in attrs)
-        return out, (torch.cat(delta_parts) if deltas else None)
+        return acc.result()
 
     def normalized(self, attrs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """attrs [B, T, *F] rescaled so each example's and target's sum is f(x) - f(r)."""
@@ -446,3 +449,35 @@ class _Run:
         return tuple(
             (a * scale.view(*scale.shape, *([1] * (a.dim() - 2))).to(a.dtype)) for a in attrs
         )
+
+
+class _Accumulator:
+    """Attributions [B, T, *F] per input (summed over blocks of paths) and the paths'
+    deltas [B, T, P], filled block by block (T is known once the model has run)."""
+
+    def __init__(self, xs: tuple[Tensor, ...], P: int, deltas: bool) -> None:
+        self.xs, self.P, self.deltas = xs, P, deltas
+        self.attrs: list[Tensor] | None = None
+        self.delta: Tensor | None = None
+
+    def add(
+        self,
+        s: int,
+        e: int,
+        p0: int,
+        p1: int,
+        attrs: tuple[Tensor, ...] | list[Tensor],
+        delta: Tensor | None,
+    ) -> None:
+        if self.attrs is None:
+            B = self.xs[0].shape[0]
+            self.attrs = [a.new_zeros((B, *a.shape[1:])) for a in attrs]
+            if self.deltas:
+                self.delta = delta.new_zeros((B, delta.shape[1], self.P))
+        for total, a in zip(self.attrs, attrs):
+            total[s:e] += a
+        if self.deltas:
+            self.delta[s:e, :, p0:p1] = delta
+
+    def result(self) -> tuple[tuple[Tensor, ...], Tensor | None]:
+        return tuple(self.attrs), self.delta
