@@ -94,22 +94,32 @@ struct PathIntegrateOp {
       for (int64_t k = k0; k < k1; ++k) {
         const T* g = static_cast<const T*>(p.grads) + ((b * p.K + k) * p.J) * p.E + t0;
         const T* base = static_cast<const T*>(p.base) + b * p.base_bstride + k * p.E + t0;
-        for (int64_t i = 0; i < n; ++i) one[i] = 0.0;
-        for (int64_t j = 0; j < p.J; ++j) {
+        const T* pw = p.path_weights == nullptr
+                          ? nullptr
+                          : static_cast<const T*>(p.path_weights) + b * p.pw_bstride + k * p.E + t0;
+        // one = sum_j w_j g_j (the first step assigns: 0 + y == y), then one fused pass
+        // for the factors and the sum over baselines, in operator()'s order.
+        const double w0 = p.J > 0 ? static_cast<double>(w[0]) : 0.0;
+        for (int64_t i = 0; i < n; ++i) one[i] = p.J > 0 ? w0 * g[i] : 0.0;
+        for (int64_t j = 1; j < p.J; ++j) {
           const double wj = static_cast<double>(w[j]);
           const T* gj = g + j * p.E;
           for (int64_t i = 0; i < n; ++i) one[i] += wj * gj[i];
         }
-        if (p.multiply_by_inputs) {
+        if (p.multiply_by_inputs && pw != nullptr) {
           for (int64_t i = 0; i < n; ++i) {
-            one[i] *= static_cast<double>(x[t0 + i]) - static_cast<double>(base[i]);
+            const double d = static_cast<double>(x[t0 + i]) - static_cast<double>(base[i]);
+            acc[i] += one[i] * d * static_cast<double>(pw[i]);
           }
+        } else if (p.multiply_by_inputs) {
+          for (int64_t i = 0; i < n; ++i) {
+            acc[i] += one[i] * (static_cast<double>(x[t0 + i]) - static_cast<double>(base[i]));
+          }
+        } else if (pw != nullptr) {
+          for (int64_t i = 0; i < n; ++i) acc[i] += one[i] * static_cast<double>(pw[i]);
+        } else {
+          for (int64_t i = 0; i < n; ++i) acc[i] += one[i];
         }
-        if (p.path_weights != nullptr) {
-          const T* pw = static_cast<const T*>(p.path_weights) + b * p.pw_bstride + k * p.E + t0;
-          for (int64_t i = 0; i < n; ++i) one[i] *= static_cast<double>(pw[i]);
-        }
-        for (int64_t i = 0; i < n; ++i) acc[i] += one[i];
       }
       for (int64_t i = 0; i < n; ++i) {
         double v = acc[i];
