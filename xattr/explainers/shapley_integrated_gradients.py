@@ -29,6 +29,7 @@ value of the baseline game, spread over each feature's elements by the gradients
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -361,6 +362,11 @@ class _Run:
             path_totals=totals,
         )
 
+    @functools.cached_property
+    def at_inputs(self) -> Tensor:
+        """f(x): selected outputs [B, T] (for the deltas and the normalisation)."""
+        return self._values(tuple(x.unsqueeze(1) for x in self.xs), 0, self.B, 1)[..., 0]
+
     def _values(self, points: tuple[Tensor, ...], s: int, e: int, reps: int) -> Tensor:
         """Selected outputs at ``reps`` points per example of s..e: [e - s, T, reps]."""
         n = e - s
@@ -391,8 +397,8 @@ class _Run:
             )
             delta = None
             if deltas:
-                fx = self._values(tuple(x.unsqueeze(1) for x in xs), s, e, 1)  # [n, T, 1]
                 fb = self._values(bases, s, e, k1 - k0)  # [n, T, k]
+                fx = self.at_inputs[s:e, :, None]
                 delta = res.totals - (fx - fb).to(res.totals.dtype)
             acc.add(s, e, k0, k1, res.attributions, delta)
             bar.update(1)
@@ -429,7 +435,7 @@ class _Run:
 
     def normalized(self, attrs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """attrs [B, T, *F] rescaled so each example's and target's sum is f(x) - f(r)."""
-        fx = self._values(tuple(x.unsqueeze(1) for x in self.xs), 0, self.B, 1)[..., 0]
+        fx = self.at_inputs
         fr = self._values(tuple(r.unsqueeze(1) for r in self.refs), 0, self.B, 1)[..., 0]
         flat = [a.reshape(a.shape[0], a.shape[1], -1) for a in attrs]
         total = sum(a.sum(-1) for a in flat).to(torch.float64)
