@@ -6,8 +6,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from xattr.smoothing import explain_and_certify
+
 LAMBDAS = (1.0, 1 / 2, 1 / 4, 1 / 8, 1 / 16)
 RADII = tuple(range(0, 5))
+
+
+def accuracy_row(cert, y: torch.Tensor) -> dict:
+    """Smoothed and certified accuracy (at every radius of RADII, decremental: features
+    that can be masked) of a ``certify`` result against labels y."""
+    right = cert.full_label == y
+    return {
+        "smoothed_accuracy": float(right.float().mean()),
+        "certified_accuracy": [
+            float((right & (cert.decremental_int >= r)).float().mean()) for r in RADII
+        ],
+        "median_radius_correct": float(cert.decremental_int[right].float().median()),
+    }
+
+
+def stability_row(g, attributions: torch.Tensor, x: torch.Tensor) -> dict:
+    """The fractions of top-25% explanations certified consistent, and consistent and
+    incrementally stable at r >= 1, for the smoothed classifier g."""
+    with torch.no_grad():
+        cert = explain_and_certify(g, attributions, x, top_fraction=0.25).certificate
+    return {
+        "consistent": float(cert.consistent.float().mean()),
+        "consistent_and_incremental_1": float(
+            (cert.consistent & (cert.incremental_int >= 1)).float().mean()
+        ),
+    }
 
 
 def explanation_table(report: dict) -> list[str]:

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import torch
 from _digits import digits, train_cnn
-from _mus import LAMBDAS, RADII, explanation_table, plot
+from _mus import LAMBDAS, RADII, accuracy_row, explanation_table, plot, stability_row
 
 import xattr
-from xattr.smoothing import MuS, certify, explain_and_certify, finetune
+from xattr.smoothing import MuS, certify, finetune
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAPER_VIT = {1.0: 0.809, 1 / 2: 0.789, 1 / 4: 0.738, 1 / 8: 0.677, 1 / 16: 0.585}
@@ -79,27 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             clean = float((h(x_test).argmax(1) == y_test).float().mean())
         c = certify(g, x_test)
-        right = c.full_label == y_test
-        certified = [float((right & (c.decremental_int >= r)).float().mean()) for r in RADII]
-        rows[lam] = {
-            "clean_accuracy_h": clean,
-            "smoothed_accuracy": float(right.float().mean()),
-            "certified_accuracy": certified,
-            "median_radius_correct": float(c.decremental_int[right].float().median()),
-        }
+        rows[lam] = {"clean_accuracy_h": clean, **accuracy_row(c, y_test)}
+        certified = rows[lam]["certified_accuracy"]
         x = x_test[: args.explained]
         target = c.full_label[: args.explained]
-        stability[lam] = {}
-        for name, fn in explainers(args.seed).items():
-            a = fn(g, g_probs, x, target)
-            e = explain_and_certify(g, a, x, top_fraction=0.25)
-            cert = e.certificate
-            stability[lam][name] = {
-                "consistent": float(cert.consistent.float().mean()),
-                "consistent_and_incremental_1": float(
-                    (cert.consistent & (cert.incremental_int >= 1)).float().mean()
-                ),
-            }
+        stability[lam] = {
+            name: stability_row(g, fn(g, g_probs, x, target), x)
+            for name, fn in explainers(args.seed).items()
+        }
         print(
             f"lambda {lam:g}: clean h {clean:.3f}, smoothed {rows[lam]['smoothed_accuracy']:.3f}, "
             f"certified @1 {certified[1]:.3f}; explanations "
