@@ -34,7 +34,6 @@ overhead = 1 - ideal / wall.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime
 import importlib
 import json
@@ -57,6 +56,8 @@ from torch import Tensor, nn
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench_ops import cpu_name, loadavg, set_malloc  # noqa: E402
 
 import xattr  # noqa: E402
 from xattr import ops  # noqa: E402
@@ -305,61 +306,24 @@ def ideal_batch(case: Case, rows: int, gradient: bool, batches: tuple[int, ...])
     return best[1]
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's mallopt parameters
-
-
-def set_malloc(mode: str) -> str:
-    """``system`` (default) leaves glibc alone: what a user gets. With its defaults
-    an allocation over the mmap threshold (at most 32 MiB) is fresh mmap'ed memory,
-    one page fault per 4 KiB on first touch, so a forward call whose activations
-    cross it can cost much more per row than a smaller one. ``reuse`` keeps freed
-    memory in the heap (as a caching allocator would), to see compute alone.
-    Returns the mode in effect."""
-    if mode == "system":
-        return mode
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        print(f"note: no glibc mallopt here; --malloc {mode} ignored", flush=True)
-        return "system"
-    ok = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
-    return mode if ok else "system"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [float(v) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def machine_info(args: argparse.Namespace) -> dict[str, Any]:
-    import captum
-    import shap
-
-    return {
+def machine_info(libraries: tuple[str, ...] = ("captum", "shap")) -> dict[str, Any]:
+    """The machine, the versions (torch, xattr and ``libraries``) and the load now."""
+    info = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
-        "captum": captum.__version__,
-        "shap": shap.__version__,
-        "xattr": getattr(xattr, "__version__", "dev"),
-        "threads": torch.get_num_threads(),
-        "loadavg_before": loadavg(),
     }
+    for name in libraries:
+        info[name] = importlib.import_module(name).__version__
+    info.update(
+        xattr=getattr(xattr, "__version__", "dev"),
+        threads=torch.get_num_threads(),
+        loadavg_before=loadavg(),
+    )
+    return info
 
 
 # ----------------------------------------------------------------------------- runners
@@ -851,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    info = machine_info(args)
+    info = machine_info()
     info["blas_threads"] = blas
     info["malloc"] = malloc
     print(

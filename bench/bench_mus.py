@@ -37,10 +37,7 @@ to show where MuS's time beyond (b) goes.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -54,7 +51,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-import xattr
 from xattr.explainers._common import Targets, rows_per_batch
 from xattr.explainers._game import Game
 from xattr.ops import mask_apply
@@ -409,17 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     args.loop_rounds = args.loop_rounds or (2 if args.quick else 15)
     torch.set_num_threads(1)
     t_start = time.perf_counter()
-    machine = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": be.cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "xattr": getattr(xattr, "__version__", "dev"),
-        "threads": torch.get_num_threads(),
-        "loadavg_before": be.loadavg(),
-    }
+    machine = be.machine_info(libraries=())
     print(
         f"bench_mus: torch {machine['torch']}, 1 thread, {machine['cpu']}, "
         f"load {machine['loadavg_before']}; B {args.inputs}, q {args.q}, "

@@ -550,7 +550,7 @@ def set_malloc(mode: str) -> str:
 
 
 # ----------------------------------------------------------------- reports
-def _cpu_model() -> str:
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -571,12 +571,12 @@ def machine_info() -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
         "cpu_count": os.cpu_count(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_name(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "mkl": torch.backends.mkl.is_available(),
         "openmp": torch.backends.openmp.is_available(),
-        "loadavg_1_5_15": _loadavg(),
+        "loadavg_1_5_15": loadavg(),
         "env": {
             k: v
             for k, v in sorted(os.environ.items())
@@ -595,7 +595,7 @@ def _library_stamp() -> dict[str, str] | None:
     return {"path": path, "built": built.isoformat(timespec="seconds")}
 
 
-def _loadavg() -> list[float] | None:
+def loadavg() -> list[float] | None:
     """The system load: other processes on the cores skew the timings (and stall
     OpenMP barriers), so a run on a busy machine is worth repeating."""
     try:
@@ -737,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     config["seconds"] = round(time.perf_counter() - t_start, 1)
-    config["loadavg_after"] = _loadavg()
+    config["loadavg_after"] = loadavg()
 
     print()
     print(text_table(results))

@@ -38,10 +38,7 @@ marks around the model for the backward), to show where (a)'s time beyond (b) go
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import time
 import traceback
 from collections.abc import Callable
@@ -53,7 +50,6 @@ import torch
 from bench_mus import interleaved, median_ms
 from torch import Tensor
 
-import xattr
 from xattr import IntegratedGradients, ShapleyIntegratedGradients, ops
 from xattr.baselines import resolve
 from xattr.explainers._common import Targets, format_baselines, format_inputs
@@ -521,21 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     args.rounds = args.rounds or (3 if args.quick else 21)
     args.loop_rounds = args.loop_rounds or (2 if args.quick else 7)
     torch.set_num_threads(1)
-    import captum
 
     t_start = time.perf_counter()
-    machine = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": be.cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "captum": captum.__version__,
-        "xattr": getattr(xattr, "__version__", "dev"),
-        "threads": torch.get_num_threads(),
-        "loadavg_before": be.loadavg(),
-    }
+    machine = be.machine_info(libraries=("captum",))
     print(
         f"bench_sig: torch {machine['torch']}, 1 thread, {machine['cpu']}, "
         f"load {machine['loadavg_before']}; B {args.inputs}, m {args.m}, "
