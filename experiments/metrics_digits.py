@@ -29,24 +29,12 @@ import time
 from pathlib import Path
 
 import torch
-from _digits import digits, train_cnn
-from torch import nn
+from _digits import Probabilities, explained_digits, superpixel_ids
 
 import xattr
 from xattr import metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-class Probabilities(nn.Module):
-    """The model's class probabilities (what the curves and KernelShap explain)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(x), dim=1)
 
 
 def explainers(superpixels: torch.Tensor, seed: int) -> dict:
@@ -81,16 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
 
-    x_train, y_train, x_test, y_test = digits(args.seed)
-    model = train_cnn(x_train, y_train)
-    with torch.no_grad():
-        accuracy = float((model(x_test).argmax(1) == y_test).float().mean())
-    prob = Probabilities(model).eval()
-    x = x_test[: args.examples]
-    with torch.no_grad():
-        target = prob(x).argmax(1)
-    r = torch.arange(8) // 2
-    superpixels = (r[:, None] * 4 + r[None, :]).view(1, 1, 8, 8)
+    model, prob, x, target, accuracy = explained_digits(args.seed, args.examples)
+    superpixels = superpixel_ids()
 
     table, curves = {}, {}
     explain = explainers(superpixels, args.seed)

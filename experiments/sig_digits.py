@@ -38,8 +38,7 @@ import time
 from pathlib import Path
 
 import torch
-from _digits import digits, train_cnn
-from metrics_digits import Probabilities
+from _digits import explained_digits, superpixel_ids
 
 import xattr
 from xattr import metrics
@@ -51,12 +50,6 @@ BLUR_SIGMA = 1.0
 UNIFORM_DRAWS = 4
 TOP_K = 4
 D = 16
-
-
-def superpixel_mask() -> torch.Tensor:
-    """Feature ids [1, 1, 8, 8]: 16 superpixels of 2 x 2 pixels, row-major."""
-    r = torch.arange(8) // 2
-    return (r[:, None] * 4 + r[None, :]).view(1, 1, 8, 8)
 
 
 def sig_name(combine: str, ref: str, m: int) -> str:
@@ -153,15 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
 
-    x_train, y_train, x_test, y_test = digits(args.seed)
-    model = train_cnn(x_train, y_train)
-    with torch.no_grad():
-        accuracy = float((model(x_test).argmax(1) == y_test).float().mean())
-    prob = Probabilities(model).eval()
-    x = x_test[: args.examples]
-    with torch.no_grad():
-        target = prob(x).argmax(1)
-    superpixels = superpixel_mask()
+    _, prob, x, target, accuracy = explained_digits(args.seed, args.examples)
+    superpixels = superpixel_ids()
     xattr.IntegratedGradients(prob).attribute(x[:2], target=target[:2], n_steps=4)  # warm-up
 
     attrs, timing = {}, {}
