@@ -247,6 +247,7 @@ def markdown(report: dict[str, Any]) -> str:
         "| metric | Quantus ms | Captum ms | xattr ms | speed-up | max abs difference |",
         "|---|---:|---:|---:|---:|---:|",
     ]
+
     def fmt(v: float, spec: str, unit: str = "") -> str:  # nan: the library was not run
         return "-" if v != v else format(v, spec) + unit
 
