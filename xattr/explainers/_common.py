@@ -222,7 +222,7 @@ def rows_per_batch(
             raise ValueError(f"{name}: expected a positive int, got {requested!r}")
         return requested
     budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
-    row_bytes = max(1, sum(t[0].numel() * t.element_size() for t in inputs) * per_row_copies)
+    row_bytes = max(1, example_bytes(inputs) * per_row_copies)
     rows = max(1, budget // (row_bytes * ACTIVATION_FACTOR))
     if inputs[0].device.type == "cpu":
         # On a CPU, batches whose activations outgrow the caches (or the allocator's
@@ -308,17 +308,17 @@ class Targets:
         raise TypeError(f"target: unsupported target {target!r}")
 
     def select(self, out: Tensor, rows_per_example: int, first_example: int = 0) -> Tensor:
-        """Model outputs for rows ordered example-major -> [rows, T]."""
+        """Model outputs for rows ordered example-major -> [rows, T] (also for 0 rows)."""
         n = out.shape[0]
         if self.kind == "none":
-            if out[0].numel() != 1 if n else False:
+            if n_elements(out) != 1:
                 raise ValueError(
                     f"target: the model returns {tuple(out.shape[1:])} values per example; "
                     "give target= to choose one (or target='all')"
                 )
             return out.reshape(n, 1)
         if self.kind == "all":
-            return out.reshape(n, -1)
+            return out.reshape(n, n_elements(out))
         if self.kind == "fixed":
             if out.dim() - 1 < len(self.fixed):
                 raise ValueError(
@@ -326,11 +326,12 @@ class Targets:
                     f"the model returns {tuple(out.shape[1:])}"
                 )
             self._check_range(out, self.fixed)
-            return out[(slice(None), *self.fixed)].reshape(n, -1)
+            sel = out[(slice(None), *self.fixed)]
+            return sel.reshape(n, n_elements(sel))
         if self.kind == "per_example_tuple":
             ex = torch.arange(n) // rows_per_example + first_example
-            sel = torch.stack([out[(r, *self.fixed[int(e)])] for r, e in enumerate(ex.tolist())])
-            return sel.reshape(n, -1)
+            sel = [out[(r, *self.fixed[int(e)])] for r, e in enumerate(ex.tolist())]
+            return torch.stack(sel).reshape(n, -1) if sel else out.new_empty((0, 1))
         if out.dim() != 2:
             raise ValueError(
                 "target: per-example indices need outputs [batch, classes], "
@@ -362,7 +363,8 @@ class Targets:
     def _set_index(self, index: Tensor) -> None:
         """Per-example indices [B, T] and their range (checked against the outputs)."""
         self.index = index
-        self.bottom, self.top = int(index.min()), int(index.max())
+        empty = index.numel() == 0  # an empty batch: nothing to check
+        self.bottom, self.top = (0, -1) if empty else (int(index.min()), int(index.max()))
         self._cache: tuple = (None, None, None)
 
     def _wrapped(self, C: int, device: torch.device) -> Tensor:
@@ -446,7 +448,13 @@ def progress(total: int, enabled: bool, desc: str):
 
 
 def n_elements(t: Tensor) -> int:
+    """Elements of one example of a batched tensor (also for an empty batch)."""
     return math.prod(t.shape[1:])
+
+
+def example_bytes(inputs: Sequence[Tensor]) -> int:
+    """Bytes of one example across the inputs (also for an empty batch)."""
+    return sum(n_elements(t) * t.element_size() for t in inputs)
 
 
 def seq(x: Any) -> Sequence:

@@ -21,10 +21,12 @@ from xattr.explainers._common import (
     attribution_dtype,
     check_finite,
     check_model_output,
+    example_bytes,
     expand_additional_args,
     flag,
     format_baselines,
     format_inputs,
+    n_elements,
     positive_int,
     progress,
     rows_per_batch,
@@ -57,7 +59,7 @@ def format_feature_mask(
     if feature_mask is None:
         groups, start = [], 0
         for x in inputs:
-            n = x[0].numel()
+            n = n_elements(x)
             groups.append(torch.arange(start, start + n, device=x.device).view(1, *x.shape[1:]))
             start += n
         return tuple(groups), torch.arange(start)
@@ -130,8 +132,7 @@ class Game:
         self.B = inputs[0].shape[0]
         self.evaluations = 0  # model rows evaluated so far (per input)
         self.output_dtype = torch.get_default_dtype()  # the model's, once it has run
-        row_bytes = sum(t[0].numel() * t.element_size() for t in inputs)
-        self.chunk_rows = max(self.rows, PERTURBED_BYTES // max(1, row_bytes))
+        self.chunk_rows = max(self.rows, PERTURBED_BYTES // max(1, example_bytes(inputs)))
         if isinstance(self.removal, MarginalRemoval):
             bg, _ = format_inputs(self.removal.background, "background")
             if len(bg) != len(inputs):
@@ -177,7 +178,8 @@ class Game:
         args = () if self.args is None else expand_additional_args(self.args, self.B, per_example)
         outs = []
         with torch.no_grad():
-            for a in range(0, n, self.rows):
+            # an empty batch still makes one (empty) call: the outputs' shape and dtype
+            for a in range(0, max(n, 1), self.rows):
                 b = min(n, a + self.rows)
                 part = pert if b - a == n else tuple(t[a:b] for t in pert)
                 extra = slice_additional_args(args, n, a, b) if args else ()
@@ -206,11 +208,12 @@ class Game:
         if isinstance(self.removal, MarginalRemoval):
             N = self.background[0].shape[0]
             v = self._forward(self._perturb(masks, N), N * s, None)
-            return v.view(self.B, N, s, -1).mean(1)
+            return v.view(self.B, N, s, v.shape[-1]).mean(1)
         rows_masks = None
         if isinstance(self.removal, ConditionalRemoval):  # the surrogate reads the masks
             rows_masks = masks.expand(self.B, s, self.d).reshape(self.B * s, self.d)
-        return self._forward(self._perturb(masks, 1), s, rows_masks).view(self.B, s, -1)
+        v = self._forward(self._perturb(masks, 1), s, rows_masks)
+        return v.view(self.B, s, v.shape[-1])
 
     def __call__(self, masks: Tensor) -> Tensor:
         """v(S) for every input and every mask row: [B, S, T] (float64)."""
@@ -309,14 +312,16 @@ class Setup:
         )
 
     def per_feature(self, phi: Tensor) -> Tensor:
-        """[B, T, d] -> [B, D] for one target, [B, T, D] for several, with D = the largest
-        feature id + 1 and column k the feature with id k (zeros for unused ids), as
-        Captum's interpretable-space outputs; dtype as :meth:`output`'s."""
+        """[B, T, d] -> [B, D] for one target, [B, T, D] for several: Captum's
+        interpretable space, where column k is the feature with id ``min_id + k`` and
+        D = max_id - min_id + 1 (ids shifted to start at 0, as Captum shifts them;
+        zeros for ids no element has); dtype as :meth:`output`'s."""
         phi = phi.to(attribution_dtype(self.inputs[0], self.game.output_dtype))
-        top = int(self.ids[-1]) + 1 if self.d else 0
+        cols = self.ids - self.ids[0] if self.d else self.ids
+        top = int(cols[-1]) + 1 if self.d else 0
         if top != self.d:
             full = phi.new_zeros((*phi.shape[:2], top))
-            full[..., self.ids.to(phi.device)] = phi
+            full[..., cols.to(phi.device)] = phi
             phi = full
         return phi if self.targets.multi else phi[:, 0]
 

@@ -92,7 +92,7 @@ class FeatureAblation(PerturbationAttribution):
         device = setup.inputs[0].device
         # as many masks per game call as fill its batches, at least 2^24 mask entries;
         # the first call also evaluates the full coalition (row 0)
-        chunk = max(1, _MASK_ELEMENTS // max(1, d), game.rows // setup.B)
+        chunk = max(1, _MASK_ELEMENTS // max(1, d), game.rows // max(1, setup.B))
         diffs, v_full = [], None
         for j0 in range(0, d, chunk):
             j1 = min(d, j0 + chunk)

@@ -190,7 +190,7 @@ class Occlusion(PerturbationAttribution):
         marginal = isinstance(removal, MarginalRemoval)
         N = repl[0].shape[0] if marginal else 1
         rows = max(rows_per_batch(xs, None, memory_budget), B * N * ppe)
-        per_chunk = max(1, rows // (B * N))
+        per_chunk = max(1, rows // max(1, B * N))
         f = self.forward_func
         args = additional_forward_args
 
@@ -231,13 +231,14 @@ class Occlusion(PerturbationAttribution):
                     .reshape(B * N * c, *xj.shape[1:])
                     for j, xj in enumerate(xs)
                 )
-                v = forward(pert, N * c).view(B, N, c, -1).mean(1)  # [B, c, T]
+                v = forward(pert, N * c)
+                v = v.view(B, N, c, v.shape[-1]).mean(1)  # [B, c, T]
                 diff = v_full.unsqueeze(1) - v
                 wd = win.to(torch.float64)
                 acc += torch.einsum("bct,ce->bte", diff, wd)
                 cover += wd.sum(0)
                 bar.update(c)
-            a = (acc / cover).reshape(B, -1, *feat)
+            a = (acc / cover).reshape(B, acc.shape[1], *feat)
             a = a.to(attribution_dtype(x, output_dtype))
             results.append(a if targets.multi else a[:, 0])
         bar.close()

@@ -48,6 +48,7 @@ from xattr.explainers._common import (
     TensorOrTuple,
     check_forward_func,
     check_model_output,
+    example_bytes,
     expand_additional_args,
     flag,
     format_baselines,
@@ -119,7 +120,7 @@ def _samples_per_call(
     """(Captum's samples per example per ``perturb_func`` call, the most the budget holds)."""
     B = xs[0].shape[0]
     budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
-    row_bytes = max(1, sum(t[0].numel() * t.element_size() for t in xs) * copies)
+    row_bytes = max(1, example_bytes(xs) * copies)
     fit = max(1, min(n, budget // (row_bytes * B)))
     if max_examples_per_batch is None:
         return fit, fit
