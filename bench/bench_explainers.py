@@ -319,13 +319,13 @@ def installed(name: str) -> bool:
 
 
 def require(names: list[str]) -> None:
-    """A full run (one that writes bench/results) needs every library it compares with;
-    --quick runs skip the missing ones."""
+    """A full run (one that writes bench/results) needs every package it measures or
+    compares with; --quick runs skip what is missing."""
     missing = [n for n in names if not installed(n)]
     if missing:
         raise SystemExit(
-            f"{', '.join(missing)} not installed: a full run compares with them "
-            '(pip install -e ".[bench]"); --quick runs without them'
+            f"{', '.join(missing)} not installed: a full run needs them "
+            "(make experiments-install); --quick runs without them"
         )
 
 

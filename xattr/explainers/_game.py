@@ -27,11 +27,13 @@ from xattr.explainers._common import (
     format_baselines,
     format_inputs,
     n_elements,
-    positive_int,
+    per_eval,
     progress,
     rows_per_batch,
+    run_model,
     slice_additional_args,
     warn_if_training,
+    warn_tiny_batches,
 )
 from xattr.explainers.removal import (
     BaselineRemoval,
@@ -185,9 +187,9 @@ class Game:
                 extra = slice_additional_args(args, n, a, b) if args else ()
                 if isinstance(self.removal, ConditionalRemoval):
                     out = self.removal.surrogate(*part, masks[a:b], *extra)
+                    outs.append(check_model_output(out, b - a, finite=False))
                 else:
-                    out = self.f(*part, *extra)
-                outs.append(check_model_output(out, b - a, finite=False))
+                    outs.append(run_model(self.f, part, extra, b - a, finite=False))
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         self.output_dtype = out.dtype
         return self.targets.select(out, per_example).to(torch.float64)
@@ -224,6 +226,7 @@ class Game:
             raise ValueError(f"masks: expected {self.d} features, got {m3.shape[-1]}")
         S = m3.shape[1]
         copies = self.background[0].shape[0] if isinstance(self.removal, MarginalRemoval) else 1
+        warn_tiny_batches(self.rows, self.B * copies * S)
         step = max(1, self.chunk_rows // max(1, self.B * copies))
         bar = progress(S, self.show_progress, self.desc)
         parts = []
@@ -294,8 +297,7 @@ class Setup:
         # Captum's perturbations_per_eval (default 1, one copy per forward call) is
         # checked for compatibility but batches follow the memory budget: the
         # results never depend on it.
-        if perturbations_per_eval is not None:
-            positive_int("perturbations_per_eval", perturbations_per_eval)
+        per_eval(perturbations_per_eval)
         rows = rows_per_batch(self.inputs, None, memory_budget)
         self.game = Game(
             forward_func,

@@ -25,6 +25,7 @@ from xattr.explainers._common import (
     format_inputs,
     progress,
     rows_per_batch,
+    run_model,
     warn_if_training,
 )
 from xattr.ops import _checks
@@ -70,7 +71,7 @@ def selected(
     first_example: int,
 ) -> Tensor:
     """Selected outputs [rows, T] of the model at ``points`` (checked)."""
-    out = forward_func(*points, *args)
+    out = run_model(forward_func, points, args, points[0].shape[0])
     return _select_checked(out, points[0].shape[0], targets, rows_per_example, first_example)
 
 

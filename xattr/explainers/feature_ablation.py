@@ -11,7 +11,7 @@ from xattr.explainers._common import (
     PerturbationAttribution,
     TargetType,
     TensorOrTuple,
-    positive_int,
+    per_eval,
 )
 from xattr.explainers._game import Setup
 from xattr.explainers.removal import Removal
@@ -73,7 +73,7 @@ class FeatureAblation(PerturbationAttribution):
             [B, *F] per input ([B, T, *F] for several targets / "all"), a tuple when
             ``inputs`` is a tuple.
         """
-        ppe = positive_int("perturbations_per_eval", perturbations_per_eval)
+        ppe = per_eval(perturbations_per_eval) or 1
         setup = Setup(
             self.forward_func,
             inputs,

@@ -47,7 +47,6 @@ from xattr.explainers._common import (
     TargetType,
     TensorOrTuple,
     check_forward_func,
-    check_model_output,
     example_bytes,
     expand_additional_args,
     flag,
@@ -57,6 +56,7 @@ from xattr.explainers._common import (
     progress,
     repeat_per_example,
     rows_per_batch,
+    run_model,
     slice_additional_args,
     warn_if_training,
 )
@@ -184,7 +184,7 @@ def _selected_outputs(
     for start, stop, rows_per_example, first in _row_blocks(B, per_example, rows):
         part = tuple(x[start:stop] for x in xs)
         extra = slice_additional_args(args, n, start, stop)
-        out = check_model_output(forward_func(*part, *extra), stop - start)
+        out = run_model(forward_func, part, extra, stop - start)
         sel = targets.select(out, rows_per_example, first)
         if sel.shape[1] != 1:
             raise ValueError(
