@@ -64,7 +64,7 @@ def format_feature_mask(
             n = n_elements(x)
             groups.append(torch.arange(start, start + n, device=x.device).view(1, *x.shape[1:]))
             start += n
-        return tuple(groups), torch.arange(start)
+        return tuple(groups), torch.arange(max(start, 1))
     masks = feature_mask if isinstance(feature_mask, (tuple, list)) else (feature_mask,)
     if len(masks) != len(inputs):
         raise ValueError(
@@ -89,6 +89,10 @@ def format_feature_mask(
             ) from None
         groups.append(g.to(device=x.device, dtype=torch.int64))
     ids = torch.unique(torch.cat([g.reshape(-1).cpu() for g in groups]))
+    if ids.numel() == 0:
+        # no element at all (an empty batch with per-example masks, or inputs with no
+        # elements): one feature that owns nothing, whose value is exactly 0
+        ids = torch.zeros(1, dtype=torch.int64)
     remapped = tuple(
         torch.searchsorted(ids.to(g.device), g.reshape(-1)).view(g.shape).contiguous()
         for g in groups

@@ -140,7 +140,7 @@ class LayerIntegratedGradients(GradientAttribution):
         handles = self._hooks(to_input, keep, keep)
         try:
             with torch.no_grad():
-                for s in range(0, B, rows):
+                for s in range(0, max(B, 1), rows):  # an empty batch: one empty call
                     e = min(B, s + rows)
                     store.clear()
                     self.forward_func(*(x[s:e] for x in xs), *chunk_args(args, B, s, e, 1))
