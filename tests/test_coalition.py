@@ -838,7 +838,9 @@ def test_solvers_read_mask_bytes_as_torch_does(per_example):
     }
     for name, call in calls.items():
         got, want = call(odd), call(masks)
-        for a, b in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+        for a, b in zip(
+            got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)
+        ):
             assert torch.equal(a, b), name
     flat = odd.reshape(-1, d)
     assert torch.equal(ops.pack_masks(flat), ops.pack_masks(masks.reshape(-1, d)))
@@ -857,7 +859,9 @@ def test_references_read_mask_bytes_as_torch_does():
     assert torch.equal(
         ref.kernel_shap_solve(odd, w, v, ve, vf), ref.kernel_shap_solve(masks, w, v, ve, vf)
     )
-    assert torch.equal(ref.linear_fit(odd, w, v, 0.1, False)[0], ref.linear_fit(masks, w, v, 0.1, False)[0])
+    assert torch.equal(
+        ref.linear_fit(odd, w, v, 0.1, False)[0], ref.linear_fit(masks, w, v, 0.1, False)[0]
+    )
     assert torch.equal(ref.banzhaf_msr(odd, None, v), ref.banzhaf_msr(masks, None, v))
 
 
@@ -951,8 +955,12 @@ def test_solvers_report_overflow_of_finite_values():
     calls = {
         "kernel_shap_solve": lambda: ops.kernel_shap_solve(m, w, v, v[:, 0], v[:, -1]),
         "linear_fit": lambda: ops.linear_fit(m, w, v, method="ridge"),
-        "exact_shapley": lambda: ops.exact_shapley(torch.tensor([[-HUGE, HUGE] * 4], dtype=F64) * 1e8),
-        "exact_banzhaf": lambda: ops.exact_banzhaf(torch.tensor([[-HUGE, HUGE] * 4], dtype=F64) * 1e8),
+        "exact_shapley": lambda: ops.exact_shapley(
+            torch.tensor([[-HUGE, HUGE] * 4], dtype=F64) * 1e8
+        ),
+        "exact_banzhaf": lambda: ops.exact_banzhaf(
+            torch.tensor([[-HUGE, HUGE] * 4], dtype=F64) * 1e8
+        ),
     }
     for name, call in calls.items():
         with pytest.raises(ValueError, match=rf"{name}: the result overflowed"):

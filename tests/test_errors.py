@@ -902,7 +902,10 @@ def _named_c_cases():
             lambda: C.pack(
                 masks=buf(torch.zeros(4, 1, dtype=torch.bool)),
                 keys=buf(torch.zeros(4, 1, dtype=torch.int64)),
-                n=4, d=0, unpack=False, **WHERE,
+                n=4,
+                d=0,
+                unpack=False,
+                **WHERE,
             ),
             "d",
         ),  # fmt: skip

@@ -609,7 +609,12 @@ def test_mask_bytes_other_than_one_are_present():
     for m, o in ((masks, odd), (masks[0], odd[0])):
         want = expected(x, m, fm, 0.0)
         assert torch.equal(ops.mask_apply(x, o, fm), want)
-        assert torch.equal(_reference.mask_apply(x, torch.zeros(1, 6, dtype=torch.float64), fm[None], o if o.dim() == 3 else o[None]), want)
+        assert torch.equal(
+            _reference.mask_apply(
+                x, torch.zeros(1, 6, dtype=torch.float64), fm[None], o if o.dim() == 3 else o[None]
+            ),
+            want,
+        )
 
 
 def test_sampled_per_example_row_bound_counts_the_batch():

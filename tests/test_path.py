@@ -498,12 +498,16 @@ def test_empty_batch_steps_or_baselines(per_example):
     )
     assert torch.equal(out, torch.zeros(2, 4, dtype=F64))
     assert ops.path_points(x, torch.zeros(1, 2, 4, dtype=F64), a[:0]).shape == (2, 2, 0, 4)
-    assert ops.path_points(torch.zeros(2, 0, dtype=F64), torch.zeros(1, 2, 0, dtype=F64), a).shape == (2, 2, 3, 0)
+    assert ops.path_points(
+        torch.zeros(2, 0, dtype=F64), torch.zeros(1, 2, 0, dtype=F64), a
+    ).shape == (2, 2, 3, 0)
     # No baselines: their sum (and the per-path rows) are empty sums; their mean is not.
     nb = torch.zeros(1, 0, 4, dtype=F64)
     g = torch.zeros(2, 0, 3, 4, dtype=F64)
     assert ops.path_points(x, nb, a).shape == (2, 0, 3, 4)
-    assert torch.equal(ops.path_integrate(g, x, nb, w, reduction="sum"), torch.zeros(2, 4, dtype=F64))
+    assert torch.equal(
+        ops.path_integrate(g, x, nb, w, reduction="sum"), torch.zeros(2, 4, dtype=F64)
+    )
     assert ops.path_integrate(g, x, nb, w, reduction="none").shape == (2, 0, 4)
     with pytest.raises(ValueError, match="baselines: the mean over baselines"):
         ops.path_integrate(g, x, nb, w)

@@ -202,7 +202,8 @@ void quadrature(const char* method, int64_t n, std::vector<double>* alphas,
         m + "'");
   }
   if (n < 2)
-    throw std::invalid_argument("n_steps: must be >= 2 for Riemann rules, got " + std::to_string(n));
+    throw std::invalid_argument("n_steps: must be >= 2 for Riemann rules, got " +
+                                std::to_string(n));
   const double dn = static_cast<double>(n);
   // Captum's rules: equal steps 1/n; the trapezoid halves both end steps.
   weights->assign(static_cast<size_t>(n), 1.0 / dn);

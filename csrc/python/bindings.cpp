@@ -177,8 +177,8 @@ void sample(int sampler, const Buf& out, int64_t n, int64_t d, int64_t row_offse
       break;
     case Sampler::kEnumerate:
       if (d > kMaxEnumerationFeatures) {
-        bad("d: enumeration supports d <= " + std::to_string(kMaxEnumerationFeatures) +
-            ", got " + std::to_string(d));
+        bad("d: enumeration supports d <= " + std::to_string(kMaxEnumerationFeatures) + ", got " +
+            std::to_string(d));
       }
       if (row_offset + n > (int64_t(1) << d)) {
         bad("n: enumeration has 2^d rows (" + std::to_string(int64_t(1) << d) +

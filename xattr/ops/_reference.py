@@ -682,8 +682,8 @@ def path_points(x: Tensor, base: Tensor, alphas: Tensor) -> Tensor:
     Returns [B, K, J, E], with Captum's order of operations, so the same rounding.
     """
     bv = base.unsqueeze(2)  # [Bb, K, 1, E]
-    a = alphas.to(x.dtype).view(1, 1, -1, 1)
-    out = a * (x.view(x.shape[0], 1, 1, -1) - bv)
+    a = alphas.to(x.dtype).view(1, 1, alphas.shape[0], 1)
+    out = a * (x.view(x.shape[0], 1, 1, x.shape[1]) - bv)
     return out.add_(bv)  # in place: the same two roundings, one [B, K, J, E] buffer
 
 
