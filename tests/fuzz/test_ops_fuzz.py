@@ -51,6 +51,18 @@ def masks_of(shape, seed: int, odd: bool) -> torch.Tensor:
     return (raw * m.to(torch.uint8)).view(torch.bool)
 
 
+def full_design(B: int, d: int, per_example: bool, odd: bool, seed: int) -> torch.Tensor:
+    """All 2^d coalitions in a random order ([n, d], or [B, n, d] per example): a design
+    of full rank for every d; with ``odd`` the True bytes are random values in 2..255."""
+    n = 2**d
+    full = ops.enumerate_coalitions(d)[torch.randperm(n, generator=gen(seed))]
+    masks = full.expand(B, n, d).clone() if per_example else full
+    if not odd:
+        return masks
+    raw = torch.randint(2, 256, masks.shape, generator=gen(seed + 1), dtype=torch.uint8)
+    return (raw * masks.to(torch.uint8)).view(torch.bool)
+
+
 def values_of(shape, dtype, seed: int, scale: float) -> torch.Tensor:
     v = torch.randn(shape, generator=gen(seed), dtype=F64) * scale
     if dtype == F32:
@@ -221,14 +233,8 @@ def test_fuzz_mask_apply_sampled(B, S, d, sampler, per_example, big_offset, seed
     seed=SEEDS,
 )
 def test_fuzz_kernel_shap_solve(B, d, T, dtype, per_masks, odd, strided, scale, seed):
-    # All 2^d coalitions, in a random order: the design has full rank for every d.
     n = 2**d
-    order = torch.randperm(n, generator=gen(seed))
-    full = ops.enumerate_coalitions(d)[order]
-    masks = full.expand(B, n, d).clone() if per_masks else full
-    if odd:
-        raw = torch.randint(2, 256, masks.shape, generator=gen(seed + 1), dtype=torch.uint8)
-        masks = (raw * masks.to(torch.uint8)).view(torch.bool)
+    masks = full_design(B, d, per_masks, odd, seed)
     w = torch.rand(n, generator=gen(seed + 2), dtype=F64).to(dtype) + 0.5
     vshape = (B, n) if T is None else (B, n, T)
     v = values_of(vshape, dtype, seed + 3, scale)
@@ -318,12 +324,7 @@ def test_fuzz_permutation_accumulate(B, P, d, T, dtype, per_example, id_dtype, w
 )
 def test_fuzz_banzhaf_msr(B, d, T, dtype, per_masks, odd, counts, scale, seed):
     n = 2**d  # every feature is in some coalition and out of another
-    order = torch.randperm(n, generator=gen(seed))
-    full = ops.enumerate_coalitions(d)[order]
-    masks = full.expand(B, n, d).clone() if per_masks else full
-    if odd:
-        raw = torch.randint(2, 256, masks.shape, generator=gen(seed + 1), dtype=torch.uint8)
-        masks = (raw * masks.to(torch.uint8)).view(torch.bool)
+    masks = full_design(B, d, per_masks, odd, seed)
     c = torch.randint(1, 4, (n,), generator=gen(seed + 2)) if counts else None
     v = values_of((B, n) if T is None else (B, n, T), dtype, seed + 3, scale)
     got, exc = call(lambda: ops.banzhaf_msr(masks, v, c))
