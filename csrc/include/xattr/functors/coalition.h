@@ -106,8 +106,8 @@ struct WlsGramOp {  // row = group
     for (int64_t i = 0; i < m * m; ++i) G[i] = 0.0;
     for (int64_t r = 0; r < p.n; ++r) {
       const uint8_t* z = p.masks + g * p.mask_bstride + r * p.d;
-      const int32_t zd = z[m] & 1;
-      for (int64_t i = 0; i < m; ++i) act[i] = (z[i] & 1) ^ zd;
+      const int32_t zd = mask_bit(z[m]);
+      for (int64_t i = 0; i < m; ++i) act[i] = mask_bit(z[i]) ^ zd;
       add_binary_outer(G, m, act, idx, ld<T>(p.weights, g * p.weight_bstride + r));
     }
     cholesky_drop(G, m);
@@ -127,11 +127,11 @@ struct WlsSolveOp {  // row = b * T + t
     for (int64_t i = 0; i < m; ++i) c[i] = 0.0;
     for (int64_t r = 0; r < p.n; ++r) {
       const uint8_t* z = p.masks + b * p.mask_bstride + r * p.d;
-      const uint8_t zd = z[m] != 0;
+      const uint8_t zd = mask_bit(z[m]);
       const double y = ld<T>(p.values, (b * p.n + r) * p.T + t) - v0 - (zd ? delta : 0.0);
       const double wy = ld<T>(p.weights, b * p.weight_bstride + r) * (zd ? -y : y);
       const int zb = zd ? 1 : 0;  // no branches in the loop: masks are random
-      for (int64_t i = 0; i < m; ++i) c[i] += wy * static_cast<double>((z[i] & 1) ^ zb);
+      for (int64_t i = 0; i < m; ++i) c[i] += wy * static_cast<double>(mask_bit(z[i]) ^ zb);
     }
     cholesky_solve(L, m, c);
     T* out = static_cast<T*>(p.out) + bt * p.d;
@@ -170,7 +170,7 @@ struct LinearGramOp {  // row = group
       const uint8_t* z = p.masks + g * p.mask_bstride + r * d;
       const double w = ld<T>(p.weights, g * p.weight_bstride + r);
       for (int64_t i = 0; i < d; ++i) {
-        act[i] = z[i] & 1;
+        act[i] = mask_bit(z[i]);
         xbar[i] += w * static_cast<double>(act[i]);
       }
       add_binary_outer(G, d, act, idx, w);
@@ -217,7 +217,7 @@ struct LinearSolveOp {  // row = b * T + t
       const uint8_t* z = p.masks + b * p.mask_bstride + r * d;
       const double wy = ld<T>(p.weights, b * p.weight_bstride + r) *
                         (ld<T>(p.values, (b * p.n + r) * p.T + t) - ybar);
-      for (int64_t i = 0; i < d; ++i) c[i] += wy * static_cast<double>(z[i] & 1);
+      for (int64_t i = 0; i < d; ++i) c[i] += wy * static_cast<double>(mask_bit(z[i]));
     }
     if (!p.lasso) {
       for (int64_t i = 0; i < d; ++i) beta[i] = c[i];
@@ -314,7 +314,7 @@ struct BanzhafOp {                      // row = b * T + t, col = i
     for (int64_t r = 0; r < p.n; ++r) {
       const double c = p.counts == nullptr ? 1.0 : ld<T>(p.counts, b * p.count_bstride + r);
       const double v = c * ld<T>(p.values, (b * p.n + r) * p.T + t);
-      if (p.masks[b * p.mask_bstride + r * p.d + i] != 0) {
+      if (mask_bit(p.masks[b * p.mask_bstride + r * p.d + i])) {
         s1 += v;
         n1 += c;
       } else {
@@ -345,7 +345,7 @@ struct BanzhafOp {                      // row = b * T + t, col = i
         stot += v;
         ntot += c;
         for (int64_t i = 0; i < nt; ++i) {  // multiply by 0/1, no branch: masks are random
-          const double in = static_cast<double>(z[i] & 1);
+          const double in = static_cast<double>(mask_bit(z[i]));
           s1[i] += in * v;
           n1[i] += in * c;
         }
@@ -440,7 +440,7 @@ struct PackOp {  // row = r, col = word
     uint64_t key = 0;
     const int64_t end = (w + 1) * 64 < p.d ? (w + 1) * 64 : p.d;
     for (int64_t i = w * 64; i < end; ++i) {
-      key |= static_cast<uint64_t>(p.masks[r * p.d + i] != 0) << (i - w * 64);
+      key |= static_cast<uint64_t>(mask_bit(p.masks[r * p.d + i])) << (i - w * 64);
     }
     p.keys[r * W + w] = static_cast<int64_t>(key);
   }
