@@ -301,6 +301,11 @@ case("pi-grads-nan", ValueError, "grads", pi(grads=poisoned(G, NAN)))
 case("pi-grads-int", TypeError, "grads", pi(grads=G.long()))
 case("pi-weights-inf", ValueError, "weights", pi(weights=poisoned(WQ, INF)))
 case("quadrature-method", ValueError, "method", lambda: ops.quadrature("simpson", 4))
+case("device-unknown", ValueError, "device", lambda: ops.subset_masks(4, 3, 1, device="tpu"))
+case("device-type", TypeError, "device", lambda: ops.enumerate_coalitions(3, device=[0]))
+if not torch.cuda.is_available():  # torch's own AssertionError before
+    case("device-no-gpu", ValueError, "device", lambda: ops.permutations(2, 3, device="cuda"))
+    case("device-no-gpu-q", ValueError, "device", lambda: ops.quadrature(device="cuda:0"))
 case("quadrature-n_steps", ValueError, "n_steps", lambda: ops.quadrature("riemann_left", 1))
 
 

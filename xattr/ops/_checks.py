@@ -35,6 +35,29 @@ def tensor(
     return t
 
 
+def device(name: str, value: object) -> torch.device:
+    """A device to allocate on that this torch can use: a CUDA device needs a GPU that
+    torch sees (not torch's own AssertionError)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, torch.device)):
+        raise TypeError(f"{name}: expected a string or torch.device, got {type(value).__name__}")
+    try:
+        dev = torch.device(value)
+    except RuntimeError:
+        raise ValueError(f"{name}: not a device torch knows, got {value!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"{name}: {str(dev)!r} asked for, but torch sees no CUDA GPU "
+                "(torch.cuda.is_available() is False); use 'cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{name}: {str(dev)!r} asked for, but torch sees "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
+    return dev
+
+
 def same_device(**tensors: torch.Tensor | None) -> torch.device:
     """Checks that all given tensors live on one device; returns it."""
     devices = {k: v.device for k, v in tensors.items() if v is not None}

@@ -45,6 +45,7 @@ def quadrature(
     if method not in METHODS:
         raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
     n_steps = _checks.int_arg("n_steps", n_steps, minimum=1 if method == "gausslegendre" else 2)
+    device = _checks.device("device", device)
     if _ext.kernels_available():
         alphas, weights = _ext.lib().quadrature(method, n_steps)
     else:

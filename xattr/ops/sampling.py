@@ -118,7 +118,7 @@ def _sample(
     n = _checks.int_arg("n", n, minimum=0)
     d = _checks.int_arg("d", d, minimum=1)
     row_offset = _checks.int_arg("row_offset", row_offset, minimum=0, maximum=2**63 - 1 - n)
-    out = torch.empty((n, d), dtype=dtype, device=device)
+    out = torch.empty((n, d), dtype=dtype, device=_checks.device("device", device))
     args = SAMPLE_DEFAULTS | kw
     _sample_op(out, SAMPLER_CODES[sampler], row_offset, to_signed64(_checks.seed(seed)), **args)
     return out
