@@ -9,23 +9,15 @@ import warnings
 
 import pytest
 import torch
+from _helpers import GRADIENT_EXPLAINERS, PERTURBATION_EXPLAINERS
 from torch import nn
 
 import xattr
 
 NAN = math.nan
 
-PERTURBATION = [
-    "FeatureAblation",
-    "Occlusion",
-    "KernelShap",
-    "Lime",
-    "ShapleyValueSampling",
-    "ShapleyValues",
-    "Banzhaf",
-    "ExactShapley",
-]
-GRADIENT = ["Saliency", "InputXGradient", "IntegratedGradients", "ShapleyIntegratedGradients"]
+PERTURBATION = PERTURBATION_EXPLAINERS
+GRADIENT = [n for n in GRADIENT_EXPLAINERS if n != "GradientShap"]  # needs baselines
 
 
 def _params(f) -> set[str]:
