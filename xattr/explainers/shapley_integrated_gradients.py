@@ -382,7 +382,7 @@ class _Run:
         coalitions (the weighted sums of the blocks add up)."""
         K = masks.shape[0]
         acc = _Accumulator(self.xs, K, deltas)
-        blocks = _chunks(self.B, K, self.row_bytes * (2 if deltas else 1))
+        blocks = _chunks(self.B, K, 2 * self.row_bytes)
         bar = progress(len(blocks), show_progress, "ShapleyIntegratedGradients")
         for s, e, k0, k1 in blocks:
             bases = self._baselines(masks[k0:k1], s, e)
@@ -422,7 +422,9 @@ class _Run:
                 ends, starts, chunk_args(self.args, self.B, s, e, p), self.targets.take(s, e, p)
             )
             per_path = [a.view(n, p, *a.shape[1:]) for a in res.attributions]  # [n, p, T, *F]
-            weighted = [torch.tensordot(w[p0:p1].to(a.dtype), a, dims=([0], [1])) for a in per_path]
+            weighted = [
+                torch.tensordot(w[p0:p1], a.to(torch.float64), dims=([0], [1])) for a in per_path
+            ]
             delta = None
             if deltas:
                 totals = sum(a.reshape(n, p, a.shape[2], -1).sum(-1) for a in per_path)
@@ -458,8 +460,10 @@ class _Run:
 
 
 class _Accumulator:
-    """Attributions [B, T, *F] per input (summed over blocks of paths) and the paths'
-    deltas [B, T, P], filled block by block (T is known once the model has run)."""
+    """Attributions [B, T, *F] per input (summed over blocks of paths in float64, cast
+    back to the inputs' dtype at the end) and the paths' deltas [B, T, P], filled block
+    by block (T is known once the model has run). The blocks (:func:`_chunks`) depend
+    only on the inputs' size, never on the memory budget."""
 
     def __init__(self, xs: tuple[Tensor, ...], P: int, deltas: bool) -> None:
         self.xs, self.P, self.deltas = xs, P, deltas
@@ -477,7 +481,7 @@ class _Accumulator:
     ) -> None:
         if self.attrs is None:
             B = self.xs[0].shape[0]
-            self.attrs = [a.new_zeros((B, *a.shape[1:])) for a in attrs]
+            self.attrs = [a.new_zeros((B, *a.shape[1:]), dtype=torch.float64) for a in attrs]
             if self.deltas:
                 self.delta = delta.new_zeros((B, delta.shape[1], self.P))
         for total, a in zip(self.attrs, attrs):
@@ -486,4 +490,4 @@ class _Accumulator:
             self.delta[s:e, :, p0:p1] = delta
 
     def result(self) -> tuple[tuple[Tensor, ...], Tensor | None]:
-        return tuple(self.attrs), self.delta
+        return tuple(a.to(x.dtype) for a, x in zip(self.attrs, self.xs)), self.delta
