@@ -285,6 +285,40 @@ def test_per_example_feature_masks_and_image_patches():
     assert out.alpha.shape == (3, 4) and out.alpha.sum(1).tolist() == [2] * 3
 
 
+def test_grouped_attributions_keep_the_right_feature():
+    """h = (s, 2.5), s = 3 x_0 + 0.5 (x_1 + ... + x_4), at x = 1 with features {0} and
+    {1, 2, 3, 4}: keeping feature 0 alone keeps class 0 (s = 3), keeping feature 1 alone
+    does not (s = 2). Every explainer's own output must keep feature 0."""
+    w = torch.tensor([3.0, 0.5, 0.5, 0.5, 0.5], dtype=F64)
+
+    def h(t):
+        s = t @ w
+        return torch.stack([s, torch.full_like(s, 2.5)], 1)
+
+    mask = torch.tensor([0, 1, 1, 1, 1])
+    x = torch.ones(1, 5, dtype=F64)
+    g = MuS(h, 1.0, q=1, feature_mask=mask, voting=False, output="logits").eval()
+    group = xattr.ExactShapley(h).attribute(x, target=0, feature_mask=mask)  # [3, 2, 2, 2, 2]
+    element = xattr.IntegratedGradients(h).attribute(x, target=0)  # [3, .5, .5, .5, .5]
+    for attr in (group, element):
+        out = explain_and_certify(g, attr, x, top_fraction=0.5)
+        assert out.alpha.tolist() == [[True, False]] and out.certificate.consistent.item()
+        assert min_stable_fraction(g, attr, x, r=0).k.tolist() == [1]
+    # explainers of g itself, with g's features: a perturbation explainer's group layout
+    for explainer in (xattr.ExactShapley(g), xattr.KernelShap(g), xattr.FeatureAblation(g)):
+        out = explain_and_certify(g, explainer, x, top_fraction=0.5, feature_mask=mask)
+        assert out.alpha.tolist() == [[True, False]], type(explainer).__name__
+        assert min_stable_fraction(g, explainer, x, r=0, feature_mask=mask).k.tolist() == [1]
+    # summed, the group layout keeps the wrong feature: inconsistent, and k = 2
+    wrong = explain_and_certify(g, group, x, top_fraction=0.5, layout="element")
+    assert wrong.alpha.tolist() == [[False, True]] and not wrong.certificate.consistent.item()
+    assert min_stable_fraction(g, group, x, r=0, layout="element").k.tolist() == [2]
+    with pytest.raises(ValueError, match="layout"):
+        explain_and_certify(g, group, x, layout="sums")
+    with pytest.raises(ValueError, match="layout"):
+        min_stable_fraction(g, group, x, layout=None)
+
+
 def test_results_are_deterministic_under_any_memory_budget(capsys):
     g = _smoothed(8, 1, 1 / 4, 16, False, 5, 3)
     x = torch.randn(12, 8, generator=_gen(27), dtype=F64)

@@ -381,9 +381,26 @@ def _grads_of(sel: Tensor, wrt: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...],
     return grads, sel.detach()
 
 
+# Gradient explainers' attributions carry each element's own share of a feature's value
+# (their sum is the feature's value), unlike Captum's layout of the perturbation
+# explainers, where every element of a feature carries the feature's whole value. The
+# tensors they return say so in this attribute (a tensor made from them, e.g. by
+# .clone() or arithmetic, does not), which the metrics read to score feature groups
+# (xattr.metrics.faithfulness.feature_scores).
+LAYOUT_ATTRIBUTE = "xattr_layout"
+
+
+def mark_per_element(values: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """The tensors, marked as per-element attributions (``t.xattr_layout == "element"``)."""
+    for v in values:
+        setattr(v, LAYOUT_ATTRIBUTE, "element")
+    return values
+
+
 def finish(values: tuple[Tensor, ...], multi: bool) -> tuple[Tensor, ...]:
-    """Drops the target dimension (dim 1) when a single target was asked for."""
-    return values if multi else tuple(v.squeeze(1) for v in values)
+    """Drops the target dimension (dim 1) when a single target was asked for; the
+    results are marked per-element (:func:`mark_per_element`)."""
+    return mark_per_element(values if multi else tuple(v.squeeze(1) for v in values))
 
 
 def convergence_delta(

@@ -14,7 +14,7 @@ from xattr.explainers._common import (
     format_output,
     repeat_per_example,
 )
-from xattr.explainers._gradient import float_inputs
+from xattr.explainers._gradient import LAYOUT_ATTRIBUTE, float_inputs, mark_per_element
 from xattr.ops import _checks
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -250,6 +250,7 @@ class NoiseTunnel:
                 deltas.append(d.reshape(B, n, *d.shape[1:]))
             attr_tuple = isinstance(res, tuple)
             parts = res if attr_tuple else (res,)
+            per_element = all(getattr(p, LAYOUT_ATTRIBUTE, None) == "element" for p in parts)
             parts = tuple(p.reshape(B, n, *p.shape[1:]) for p in parts)
             if sums is None:
                 sums = [p.new_zeros(p[:, 0].shape, dtype=torch.float64) for p in parts]
@@ -268,7 +269,10 @@ class NoiseTunnel:
             out = msq
         else:
             out = [q - m * m for m, q in zip(mean, msq)]
-        result = format_output(tuple(o.to(p.dtype) for o, p in zip(out, parts)), attr_tuple)
+        result = tuple(o.to(p.dtype) for o, p in zip(out, parts))
+        if per_element:  # averages of per-element maps are per-element maps
+            mark_per_element(result)
+        result = format_output(result, attr_tuple)
         if want_delta:
             d = torch.cat(deltas, 1)
             return result, d.reshape(B * nt_samples, *d.shape[2:])

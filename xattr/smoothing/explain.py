@@ -1,7 +1,9 @@
 """Certified explanations from any attribution method (MuS, Xue, Alur & Wong, NeurIPS 2023).
 
 An attribution method ranks the d features of the smoothed model g (a feature's score
-is the sum of its elements' attributions); the binary explanation ``alpha`` keeps the
+is the value its elements all carry in a perturbation explainer's output, the sum of
+its elements' attributions in a per-element map: ``layout``, see
+:func:`xattr.metrics.faithfulness.feature_scores`); the binary explanation ``alpha`` keeps the
 top-ranked ones. :func:`explain_and_certify` keeps a fixed fraction and certifies that
 alpha; :func:`min_stable_fraction` finds the fewest top-ranked features whose alpha is
 stable: consistent (argmax g(x, alpha) = argmax g(x, 1)) with incremental and
@@ -25,7 +27,7 @@ from torch import Tensor
 
 from xattr._budget import get_memory_budget, parse_bytes
 from xattr.explainers._common import TargetType, TensorOrTuple, flag, progress
-from xattr.metrics.faithfulness import feature_ranks, feature_scores
+from xattr.metrics.faithfulness import check_layout, feature_ranks, feature_scores
 from xattr.smoothing.certify import Certificate, certified_radius
 from xattr.smoothing.mus import MuS
 
@@ -173,10 +175,10 @@ def _attributions(obj: Any, x: Tensor, target: Any, kwargs: dict) -> Any:
     return obj(x, target, **kwargs)
 
 
-def _ranks(attributions: Any, x: Tensor, groups: Tensor, d: int) -> Tensor:
+def _ranks(attributions: Any, x: Tensor, groups: Tensor, d: int, layout: str) -> Tensor:
     """[B, d] int64 on the CPU: the place of every feature in the order of decreasing
     score (0 = highest; equal scores: lower feature index first)."""
-    scores = feature_scores(attributions, (x,), (groups,), d).cpu()  # [B, d] float64
+    scores = feature_scores(attributions, (x,), (groups,), d, layout).cpu()  # [B, d] float64
     pos = feature_ranks(scores)
     return pos
 
@@ -194,12 +196,14 @@ def explain_and_certify(
     x: Tensor,
     top_fraction: float = 0.25,
     target: TargetType = None,
+    *,
+    layout: str = "auto",
     **attribute_kwargs: Any,
 ) -> ExplainedCertificate:
     """Turns any xattr attribution into the top-k alpha and certifies it.
 
-    Every feature of the smoothed model (``smoothed.features(x)``) scores the sum of
-    its elements' attributions; alpha keeps, per example, the k = ceil(top_fraction *
+    Every feature of the smoothed model (``smoothed.features(x)``) gets a score from
+    the attributions (``layout``); alpha keeps, per example, the k = ceil(top_fraction *
     d) highest-scoring features (equal scores: lower feature index first), and is
     certified as by ``certify(smoothed, x, alpha)``.
 
@@ -237,12 +241,13 @@ def explain_and_certify(
     _check_smoothed(smoothed)
     _check_x(x)
     _check_explainer(explainer, target, attribute_kwargs, "explainer")
+    check_layout(layout)
     groups, d = smoothed.features(x)
     k = _top_count(top_fraction, d)
     _, full = _full(smoothed, x, groups, d)
     tgt = full[0].to(x.device) if target is None else target
     attributions = _attributions(explainer, x, tgt, attribute_kwargs)
-    alpha = (_ranks(attributions, x, groups, d) < k).to(x.device)
+    alpha = (_ranks(attributions, x, groups, d, layout) < k).to(x.device)
     at = _radius(smoothed, _evaluate(smoothed, groups, d, x, None, alpha))
     return ExplainedCertificate(attributions, alpha, Certificate.at(at, full))
 
@@ -257,6 +262,7 @@ def min_stable_fraction(
     *,
     memory_budget: int | str | None = None,
     show_progress: bool = False,
+    layout: str = "auto",
     **attribute_kwargs: Any,
 ) -> MinStable:
     """The smallest number k of top-ranked features whose alpha is stable with radius r.
@@ -285,6 +291,7 @@ def min_stable_fraction(
             smoothed model's budget, else the global one. Not passed to the explainer.
         show_progress: a progress bar over k (scan) or search steps (binary). Not
             passed to the explainer.
+        layout: as :func:`explain_and_certify`'s (not passed to the explainer).
         **attribute_kwargs: passed to the explainer.
 
     Returns:
@@ -310,6 +317,7 @@ def min_stable_fraction(
     flag("show_progress", show_progress)
     name = "explainer_or_attributions"
     _check_explainer(explainer_or_attributions, target, attribute_kwargs, name)
+    check_layout(layout)
     if memory_budget is None:
         memory_budget = smoothed.memory_budget
     budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
@@ -317,7 +325,7 @@ def min_stable_fraction(
     full_scores, full = _full(smoothed, x, groups, d)
     tgt = full[0].to(x.device) if target is None else target
     attributions = _attributions(explainer_or_attributions, x, tgt, attribute_kwargs)
-    pos = _ranks(attributions, x, groups, d)  # [B, d] on the CPU
+    pos = _ranks(attributions, x, groups, d, layout)  # [B, d] on the CPU
     B, C = x.shape[0], full_scores.shape[1]
     # bytes per (example, k) evaluated: the repeated and the perturbed input, its
     # feature ids when per example, and q rows of masks and (one-hot) outputs
