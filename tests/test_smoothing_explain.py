@@ -22,6 +22,8 @@ from xattr.smoothing.explain import (
 )
 
 F64 = torch.float64
+# Random models change their decisions under MuS noise; the warning has its own test.
+pytestmark = pytest.mark.filterwarnings("ignore:MuS. the smoothed label:UserWarning")
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -42,7 +44,7 @@ def _smoothed(d, per, lam, q, voting, scale, seed, **kwargs):
 
 
 def _feature_scores(g: MuS, x: torch.Tensor, attr: torch.Tensor) -> list[list[float]]:
-    groups, d = g.features(x)
+    groups, d = g.features(x)[:2]
     groups = groups.expand(x.shape[0], *groups.shape[1:]).reshape(x.shape[0], -1)
     flat = attr.reshape(x.shape[0], -1)
     return [[float(flat[b][groups[b] == j].sum()) for j in range(d)] for b in range(x.shape[0])]
@@ -317,6 +319,44 @@ def test_grouped_attributions_keep_the_right_feature():
         explain_and_certify(g, group, x, layout="sums")
     with pytest.raises(ValueError, match="layout"):
         min_stable_fraction(g, group, x, layout=None)
+
+
+def test_explanations_warn_about_gs_label_and_show_progress(capsys):
+    pytest.importorskip("tqdm")
+
+    def model(t):
+        s = t.sum(1)
+        return torch.stack([s - 3.0, torch.zeros_like(s)], 1)  # class 0 when the sum > 3
+
+    x = torch.ones(1, 4, dtype=F64)  # h says class 0; g at lambda = 1/2 says class 1
+    g = MuS(model, 0.5, q=8, output="logits")
+    attr = torch.tensor([[4.0, 3.0, 2.0, 1.0]], dtype=F64)
+    with pytest.warns(UserWarning, match="differs from the base model's argmax h.x. on 1 of 1"):
+        explain_and_certify(g, attr, x)
+    with pytest.warns(UserWarning, match="differs from the base model's"):
+        min_stable_fraction(g, attr, x, r=0)
+    capsys.readouterr()
+    for method in ("scan", "binary"):
+        with pytest.warns(UserWarning):
+            min_stable_fraction(
+                g, xattr.FeatureAblation(g), x, 0, method=method, show_progress=True
+            )
+        err = capsys.readouterr().err
+        assert "MuS g(x, alpha)" in err and "MuS h(x)" in err and "ablations" in err
+        assert ("k:" if method == "scan" else "k search") in err
+    with pytest.warns(UserWarning):
+        explain_and_certify(g, xattr.FeatureAblation(g), x, show_progress=True)
+    err = capsys.readouterr().err
+    assert "MuS g(x, alpha)" in err and "ablations" in err
+    loud = MuS(model, 0.5, q=8, output="logits", show_progress=True)
+    with pytest.warns(UserWarning):
+        explain_and_certify(loud, attr, x)
+    assert "MuS g(x, alpha)" in capsys.readouterr().err
+    with pytest.warns(UserWarning):
+        explain_and_certify(loud, attr, x, show_progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(TypeError, match="show_progress"):
+        explain_and_certify(g, attr, x, show_progress="yes")
 
 
 def test_results_are_deterministic_under_any_memory_budget(capsys):
