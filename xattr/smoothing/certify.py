@@ -23,7 +23,6 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from xattr.explainers._common import flag
 from xattr.smoothing.mus import Features, MuS
 
 # Relative slack below which a probability ratio counts as an integer.
@@ -185,8 +184,7 @@ def certify(
     if not isinstance(smoothed, MuS):
         raise TypeError(f"smoothed: expected a MuS classifier, got {type(smoothed).__name__}")
 
-    if show_progress is not None:
-        flag("show_progress", show_progress)
+    show_progress = smoothed.shows_progress(show_progress)
 
     def read(a: Tensor | None) -> tuple:
         scores = smoothed.counts(x, a, show_progress=show_progress)

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from xattr._budget import get_memory_budget, parse_bytes
-from xattr.explainers._common import TargetType, TensorOrTuple, flag, progress
+from xattr.explainers._common import TargetType, TensorOrTuple, progress
 from xattr.metrics.faithfulness import check_layout, feature_ranks, feature_scores
 from xattr.smoothing.certify import Certificate, certified_radius, warn_if_relabelled
 from xattr.smoothing.mus import Features, MuS
@@ -103,11 +103,6 @@ def _check_r(r: Any) -> int:
     if r < 0:
         raise ValueError(f"r: expected an int >= 0, got {r}")
     return r
-
-
-def _show(smoothed: MuS, show_progress: Any) -> bool:
-    """The bars' setting: the argument, else the smoothed model's."""
-    return smoothed.show_progress if show_progress is None else flag("show_progress", show_progress)
 
 
 # ------------------------------------------------------------------ parts
@@ -271,7 +266,7 @@ def explain_and_certify(
     _check_x(x)
     _check_explainer(explainer, target, attribute_kwargs, "explainer")
     check_layout(layout)
-    show = _show(smoothed, show_progress)
+    show = smoothed.shows_progress(show_progress)
     feats = smoothed.features(x)
     k = _top_count(top_fraction, feats.d)
     _, full = _full(smoothed, x, feats, show)
@@ -356,7 +351,7 @@ def min_stable_fraction(
     r = _check_r(r)
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-    show = _show(smoothed, show_progress)
+    show = smoothed.shows_progress(show_progress)
     name = "explainer_or_attributions"
     _check_explainer(explainer_or_attributions, target, attribute_kwargs, name)
     check_layout(layout)

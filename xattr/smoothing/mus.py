@@ -307,9 +307,7 @@ class MuS(nn.Module):
             raise TypeError(f"inputs: expected a tensor, got {type(x).__name__}")
         format_inputs(x)
         groups, d, _, kept = self.features(x) if features is None else features
-        shown = (
-            self.show_progress if show_progress is None else flag("show_progress", show_progress)
-        )
+        shown = self.shows_progress(show_progress)
         B = x.shape[0]
         a = self._alpha(alpha, B, d, x.device)
         # lambda = 1 keeps every row whole: one evaluation stands for all q
@@ -320,18 +318,26 @@ class MuS(nn.Module):
             masks[..., list(kept)] = True
         if x.requires_grad and torch.is_grad_enabled() and not self.voting:
             return self._differentiable_counts(x, groups, masks, rows)
-        game = Game(
+        game = self._game(x, groups, d, shown, "MuS g(x, alpha)")
+        return self.summed_scores(game(masks)) * (self.q // rows)
+
+    def shows_progress(self, show_progress: bool | None) -> bool:
+        """Whether a call shows progress bars: its ``show_progress``, else the MuS's."""
+        return self.show_progress if show_progress is None else flag("show_progress", show_progress)
+
+    def _game(self, x: Tensor, groups: Tensor, d: int, show_progress: bool, desc: str) -> Game:
+        """The model on x with masked features set to ``mask_value``, every output."""
+        return Game(
             self.model,
             (x,),
             (torch.full((1, *x.shape[1:]), self.mask_value, dtype=x.dtype, device=x.device),),
             (groups,),
             d,
-            Targets("all", B),
+            Targets("all", x.shape[0]),
             rows=rows_per_batch((x,), None, self.memory_budget),
-            show_progress=shown,
-            desc="MuS g(x, alpha)",
+            show_progress=show_progress,
+            desc=desc,
         )
-        return self.summed_scores(game(masks)) * (self.q // rows)
 
     def base_labels(
         self,
@@ -343,20 +349,8 @@ class MuS(nn.Module):
         """argmax h(x), the base model's own labels on the full inputs: [B] int64 on
         x's device (one forward row per example; ties go to the lower class, as g's)."""
         groups, d = (self.features(x) if features is None else features)[:2]
-        shown = (
-            self.show_progress if show_progress is None else flag("show_progress", show_progress)
-        )
-        game = Game(
-            self.model,
-            (x,),
-            (torch.full((1, *x.shape[1:]), self.mask_value, dtype=x.dtype, device=x.device),),
-            (groups,),
-            d,
-            Targets("all", x.shape[0]),
-            rows=rows_per_batch((x,), None, self.memory_budget),
-            show_progress=shown,
-            desc="MuS h(x)",
-        )
+        shown = self.shows_progress(show_progress)
+        game = self._game(x, groups, d, shown, "MuS h(x)")
         full = torch.ones((1, d), dtype=torch.bool, device=x.device)
         return self.classes(game(full)[:, 0]).argmax(-1)
 
