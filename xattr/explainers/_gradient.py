@@ -143,6 +143,10 @@ def expand_base(base: Tensor, B: int) -> Tensor:
     return base if base.shape[0] == B else base.expand(B, *base.shape[1:])
 
 
+REDUCTIONS = ops.path.REDUCTIONS
+NONE = REDUCTIONS.index("none")
+
+
 class PathIntegrals(NamedTuple):
     """What :func:`integrate_paths` returns."""
 
@@ -258,8 +262,8 @@ def integrate_paths(
                 part = ops.path.integrate_flat(gi, xi, bi, weights, red_i, multiply_by_inputs, pw)
                 out[i][s:e] = part.view(nb, t, *part.shape[1:])
                 if path_totals:  # every path's IG (without its weight) summed, in float64
-                    f64 = (v.to(torch.float64) for v in (gi, xi, bi, weights))
-                    per_path = ops.path.integrate_flat(*f64, NONE, multiply_by_inputs)
+                    wide = (v.to(torch.float64) for v in (gi, xi, bi, weights))
+                    per_path = ops.path.integrate_flat(*wide, NONE, multiply_by_inputs)
                     totals[s:e] += per_path.sum(-1).view(nb, t, K)
             else:  # one example (s), paths k0..k1 or steps j0..j1 of path k0
                 finished = carry[i].add(gi, xi, bi, pw, k0, j0, j1)
@@ -281,10 +285,6 @@ def integrate_paths(
     if totals is not None:
         totals = totals.to(inputs[0].dtype)
     return PathIntegrals(shaped, int(T), totals)
-
-
-REDUCTIONS = ops.path.REDUCTIONS
-NONE = REDUCTIONS.index("none")
 
 
 class _Carry:
