@@ -100,7 +100,7 @@ class Case:
         self.smoothed = MuS(
             model, args.lambda_, q=args.q, feature_mask=group, output="logits", mask_value=0
         )
-        self.ids, self.d = self.smoothed.features(x)
+        self.ids, self.d = self.smoothed.features(x)[:2]
         self.elements = x[0].numel()
         # the batch sizes the model sees inside MuS
         self.sizes: list[int] = []

@@ -54,7 +54,7 @@ from xattr import IntegratedGradients, ShapleyIntegratedGradients, ops
 from xattr.baselines import resolve
 from xattr.explainers._common import Targets, format_baselines, format_inputs
 from xattr.explainers._game import format_feature_mask
-from xattr.explainers._gradient import _kblocks, batch_rows, expand_base, float_inputs
+from xattr.explainers._gradient import _blocks, _Carry, batch_rows, expand_base, float_inputs
 from xattr.explainers.shapley_integrated_gradients import (
     _Run,
     combination_weights,
@@ -257,20 +257,32 @@ class Case:
         flat_x = x.reshape(B, -1).contiguous()
         flat_b = bases[0].reshape(B, self.K, -1).contiguous()
         alphas, qw = ops.quadrature("gausslegendre", J, dtype=x.dtype)
-        blocks = list(_kblocks(B, self.K, J, rows))
-        fake = [torch.randn(e - s, self.K, j1 - j0, E, dtype=x.dtype) for s, e, j0, j1 in blocks]
+        K = self.K
+        blocks = list(_blocks(B, K, J, rows))
+        fake = [
+            torch.randn(e - s, k1 - k0, j1 - j0, E, dtype=x.dtype)
+            for s, e, k0, k1, j0, j1 in blocks
+        ]
         attrs = (self.sig.attribute(x, **{**self.kw, "normalize": False}).unsqueeze(1),)
         pw = weights[0]
         summed = ops.path.REDUCTIONS.index("sum")
 
         def points() -> None:
-            for s, e, j0, j1 in blocks:
-                ops.path.points_flat(flat_x[s:e], flat_b[s:e], alphas[j0:j1])
+            for s, e, k0, k1, j0, j1 in blocks:
+                ops.path.points_flat(flat_x[s:e], flat_b[s:e, k0:k1], alphas[j0:j1])
 
-        def integrate() -> None:  # integrate_paths: one weighted, summed kernel call per block
-            for (s, e, j0, j1), g in zip(blocks, fake):
+        def integrate() -> None:
+            # integrate_paths: one weighted, summed kernel call per block of whole
+            # examples; the float64 carry (_Carry) for an example split across blocks
+            carry = _Carry("sum", K, J, qw, True)
+            for (s, e, k0, k1, j0, j1), g in zip(blocks, fake):
                 p = pw if pw.shape[0] == 1 else pw[s:e]
-                ops.path.integrate_flat(g, flat_x[s:e], flat_b[s:e], qw[j0:j1], summed, True, p)
+                if k1 - k0 == K and j1 - j0 == J:
+                    ops.path.integrate_flat(g, flat_x[s:e], flat_b[s:e], qw, summed, True, p)
+                    continue
+                carry.add(g, flat_x[s:e], flat_b[s:e, k0:k1], p[:, k0:k1], k0, j0, j1)
+                if k1 == K and j1 == J:
+                    carry.result()
 
         def checks() -> None:
             _checks.finite("inputs", flat_x)

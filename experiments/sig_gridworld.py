@@ -375,8 +375,9 @@ def reading(report: dict) -> list[str]:
         )
     ]
     out.append(
-        "- normalize=True rescales each grid by (f(x) - f(r)) / sum(raw), which leaves the "
-        "proportions unchanged when that factor is positive. The raw sum had the opposite sign "
+        "- normalize=True rescales each grid by (f(x) - f(r)) / sum(raw), limited to [1/2, 2] "
+        "(experiments/sig_normalize.py), which leaves the proportions unchanged when that "
+        "factor is positive. The raw sum had the opposite sign "
         f"of f(x) - f(r) for {n_flip['per_size_raw']} (per_size) and {n_flip['shared_raw']} "
         f"(shared) of the {n_runs * report['config']['states']} (grid, seed, m) runs; no "
         "positive factor exists there, and normalize leaves those maps raw (with a warning) "

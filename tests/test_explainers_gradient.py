@@ -515,16 +515,21 @@ def test_tuple_inputs_noise_tunnel_and_gradient_shap():
 
 
 def test_gradient_shap_is_the_expected_gradients_formula():
-    """With the draws reproduced (noise, then baseline rows, then alphas, from one generator
-    seeded with ``seed``), GradientShap is exactly the mean over samples of
-    ``(x' - b) * grad f(b + alpha (x' - b))``."""
+    """With the draws reproduced (copy by copy: the noise of every example, then its
+    baseline rows; then the alphas; from one generator seeded with ``seed``),
+    GradientShap is exactly the mean over samples of ``(x' - b) * grad f(b + alpha (x' - b))``."""
     m = mlp()
     x, bd = randn(2, 5, seed=31), randn(3, 5, seed=32)
     n, sd = 4, 0.3
     got = GradientShap(m).attribute(x, bd, n_samples=n, stdevs=sd, target=[1, 2], seed=7)
     g = torch.Generator().manual_seed(7)
-    xn = x.repeat_interleave(n, 0) + sd * torch.randn(2 * n, 5, generator=g, dtype=F64)
-    b = bd[torch.randint(0, 3, (2 * n,), generator=g)]
+    draws = [
+        (torch.randn(2, 5, generator=g, dtype=F64), torch.randint(0, 3, (2,), generator=g))
+        for _ in range(n)
+    ]
+    noise = torch.stack([z for z, _ in draws], 1).reshape(2 * n, 5)  # example-major
+    xn = x.repeat_interleave(n, 0) + sd * noise
+    b = bd[torch.stack([r for _, r in draws], 1).reshape(2 * n)]
     alpha = torch.rand(2 * n, generator=g, dtype=F64).view(-1, 1)
     p = (b + alpha * (xn - b)).requires_grad_()
     tg = torch.tensor([1, 2]).repeat_interleave(n)

@@ -123,6 +123,7 @@ def test_completeness_error_shrinks_with_n_steps():
             n_steps=n,
             method="riemann_trapezoid",
             seed=0,
+            normalize=False,  # the deltas are about the paths, not the normalisation
             return_convergence_delta=True,
         )
         errs.append(float(delta.abs().max()))
@@ -149,6 +150,7 @@ def test_linear_model_all_subsets_shared_per_size_and_normalised(d):
         )
 
     torch.testing.assert_close(run("shared", False), (d + 1) / (2 * d) * phi, atol=1e-12, rtol=0)
+    # the factor 2d / (d + 1) is within normalize's limit of 2: the Shapley value back
     for combine in ("shared", "per_size"):
         torch.testing.assert_close(run(combine, True), phi, atol=1e-12, rtol=0)
     torch.testing.assert_close(run("per_size", False), phi, atol=1e-12, rtol=0)
@@ -290,15 +292,35 @@ def test_named_references():
         torch.testing.assert_close(got, want, atol=0, rtol=0)
 
 
+def test_normalize_never_inflates_a_map():
+    """The review's case: a raw sum that is 1% of f(x) - f(r) made the rescaling multiply
+    the map by 100. f = 1.6 x0 + 1.38 x1 - 1.98 x0 x1 at (1, 1), reference 0: exact
+    Shapley (0.61, 0.39); per_size over every coalition, raw
+    ((0.61 - 0.38) / 2, (0.39 - 0.6) / 2) = (0.115, -0.105), which sums to 0.01."""
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return (1.6 * x[:, 0] + 1.38 * x[:, 1] - 1.98 * x[:, 0] * x[:, 1]).unsqueeze(1)
+
+    one = torch.ones(1, 2, dtype=D64)
+    sig = ShapleyIntegratedGradients(f)
+    kw = dict(target=0, n_coalitions_per_size="all", n_steps=8)
+    raw = sig.attribute(one, normalize=False, **kw)
+    torch.testing.assert_close(raw, torch.tensor([[0.115, -0.105]], dtype=D64))
+    with pytest.warns(UserWarning, match="1 needed a factor beyond .1/2, 2."):
+        got = sig.attribute(one, **kw)  # normalize=True is the default
+    torch.testing.assert_close(got, 2 * raw)  # the limit, not 100x
+    # (within the limit the map sums to f(x) - f(r): the linear-model tests above)
+
+
 def test_normalize_never_flips_or_zeroes_a_map():
-    """No positive rescaling exists when the raw sum cancels out (here f(x) = f(r)) or has
+    """No positive factor exists when the raw sum cancels out (here f(x) = f(r)) or has
     the opposite sign of f(x) - f(r): the raw values come back, with a warning."""
 
     def cancel(x: torch.Tensor) -> torch.Tensor:
         return (x[:, 0] - x[:, 1]).unsqueeze(1)
 
     x = torch.tensor([[1.0, 1.0], [2.0, 1.0]], dtype=D64)
-    with pytest.warns(UserWarning, match="1 example"):
+    with pytest.warns(UserWarning, match="of 2 example.*1 have raw attributions"):
         got = ShapleyIntegratedGradients(cancel).attribute(x, target=0, exact=True)
     torch.testing.assert_close(got, torch.tensor([[1.0, -1.0], [2.0, -1.0]], dtype=D64))
 

@@ -272,3 +272,35 @@ def test_top_k_argument_checks():
         top_k_intersection(a, a, 2.0)
     with pytest.raises(TypeError, match="^absolute"):
         top_k_intersection(a, a, 2, absolute=1)
+
+
+def test_feature_mask_scores_each_layout_right():
+    """A perturbation explainer's map (every element of a feature carries the feature's
+    value) against a per-element one: f = 3 x_0 + 0.5 (x_1 + ... + x_4) at x = 1,
+    baseline 0, feature 1 spanning four elements; both say (3, 2)."""
+    import xattr
+
+    w = torch.tensor([3.0, 0.5, 0.5, 0.5, 0.5], dtype=F64)
+    x, mask = torch.ones(1, 5, dtype=F64), torch.tensor([0, 1, 1, 1, 1])
+    group = xattr.KernelShap(lambda t: t @ w).attribute(x, feature_mask=mask, seed=0)
+    assert group.tolist() == [[3.0, 2.0, 2.0, 2.0, 2.0]]
+    element = torch.tensor([[3.0, 0.2, 0.8, 0.5, 0.5]], dtype=F64)  # shares, summing to 2
+    ig = xattr.IntegratedGradients(lambda t: t @ w).attribute(x)  # marked per-element
+    for ref in (element, ig, group):
+        kw = dict(feature_mask=mask)
+        assert relative_l2(group, ref, **kw).item() < 1e-12
+        assert mse(group, ref, **kw).item() < 1e-12
+        assert spearman(group, ref, **kw).tolist() == [1.0]
+        assert kendall(group, ref, **kw).tolist() == [1.0]
+        assert top_k_intersection(group, ref, 1, **kw).tolist() == [1.0]
+        assert sign_agreement(group, ref, **kw).tolist() == [1.0]
+    # summing the group layout (the old reading) flips the order
+    kw = dict(feature_mask=mask, layout=("element", "auto"))
+    assert spearman(group, element, **kw).tolist() == [-1.0]
+    assert top_k_intersection(group, element, 1, **kw).tolist() == [0.0]
+    assert abs(relative_l2(group, element, **kw).item() - 6 / 13**0.5) < 1e-12
+    assert spearman(group, element, feature_mask=mask, layout=("group", "element")) == 1.0
+    with pytest.raises(ValueError, match="layout"):
+        mse(group, element, feature_mask=mask, layout="group")  # element varies in feature 1
+    with pytest.raises(ValueError, match="layout"):
+        mse(group, element, feature_mask=mask, layout=("group",))

@@ -284,3 +284,99 @@ def test_summaries():
     assert summarize(torch.tensor([float("nan")]))["n"] == 0
     with pytest.raises(TypeError, match="values"):
         summarize([1.0, 2.0])
+
+
+# ------------------------------------------------------------------ layouts
+def _two_features():
+    """f = 3 x_0 + 0.5 (x_1 + ... + x_4) at x = 1 with baseline 0: feature 0 (one element)
+    has Shapley value 3, feature 1 (four elements) 2. Outputs: f and the constant 2.5."""
+    w = torch.tensor([3.0, 0.5, 0.5, 0.5, 0.5], dtype=F64)
+
+    def f(x):
+        s = x.reshape(x.shape[0], -1) @ w
+        return torch.stack([s, torch.full_like(s, 2.5)], 1)
+
+    return f, torch.ones(1, 5, dtype=F64), torch.tensor([0, 1, 1, 1, 1])
+
+
+def _layouts(f, x, mask):
+    """(group layout: ExactShapley's own output; element layout: IG's)."""
+    import xattr
+
+    group = xattr.ExactShapley(f).attribute(x, target=0, feature_mask=mask)
+    element = xattr.IntegratedGradients(f).attribute(x, target=0)
+    assert group.tolist() == [[3.0, 2.0, 2.0, 2.0, 2.0]]
+    torch.testing.assert_close(element, torch.tensor([[3.0, 0.5, 0.5, 0.5, 0.5]], dtype=F64))
+    return group, element
+
+
+def test_both_layouts_give_the_right_order_where_sums_would_flip_it():
+    f, x, mask = _two_features()
+    group, element = _layouts(f, x, mask)
+    kw = dict(target=0, feature_mask=mask, n_steps=None)
+    for attr in (group, element):
+        c = deletion_curve(f, x, attr, **kw)
+        assert c.values.tolist() == [[5.0, 2.0, 0.0]] and c.auc.item() == 2.25
+        assert insertion_curve(f, x, attr, **kw).values.tolist() == [[0.0, 3.0, 5.0]]
+        t = target_class_curve(f, x, attr, 0, 1, 0.0, feature_mask=mask, n_steps=None)
+        assert t.margin.tolist() == [[-2.5, 0.5, 2.5]]
+        assert t.flipped.tolist() == [[False, True, True]]
+    # explicit layouts; summing the group layout reverses the order (AUC 2.75)
+    assert deletion_curve(f, x, group, **kw, layout="group").auc.item() == 2.25
+    assert deletion_curve(f, x, element, **kw, layout="element").auc.item() == 2.25
+    assert deletion_curve(f, x, group, **kw, layout="element").auc.item() == 2.75
+    uneven = torch.tensor([[3.0, 0.2, 0.8, 0.5, 0.5]], dtype=F64)  # sums to 3 and 2
+    assert deletion_curve(f, x, uneven, **kw).auc.item() == 2.25
+    with pytest.raises(ValueError, match="layout: 'group' needs"):
+        deletion_curve(f, x, uneven, **kw, layout="group")
+    with pytest.raises(ValueError, match="layout"):
+        deletion_curve(f, x, group, **kw, layout="sum")
+
+
+def test_auto_layout_ambiguity_is_resolved_by_the_argument():
+    """A per-element map constant within every feature reads as the group layout; the
+    argument says otherwise. Group and element readings coincide for single elements."""
+    from xattr.metrics.faithfulness import feature_scores
+
+    f, x, mask = _two_features()
+    _, element = _layouts(f, x, mask)  # IG's [3, 0.5, 0.5, 0.5, 0.5], marked per-element
+    ids = (mask.view(1, 5),)
+    assert element.xattr_layout == "element"
+    close = torch.testing.assert_close
+    close(feature_scores(element, (x,), ids, 2), torch.tensor([[3.0, 2.0]], dtype=F64))
+    copy = element.clone()  # not marked: constant within each feature reads as the group layout
+    close(feature_scores(copy, (x,), ids, 2), torch.tensor([[3.0, 0.5]], dtype=F64))
+    close(feature_scores(copy, (x,), ids, 2, "element"), torch.tensor([[3.0, 2.0]], dtype=F64))
+    flat = torch.tensor([[3.0, 1.0, 1.0, 1.0, 1.0]], dtype=F64)  # element shares 3 and 4
+    assert feature_scores(flat, (x,), ids, 2).tolist() == [[3.0, 1.0]]
+    assert feature_scores(flat, (x,), ids, 2, "element").tolist() == [[3.0, 4.0]]
+    kw = dict(target=0, feature_mask=mask, n_steps=None)
+    assert deletion_curve(f, x, flat, **kw, layout="element").values.tolist() == [[5.0, 3.0, 0.0]]
+    # per-example masks, tuple inputs: a feature spanning both inputs, absent features 0
+    a = (torch.tensor([[2.0, 2.0], [1.0, 5.0]]), torch.tensor([[2.0], [4.0]]))
+    ids = (torch.tensor([[0, 0], [0, 1]]), torch.tensor([[0], [2]]))
+    xs = (torch.zeros(2, 2), torch.zeros(2, 1))
+    assert feature_scores(a, xs, ids, 3).tolist() == [[2.0, 0.0, 0.0], [1.0, 5.0, 4.0]]
+    a[0][1, 1] = 7.0  # no longer one value per feature in example 0
+    a[0][0, 1] = 3.0
+    assert feature_scores(a, xs, ids, 3).tolist() == [[7.0, 0.0, 0.0], [1.0, 7.0, 4.0]]
+
+
+def test_road_ranks_pixels_right_in_both_layouts():
+    """ROAD ranks pixels (channels summed), not feature groups: a group-layout map gives
+    every pixel of a feature its value, which keeps the features' order."""
+    from xattr.metrics.faithfulness import road
+
+    w = torch.zeros(1, 1, 4, 4, dtype=F64)
+    w[0, 0, 0, 0] = 3.0
+    w[0, 0, 3, :] = 0.5  # feature 1: the four pixels of the last row
+
+    def f(x):
+        s = (x * w).sum((1, 2, 3))
+        return torch.stack([s, torch.full_like(s, 2.5)], 1)
+
+    x = (w > 0).to(F64)  # f(x) = 5; imputed from zero neighbours, pixel (0, 0) becomes 0
+    group = torch.zeros_like(x)
+    group[0, 0, 0, 0], group[0, 0, 3, :] = 3.0, 2.0
+    runs = [road(f, x, a, target=0, fractions=(1 / 16,), noise=0.0) for a in (group, w)]
+    assert runs[0].values.tolist() == runs[1].values.tolist() == [[2.0]]

@@ -1,6 +1,7 @@
 """MuS: the Lipschitz inequality and certificate soundness, exhaustively for d <= 8, with
-votes and with probabilities; radii that land exactly on integers; lambda = 1 gives the
-base classifier; determinism; argument checks."""
+votes and with probabilities (also for a one-output binary classifier); radii that land
+exactly on integers; lambda = 1 gives the base classifier; always_keep takes feature ids;
+the warning when g's label is not h's; progress bars; determinism; argument checks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from torch import nn
 from xattr.smoothing import MuS, certified_radius, certify, columns, grid_patches
 
 F64 = torch.float64
+# Random models change their decisions under MuS noise; the warning has its own test.
+pytestmark = pytest.mark.filterwarnings("ignore:MuS. the smoothed label:UserWarning")
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -224,3 +227,124 @@ def test_gradients_of_g_with_probabilities():
 
     sal = xattr.Saliency(g).attribute(x.detach(), target=1, abs=False)
     torch.testing.assert_close(sal, want, rtol=0, atol=1e-14)
+
+
+def _sound(g: MuS, x: torch.Tensor, d: int) -> bool:
+    """Exhaustive soundness over every pair of masks; True when some radius is >= 1."""
+    alphas = _all_alphas(d)
+    table = _table(g, x, alphas)
+    dist = (alphas[:, None, :] != alphas[None, :, :]).sum(-1).to(F64)
+    labels = table.argmax(-1)
+    certified_some = False
+    for b in range(x.shape[0]):
+        scores = table[b] * g.q if g.voting else table[b]
+        label, _, _, radius = certified_radius(scores, g.level, g.q, g.voting)
+        assert torch.equal(label, labels[b])
+        within = dist <= radius[:, None].to(F64)
+        assert bool(((labels[b][None, :] == labels[b][:, None]) | ~within).all())
+        certified_some |= bool((radius >= 1).any())
+    return certified_some
+
+
+@pytest.mark.parametrize("output", ["logits", "probs"])
+@pytest.mark.parametrize("voting", [True, False])
+@pytest.mark.parametrize("shape", ["[B]", "[B, 1]"])
+def test_one_output_is_a_binary_classifier_and_its_certificates_are_sound(output, voting, shape):
+    d = 6
+    torch.manual_seed(21)
+    lin = nn.Linear(d, 1).double().eval()
+    with torch.no_grad():
+        lin.weight *= 8
+
+    def model(t):
+        z = lin(t)
+        z = torch.sigmoid(z) if output == "probs" else z
+        return z[:, 0] if shape == "[B]" else z
+
+    g = MuS(model, 1 / 8, q=16, voting=voting, output=output, seed=3)
+    x = torch.randn(4, d, generator=_gen(22), dtype=F64) * 2
+    out = g(x)
+    assert out.shape == (4, 2)
+    torch.testing.assert_close(out.sum(1), torch.ones(4, dtype=F64))
+    # lambda = 1: g is h read as (1 - p, p)
+    p = torch.sigmoid(lin(x))[:, 0]
+    h = MuS(model, 1.0, q=8, voting=False, output=output)(x)
+    torch.testing.assert_close(h, torch.stack([1 - p, p], 1), rtol=0, atol=1e-12)
+    # the base model's decision flips under masking, and every certificate holds
+    masked = model((x[:, None] * _all_alphas(d).to(F64)).reshape(-1, d)).reshape(4, -1)
+    threshold = 0.5 if output == "probs" else 0.0
+    assert bool((masked > threshold).any(1).all()) and bool((masked < threshold).any(1).all())
+    assert _sound(g, x, d)  # not vacuous: some radius is >= 1
+    c = certify(g, x)
+    assert bool((c.incremental_int < 2**31).all()) and bool((c.decremental_int < 2**31).all())
+
+
+def test_certified_radius_needs_two_classes():
+    with pytest.raises(ValueError, match="scores: expected .* at least 2 classes"):
+        certified_radius(torch.ones(3, 1), 1, 4, True)
+
+
+def test_always_keep_takes_the_users_feature_ids():
+    model = _model(4, 2, seed=10)
+    x = torch.randn(3, 4, generator=_gen(11), dtype=F64)
+    ids = torch.tensor([1, 2, 3, 4])  # ids from 1: alpha's column j is the id ids[j]
+    g = MuS(model, 0.5, q=8, voting=False, output="logits", feature_mask=ids, always_keep=[1])
+    f = g.features(x)
+    assert f.ids.tolist() == [1, 2, 3, 4] and f.kept == (0,) and f.d == 4
+    on, off = torch.tensor([1, 1, 0, 1]), torch.tensor([0, 1, 0, 1])
+    torch.testing.assert_close(g(x, on), g(x, off))  # id 1 (column 0) is kept
+    assert not torch.allclose(g(x, on), g(x, torch.tensor([1, 0, 0, 1])))  # id 2 is not
+    last = MuS(model, 0.5, q=8, voting=False, output="logits", feature_mask=ids, always_keep=[4])
+    torch.testing.assert_close(last(x, torch.tensor([1, 1, 0, 0])), last(x, on))
+    with pytest.raises(ValueError, match="always_keep: feature id 0 is not among"):
+        MuS(model, 0.5, q=8, output="logits", feature_mask=ids, always_keep=[0])(x)
+    with pytest.raises(TypeError, match="always_keep"):
+        MuS(model, 0.5, q=8, output="logits", always_keep=1)
+    # sparse ids: 10, 20, 30, 40 are columns 0..3
+    sparse = MuS(
+        model, 0.5, q=8, voting=False, output="logits", feature_mask=ids * 10, always_keep=[30]
+    )
+    assert sparse.features(x).kept == (2,)
+    torch.testing.assert_close(
+        sparse(x, torch.tensor([1, 1, 1, 0])), sparse(x, torch.tensor([1, 1, 0, 0]))
+    )
+
+
+def test_certify_warns_when_g_changes_the_base_models_label():
+    """A model whose decision is a threshold on the sum of its inputs: at lambda = 1/2
+    MuS keeps about half of them, so g's label is the other class."""
+
+    def model(t):
+        s = t.sum(1)
+        return torch.stack([s - 3.0, torch.zeros_like(s)], 1)  # class 0 when the sum > 3
+
+    x = torch.ones(2, 4, dtype=F64)  # sum 4: h says class 0
+    g = MuS(model, 0.5, q=8, output="logits")
+    with pytest.warns(UserWarning, match="differs from the base model's argmax h.x. on 2 of 2"):
+        c = certify(g, x)
+    assert c.full_label.tolist() == [1, 1] and bool(c.consistent.all())
+    assert g.base_labels(x).tolist() == [0, 0]
+    # lambda = 1, or a label that agrees: no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        certify(MuS(model, 1.0, q=8, output="logits"), x)
+        certify(MuS(model, 0.5, q=8, output="logits"), x * 4)  # sum 16: g keeps class 0
+
+
+def test_progress_bars_on_every_evaluation(capsys):
+    pytest.importorskip("tqdm")
+    model = _model(6, 3, seed=30)
+    x = torch.randn(2, 6, generator=_gen(31), dtype=F64)
+    quiet = MuS(model, 0.5, q=8, output="logits")
+    loud = MuS(model, 0.5, q=8, output="logits", show_progress=True)
+    assert torch.equal(quiet(x), loud(x))
+    assert "MuS g(x, alpha)" in capsys.readouterr().err
+    certify(quiet, x, show_progress=True)
+    err = capsys.readouterr().err
+    assert "MuS g(x, alpha)" in err and "MuS h(x)" in err
+    certify(quiet, x)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(TypeError, match="show_progress"):
+        MuS(model, 0.5, q=8, output="logits", show_progress="yes")

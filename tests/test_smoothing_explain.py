@@ -22,6 +22,8 @@ from xattr.smoothing.explain import (
 )
 
 F64 = torch.float64
+# Random models change their decisions under MuS noise; the warning has its own test.
+pytestmark = pytest.mark.filterwarnings("ignore:MuS. the smoothed label:UserWarning")
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -42,7 +44,7 @@ def _smoothed(d, per, lam, q, voting, scale, seed, **kwargs):
 
 
 def _feature_scores(g: MuS, x: torch.Tensor, attr: torch.Tensor) -> list[list[float]]:
-    groups, d = g.features(x)
+    groups, d = g.features(x)[:2]
     groups = groups.expand(x.shape[0], *groups.shape[1:]).reshape(x.shape[0], -1)
     flat = attr.reshape(x.shape[0], -1)
     return [[float(flat[b][groups[b] == j].sum()) for j in range(d)] for b in range(x.shape[0])]
@@ -283,6 +285,78 @@ def test_per_example_feature_masks_and_image_patches():
     assert torch.equal(scan.k, _first_stable(_stability_table(gi, xi, ai, 0)))
     out = explain_and_certify(gi, ai, xi, top_fraction=0.5)
     assert out.alpha.shape == (3, 4) and out.alpha.sum(1).tolist() == [2] * 3
+
+
+def test_grouped_attributions_keep_the_right_feature():
+    """h = (s, 2.5), s = 3 x_0 + 0.5 (x_1 + ... + x_4), at x = 1 with features {0} and
+    {1, 2, 3, 4}: keeping feature 0 alone keeps class 0 (s = 3), keeping feature 1 alone
+    does not (s = 2). Every explainer's own output must keep feature 0."""
+    w = torch.tensor([3.0, 0.5, 0.5, 0.5, 0.5], dtype=F64)
+
+    def h(t):
+        s = t @ w
+        return torch.stack([s, torch.full_like(s, 2.5)], 1)
+
+    mask = torch.tensor([0, 1, 1, 1, 1])
+    x = torch.ones(1, 5, dtype=F64)
+    g = MuS(h, 1.0, q=1, feature_mask=mask, voting=False, output="logits").eval()
+    group = xattr.ExactShapley(h).attribute(x, target=0, feature_mask=mask)  # [3, 2, 2, 2, 2]
+    element = xattr.IntegratedGradients(h).attribute(x, target=0)  # [3, .5, .5, .5, .5]
+    for attr in (group, element):
+        out = explain_and_certify(g, attr, x, top_fraction=0.5)
+        assert out.alpha.tolist() == [[True, False]] and out.certificate.consistent.item()
+        assert min_stable_fraction(g, attr, x, r=0).k.tolist() == [1]
+    # explainers of g itself, with g's features: a perturbation explainer's group layout
+    for explainer in (xattr.ExactShapley(g), xattr.KernelShap(g), xattr.FeatureAblation(g)):
+        out = explain_and_certify(g, explainer, x, top_fraction=0.5, feature_mask=mask)
+        assert out.alpha.tolist() == [[True, False]], type(explainer).__name__
+        assert min_stable_fraction(g, explainer, x, r=0, feature_mask=mask).k.tolist() == [1]
+    # summed, the group layout keeps the wrong feature: inconsistent, and k = 2
+    wrong = explain_and_certify(g, group, x, top_fraction=0.5, layout="element")
+    assert wrong.alpha.tolist() == [[False, True]] and not wrong.certificate.consistent.item()
+    assert min_stable_fraction(g, group, x, r=0, layout="element").k.tolist() == [2]
+    with pytest.raises(ValueError, match="layout"):
+        explain_and_certify(g, group, x, layout="sums")
+    with pytest.raises(ValueError, match="layout"):
+        min_stable_fraction(g, group, x, layout=None)
+
+
+def test_explanations_warn_about_gs_label_and_show_progress(capsys):
+    pytest.importorskip("tqdm")
+
+    def model(t):
+        s = t.sum(1)
+        return torch.stack([s - 3.0, torch.zeros_like(s)], 1)  # class 0 when the sum > 3
+
+    x = torch.ones(1, 4, dtype=F64)  # h says class 0; g at lambda = 1/2 says class 1
+    g = MuS(model, 0.5, q=8, output="logits")
+    attr = torch.tensor([[4.0, 3.0, 2.0, 1.0]], dtype=F64)
+    with pytest.warns(UserWarning, match="differs from the base model's argmax h.x. on 1 of 1"):
+        explain_and_certify(g, attr, x)
+    with pytest.warns(UserWarning, match="differs from the base model's"):
+        min_stable_fraction(g, attr, x, r=0)
+    capsys.readouterr()
+    for method in ("scan", "binary"):
+        with pytest.warns(UserWarning):
+            min_stable_fraction(
+                g, xattr.FeatureAblation(g), x, 0, method=method, show_progress=True
+            )
+        err = capsys.readouterr().err
+        assert "MuS g(x, alpha)" in err and "MuS h(x)" in err and "ablations" in err
+        assert ("k:" if method == "scan" else "k search") in err
+    with pytest.warns(UserWarning):
+        explain_and_certify(g, xattr.FeatureAblation(g), x, show_progress=True)
+    err = capsys.readouterr().err
+    assert "MuS g(x, alpha)" in err and "ablations" in err
+    loud = MuS(model, 0.5, q=8, output="logits", show_progress=True)
+    with pytest.warns(UserWarning):
+        explain_and_certify(loud, attr, x)
+    assert "MuS g(x, alpha)" in capsys.readouterr().err
+    with pytest.warns(UserWarning):
+        explain_and_certify(loud, attr, x, show_progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(TypeError, match="show_progress"):
+        explain_and_certify(g, attr, x, show_progress="yes")
 
 
 def test_results_are_deterministic_under_any_memory_budget(capsys):

@@ -93,10 +93,11 @@ class Recorder(nn.Module):
 
 
 def test_masks_mix_two_levels_and_follow_feature_ids():
-    # 256 examples [2, 32]; feature j = column j in both rows (d = 32); column 0 always kept
+    # 256 examples [2, 32]; feature j = column j in both rows (d = 32); column 0 (its
+    # feature id is 100) always kept
     x = torch.ones(256, 2, 32)
     y = torch.randint(0, 3, (256,), generator=_gen(1))
-    ids = torch.arange(100, 132).expand(2, 32)  # any integers: remapped to 0..31 as in MuS
+    ids = torch.arange(100, 132).expand(2, 32)  # any integers, as in MuS
     rec = Recorder()
     model = nn.Sequential(rec, nn.Flatten(), nn.Linear(64, 3))
     finetune(
@@ -105,7 +106,7 @@ def test_masks_mix_two_levels_and_follow_feature_ids():
         0.5,
         feature_mask=ids,
         mask_value=-1.0,
-        always_keep=[0],
+        always_keep=[100],
         batch_size=64,
         shuffle=False,
         seed=2,
@@ -223,6 +224,7 @@ def test_bad_arguments_name_themselves():
         (TypeError, "mask_value", {"mask_value": "pad"}),
         (TypeError, "always_keep", {"always_keep": 0}),
         (ValueError, "always_keep", {"always_keep": [4]}),
+        (ValueError, "always_keep", {"always_keep": [-1]}),
         (TypeError, "seed", {"seed": 1.5}),
         (TypeError, "shuffle", {"shuffle": 1}),
         (TypeError, "show_progress", {"show_progress": "yes"}),

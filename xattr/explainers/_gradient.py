@@ -144,6 +144,10 @@ def expand_base(base: Tensor, B: int) -> Tensor:
     return base if base.shape[0] == B else base.expand(B, *base.shape[1:])
 
 
+REDUCTIONS = ops.path.REDUCTIONS
+NONE = REDUCTIONS.index("none")
+
+
 class PathIntegrals(NamedTuple):
     """What :func:`integrate_paths` returns."""
 
@@ -185,19 +189,26 @@ def integrate_paths(
     Returns:
         PathIntegrals: attributions (one [B, T, *F] per input, [B, T, K, *F] for
         reduction "none"), T, and totals ([B, T, K], only with ``path_totals``).
+
+    The attributions do not depend on ``rows``, bit for bit, for a model whose rows do
+    not depend on their batch. Every element is the float64 sum that one
+    ``ops.path_integrate`` call over all K * J points of its example forms (path by
+    path: ``one_k = sum_j w_j g_kj`` step by step, then ``one_k (x - b_k)`` times the
+    path weight, added to the running total; divided by K for "mean"), rounded once to
+    the inputs' dtype. Blocks that hold whole examples are such a call; when an
+    example's K * J rows exceed ``rows``, its paths (below J rows, the steps of one path)
+    come a block at a time and :class:`_Carry` carries the same float64 sums from block
+    to block. The path totals are float64 sums over the elements, to rounding.
     """
     B = inputs[0].shape[0]
     K = baselines[0].shape[1]
     alphas, weights = ops.quadrature(method, n_steps, dtype=inputs[0].dtype)
     alphas, weights = alphas.to(inputs[0].device), weights.to(inputs[0].device)
     J = alphas.shape[0]
-    per_example = K * J
     weighted = path_weights is not None
     if path_totals and not weighted:
         raise ValueError("path_totals: needs path_weights")
-    # weighted: the kernel weights and sums the paths; "none" only for the path totals
-    red = ops.path.REDUCTIONS.index(("none" if path_totals else "sum") if weighted else reduction)
-    totals: Tensor | None = None
+    red = "sum" if weighted else reduction  # weighted: the kernel weights and sums the paths
     # Flattened and checked once; the path kernels then run per block without checks.
     flat_x = tuple(x.reshape(B, -1).contiguous() for x in inputs)
     flat_b = tuple(
@@ -206,18 +217,17 @@ def integrate_paths(
     for i, (x, b) in enumerate(zip(flat_x, flat_b)):
         _checks.finite("inputs" if len(inputs) == 1 else f"inputs[{i}]", x)
         _checks.finite("baselines" if len(inputs) == 1 else f"baselines[{i}]", b)
-    acc: list[Tensor | None] = [None] * len(inputs)
+    out: list[Tensor] = []  # one [B, T, E] ([B, T, K, E] for "none") per input
+    carry: list[_Carry] = []  # per input, for examples split across blocks
+    totals: Tensor | None = None  # [B, T, K] float64
     T = None
-    bar = progress(B * per_example, show_progress, desc)
-    for s, e, j0, j1 in _kblocks(B, K, J, rows):
-        nb = e - s
-        a = alphas[j0:j1]
-        w = weights[j0:j1]
-        reps = K * a.shape[0]
+    bar = progress(B * K * J, show_progress, desc)
+    for s, e, k0, k1, j0, j1 in _blocks(B, K, J, rows):
+        nb, reps = e - s, (k1 - k0) * (j1 - j0)
         flat = tuple(
-            ops.path.points_flat(x[s:e], b if b.shape[0] == 1 else b[s:e], a).view(
-                nb * reps, *inp.shape[1:]
-            )
+            ops.path.points_flat(
+                x[s:e], (b if b.shape[0] == 1 else b[s:e])[:, k0:k1], alphas[j0:j1]
+            ).view(nb * reps, *inp.shape[1:])
             for x, b, inp in zip(flat_x, flat_b, inputs)
         )
         if layer_call is None:
@@ -225,46 +235,109 @@ def integrate_paths(
         else:
             with torch.enable_grad():
                 flat = tuple(f.detach().requires_grad_() for f in flat)
-                out = layer_call(flat, s, e, reps)
-                sel = _select_checked(out, nb * reps, targets, reps, s)
+                raw = layer_call(flat, s, e, reps)
+                sel = _select_checked(raw, nb * reps, targets, reps, s)
                 g, _ = _grads_of(sel, flat)
         t = g[0].shape[1]
         if T is None:
             T = t
+            for x in flat_x:
+                out.append(
+                    x.new_empty((B, t, K, x.shape[1]) if red == "none" else (B, t, x.shape[1]))
+                )
+                carry.append(_Carry(red, K, J, weights, multiply_by_inputs))
+            if path_totals:
+                totals = torch.zeros((B, t, K), dtype=torch.float64, device=flat_x[0].device)
         for i, (gi, x, b) in enumerate(zip(g, flat_x, flat_b)):
-            # [nb*K*j, T, *F] -> [nb, T, K, j, E] -> [nb*T, K, j, E]
-            gi = gi.reshape(nb, K, a.shape[0], t, x.shape[1]).movedim(3, 1)
-            gi = gi.reshape(nb * t, K, a.shape[0], x.shape[1]).to(x.dtype)
+            # [nb*kc*jc, T, *F] -> [nb, kc, jc, T, E] -> [nb*T, kc, jc, E]
+            gi = gi.reshape(nb, k1 - k0, j1 - j0, t, x.shape[1]).movedim(3, 1)
+            gi = gi.reshape(nb * t, k1 - k0, j1 - j0, x.shape[1]).to(x.dtype)
             xi = _examples(x, s, e, t)
-            bi = b if b.shape[0] == 1 else _examples(b, s, e, t)
+            bi = (b if b.shape[0] == 1 else _examples(b, s, e, t))[:, k0:k1]
             pw = None
             if weighted:
                 pw = path_weights[i]
-                pw = pw if pw.shape[0] == 1 else _examples(pw, s, e, t)
-            if path_totals:  # [nb * t, K, E]: every path's sums, then the weighted sum
-                part = ops.path.integrate_flat(gi, xi, bi, w, red, multiply_by_inputs)
-                if totals is None:
-                    totals = x.new_zeros((B, t, K))
-                totals[s:e] += part.sum(-1).view(nb, t, K)
-                part = (part * pw).sum(1)
-            else:
-                part = ops.path.integrate_flat(gi, xi, bi, w, red, multiply_by_inputs, pw)
-            part = part.view(nb, t, *part.shape[1:])
-            if acc[i] is None:
-                acc[i] = x.new_zeros((B, t, *part.shape[2:]))
-            acc[i][s:e] += part
-        bar.update(nb * K * a.shape[0])
+                pw = (pw if pw.shape[0] == 1 else _examples(pw, s, e, t))[:, k0:k1]
+            if k1 - k0 == K and j1 - j0 == J:  # whole examples: one kernel call is their sum
+                red_i = REDUCTIONS.index(red)
+                part = ops.path.integrate_flat(gi, xi, bi, weights, red_i, multiply_by_inputs, pw)
+                out[i][s:e] = part.view(nb, t, *part.shape[1:])
+                if path_totals:  # every path's IG (without its weight) summed, in float64
+                    wide = (v.to(torch.float64) for v in (gi, xi, bi, weights))
+                    per_path = ops.path.integrate_flat(*wide, NONE, multiply_by_inputs)
+                    totals[s:e] += per_path.sum(-1).view(nb, t, K)
+            else:  # one example (s), paths k0..k1 or steps j0..j1 of path k0
+                finished = carry[i].add(gi, xi, bi, pw, k0, j0, j1)
+                if path_totals and finished is not None:
+                    totals[s, :, k0:k1] += finished.sum(-1)
+                if k1 == K and j1 == J:
+                    out[i][s] = carry[i].result().to(x.dtype)
+        bar.update(nb * reps)
     bar.close()
     # A NaN or inf gradient always reaches the attributions (see ops.path_integrate).
-    for a in acc:
-        if a is not None and not bool(torch.isfinite(a).all()):
+    for a in out:
+        if not bool(torch.isfinite(a).all()):
             raise ValueError(
                 "forward_func: its gradients contain non-finite values (NaN or inf); "
                 "the attributions would too"
             )
-    lead = 2 if reduction == "none" and not weighted else 1  # (T, K) or (T,) after the batch
-    shaped = tuple(a.view(B, *a.shape[1 : 1 + lead], *x.shape[1:]) for a, x in zip(acc, inputs))
+    lead = 2 if red == "none" else 1  # (T, K) or (T,) after the batch
+    shaped = tuple(a.view(B, *a.shape[1 : 1 + lead], *x.shape[1:]) for a, x in zip(out, inputs))
+    if totals is not None:
+        totals = totals.to(inputs[0].dtype)
     return PathIntegrals(shaped, int(T), totals)
+
+
+class _Carry:
+    """One example's path integral over blocks, in float64, exactly as
+    ``PathIntegrateOp`` forms it in one call: per path k, ``one = sum_j w_j g_kj``
+    (step by step, the first step assigned), its value ``v_k = one (x - b_k)`` (times
+    the path weight), and the running total ``0 + v_0 + v_1 + ...`` (divided by K for
+    "mean"; "none" keeps every ``0 + v_k``). Blocks arrive in the order of
+    :func:`_blocks` (path by path; a path's steps in order)."""
+
+    def __init__(
+        self, reduction: str, K: int, J: int, weights: Tensor, multiply_by_inputs: bool
+    ) -> None:
+        self.reduction, self.K, self.J = reduction, K, J
+        # the kernel reads the weights in the inputs' dtype and widens each to double
+        self.w = weights.to(torch.float64)
+        self.mbi = multiply_by_inputs
+        self.one: Tensor | None = None  # [T, E]: the current path's steps so far
+        self.acc: Tensor | None = None  # [T, E], or [T, K, E] for "none"
+
+    def add(
+        self, g: Tensor, x: Tensor, b: Tensor, pw: Tensor | None, k0: int, j0: int, j1: int
+    ) -> Tensor | None:
+        """Gradients g [T, kc, jc, E] of paths k0.. (steps j0..j1), x [T, E], b and pw
+        [T, kc, E]. Returns the values [T, kc, E] (without the path weights) of the paths
+        this block finished, None when it finished none."""
+        f64 = torch.float64
+        if j0 == 0 and j1 == self.J:  # whole paths: the kernel's own per-path values
+            v = ops.path.integrate_flat(g.to(f64), x.to(f64), b.to(f64), self.w, NONE, self.mbi)
+        else:  # steps j0..j1 of path k0
+            terms = g[:, 0].to(f64) * self.w[j0:j1, None]  # [T, jc, E]
+            for j in range(j1 - j0):  # step by step, as the kernel adds them
+                self.one = terms[:, j] if j0 + j == 0 else self.one + terms[:, j]
+            if j1 < self.J:
+                return None
+            v = (self.one * (x.to(f64) - b[:, 0].to(f64)) if self.mbi else self.one)[:, None]
+        value = v if pw is None else v * pw.to(f64)
+        if self.acc is None:
+            T, E = x.shape
+            shape = (T, self.K, E) if self.reduction == "none" else (T, E)
+            self.acc = torch.zeros(shape, dtype=f64, device=x.device)
+        if self.reduction == "none":
+            self.acc[:, k0 : k0 + v.shape[1]] += value
+        else:
+            for k in range(v.shape[1]):  # path by path, as the kernel adds them
+                self.acc += value[:, k]
+        return v
+
+    def result(self) -> Tensor:
+        """The example's sums, float64 (then the carry is reset for the next example)."""
+        acc, self.acc, self.one = self.acc, None, None
+        return acc / self.K if self.reduction == "mean" else acc
 
 
 def _examples(t: Tensor, s: int, e: int, reps: int) -> Tensor:
@@ -272,19 +345,25 @@ def _examples(t: Tensor, s: int, e: int, reps: int) -> Tensor:
     return t[s:e] if reps == 1 else t[s:e].repeat_interleave(reps, 0)
 
 
-def _kblocks(B: int, K: int, J: int, rows: int) -> Iterator[tuple[int, int, int, int]]:
-    """(example start, example stop, step start, step stop) blocks of at most ``rows`` model
-    rows (at least one step of one example); a block holds all K baselines of its steps."""
-    per_step = K
+def _blocks(B: int, K: int, J: int, rows: int) -> Iterator[tuple[int, int, int, int, int, int]]:
+    """(example start, stop, path start, stop, step start, stop) blocks of at most
+    ``rows`` model rows (at least one): whole examples when K * J rows fit, else one
+    example's paths a few at a time, else (below J rows) one path's steps a few at a
+    time; always in the order of the sums (example, path, step)."""
     if rows >= K * J:
         n = rows // (K * J)
         for s in range(0, B, n):
-            yield s, min(B, s + n), 0, J
-    else:
-        steps = max(1, rows // per_step)
+            yield s, min(B, s + n), 0, K, 0, J
+    elif rows >= J:
+        n = rows // J
         for b in range(B):
-            for j in range(0, J, steps):
-                yield b, b + 1, j, min(J, j + steps)
+            for k in range(0, K, n):
+                yield b, b + 1, k, min(K, k + n), 0, J
+    else:
+        for b in range(B):
+            for k in range(K):
+                for j in range(0, J, rows):
+                    yield b, b + 1, k, k + 1, j, min(J, j + rows)
 
 
 def _grads_of(sel: Tensor, wrt: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], Tensor]:
@@ -303,9 +382,26 @@ def _grads_of(sel: Tensor, wrt: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...],
     return grads, sel.detach()
 
 
+# Gradient explainers' attributions carry each element's own share of a feature's value
+# (their sum is the feature's value), unlike Captum's layout of the perturbation
+# explainers, where every element of a feature carries the feature's whole value. The
+# tensors they return say so in this attribute (a tensor made from them, e.g. by
+# .clone() or arithmetic, does not), which the metrics read to score feature groups
+# (xattr.metrics.faithfulness.feature_scores).
+LAYOUT_ATTRIBUTE = "xattr_layout"
+
+
+def mark_per_element(values: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """The tensors, marked as per-element attributions (``t.xattr_layout == "element"``)."""
+    for v in values:
+        setattr(v, LAYOUT_ATTRIBUTE, "element")
+    return values
+
+
 def finish(values: tuple[Tensor, ...], multi: bool) -> tuple[Tensor, ...]:
-    """Drops the target dimension (dim 1) when a single target was asked for."""
-    return values if multi else tuple(v.squeeze(1) for v in values)
+    """Drops the target dimension (dim 1) when a single target was asked for; the
+    results are marked per-element (:func:`mark_per_element`)."""
+    return mark_per_element(values if multi else tuple(v.squeeze(1) for v in values))
 
 
 def convergence_delta(

@@ -14,7 +14,7 @@ from xattr.explainers._common import (
     format_output,
     repeat_per_example,
 )
-from xattr.explainers._gradient import float_inputs
+from xattr.explainers._gradient import LAYOUT_ATTRIBUTE, float_inputs, mark_per_element
 from xattr.ops import _checks
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -29,27 +29,30 @@ def _expand_target(target: Any, B: int, n: int) -> Any:
     return target
 
 
-def _expand_baselines(
-    baselines: Any, xs: tuple[Tensor, ...], n: int, draw: bool, gen: torch.Generator
-) -> Any:
-    if draw:
-        B = xs[0].shape[0]
-        single = not isinstance(baselines, (tuple, list))
-        bl = (baselines,) if single else tuple(baselines)
-        tensors = [b for b in bl if isinstance(b, Tensor)]
-        if not tensors:
-            return baselines
-        rows = {b.shape[0] for b in tensors if b.dim() > 0}
-        if len(rows) != 1:
-            raise ValueError(
-                "baselines: a baseline distribution needs the same number of rows in every "
-                f"tensor, got {[tuple(b.shape) for b in tensors]}"
-            )
-        N = rows.pop()
-        idx = torch.randint(0, N, (B * n,), generator=gen, device=gen.device).to(tensors[0].device)
-        out = tuple(b[idx] if isinstance(b, Tensor) else b for b in bl)
-        return out[0] if single else out
-    return _repeat_per_example(baselines, xs, n)
+def _distribution_rows(baselines: Any) -> int | None:
+    """N, the rows of a baseline distribution to draw from (None: nothing to draw)."""
+    bl = baselines if isinstance(baselines, (tuple, list)) else (baselines,)
+    tensors = [b for b in bl if isinstance(b, Tensor)]
+    if not tensors:
+        return None
+    rows = {b.shape[0] for b in tensors if b.dim() > 0}
+    if len(rows) != 1:
+        raise ValueError(
+            "baselines: a baseline distribution needs the same number of rows in every "
+            f"tensor, got {[tuple(b.shape) for b in tensors]}"
+        )
+    return rows.pop()
+
+
+def _expand_baselines(baselines: Any, xs: tuple[Tensor, ...], n: int, idx: Tensor | None) -> Any:
+    """Baselines of the B * n copies (example-major): the drawn rows ``idx`` of a
+    distribution, or the given baselines repeated."""
+    if idx is None:
+        return _repeat_per_example(baselines, xs, n)
+    single = not isinstance(baselines, (tuple, list))
+    bl = (baselines,) if single else tuple(baselines)
+    out = tuple(b[idx.to(b.device)] if isinstance(b, Tensor) else b for b in bl)
+    return out[0] if single else out
 
 
 def _repeat_per_example(value: Any, xs: tuple[Tensor, ...], n: int) -> Any:
@@ -143,7 +146,10 @@ class NoiseTunnel:
 
         Returns:
             Attributions in the wrapped explainer's form, plus the deltas
-            [B * nt_samples] (partition-major, as Captum) when asked for.
+            [B * nt_samples] (example-major) when asked for. The copies are drawn one
+            at a time and their attributions summed in float64 in copy order, so the
+            result does not depend on ``nt_samples_batch_size`` (Captum's deltas come
+            partition by partition when it splits the copies).
 
         Example:
             >>> import torch
@@ -196,6 +202,10 @@ class NoiseTunnel:
                 "return_convergence_delta: the wrapped explainer has no convergence delta"
             )
         B = xs[0].shape[0]
+        N = _distribution_rows(kwargs.get("baselines")) if draw else None
+        # float64 sums over the copies, one copy at a time in copy order, and the random
+        # draws made copy by copy (every input's noise, then the baseline rows): the
+        # result does not depend on nt_samples_batch_size
         sums: list[Tensor] | None = None
         sqs: list[Tensor] | None = None
         deltas: list[Tensor] = []
@@ -203,17 +213,24 @@ class NoiseTunnel:
         done = 0
         while done < nt_samples:
             n = min(per, nt_samples - done)
+            noise: list[list[Tensor]] = [[] for _ in xs]
+            rows: list[Tensor] = []
+            for _ in range(n):
+                for i, (x, sd) in enumerate(zip(xs, sds)):
+                    if sd > 0:
+                        shape = (B, *x.shape[1:])
+                        z = torch.randn(shape, generator=gen, device=gen.device, dtype=x.dtype)
+                        noise[i].append(z)
+                if N is not None:
+                    rows.append(torch.randint(0, N, (B,), generator=gen, device=gen.device))
             noisy = tuple(
                 x.repeat_interleave(n, dim=0)
                 + (
-                    sd
-                    * torch.randn(
-                        (B * n, *x.shape[1:]), generator=gen, device=gen.device, dtype=x.dtype
-                    ).to(x.device)
+                    sd * torch.stack(z, 1).reshape(B * n, *x.shape[1:]).to(x.device)
                     if sd > 0
                     else 0
                 )
-                for x, sd in zip(xs, sds)
+                for x, sd, z in zip(xs, sds, noise)
             )
             kw = dict(kwargs)
             if "target" in kw:
@@ -223,23 +240,26 @@ class NoiseTunnel:
                     kw["additional_forward_args"], B, n
                 )
             if "baselines" in kw:
-                kw["baselines"] = _expand_baselines(kw["baselines"], xs, n, draw, gen)
+                idx = torch.stack(rows, 1).reshape(B * n) if rows else None
+                kw["baselines"] = _expand_baselines(kw["baselines"], xs, n, idx)
             if kw.get("feature_mask") is not None:  # per-example masks follow the copies
                 kw["feature_mask"] = _repeat_per_example(kw["feature_mask"], xs, n)
             res = self.attribution_method.attribute(noisy if is_tuple else noisy[0], **kw)
             if want_delta:
                 res, d = res
-                deltas.append(d)
+                deltas.append(d.reshape(B, n, *d.shape[1:]))
             attr_tuple = isinstance(res, tuple)
             parts = res if attr_tuple else (res,)
+            per_element = all(getattr(p, LAYOUT_ATTRIBUTE, None) == "element" for p in parts)
             parts = tuple(p.reshape(B, n, *p.shape[1:]) for p in parts)
             if sums is None:
-                sums = [p.sum(1) for p in parts]
-                sqs = [(p * p).sum(1) for p in parts]
-            else:
+                sums = [p.new_zeros(p[:, 0].shape, dtype=torch.float64) for p in parts]
+                sqs = [s.clone() for s in sums]
+            for c in range(n):
                 for i, p in enumerate(parts):
-                    sums[i] = sums[i] + p.sum(1)
-                    sqs[i] = sqs[i] + (p * p).sum(1)
+                    v = p[:, c].to(torch.float64)
+                    sums[i] += v
+                    sqs[i] += v * v
             done += n
         mean = [s / nt_samples for s in sums]
         msq = [s / nt_samples for s in sqs]
@@ -249,7 +269,11 @@ class NoiseTunnel:
             out = msq
         else:
             out = [q - m * m for m, q in zip(mean, msq)]
-        result = format_output(tuple(out), attr_tuple)
+        result = tuple(o.to(p.dtype) for o, p in zip(out, parts))
+        if per_element:  # averages of per-element maps are per-element maps
+            mark_per_element(result)
+        result = format_output(result, attr_tuple)
         if want_delta:
-            return result, torch.cat(deltas, 0)
+            d = torch.cat(deltas, 1)
+            return result, d.reshape(B * nt_samples, *d.shape[2:])
         return result

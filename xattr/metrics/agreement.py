@@ -4,8 +4,11 @@ Every function compares attributions ``a`` with a reference ``ref`` of the same
 shape, [B, *F] (or tuples of such tensors, read as one concatenated feature
 vector per example), and returns one value per example, [B], in the floating
 dtype of the pair. With ``feature_mask`` (Captum's form: integer ids per
-element, [*F] or [1 or B, *F] per input) the attributions within each group are
-summed first and the groups are compared, in increasing id order.
+element, [*F] or [1 or B, *F] per input) each group (feature) is scored first and
+the groups are compared, in increasing id order: by the value all its elements
+carry in a perturbation explainer's output (Captum's layout), by the sum of its
+elements in a per-element map such as a gradient explainer's (``layout``, read from
+each map by default, see :func:`xattr.metrics.faithfulness.feature_scores`).
 
 - :func:`relative_l2`: ||a - ref|| / ||ref|| (0 when both are 0, inf when only ref is).
 - :func:`mse`: mean squared difference.
@@ -28,8 +31,11 @@ from torch import Tensor
 
 from xattr.explainers._common import TensorOrTuple, flag, format_inputs, positive_int
 from xattr.explainers._game import format_feature_mask
+from xattr.metrics.faithfulness import check_layout, group_scores
 
 MaskType = Optional[Union[Tensor, tuple[Tensor, ...]]]
+LayoutType = Union[str, tuple[str, str]]
+
 
 __all__ = [
     "kendall",
@@ -42,8 +48,18 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ inputs
-def _pair(a: TensorOrTuple, ref: TensorOrTuple, feature_mask: MaskType) -> tuple[Tensor, Tensor]:
-    """Both maps as [B, d] in their common floating dtype (group sums with a mask)."""
+def _layouts(layout: LayoutType) -> tuple[str, str]:
+    pair = tuple(layout) if isinstance(layout, (tuple, list)) else (layout, layout)
+    if len(pair) != 2:
+        raise ValueError(f"layout: expected one value or a pair (for a, for ref), got {layout!r}")
+    return check_layout(pair[0]), check_layout(pair[1])
+
+
+def _pair(
+    a: TensorOrTuple, ref: TensorOrTuple, feature_mask: MaskType, layout: LayoutType = "auto"
+) -> tuple[Tensor, Tensor]:
+    """Both maps as [B, d] in their common floating dtype (group scores with a mask)."""
+    layouts = _layouts(layout)
     xs, _ = format_inputs(a, "a")
     ys, _ = format_inputs(ref, "ref")
     if len(xs) != len(ys):
@@ -69,10 +85,9 @@ def _pair(a: TensorOrTuple, ref: TensorOrTuple, feature_mask: MaskType) -> tuple
     y = torch.cat([t.reshape(B, -1) for t in ys], dim=1).to(dtype)
     if feature_mask is not None:
         groups, ids = format_feature_mask(feature_mask, xs)
-        g = torch.cat([m.expand(B, *m.shape[1:]).reshape(B, -1) for m in groups], dim=1)
         d = int(ids.numel())
-        x = x.new_zeros(B, d).scatter_add_(1, g, x)
-        y = y.new_zeros(B, d).scatter_add_(1, g, y)
+        x = group_scores(xs, groups, d, layouts[0]).to(dtype)
+        y = group_scores(ys, groups, d, layouts[1]).to(dtype)
     if x.shape[1] == 0:
         raise ValueError("a: no features to compare (the attributions are empty)")
     return x, y
@@ -149,7 +164,13 @@ def _nan_where(mask: Tensor, value: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------ metrics
-def relative_l2(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType = None) -> Tensor:
+def relative_l2(
+    a: TensorOrTuple,
+    ref: TensorOrTuple,
+    *,
+    feature_mask: MaskType = None,
+    layout: LayoutType = "auto",
+) -> Tensor:
     """Relative l2 error ||a - ref|| / ||ref|| per example.
 
     Where ref is all zeros the ratio is 0 if a is all zeros too (identical maps)
@@ -159,8 +180,11 @@ def relative_l2(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType 
         a: attributions, [B, *F] float tensor or a tuple of them.
         ref: reference attributions, shaped like ``a``.
         feature_mask: optional integer group ids, [*F] or [1 or B, *F] per input
-            (Captum's form); each group's attributions are summed first. Default:
-            every element is a feature.
+            (Captum's form); each group is scored first (its value, or the sum of
+            its elements, see ``layout``). Default: every element is a feature.
+        layout: with ``feature_mask``, how each map spreads a group's value over its
+            elements: "auto" (default, read from each map), "group" or "element"
+            (:func:`~xattr.metrics.faithfulness.feature_scores`), or a pair (a, ref).
 
     Returns:
         [B], in the floating dtype of the pair.
@@ -173,7 +197,7 @@ def relative_l2(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType 
         >>> relative_l2(a, ref)
         tensor([1.3333, 0.0000,    inf])
     """
-    x, y = _pair(a, ref, feature_mask)
+    x, y = _pair(a, ref, feature_mask, layout)
     # Both norms scaled by max |ref| so that tiny or huge maps neither underflow nor overflow.
     scale = y.abs().amax(dim=1, keepdim=True)
     zero_ref = scale[:, 0] == 0
@@ -186,14 +210,23 @@ def relative_l2(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType 
     return torch.where(zero_ref, when_zero, ratio)
 
 
-def mse(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType = None) -> Tensor:
+def mse(
+    a: TensorOrTuple,
+    ref: TensorOrTuple,
+    *,
+    feature_mask: MaskType = None,
+    layout: LayoutType = "auto",
+) -> Tensor:
     """Mean squared difference between ``a`` and ``ref`` over the features, per example.
 
     Args:
         a: attributions, [B, *F] float tensor or a tuple of them.
         ref: reference attributions, shaped like ``a``.
         feature_mask: optional integer group ids, [*F] or [1 or B, *F] per input;
-            groups are summed first and the mean is over groups.
+            groups are scored first and the mean is over groups.
+        layout: with ``feature_mask``, how each map spreads a group's value over its
+            elements: "auto" (default, read from each map), "group" or "element"
+            (:func:`~xattr.metrics.faithfulness.feature_scores`), or a pair (a, ref).
 
     Returns:
         [B], in the floating dtype of the pair.
@@ -204,11 +237,17 @@ def mse(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType = None) 
         >>> mse(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[1.0, 0.0, 0.0]]))
         tensor([4.3333])
     """
-    x, y = _pair(a, ref, feature_mask)
+    x, y = _pair(a, ref, feature_mask, layout)
     return (x - y).square().mean(dim=1)
 
 
-def spearman(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType = None) -> Tensor:
+def spearman(
+    a: TensorOrTuple,
+    ref: TensorOrTuple,
+    *,
+    feature_mask: MaskType = None,
+    layout: LayoutType = "auto",
+) -> Tensor:
     """Spearman rank correlation between ``a`` and ``ref`` per example.
 
     The Pearson correlation of the ranks, ties given the average of their ranks
@@ -219,7 +258,10 @@ def spearman(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType = N
         a: attributions, [B, *F] float tensor or a tuple of them.
         ref: reference attributions, shaped like ``a``.
         feature_mask: optional integer group ids, [*F] or [1 or B, *F] per input;
-            the group sums are ranked.
+            the group scores are ranked.
+        layout: with ``feature_mask``, how each map spreads a group's value over its
+            elements: "auto" (default, read from each map), "group" or "element"
+            (:func:`~xattr.metrics.faithfulness.feature_scores`), or a pair (a, ref).
 
     Returns:
         [B] in [-1, 1], in the floating dtype of the pair.
@@ -230,7 +272,7 @@ def spearman(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType = N
         >>> spearman(torch.tensor([[1.0, 2.0, 3.0, 4.0]]), torch.tensor([[1.0, 3.0, 2.0, 4.0]]))
         tensor([0.8000])
     """
-    x, y = _pair(a, ref, feature_mask)
+    x, y = _pair(a, ref, feature_mask, layout)
     d = x.shape[1]
     rx = _average_ranks(x) - (d + 1) / 2  # the mean rank is (d + 1) / 2, ties or not
     ry = _average_ranks(y) - (d + 1) / 2
@@ -239,7 +281,13 @@ def spearman(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType = N
     return _nan_where(den == 0, rho.clamp(-1, 1)).to(x.dtype)
 
 
-def kendall(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType = None) -> Tensor:
+def kendall(
+    a: TensorOrTuple,
+    ref: TensorOrTuple,
+    *,
+    feature_mask: MaskType = None,
+    layout: LayoutType = "auto",
+) -> Tensor:
     """Kendall's tau-b between ``a`` and ``ref`` per example (ties accounted for).
 
     tau_b = (concordant - discordant) / sqrt((n0 - n1) (n0 - n2)) with n0 = d (d - 1) / 2
@@ -252,7 +300,10 @@ def kendall(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType = No
         a: attributions, [B, *F] float tensor or a tuple of them.
         ref: reference attributions, shaped like ``a``.
         feature_mask: optional integer group ids, [*F] or [1 or B, *F] per input;
-            the group sums are compared.
+            the group scores are compared.
+        layout: with ``feature_mask``, how each map spreads a group's value over its
+            elements: "auto" (default, read from each map), "group" or "element"
+            (:func:`~xattr.metrics.faithfulness.feature_scores`), or a pair (a, ref).
 
     Returns:
         [B] in [-1, 1], in the floating dtype of the pair.
@@ -263,7 +314,7 @@ def kendall(a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType = No
         >>> kendall(torch.tensor([[1.0, 2.0, 3.0, 4.0]]), torch.tensor([[1.0, 3.0, 2.0, 4.0]]))
         tensor([0.6667])
     """
-    x, y = _pair(a, ref, feature_mask)
+    x, y = _pair(a, ref, feature_mask, layout)
     d = x.shape[1]
     rx, x_ties = _dense_ranks(x)
     ry, y_ties = _dense_ranks(y)
@@ -285,6 +336,7 @@ def top_k_intersection(
     *,
     absolute: bool = True,
     feature_mask: MaskType = None,
+    layout: LayoutType = "auto",
 ) -> Tensor:
     """Fraction of the k top features of ``ref`` that are among the k top features of ``a``.
 
@@ -300,7 +352,10 @@ def top_k_intersection(
             or of groups with ``feature_mask``).
         absolute: rank by |value| (default True) rather than by value.
         feature_mask: optional integer group ids, [*F] or [1 or B, *F] per input;
-            the group sums are ranked.
+            the group scores are ranked.
+        layout: with ``feature_mask``, how each map spreads a group's value over its
+            elements: "auto" (default, read from each map), "group" or "element"
+            (:func:`~xattr.metrics.faithfulness.feature_scores`), or a pair (a, ref).
 
     Returns:
         [B] in {0, 1/k, ..., 1}, in the floating dtype of the pair.
@@ -314,7 +369,7 @@ def top_k_intersection(
     """
     positive_int("k", k)
     flag("absolute", absolute)
-    x, y = _pair(a, ref, feature_mask)
+    x, y = _pair(a, ref, feature_mask, layout)
     B, d = x.shape
     if k > d:
         raise ValueError(f"k: expected at most the number of features ({d}), got {k}")
@@ -328,7 +383,11 @@ def top_k_intersection(
 
 
 def sign_agreement(
-    a: TensorOrTuple, ref: TensorOrTuple, *, feature_mask: MaskType = None
+    a: TensorOrTuple,
+    ref: TensorOrTuple,
+    *,
+    feature_mask: MaskType = None,
+    layout: LayoutType = "auto",
 ) -> Tensor:
     """Fraction of features on which ``a`` and ``ref`` have the same sign, per example.
 
@@ -339,7 +398,10 @@ def sign_agreement(
         a: attributions, [B, *F] float tensor or a tuple of them.
         ref: reference attributions, shaped like ``a``.
         feature_mask: optional integer group ids, [*F] or [1 or B, *F] per input;
-            the signs of the group sums are compared.
+            the signs of the group scores are compared.
+        layout: with ``feature_mask``, how each map spreads a group's value over its
+            elements: "auto" (default, read from each map), "group" or "element"
+            (:func:`~xattr.metrics.faithfulness.feature_scores`), or a pair (a, ref).
 
     Returns:
         [B] in [0, 1], in the floating dtype of the pair.
@@ -351,5 +413,5 @@ def sign_agreement(
         >>> sign_agreement(a, ref)
         tensor([0.5000])
     """
-    x, y = _pair(a, ref, feature_mask)
+    x, y = _pair(a, ref, feature_mask, layout)
     return (torch.sign(x) == torch.sign(y)).to(x.dtype).mean(dim=1)

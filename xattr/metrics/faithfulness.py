@@ -8,6 +8,7 @@ steps for B examples costs B * (K + 1) model rows and no Python loop per step.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -28,7 +29,7 @@ from xattr.explainers._common import (
     rows_per_batch,
 )
 from xattr.explainers._game import Setup
-from xattr.explainers._gradient import as_args, outputs_at
+from xattr.explainers._gradient import LAYOUT_ATTRIBUTE, as_args, outputs_at
 from xattr.metrics.summary import summarize
 from xattr.ops import _checks
 
@@ -76,24 +77,118 @@ class TargetClassCurve(NamedTuple):
         return {"auc": summarize(self.auc), "flipped": self.flipped.float().mean(0).tolist()}
 
 
+LAYOUTS = ("auto", "group", "element")
+
+
+def check_layout(layout: Any) -> str:
+    """``layout`` checked: one of :data:`LAYOUTS`."""
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
+    return layout
+
+
+def _marked(attrs: tuple[Tensor, ...], layout: str) -> str:
+    """ "element" for "auto" when every tensor is marked per-element by a gradient explainer."""
+    if layout == "auto" and all(getattr(a, LAYOUT_ATTRIBUTE, None) == "element" for a in attrs):
+        return "element"
+    return layout
+
+
+def group_scores(
+    attrs: tuple[Tensor, ...], groups: tuple[Tensor, ...], d: int, layout: str = "auto"
+) -> Tensor:
+    """The score of every feature, [B, d] float64, from attributions [B, *F] per input
+    and feature ids in 0..d-1 per input ([1 or B, *F]); ``layout`` as in
+    :func:`feature_scores`. A feature absent from an example scores 0.
+
+    Example:
+        >>> import torch
+        >>> ids = (torch.tensor([[0, 1, 1, 1, 1]]),)
+        >>> group_scores((torch.tensor([[3.0, 2, 2, 2, 2]]),), ids, 2).tolist()  # group
+        [[3.0, 2.0]]
+        >>> group_scores((torch.tensor([[3.0, 1, 0, 0, 1]]),), ids, 2).tolist()  # element
+        [[3.0, 2.0]]
+    """
+    layout = _marked(attrs, check_layout(layout))
+    B = attrs[0].shape[0]
+    device = attrs[0].device
+    f64 = torch.float64
+    flat = [a.reshape(B, -1).to(f64) for a in attrs]
+    ids = [g.reshape(g.shape[0], -1).to(device).expand(B, -1) for g in groups]
+    sums = torch.zeros((B, d), dtype=f64, device=device)
+    for a, g in zip(flat, ids):
+        sums.scatter_add_(1, g, a)
+    if layout == "element":
+        return sums
+    hi = torch.full((B, d), -math.inf, dtype=f64, device=device)
+    lo = torch.full((B, d), math.inf, dtype=f64, device=device)
+    for a, g in zip(flat, ids):
+        hi.scatter_reduce_(1, g, a, "amax")
+        lo.scatter_reduce_(1, g, a, "amin")
+    present = hi > -math.inf
+    varies = present & (hi != lo)
+    if layout == "group" and bool(varies.any()):
+        b, j = varies.nonzero()[0].tolist()
+        raise ValueError(
+            "layout: 'group' needs every element of a feature to carry the feature's value, "
+            f"but feature {j} of example {b} has values from {lo[b, j].item():.6g} to "
+            f"{hi[b, j].item():.6g}; use layout='element' (sums) for a per-element map"
+        )
+    if layout == "auto" and bool(varies.any()):
+        return sums
+    return torch.where(present, hi, torch.zeros_like(hi))
+
+
 def feature_scores(
     attributions: TensorOrTuple,
     inputs: tuple[Tensor, ...],
     groups: tuple[Tensor, ...],
     d: int,
+    layout: str = "auto",
 ) -> Tensor:
-    """Attributions summed within each feature group: [B, d] (float64).
+    """The score of every feature group: [B, d] (float64).
 
-    ``groups``: int64 feature ids in 0..d-1 per input, [1 or B, *F] (as
-    ``format_feature_mask`` returns them)."""
+    Args:
+        attributions: shaped like ``inputs`` (a tensor or a tuple).
+        inputs: the inputs, one [B, *F] tensor per input.
+        groups: int64 feature ids in 0..d-1 per input, [1 or B, *F] (as
+            ``format_feature_mask`` returns them).
+        d: the number of features.
+        layout: how the attributions spread a feature's value over its elements.
+            ``"element"``: each element carries its share (the gradient explainers:
+            IntegratedGradients, ShapleyIntegratedGradients, Saliency, ...), and a
+            feature scores the sum of its elements. ``"group"``: every element carries
+            the feature's whole value (Captum's layout, which the perturbation
+            explainers return with a ``feature_mask``: KernelShap, Lime,
+            FeatureAblation, ShapleyValueSampling, ...), and a feature scores that
+            value. ``"auto"`` (default): ``"element"`` for the tensors xattr's
+            gradient explainers return (they are marked: ``a.xattr_layout ==
+            "element"``); otherwise ``"group"`` when every element of every feature,
+            in every example, carries the same value as the rest of its feature, else
+            ``"element"``. So an explainer's own output with the same feature mask is
+            scored right without this argument. "auto" can misread one kind of map:
+            a per-element map that is no longer the explainer's marked tensor (a
+            copy, a result of arithmetic, another library's) and happens to be
+            constant within every feature of every example (e.g. a linear model with
+            equal weights within a feature) while the features differ in size; pass
+            ``layout="element"`` for it.
+
+    Example:
+        >>> import torch
+        >>> x = torch.ones(1, 5)
+        >>> ids = (torch.tensor([[0, 1, 1, 1, 1]]),)
+        >>> feature_scores(torch.tensor([[3.0, 2, 2, 2, 2]]), (x,), ids, 2).tolist()
+        [[3.0, 2.0]]
+        >>> feature_scores(torch.tensor([[3.0, 2, 2, 2, 2]]), (x,), ids, 2, "element").tolist()
+        [[3.0, 8.0]]
+    """
+    check_layout(layout)
     attrs, _ = format_inputs(attributions, "attributions")
     if len(attrs) != len(inputs):
         raise ValueError(
             f"attributions: expected {len(inputs)} tensor(s), one per input, got {len(attrs)}"
         )
-    B = inputs[0].shape[0]
-    scores = torch.zeros((B, d), dtype=torch.float64, device=inputs[0].device)
-    for i, (a, x, g) in enumerate(zip(attrs, inputs, groups)):
+    for i, (a, x) in enumerate(zip(attrs, inputs)):
         if tuple(a.shape) != tuple(x.shape):
             raise ValueError(
                 f"attributions: tensor {i} has shape {tuple(a.shape)}, the inputs {tuple(x.shape)}"
@@ -102,9 +197,9 @@ def feature_scores(
             raise TypeError(f"attributions: expected float tensors, got {a.dtype}")
         if not bool(torch.isfinite(a).all()):
             raise ValueError("attributions: contain NaN or inf")
-        flat = a.reshape(B, -1).to(device=scores.device, dtype=torch.float64)
-        scores.scatter_add_(1, g.reshape(g.shape[0], -1).expand(B, -1), flat)
-    return scores
+    layout = _marked(attrs, layout)
+    device = inputs[0].device
+    return group_scores(tuple(a.to(device) for a in attrs), groups, d, layout)
 
 
 def feature_ranks(scores: Tensor, descending: bool = True) -> Tensor:
@@ -149,8 +244,10 @@ def _curve(
     blur_sigma: float,
     memory_budget: int | str | None,
     show_progress: bool,
+    layout: str,
 ) -> tuple[Setup, Tensor, Tensor]:
     """(setup, fractions [K + 1], values [B, K + 1, T])."""
+    check_layout(layout)
     setup = Setup(
         forward_func,
         inputs,
@@ -165,7 +262,7 @@ def _curve(
         "insertion" if insertion else "deletion",
     )
     counts = step_counts(setup.d, n_steps)
-    scores = feature_scores(attributions, setup.inputs, setup.groups, setup.d)
+    scores = feature_scores(attributions, setup.inputs, setup.groups, setup.d, layout)
     masks = _order_masks(scores, counts, order, insertion)
     values = setup.game(masks)  # [B, K + 1, T]
     return setup, counts.to(torch.float64) / setup.d, values
@@ -193,11 +290,14 @@ def deletion_curve(
     blur_sigma: float = 5.0,
     memory_budget: int | str | None = None,
     show_progress: bool = False,
+    layout: str = "auto",
 ) -> Curve:
     """The model's target output as features are removed in the attributions' order.
 
     Features are the groups of ``feature_mask`` (default: every input element); a
-    feature's relevance is the sum of its attributions. At step k the first n_k
+    feature's relevance is its value in the attributions (``layout``: the value its
+    elements all carry in a perturbation explainer's output, the sum of its elements'
+    attributions in a gradient explainer's). At step k the first n_k
     features of the order take the baseline's values (n_0 = 0, n_K = d). With
     ``most_relevant_first`` (MoRF) a faithful explanation makes the curve fall fast
     (small AUC); with ``least_relevant_first`` (LeRF) it should stay high. Ties keep
@@ -222,6 +322,13 @@ def deletion_curve(
         blur_sigma: sigma of the "blur" baseline in pixels (default 5).
         memory_budget: bytes (or "512MB") per batch of model rows.
         show_progress: a tqdm bar over the perturbed rows.
+        layout: "auto" (default), "group" or "element": how the attributions spread a
+            feature's value over its elements (:func:`feature_scores`). "auto" reads
+            an explainer's own output with the same ``feature_mask`` right: the
+            group layout (every element carries the feature's value, as perturbation
+            explainers return) when every feature's elements carry one value, else
+            per-element shares that are summed. Pass "element" for a per-element map
+            that happens to be constant within every feature.
 
     Returns:
         :class:`Curve` (fractions [K + 1], values [B, K + 1], auc [B]).
@@ -249,6 +356,7 @@ def deletion_curve(
         blur_sigma,
         memory_budget,
         show_progress,
+        layout,
     )
     return _finish(setup, fractions, values)
 
@@ -267,6 +375,7 @@ def insertion_curve(
     blur_sigma: float = 5.0,
     memory_budget: int | str | None = None,
     show_progress: bool = False,
+    layout: str = "auto",
 ) -> Curve:
     """The model's target output as features are inserted into the baseline in the
     attributions' order: at step k the first n_k features take the input's values,
@@ -296,6 +405,7 @@ def insertion_curve(
         blur_sigma,
         memory_budget,
         show_progress,
+        layout,
     )
     return _finish(setup, fractions, values)
 
@@ -314,6 +424,7 @@ def target_class_curve(
     blur_sigma: float = 5.0,
     memory_budget: int | str | None = None,
     show_progress: bool = False,
+    layout: str = "auto",
 ) -> TargetClassCurve:
     """How fast the prediction moves from class y (``target``) toward class c
     (``toward``) as the most relevant features take the baseline's values (GANMEX's
@@ -322,7 +433,7 @@ def target_class_curve(
 
     Args:
         forward_func, inputs, attributions, additional_forward_args, feature_mask,
-            n_steps, blur_sigma, memory_budget, show_progress: as
+            n_steps, blur_sigma, memory_budget, show_progress, layout: as
             :func:`deletion_curve`.
         target: y, the class explained: an int or B ints (list or tensor).
         toward: c, the class moved toward: an int or B ints.
@@ -360,6 +471,7 @@ def target_class_curve(
         blur_sigma,
         memory_budget,
         show_progress,
+        layout,
     )  # [B, K + 1, C]
     C = values.shape[-1]
     for name, cls in (("target", ys), ("toward", cs)):

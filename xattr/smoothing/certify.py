@@ -8,17 +8,22 @@ in integers, r = floor((n_A - n_B - 1) / (2 L)) for counts n_A, n_B out of q and
 L = lambda * q; with probabilities, a ratio (p_A - p_B) / (2 lambda) that is an
 integer up to float error certifies one feature less, never one more. A radius of
 -1 means the top two classes tie (not even alpha itself is certified).
+
+The certificates are about g's label argmax g(x, 1), which need not be the base
+model's: a model not fine-tuned for masking (:func:`~xattr.smoothing.finetune`) often
+changes its decision under MuS noise. :func:`certify` (and the explanation functions)
+warn when the two differ.
 """
 
 from __future__ import annotations
 
-import math
+import warnings
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from xattr.smoothing.mus import MuS
+from xattr.smoothing.mus import Features, MuS
 
 # Relative slack below which a probability ratio counts as an integer.
 RATIO_SLACK = 1e-9
@@ -88,12 +93,14 @@ def certified_radius(scores: Tensor, level: int, q: int, voting: bool) -> tuple:
         >>> label.tolist(), gap.tolist(), real.tolist(), r.tolist()
         ([0], [0.625], [1.25], [1])
     """
-    top2 = torch.topk(scores, 2, dim=1).values if scores.shape[1] > 1 else None
+    if scores.dim() != 2 or scores.shape[1] < 2:
+        raise ValueError(
+            f"scores: expected [B, C] with at least 2 classes, got {tuple(scores.shape)} "
+            "(a certificate is about which class wins; MuS gives a one-output model the "
+            "two classes of a binary classifier)"
+        )
+    top2 = torch.topk(scores, 2, dim=1).values
     label = scores.argmax(1)
-    if top2 is None:  # one class: nothing can change the argmax
-        inf = torch.full((scores.shape[0],), math.inf, dtype=torch.float64)
-        big = torch.full((scores.shape[0],), torch.iinfo(torch.int64).max)
-        return label, inf, inf, big
     lam = level / q
     if voting:
         n = top2.round().to(torch.int64)
@@ -109,13 +116,57 @@ def certified_radius(scores: Tensor, level: int, q: int, voting: bool) -> tuple:
     return label, gap, real, radius.clamp_min(-1)
 
 
-def certify(smoothed: MuS, x: Tensor, alpha: Tensor | None = None) -> Certificate:
+def warn_if_relabelled(
+    smoothed: MuS,
+    x: Tensor,
+    full_label: Tensor,
+    features: Features | None = None,
+    show_progress: bool | None = None,
+    stacklevel: int = 3,
+) -> None:
+    """Warns when g's label argmax g(x, 1) differs from the base model's argmax h(x) on
+    some example (one more forward row per example; none at lambda = 1, where g's label
+    is h's)."""
+    if smoothed.level == smoothed.q:
+        return
+    base = smoothed.base_labels(x, features=features, show_progress=show_progress).cpu()
+    differ = (base != full_label.cpu()).nonzero().flatten()
+    if differ.numel():
+        b = int(differ[0])
+        warnings.warn(
+            f"MuS: the smoothed label argmax g(x, 1) differs from the base model's "
+            f"argmax h(x) on {differ.numel()} of {x.shape[0]} example(s) (e.g. example "
+            f"{b}: g says {int(full_label[b])}, h says {int(base[b])}); the certificates "
+            f"are statements about g's label. A model not fine-tuned for masking at "
+            f"lambda = {smoothed.lambda_:g} often changes its decision under MuS noise "
+            "(xattr.smoothing.finetune adapts it).",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def certify(
+    smoothed: MuS,
+    x: Tensor,
+    alpha: Tensor | None = None,
+    *,
+    show_progress: bool | None = None,
+) -> Certificate:
     """Certify the binary explanation ``alpha`` of g's prediction at x.
+
+    Warns when g's label argmax g(x, 1) differs from the base model's on an example:
+    the certificate is then about a label the base model does not give.
+
+    Cost: 2 B q forward rows of the base model (B q with alpha None; B when
+    lambda = 1) and B more for the base model's labels.
 
     Args:
         smoothed: a :class:`MuS` classifier (voting gives certificates in integers).
         x: [B, *F] inputs.
-        alpha: [d] or [B, d] binary masks (bool or 0/1); None certifies the full input.
+        alpha: [d] or [B, d] binary masks (bool or 0/1), column j the feature at
+            position j (``smoothed.features(x).ids[j]``); None certifies the full input.
+        show_progress: tqdm bars over the model rows (default: the MuS's
+            ``show_progress``).
 
     Returns:
         :class:`Certificate`: labels, gaps, consistency and the incremental (at alpha)
@@ -124,17 +175,22 @@ def certify(smoothed: MuS, x: Tensor, alpha: Tensor | None = None) -> Certificat
     Example:
         >>> import torch
         >>> from xattr.smoothing import MuS
-        >>> g = MuS(torch.nn.Linear(8, 3).eval(), 1 / 8, q=16, output="logits")
-        >>> c = certify(g, torch.randn(2, 8), torch.ones(8, dtype=torch.bool))
-        >>> bool(c.consistent.all()), c.incremental_int.dtype
-        (True, torch.int64)
+        >>> h = lambda t: torch.stack([t.sum(1), torch.full_like(t[:, 0], 2.0)], 1)
+        >>> g = MuS(h, 1 / 2, q=16, output="logits")  # class 0 while 3 of 8 ones are kept
+        >>> c = certify(g, torch.ones(2, 8), torch.ones(8, dtype=torch.bool))
+        >>> c.consistent.tolist(), c.incremental_int.tolist(), c.incremental_int.dtype
+        ([True, True], [0, 0], torch.int64)
     """
     if not isinstance(smoothed, MuS):
         raise TypeError(f"smoothed: expected a MuS classifier, got {type(smoothed).__name__}")
 
+    show_progress = smoothed.shows_progress(show_progress)
+
     def read(a: Tensor | None) -> tuple:
-        scores = smoothed.counts(x, a) if smoothed.voting else smoothed(x, a)
+        scores = smoothed.counts(x, a, show_progress=show_progress)
+        scores = scores if smoothed.voting else scores / smoothed.q
         return certified_radius(scores.cpu(), smoothed.level, smoothed.q, smoothed.voting)
 
     full = read(None)
+    warn_if_relabelled(smoothed, x, full[0], show_progress=show_progress)
     return Certificate.at(full if alpha is None else read(alpha), full)

@@ -1,7 +1,9 @@
 """Certified explanations from any attribution method (MuS, Xue, Alur & Wong, NeurIPS 2023).
 
 An attribution method ranks the d features of the smoothed model g (a feature's score
-is the sum of its elements' attributions); the binary explanation ``alpha`` keeps the
+is the value its elements all carry in a perturbation explainer's output, the sum of
+its elements' attributions in a per-element map: ``layout``, see
+:func:`xattr.metrics.faithfulness.feature_scores`); the binary explanation ``alpha`` keeps the
 top-ranked ones. :func:`explain_and_certify` keeps a fixed fraction and certifies that
 alpha; :func:`min_stable_fraction` finds the fewest top-ranked features whose alpha is
 stable: consistent (argmax g(x, alpha) = argmax g(x, 1)) with incremental and
@@ -16,6 +18,7 @@ ranking changes.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Union
@@ -24,10 +27,10 @@ import torch
 from torch import Tensor
 
 from xattr._budget import get_memory_budget, parse_bytes
-from xattr.explainers._common import TargetType, TensorOrTuple, flag, progress
-from xattr.metrics.faithfulness import feature_ranks, feature_scores
-from xattr.smoothing.certify import Certificate, certified_radius
-from xattr.smoothing.mus import MuS
+from xattr.explainers._common import TargetType, TensorOrTuple, progress
+from xattr.metrics.faithfulness import check_layout, feature_ranks, feature_scores
+from xattr.smoothing.certify import Certificate, certified_radius, warn_if_relabelled
+from xattr.smoothing.mus import Features, MuS
 
 METHODS = ("scan", "binary")
 # top_fraction * d within this relative slack of an integer counts as that integer, so
@@ -105,20 +108,21 @@ def _check_r(r: Any) -> int:
 # ------------------------------------------------------------------ parts
 def _evaluate(
     smoothed: MuS,
-    groups: Tensor,
-    d: int,
+    feats: Features,
     x: Tensor,
     rows: Tensor | None,
     alphas: Tensor | None,
     max_rows: int | None = None,
+    show_progress: bool | None = False,
 ) -> Tensor:
     """Scores of g read as :func:`certify` reads them (vote counts when voting, else
     probabilities), on the CPU: [n, C] for row i = g(x[rows[i]], alphas[i]).
 
-    The rows are evaluated with the feature ids and d of the whole batch (so that
-    per-example feature masks and segmenters see the examples they were made for),
-    at most ``max_rows`` rows per call of ``smoothed.counts``.
+    The rows are evaluated with the features of the whole batch (so that per-example
+    feature masks and segmenters see the examples they were made for), at most
+    ``max_rows`` rows per call of ``smoothed.counts``.
     """
+    groups = feats.groups
     if rows is not None:
         x = x.index_select(0, rows.to(x.device))
         groups = groups if groups.shape[0] == 1 else groups.index_select(0, rows.to(groups.device))
@@ -130,7 +134,9 @@ def _evaluate(
             b = min(n, a + step)
             ids = groups if groups.shape[0] == 1 else groups[a:b]
             alpha = None if alphas is None else alphas[a:b]
-            counts = smoothed.counts(x[a:b], alpha, features=(ids, d))
+            counts = smoothed.counts(
+                x[a:b], alpha, features=feats._replace(groups=ids), show_progress=show_progress
+            )
             parts.append((counts if smoothed.voting else counts / smoothed.q).cpu())
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
@@ -163,28 +169,38 @@ def _check_explainer(obj: Any, target: Any, kwargs: dict, name: str) -> None:
         )
 
 
-def _attributions(obj: Any, x: Tensor, target: Any, kwargs: dict) -> Any:
-    """Attributions from an explainer (``.attribute``) or a callable, or the given ones."""
+def _attributions(obj: Any, x: Tensor, target: Any, kwargs: dict, show_progress: bool) -> Any:
+    """Attributions from an explainer (``.attribute``; with ``show_progress`` when asked
+    for and its signature names it) or a callable, or the given ones."""
     if _is_attributions(obj):
         return obj
     attribute = getattr(obj, "attribute", None)
     if callable(attribute):
+        if show_progress and "show_progress" not in kwargs:
+            try:
+                named = "show_progress" in inspect.signature(attribute).parameters
+            except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+                named = False
+            if named:
+                kwargs = dict(kwargs, show_progress=True)
         return attribute(x, target=target, **kwargs)
     return obj(x, target, **kwargs)
 
 
-def _ranks(attributions: Any, x: Tensor, groups: Tensor, d: int) -> Tensor:
+def _ranks(attributions: Any, x: Tensor, feats: Features, layout: str) -> Tensor:
     """[B, d] int64 on the CPU: the place of every feature in the order of decreasing
     score (0 = highest; equal scores: lower feature index first)."""
-    scores = feature_scores(attributions, (x,), (groups,), d).cpu()  # [B, d] float64
-    pos = feature_ranks(scores)
-    return pos
+    scores = feature_scores(attributions, (x,), (feats.groups,), feats.d, layout).cpu()
+    return feature_ranks(scores)
 
 
-def _full(smoothed: MuS, x: Tensor, groups: Tensor, d: int) -> tuple:
-    """(scores of g(x, 1), their certified radius)."""
-    full_scores = _evaluate(smoothed, groups, d, x, None, None)
-    return full_scores, _radius(smoothed, full_scores)
+def _full(smoothed: MuS, x: Tensor, feats: Features, show_progress: bool | None) -> tuple:
+    """(scores of g(x, 1), their certified radius); warns when g's labels are not the
+    base model's."""
+    full_scores = _evaluate(smoothed, feats, x, None, None, show_progress=show_progress)
+    full = _radius(smoothed, full_scores)
+    warn_if_relabelled(smoothed, x, full[0], feats, show_progress, stacklevel=5)
+    return full_scores, full
 
 
 # ------------------------------------------------------------------ public
@@ -194,14 +210,23 @@ def explain_and_certify(
     x: Tensor,
     top_fraction: float = 0.25,
     target: TargetType = None,
+    *,
+    layout: str = "auto",
+    show_progress: bool | None = None,
     **attribute_kwargs: Any,
 ) -> ExplainedCertificate:
     """Turns any xattr attribution into the top-k alpha and certifies it.
 
-    Every feature of the smoothed model (``smoothed.features(x)``) scores the sum of
-    its elements' attributions; alpha keeps, per example, the k = ceil(top_fraction *
+    Every feature of the smoothed model (``smoothed.features(x)``) gets a score from
+    the attributions (``layout``); alpha keeps, per example, the k = ceil(top_fraction *
     d) highest-scoring features (equal scores: lower feature index first), and is
-    certified as by ``certify(smoothed, x, alpha)``.
+    certified as by ``certify(smoothed, x, alpha)`` (which warns when g's label is not
+    the base model's).
+
+    Cost, in forward rows of the base model h: 2 B q for g(x, 1) and g(x, alpha) (2 B
+    when lambda = 1), B for h's labels (none when lambda = 1), and the explainer's: an
+    explainer of g pays q rows per row it evaluates (KernelShap, n_samples q per
+    example; IntegratedGradients, n_steps q per example, each with a backward pass).
 
     Args:
         smoothed: the :class:`MuS` classifier g.
@@ -216,6 +241,9 @@ def explain_and_certify(
         target: the class the explainer explains; default the smoothed prediction
             argmax g(x, 1) per example (a [B] int64 tensor). Certificates are always
             about argmax g(x, 1), whatever the target.
+        show_progress: tqdm bars over the evaluations of g (default: the MuS's
+            ``show_progress``); when True, also passed to an explainer whose
+            ``attribute`` takes ``show_progress`` (unless given in attribute_kwargs).
         **attribute_kwargs: passed to the explainer (e.g. ``feature_mask``,
             ``n_samples``).
 
@@ -226,24 +254,26 @@ def explain_and_certify(
         >>> import torch, xattr
         >>> from xattr.smoothing import MuS, columns
         >>> from xattr.smoothing.explain import explain_and_certify
-        >>> _ = torch.manual_seed(0)
-        >>> g = MuS(torch.nn.Linear(8, 3), 1 / 8, q=16, feature_mask=columns(),
-        ...         output="logits").eval()
-        >>> x = torch.randn(2, 8)
-        >>> out = explain_and_certify(g, xattr.FeatureAblation(g), x, top_fraction=0.5)
-        >>> out.alpha.sum(1).tolist(), out.certificate.incremental_int.dtype
-        ([4, 4], torch.int64)
+        >>> w = torch.arange(1.0, 9.0)  # class 0 while the weighted sum exceeds 9
+        >>> h = lambda t: torch.stack([t @ w, torch.full_like(t[:, 0], 9.0)], 1)
+        >>> g = MuS(h, 1 / 2, q=16, feature_mask=columns(), output="logits")
+        >>> out = explain_and_certify(g, xattr.FeatureAblation(g), torch.ones(2, 8),
+        ...                           top_fraction=0.5)
+        >>> out.alpha.sum(1).tolist(), out.certificate.consistent.tolist()
+        ([4, 4], [True, True])
     """
     _check_smoothed(smoothed)
     _check_x(x)
     _check_explainer(explainer, target, attribute_kwargs, "explainer")
-    groups, d = smoothed.features(x)
-    k = _top_count(top_fraction, d)
-    _, full = _full(smoothed, x, groups, d)
+    check_layout(layout)
+    show = smoothed.shows_progress(show_progress)
+    feats = smoothed.features(x)
+    k = _top_count(top_fraction, feats.d)
+    _, full = _full(smoothed, x, feats, show)
     tgt = full[0].to(x.device) if target is None else target
-    attributions = _attributions(explainer, x, tgt, attribute_kwargs)
-    alpha = (_ranks(attributions, x, groups, d) < k).to(x.device)
-    at = _radius(smoothed, _evaluate(smoothed, groups, d, x, None, alpha))
+    attributions = _attributions(explainer, x, tgt, attribute_kwargs, show)
+    alpha = (_ranks(attributions, x, feats, layout) < k).to(x.device)
+    at = _radius(smoothed, _evaluate(smoothed, feats, x, None, alpha, show_progress=show))
     return ExplainedCertificate(attributions, alpha, Certificate.at(at, full))
 
 
@@ -256,7 +286,8 @@ def min_stable_fraction(
     method: str = "scan",
     *,
     memory_budget: int | str | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
+    layout: str = "auto",
     **attribute_kwargs: Any,
 ) -> MinStable:
     """The smallest number k of top-ranked features whose alpha is stable with radius r.
@@ -265,7 +296,17 @@ def min_stable_fraction(
     when it is consistent and both certified integer radii (incremental at alpha,
     decremental at alpha = 1) are at least r. The decremental radius does not depend
     on k, and alpha = 1 (k = d) is stable exactly when the full input's radius is at
-    least r; otherwise no k is (sentinel k = d + 1).
+    least r; otherwise no k is (sentinel k = d + 1). Warns when g's label is not the
+    base model's (the certificates are about g's).
+
+    Cost, in forward rows of the base model h (B examples, d features, q rows of MuS
+    noise; q becomes 1 when lambda = 1): B q for g(x, 1), B for h's labels (none when
+    lambda = 1), the explainer's own (an explainer of g pays q rows per row it
+    evaluates: KernelShap n_samples q per example, IntegratedGradients n_steps q, each
+    with a backward pass), then the search: "scan" evaluates g at k = 1, 2, ... until
+    each example's answer, at most B q (d - 1) rows (one 224 x 224 photo in 196 patches
+    with q = 64: up to 12,480 rows, minutes for an ImageNet CNN on a CPU); "binary"
+    about B q ceil(log2 d) (512 for that photo).
 
     Args:
         smoothed: the :class:`MuS` classifier g.
@@ -283,8 +324,11 @@ def min_stable_fraction(
         memory_budget: bytes (or "512MB") for one batched evaluation of g (masks,
             perturbed inputs and outputs of q rows per (example, k)); default the
             smoothed model's budget, else the global one. Not passed to the explainer.
-        show_progress: a progress bar over k (scan) or search steps (binary). Not
-            passed to the explainer.
+        show_progress: tqdm bars over g(x, 1), the search (over k for scan, search
+            steps for binary) and, when True, the explainer (passed to an explainer
+            whose ``attribute`` takes ``show_progress``, unless given in
+            attribute_kwargs); default the MuS's ``show_progress``.
+        layout: as :func:`explain_and_certify`'s (not passed to the explainer).
         **attribute_kwargs: passed to the explainer.
 
     Returns:
@@ -307,17 +351,19 @@ def min_stable_fraction(
     r = _check_r(r)
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-    flag("show_progress", show_progress)
+    show = smoothed.shows_progress(show_progress)
     name = "explainer_or_attributions"
     _check_explainer(explainer_or_attributions, target, attribute_kwargs, name)
+    check_layout(layout)
     if memory_budget is None:
         memory_budget = smoothed.memory_budget
     budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
-    groups, d = smoothed.features(x)
-    full_scores, full = _full(smoothed, x, groups, d)
+    feats = smoothed.features(x)
+    groups, d = feats.groups, feats.d
+    full_scores, full = _full(smoothed, x, feats, show)
     tgt = full[0].to(x.device) if target is None else target
-    attributions = _attributions(explainer_or_attributions, x, tgt, attribute_kwargs)
-    pos = _ranks(attributions, x, groups, d)  # [B, d] on the CPU
+    attributions = _attributions(explainer_or_attributions, x, tgt, attribute_kwargs, show)
+    pos = _ranks(attributions, x, feats, layout)  # [B, d] on the CPU
     B, C = x.shape[0], full_scores.shape[1]
     # bytes per (example, k) evaluated: the repeated and the perturbed input, its
     # feature ids when per example, and q rows of masks and (one-hot) outputs
@@ -335,10 +381,10 @@ def min_stable_fraction(
         return (label == full[0][rows]) & (radius >= r)  # decremental >= r already
 
     def evaluate(rows: Tensor, alphas: Tensor) -> Tensor:
-        return _evaluate(smoothed, groups, d, x, rows, alphas, max_rows)
+        return _evaluate(smoothed, feats, x, rows, alphas, max_rows)
 
     if method == "scan":
-        bar = progress(max(0, d - 1), show_progress, "k")
+        bar = progress(max(0, d - 1), show, "k")
         todo = found.nonzero().squeeze(1)
         k0 = 1
         while todo.numel() and k0 < d:
@@ -359,7 +405,7 @@ def min_stable_fraction(
             k0 += K
         bar.close()
     else:
-        bar = progress(max(0, math.ceil(math.log2(d))) if d else 0, show_progress, "k search")
+        bar = progress(max(0, math.ceil(math.log2(d))) if d else 0, show, "k search")
         lo, hi = torch.ones(B, dtype=torch.int64), k.clone()  # hi: stable (or no k is)
         todo = found & (lo < hi)
         while bool(todo.any()):

@@ -21,6 +21,7 @@ from xattr.explainers._common import flag, positive_int, progress
 from xattr.explainers._game import format_feature_mask
 from xattr.ops import _checks
 from xattr.ops.masking import mask_apply
+from xattr.smoothing.mus import keep_positions
 
 # Seeds of the global RNG (dropout, a DataLoader's shuffling) inside a fine-tuning
 # run: derived from the user's seed, but not equal to it, so that they draw another
@@ -127,8 +128,9 @@ def masked_batch(
 
     Example b keeps each of its d features independently with probability lambda
     (b even) or lambda / 2 (b odd), drawn from ``gen`` (a CPU generator: the same
-    masks on every device); features in ``always_keep`` (ids 0..d-1 after remapping,
-    as :class:`~xattr.smoothing.MuS`'s) are never masked. ``feature_mask`` as MuS's.
+    masks on every device); the features whose ids are in ``always_keep`` (the ids of
+    ``feature_mask``, as :class:`~xattr.smoothing.MuS`'s) are never masked.
+    ``feature_mask`` as MuS's.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)  # lambda = 1: example 1 keeps about half
@@ -138,12 +140,10 @@ def masked_batch(
     ids = feature_mask(x) if callable(feature_mask) else feature_mask
     groups, user_ids = format_feature_mask(ids, (x,))
     d, B = int(user_ids.numel()), x.shape[0]
-    for i in always_keep:
-        if not 0 <= i < d:
-            raise ValueError(f"always_keep: feature {i} is not in 0..{d - 1}")
+    kept = keep_positions(always_keep, user_ids)
     keep = torch.rand((B, d), generator=gen) < keep_probabilities(B, lambda_)[:, None]
-    if always_keep:
-        keep[:, list(always_keep)] = True
+    if kept:
+        keep[:, list(kept)] = True
     with torch.no_grad():
         out = mask_apply(x.detach(), keep.to(x.device).unsqueeze(1), groups[0], mask_value)
     return out[:, 0]
@@ -197,7 +197,8 @@ def finetune(
             every element of an example is a feature.
         mask_value: what a masked feature becomes (default 0; for token ids the mask /
             pad token id, an int).
-        always_keep: feature ids (0..d-1, as MuS's) never masked, e.g. BOS / EOS tokens.
+        always_keep: feature ids (those of ``feature_mask``, as MuS's) never masked,
+            e.g. BOS / EOS tokens.
         epochs: passes over the data (default 1).
         batch_size: examples per batch for a pair of tensors (default 64); not allowed
             with a DataLoader.

@@ -16,8 +16,8 @@ seed; the q * B perturbed inputs go through the model in large batches.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -83,12 +83,54 @@ def columns() -> Callable[[Tensor], Tensor]:
 tokens = columns
 
 
+class Features(NamedTuple):
+    """The features of a batch, as :meth:`MuS.features` returns them.
+
+    Attributes:
+        groups: int64 [1 or B, *F], every element's feature as a position 0..d-1.
+        d: the number of features.
+        ids: int64 [d], the user's feature id at each position (ids in increasing
+            order: column j of an alpha [B, d] is the feature with id ``ids[j]``).
+        kept: the positions of the ``always_keep`` ids.
+    """
+
+    groups: Tensor
+    d: int
+    ids: Tensor
+    kept: tuple[int, ...]
+
+
+def keep_positions(always_keep: Sequence[int], ids: Tensor) -> tuple[int, ...]:
+    """The positions (0..d-1) of the feature ids ``always_keep`` among the sorted
+    feature ids ``ids`` (ValueError naming ``always_keep`` for an id not there).
+
+    Example:
+        >>> keep_positions([1, 9], torch.tensor([1, 5, 9]))
+        (0, 2)
+    """
+    ids = ids.cpu()
+    out = []
+    for i in always_keep:
+        j = int(torch.searchsorted(ids, torch.tensor(int(i))))
+        if j >= ids.numel() or int(ids[j]) != int(i):
+            shown = ids.tolist() if ids.numel() <= 12 else f"{ids[0]}..{ids[-1]}"
+            raise ValueError(
+                f"always_keep: feature id {i} is not among the feature ids of the inputs ({shown})"
+            )
+        out.append(j)
+    return tuple(out)
+
+
 class MuS(nn.Module):
     """A classifier smoothed by MuS, lambda-Lipschitz with respect to feature masking.
 
     Args:
         model: the base model, [B, *F] -> [B, C] (logits or probabilities, see
-            ``output``).
+            ``output``). A model with one output ([B] or [B, 1]) is a binary
+            classifier whose output is the logit (``output="logits"``) or the
+            probability (``"probs"``) of class 1: h has the two classes
+            (1 - p, p), class 1 when p > 1/2, and g and its certificates are about
+            those two classes.
         lambda_: keep probability and Lipschitz constant, a multiple of 1/q in (0, 1]
             (ValueError naming the nearest valid values otherwise); 1 gives g = h.
         q: rows of structured noise = forward passes per input (default 64).
@@ -101,12 +143,18 @@ class MuS(nn.Module):
             or "probs" (used as they are; must lie in [0, 1]). Required: never guessed.
         mask_value: what a masked feature becomes (default 0; for token ids the mask /
             pad token id).
-        always_keep: feature ids never masked (e.g. BOS / EOS tokens).
+        always_keep: feature ids never masked (e.g. BOS / EOS tokens): the ids of
+            ``feature_mask`` (or of the segmenter's output), whatever they are.
         seed: seed of the noise (default 1234).
         memory_budget: bytes (or "512MB") per batch of model rows.
+        show_progress: a tqdm bar over the model rows of every evaluation of g
+            (B * q rows each); default False.
 
     ``smoothed(x)`` is g(x, 1) and ``smoothed(x, alpha)`` is g(x, alpha) for binary
-    alpha [d] or [B, d] (bool or 0/1): both [B, C], float64. With probabilities
+    alpha [d] or [B, d] (bool or 0/1): both [B, C], float64 (C = 2 for a model with
+    one output). Column j of alpha is the feature at position j: the d feature ids of
+    the inputs in increasing order (ids 1, 5, 9 are columns 0, 1, 2;
+    ``smoothed.features(x).ids`` lists them). With probabilities
     (``voting=False``) and inputs that require grad, g is differentiable in x, so
     gradient explainers (Saliency, IntegratedGradients) can explain g itself.
 
@@ -130,6 +178,7 @@ class MuS(nn.Module):
         always_keep: list[int] | tuple[int, ...] | None = None,
         seed: int = 1234,
         memory_budget: int | str | None = None,
+        show_progress: bool = False,
     ) -> None:
         super().__init__()
         if not callable(model):
@@ -155,31 +204,37 @@ class MuS(nn.Module):
         self.voting = flag("voting", voting)
         self.output = output
         self.mask_value = mask_value
+        if always_keep is not None and (
+            isinstance(always_keep, (str, bytes, Tensor)) or not isinstance(always_keep, Sequence)
+        ):
+            raise TypeError(
+                f"always_keep: expected a list of feature ids, got {type(always_keep).__name__}"
+            )
         self.always_keep = tuple(int(i) for i in (always_keep or ()))
         self.seed = _checks.seed(seed)
         self.memory_budget = memory_budget
+        self.show_progress = flag("show_progress", show_progress)
         # The noise depends only on (d, device) and a tensor feature mask's ids only on
         # the inputs' shape: both are computed once and kept.
         self._noise: dict[tuple, Tensor] = {}
-        self._features: dict[tuple, tuple[Tensor, int]] = {}
+        self._features: dict[tuple, Features] = {}
         # In the model's mode (eval for a model in eval), without changing the model's.
         self.train(bool(getattr(model, "training", False)))
 
     # ------------------------------------------------------------------ parts
-    def features(self, x: Tensor) -> tuple[Tensor, int]:
-        """(feature ids [1 or B, *F] remapped to 0..d-1, d) for inputs x."""
+    def features(self, x: Tensor) -> Features:
+        """The :class:`Features` of inputs x: (groups [1 or B, *F], every element's
+        feature as a position 0..d-1; d; ids [d], the feature id at each position;
+        kept, the positions of ``always_keep``)."""
         key = (tuple(x.shape), str(x.device))
         if not callable(self.feature_mask) and key in self._features:
             return self._features[key]
         mask = self.feature_mask(x) if callable(self.feature_mask) else self.feature_mask
         groups, ids = format_feature_mask(mask, (x,))
-        d = int(ids.numel())
-        for i in self.always_keep:
-            if not 0 <= i < d:
-                raise ValueError(f"always_keep: feature {i} is not in 0..{d - 1}")
+        out = Features(groups[0], int(ids.numel()), ids, keep_positions(self.always_keep, ids))
         if not callable(self.feature_mask):
-            self._features[key] = (groups[0], d)
-        return groups[0], d
+            self._features[key] = out
+        return out
 
     def noise(self, d: int, device: Any = "cpu") -> Tensor:
         """The q x d MuS masks s_j (bool): every column has exactly lambda * q ones."""
@@ -188,18 +243,36 @@ class MuS(nn.Module):
             self._noise[key] = mus_noise(self.q, d, self.lambda_, seed=self.seed, device=device)
         return self._noise[key]
 
+    def classes(self, outputs: Tensor) -> Tensor:
+        """Model outputs [..., C] as class scores [..., C]: unchanged for C >= 2; one
+        output (a binary classifier's logit z or probability p of class 1) becomes the
+        two classes (0, z) (softmax: 1 - sigmoid(z), sigmoid(z)) or (1 - p, p)."""
+        if outputs.shape[-1] != 1:
+            return outputs
+        if self.output == "logits":
+            return torch.cat([torch.zeros_like(outputs), outputs], -1)
+        return torch.cat([1 - outputs, outputs], -1)
+
     def base_scores(self, outputs: Tensor) -> Tensor:
-        """h on model outputs [..., C]: one-hot votes or probabilities, in [0, 1]."""
+        """h on model outputs [..., C]: one-hot votes or probabilities, in [0, 1] (two
+        classes for a model with one output, see :meth:`classes`)."""
+        if outputs.shape[-1] == 1 and self.output == "probs":
+            self._check_probs(outputs)
+        outputs = self.classes(outputs)
         if self.voting:
             return nn.functional.one_hot(outputs.argmax(-1), outputs.shape[-1]).to(torch.float64)
         if self.output == "logits":
             return torch.softmax(outputs.to(torch.float64), dim=-1)
+        self._check_probs(outputs)
+        return outputs.to(torch.float64)
+
+    @staticmethod
+    def _check_probs(outputs: Tensor) -> None:
         if bool(((outputs < 0) | (outputs > 1)).any()):
             raise ValueError(
                 "output: the model was said to return probabilities, but returned values "
                 "outside [0, 1]; use output='logits'"
             )
-        return outputs.to(torch.float64)
 
     def _alpha(self, alpha: Any, B: int, d: int, device: Any) -> Tensor:
         if alpha is None:
@@ -222,42 +295,73 @@ class MuS(nn.Module):
         x: Tensor,
         alpha: Tensor | None = None,
         *,
-        features: tuple[Tensor, int] | None = None,
+        features: Features | None = None,
+        show_progress: bool | None = None,
     ) -> Tensor:
         """sum_j h(x (.) (alpha * s_j)): [B, C] float64 (integer vote counts when
-        voting); ``smoothed(x, alpha) = counts / q``. ``features``: the (ids, d) of
-        :meth:`features`, when the caller already has them (e.g. for rows taken from a
-        larger batch whose segmentation they must keep)."""
+        voting); ``smoothed(x, alpha) = counts / q``. ``features``: the
+        :class:`Features` of :meth:`features`, when the caller already has them (e.g.
+        for rows taken from a larger batch whose segmentation they must keep).
+        ``show_progress``: a bar over the B * q model rows (default: the MuS's)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"inputs: expected a tensor, got {type(x).__name__}")
         format_inputs(x)
-        groups, d = self.features(x) if features is None else features
+        groups, d, _, kept = self.features(x) if features is None else features
+        shown = self.shows_progress(show_progress)
         B = x.shape[0]
         a = self._alpha(alpha, B, d, x.device)
         # lambda = 1 keeps every row whole: one evaluation stands for all q
         rows = self.q if self.level < self.q else 1
         s = self.noise(d, x.device)[:rows]  # [q, d]
         masks = a.unsqueeze(1) & s.unsqueeze(0)  # [1 or B, q, d]
-        if self.always_keep:
-            masks[..., list(self.always_keep)] = True
+        if kept:
+            masks[..., list(kept)] = True
         if x.requires_grad and torch.is_grad_enabled() and not self.voting:
             return self._differentiable_counts(x, groups, masks, rows)
-        game = Game(
+        game = self._game(x, groups, d, shown, "MuS g(x, alpha)")
+        return self.summed_scores(game(masks)) * (self.q // rows)
+
+    def shows_progress(self, show_progress: bool | None) -> bool:
+        """Whether a call shows progress bars: its ``show_progress``, else the MuS's."""
+        return self.show_progress if show_progress is None else flag("show_progress", show_progress)
+
+    def _game(self, x: Tensor, groups: Tensor, d: int, show_progress: bool, desc: str) -> Game:
+        """The model on x with masked features set to ``mask_value``, every output."""
+        return Game(
             self.model,
             (x,),
             (torch.full((1, *x.shape[1:]), self.mask_value, dtype=x.dtype, device=x.device),),
             (groups,),
             d,
-            Targets("all", B),
+            Targets("all", x.shape[0]),
             rows=rows_per_batch((x,), None, self.memory_budget),
+            show_progress=show_progress,
+            desc=desc,
         )
-        return self.summed_scores(game(masks)) * (self.q // rows)
+
+    def base_labels(
+        self,
+        x: Tensor,
+        *,
+        features: Features | None = None,
+        show_progress: bool | None = None,
+    ) -> Tensor:
+        """argmax h(x), the base model's own labels on the full inputs: [B] int64 on
+        x's device (one forward row per example; ties go to the lower class, as g's)."""
+        groups, d = (self.features(x) if features is None else features)[:2]
+        shown = self.shows_progress(show_progress)
+        game = self._game(x, groups, d, shown, "MuS h(x)")
+        full = torch.ones((1, d), dtype=torch.bool, device=x.device)
+        return self.classes(game(full)[:, 0]).argmax(-1)
 
     def summed_scores(self, outputs: Tensor) -> Tensor:
         """sum_j h over the rows of model outputs [B, R, C]: [B, C] float64 (votes are
         counted directly, the same as summing one-hot rows)."""
         if not self.voting:
             return self.base_scores(outputs).sum(1)
+        if outputs.shape[-1] == 1 and self.output == "probs":
+            self._check_probs(outputs)
+        outputs = self.classes(outputs)
         B, _, C = outputs.shape
         votes = torch.zeros((B, C), dtype=torch.float64, device=outputs.device)
         return votes.scatter_add_(1, outputs.argmax(-1), torch.ones_like(outputs[..., 0]))
