@@ -266,7 +266,7 @@ def spread(
     B, T, _ = phi.shape
     out = []
     for x, g in zip(inputs, groups):
-        flat = g.reshape(g.shape[0], 1, -1).expand(B, T, -1)
+        flat = g.flatten(1).unsqueeze(1).expand(B, T, n_elements(g))
         a = torch.gather(phi, 2, flat).reshape(B, T, *x.shape[1:])
         a = a.to(attribution_dtype(x, output_dtype))
         out.append(a if multi else a[:, 0])

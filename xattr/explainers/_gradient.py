@@ -23,6 +23,7 @@ from xattr.explainers._common import (
     check_model_output,
     format_baselines,
     format_inputs,
+    n_elements,
     progress,
     rows_per_batch,
     run_model,
@@ -210,9 +211,10 @@ def integrate_paths(
         raise ValueError("path_totals: needs path_weights")
     red = "sum" if weighted else reduction  # weighted: the kernel weights and sums the paths
     # Flattened and checked once; the path kernels then run per block without checks.
-    flat_x = tuple(x.reshape(B, -1).contiguous() for x in inputs)
+    flat_x = tuple(x.reshape(B, n_elements(x)).contiguous() for x in inputs)
     flat_b = tuple(
-        b.reshape(b.shape[0], K, -1).to(x.dtype).contiguous() for b, x in zip(baselines, inputs)
+        b.reshape(b.shape[0], K, n_elements(x)).to(x.dtype).contiguous()
+        for b, x in zip(baselines, inputs)
     )
     for i, (x, b) in enumerate(zip(flat_x, flat_b)):
         _checks.finite("inputs" if len(inputs) == 1 else f"inputs[{i}]", x)
@@ -350,9 +352,9 @@ def _blocks(B: int, K: int, J: int, rows: int) -> Iterator[tuple[int, int, int, 
     ``rows`` model rows (at least one): whole examples when K * J rows fit, else one
     example's paths a few at a time, else (below J rows) one path's steps a few at a
     time; always in the order of the sums (example, path, step)."""
-    if rows >= K * J:
-        n = rows // (K * J)
-        for s in range(0, B, n):
+    if rows >= K * J or B == 0:  # an empty batch: one empty block (the shapes)
+        n = max(1, rows // (K * J))
+        for s in range(0, max(B, 1), n):
             yield s, min(B, s + n), 0, K, 0, J
     elif rows >= J:
         n = rows // J
@@ -421,7 +423,7 @@ def convergence_delta(
     base = tuple(expand_base(b, B) for b in baselines)
     end = outputs_at(forward_func, inputs, args, targets, rows)
     start = outputs_at(forward_func, base, args, targets, rows)
-    total = sum(a.reshape(a.shape[0], a.shape[1], -1).sum(-1) for a in attributions)
+    total = sum(a.flatten(2).sum(-1) for a in attributions)
     return total - (end - start).to(total.dtype)
 
 

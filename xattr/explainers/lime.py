@@ -26,7 +26,6 @@ from xattr.explainers._common import (
     TargetType,
     TensorOrTuple,
     flag,
-    n_elements,
     positive_int,
 )
 from xattr.explainers._game import Setup
@@ -130,9 +129,9 @@ def _cosine_kernel(setup: Any, masks: Tensor, kernel_width: float = 1.0) -> Tens
     xb = torch.zeros((B, d), dtype=torch.float64)
     bb = torch.zeros((B, d), dtype=torch.float64)
     for x, g, b in zip(setup.inputs, setup.groups, setup.baselines):
-        xf = x.reshape(B, n_elements(x)).to(torch.float64).cpu()
-        bf = b.reshape(b.shape[0], -1).to(torch.float64).cpu().expand_as(xf)
-        gf = g.reshape(g.shape[0], -1).cpu().expand(B, -1)
+        xf = x.flatten(1).to(torch.float64).cpu()
+        bf = b.flatten(1).to(torch.float64).cpu().expand_as(xf)
+        gf = g.flatten(1).cpu().expand_as(xf)
         xx.scatter_add_(1, gf, xf * xf)
         xb.scatter_add_(1, gf, xf * bf)
         bb.scatter_add_(1, gf, bf * bf)

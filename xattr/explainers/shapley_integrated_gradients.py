@@ -176,9 +176,9 @@ def _chunks(B: int, P: int, path_bytes: int) -> list[tuple[int, int, int, int]]:
     """(example start, stop, path start, stop) blocks whose P-path inputs hold about
     CHUNK_BYTES: several examples with all their paths, or one example's paths in parts."""
     per_example = max(1, P * path_bytes)
-    if per_example <= CHUNK_BYTES:
-        n = CHUNK_BYTES // per_example
-        return [(s, min(B, s + n), 0, P) for s in range(0, B, n)]
+    if per_example <= CHUNK_BYTES or B == 0:  # an empty batch: one empty block (the shapes)
+        n = max(1, CHUNK_BYTES // per_example)
+        return [(s, min(B, s + n), 0, P) for s in range(0, max(B, 1), n)]
     step = max(1, CHUNK_BYTES // max(1, path_bytes))
     return [(s, s + 1, p, min(P, p + step)) for s in range(B) for p in range(0, P, step)]
 
@@ -363,7 +363,7 @@ class _Run:
             if g.shape[0] == 1:
                 out.append(wx[:, g.reshape(-1)].unsqueeze(0))
             else:
-                out.append(wx[:, g[s:e].reshape(e - s, -1)].movedim(1, 0))
+                out.append(wx[:, g[s:e].flatten(1)].movedim(1, 0))
         return tuple(out)
 
     def _integrate(self, xs, bases, args, targets, weights=None, totals=False):
@@ -391,7 +391,7 @@ class _Run:
         flat = tuple(p.reshape(n * reps, *p.shape[2:]) for p in points)
         targets = self.targets.take(s, e, reps)
         v = outputs_at(self.f, flat, chunk_args(self.args, self.B, s, e, reps), targets, self.rows)
-        return v.view(n, reps, -1).movedim(1, 2)
+        return v.view(n, reps, v.shape[-1]).movedim(1, 2)
 
     def sampled(
         self, masks: Tensor, w: Tensor, deltas: bool, show_progress: bool
@@ -445,7 +445,7 @@ class _Run:
             ]
             delta = None
             if deltas:
-                totals = sum(a.reshape(n, p, a.shape[2], -1).sum(-1) for a in per_path)
+                totals = sum(a.flatten(3).sum(-1) for a in per_path)
                 v = self._values(b1, s, e, p) - self._values(b0, s, e, p)  # [n, T, p]
                 delta = totals.movedim(1, 2) - v.to(totals.dtype)
             acc.add(s, e, p0, p1, weighted, delta)
@@ -460,7 +460,7 @@ class _Run:
         fx = self.at_inputs
         fr = self._values(tuple(r.unsqueeze(1) for r in self.refs), 0, self.B, 1)[..., 0]
         f64 = torch.float64
-        total = sum(a.reshape(a.shape[0], a.shape[1], -1).to(f64).sum(-1) for a in attrs)
+        total = sum(a.flatten(2).to(f64).sum(-1) for a in attrs)
         gap = (fx - fr).to(f64)
         ok = total * gap > 0  # a positive factor exists
         factor = torch.where(ok, gap / torch.where(ok, total, 1.0), 1.0)
