@@ -206,7 +206,7 @@ void mask_apply(const Buf& x, const Buf& base, const Buf& group, const OptBuf& m
 std::tuple<int64_t, int64_t> wls_workspace(int64_t B, int64_t n, int64_t d, int64_t T,
                                            int64_t mask_bstride, int64_t weight_bstride) {
   WlsParams p;
-  check_dims({B, n, d, d, T});
+  check_dims({B, n, d, T, 4});  // workspaces: min(n, d)^2 <= n d per group
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
   p.weight_bstride = weight_bstride;
   return {wls_workspace_doubles(p), wls_scratch_ints(p)};
@@ -219,7 +219,7 @@ void wls(const Buf& masks, const Buf& weights, const Buf& values, const Buf& v_e
   WlsParams p;
   check_nonneg(B, "B"), check_nonneg(n, "n"), check_nonneg(T, "T");
   if (d < 1) bad("d must be >= 1");
-  check_dims({B, n, d, d, T});
+  check_dims({B, n, d, T, 4});  // workspaces: min(n, d)^2 <= n d per group
   check_bstride(mask_bstride, n * d, "masks");
   check_bstride(weight_bstride, n, "weights");
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
@@ -239,7 +239,7 @@ void wls(const Buf& masks, const Buf& weights, const Buf& values, const Buf& v_e
 std::tuple<int64_t, int64_t> linear_fit_workspace(int64_t B, int64_t n, int64_t d, int64_t T,
                                                   int64_t mask_bstride, int64_t weight_bstride) {
   LinearFitParams p;
-  check_dims({B, n, d, d, T});
+  check_dims({B, n, d, T, 4});  // workspaces: min(n, d)^2 <= n d per group
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
   p.weight_bstride = weight_bstride;
   return {linear_fit_workspace_doubles(p), linear_fit_scratch_ints(p)};
@@ -256,7 +256,7 @@ void linear_fit(const Buf& masks, const Buf& weights, const Buf& values, const B
   if (!(alpha >= 0.0)) bad("alpha must be >= 0");
   if (max_iter < 1) bad("max_iter must be >= 1");
   if (!(tol >= 0.0)) bad("tol must be >= 0");
-  check_dims({B, n, d, d, T});
+  check_dims({B, n, d, T, 4});  // workspaces: min(n, d)^2 <= n d per group
   check_bstride(mask_bstride, n * d, "masks");
   check_bstride(weight_bstride, n, "weights");
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,

@@ -92,6 +92,22 @@ def format_feature_mask(
     return remapped, ids
 
 
+def feature_sets(groups: tuple[Tensor, ...], B: int, d: int) -> Tensor | None:
+    """Which of the d features each example has: bool [B, d], or None when every example
+    has all of them (always so when the feature masks are shared by the batch).
+
+    With per-example feature masks the ids may differ between examples (superpixels of
+    different images): d is the union of the ids, and a feature an example does not
+    have is no player of that example's game.
+    """
+    if all(g.shape[0] == 1 for g in groups):
+        return None
+    has = torch.zeros((B, d), dtype=torch.bool)
+    for g in groups:
+        has.scatter_(1, g.reshape(g.shape[0], -1).cpu().expand(B, -1), True)
+    return None if bool(has.all()) else has
+
+
 class Game:
     """v(S) for a batch of inputs (see the module docstring).
 
@@ -287,6 +303,7 @@ class Setup:
         self.groups, self.ids = format_feature_mask(feature_mask, self.inputs)
         self.d = int(self.ids.numel())
         self.B = self.inputs[0].shape[0]
+        self.present = feature_sets(self.groups, self.B, self.d)
         self.targets = Targets(target, self.B)
         # Captum's perturbations_per_eval (default 1, one copy per forward call) is
         # checked for compatibility but batches follow the memory budget: the
@@ -308,11 +325,29 @@ class Setup:
             desc,
         )
 
+    def example_sets(self) -> list[tuple[Tensor, Tensor]]:
+        """The examples that have the same features, with those features: a list of
+        (example indices int64 [b], feature indices int64 [d_g]); one entry (every
+        example, every feature) unless per-example feature masks use different ids.
+        Explainers whose estimator depends on the number of players (KernelShap, Lime)
+        solve each entry over its own features, as if its examples were explained alone.
+        """
+        if self.present is None:
+            return [(torch.arange(self.B), torch.arange(self.d))]
+        sets, inverse = torch.unique(self.present, dim=0, return_inverse=True)
+        return [
+            (torch.nonzero(inverse == k)[:, 0], torch.nonzero(sets[k])[:, 0])
+            for k in range(sets.shape[0])
+        ]
+
     def per_feature(self, phi: Tensor) -> Tensor:
         """[B, T, d] -> [B, D] for one target, [B, T, D] for several, with D = the largest
-        feature id + 1 and column k the feature with id k (zeros for unused ids), as
-        Captum's interpretable-space outputs; dtype as :meth:`output`'s."""
+        feature id + 1 and column k the feature with id k (zeros for unused ids, and for
+        the ids an example does not have), as Captum's interpretable-space outputs;
+        dtype as :meth:`output`'s."""
         phi = phi.to(attribution_dtype(self.inputs[0], self.game.output_dtype))
+        if self.present is not None:  # a feature an example does not have gets exactly 0
+            phi = phi.masked_fill(~self.present[:, None].to(phi.device), 0)
         top = int(self.ids[-1]) + 1 if self.d else 0
         if top != self.d:
             full = phi.new_zeros((*phi.shape[:2], top))
