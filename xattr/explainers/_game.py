@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from xattr._budget import get_memory_budget, parse_bytes
 from xattr.explainers._common import (
     Targets,
     attribution_dtype,
@@ -43,6 +44,11 @@ from xattr.ops.masking import prepare as prepare_masking
 # Perturbed inputs built per masking call: several forward batches at once (fewer
 # calls), small enough to stay in cache until the model reads them.
 PERTURBED_BYTES = 4 * 2**20
+
+# Solver memory (KernelShap's and Lime's designs, values and least-squares workspaces)
+# below this never counts against the memory budget: a budget set small to keep the
+# forward batches small must not refuse small solves.
+SOLVER_FLOOR = 64 * 2**20
 
 
 def format_feature_mask(
@@ -310,6 +316,7 @@ class Setup:
         # results never depend on it.
         if perturbations_per_eval is not None:
             positive_int("perturbations_per_eval", perturbations_per_eval)
+        self.budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
         rows = rows_per_batch(self.inputs, None, memory_budget)
         self.game = Game(
             forward_func,
@@ -339,6 +346,20 @@ class Setup:
             (torch.nonzero(inverse == k)[:, 0], torch.nonzero(sets[k])[:, 0])
             for k in range(sets.shape[0])
         ]
+
+    def check_solver_memory(self, name: str, needed: int, n_samples: int) -> None:
+        """Refuses a call whose solver would need more than the memory budget (or
+        SOLVER_FLOOR, whichever is larger), before anything of it is allocated, and
+        says what to change."""
+        limit = max(self.budget, SOLVER_FLOOR)
+        if needed > limit:
+            raise ValueError(
+                f"{name}: the least-squares fit for d = {self.d} features and n_samples = "
+                f"{n_samples} needs about {needed / 2**20:,.0f} MiB, more than the memory "
+                f"budget of {limit / 2**20:,.0f} MiB; group input elements into fewer "
+                "features with feature_mask= (superpixels, patches, tokens), lower "
+                "n_samples, or raise memory_budget="
+            )
 
     def per_feature(self, phi: Tensor) -> Tensor:
         """[B, T, d] -> [B, D] for one target, [B, T, D] for several, with D = the largest

@@ -17,7 +17,6 @@ import torch
 from torch import Tensor
 
 from xattr import ops
-from xattr._budget import get_memory_budget, parse_bytes
 from xattr.explainers._common import (
     BaselineType,
     PerturbationAttribution,
@@ -292,24 +291,6 @@ def _sandwich_std(
     return var.clamp_min(0).sqrt()
 
 
-# Solver memory that never counts against the budget (see _budget_check).
-SOLVER_FLOOR = 64 * 2**20
-
-
-def _budget_check(name: str, needed: int, budget: int, d: int, n_samples: int, what: str) -> None:
-    """Refuses a call whose solver memory would exceed the memory budget, before any of
-    it is allocated, and says what to change. Solves under SOLVER_FLOOR bytes always
-    run: a budget set small to keep forward batches small must not refuse them."""
-    if needed > max(budget, SOLVER_FLOOR):
-        raise ValueError(
-            f"{name}: {what} for d = {d} features and n_samples = {n_samples} needs about "
-            f"{needed / 2**20:,.0f} MiB, more than the memory budget of "
-            f"{max(budget, SOLVER_FLOOR) / 2**20:,.0f} MiB; group input elements into fewer "
-            "features with feature_mask= (superpixels, patches, tokens), lower n_samples, "
-            "or raise memory_budget="
-        )
-
-
 def _design_rows(d: int, n_samples: int) -> int:
     """Rows of kernel_design(d, n_samples): n_samples distinct coalitions, at most all
     2^d - 2 of them."""
@@ -437,7 +418,6 @@ class KernelShap(PerturbationAttribution):
         flag("return_input_shape", return_input_shape)
         flag("return_std", return_std)
         s = _checks.seed(seed)
-        budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
         setup = Setup(
             self.forward_func,
             inputs,
@@ -457,7 +437,7 @@ class KernelShap(PerturbationAttribution):
         T = v_full.shape[1]
         sets = setup.example_sets()
         needed = _kernel_shap_bytes(sets, n_samples, B, T, d, return_std)
-        _budget_check("KernelShap", needed, budget, d, n_samples, "the least-squares solve")
+        setup.check_solver_memory("KernelShap", needed, n_samples)
         designs = [kernel_design(f.numel(), n_samples, s) if len(f) > 1 else None for _, f in sets]
         rows = max((x[0].shape[0] for x in designs if x is not None), default=0)
         phi = torch.zeros((B, T, d), dtype=torch.float64)
@@ -484,7 +464,7 @@ class KernelShap(PerturbationAttribution):
                 ph = ops.kernel_shap_solve(m, w, vals, v_empty[ex], v_full[ex])
                 out[:, :, feats] = ph
                 if return_std and not exact:
-                    sd = _sandwich_std(m, w, pair, vals, v_empty[ex], ph, budget)
+                    sd = _sandwich_std(m, w, pair, vals, v_empty[ex], ph, setup.budget)
                     out_std[:, :, feats] = sd
             phi[ex], std[ex] = out, out_std
         phi, std = phi.to(dev), std.to(dev)
