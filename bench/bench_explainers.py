@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
+import importlib.metadata
 import json
 import math
 import os
@@ -306,6 +306,29 @@ def ideal_batch(case: Case, rows: int, gradient: bool, batches: tuple[int, ...])
     return best[1]
 
 
+def version(name: str) -> str:
+    """An installed package's version, or "not installed"."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def installed(name: str) -> bool:
+    return version(name) != "not installed"
+
+
+def require(names: list[str]) -> None:
+    """A full run (one that writes bench/results) needs every package it measures or
+    compares with; --quick runs skip what is missing."""
+    missing = [n for n in names if not installed(n)]
+    if missing:
+        raise SystemExit(
+            f"{', '.join(missing)} not installed: a full run needs them "
+            "(make experiments-install); --quick runs without them"
+        )
+
+
 def machine_info(libraries: tuple[str, ...] = ("captum", "shap")) -> dict[str, Any]:
     """The machine, the versions (torch, xattr and ``libraries``) and the load now."""
     info = {
@@ -317,7 +340,7 @@ def machine_info(libraries: tuple[str, ...] = ("captum", "shap")) -> dict[str, A
         "torch": torch.__version__,
     }
     for name in libraries:
-        info[name] = importlib.import_module(name).__version__
+        info[name] = version(name)
     info.update(
         xattr=getattr(xattr, "__version__", "dev"),
         threads=torch.get_num_threads(),
@@ -462,7 +485,7 @@ def libraries(method: str) -> list[str]:
         libs.append("shap")
     if method == "KernelShap":
         libs.append("torch")
-    return libs
+    return [lib for lib in libs if lib in ("xattr", "torch") or installed(lib)]
 
 
 def applicable(method: str, case: Case) -> str | None:
@@ -637,6 +660,8 @@ def run_latency(case: Case, cfg: dict[str, int], args: argparse.Namespace) -> di
         ("shap", max(1, args.latency_runs // 2)),
         ("torch", args.latency_runs),
     ):
+        if lib not in libraries("KernelShap"):
+            continue
         if lib == "xattr" and xattr_class("KernelShap")[0] is None:
             print(f"  latency [xattr]: skipped ({xattr_class('KernelShap')[1]})", flush=True)
             out["notes"].append("xattr skipped: KernelShap not there yet")
@@ -795,6 +820,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover
         blas = ["threadpoolctl not installed: BLAS threads not limited"]
     q = args.quick
+    if not q:
+        require(["captum", "shap"])
     cfg = {
         "inputs": args.inputs or (4 if q else 16),
         "n_samples": args.n_samples or (32 if q else 512),

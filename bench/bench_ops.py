@@ -60,7 +60,7 @@ import torch
 import xattr
 from xattr import _ext, ops
 from xattr.ops import _reference as ref
-from xattr.ops.sampling import SAMPLER_CODES, to_signed64
+from xattr.ops.sampling import SAMPLE_DEFAULTS, SAMPLER_CODES, to_signed64
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_SPEEDUP = 2.0
@@ -210,7 +210,7 @@ def masking_cases(quick: bool) -> list[Case]:
 
 def sampler_cases(quick: bool) -> list[Case]:
     n, d, d_enum = (4096, 64, 16) if not quick else (256, 16, 10)
-    base_kw = {"p": 0.5, "k": 0, "paired": False, "q": 0, "L": 0, "m": 0}
+    base_kw = SAMPLE_DEFAULTS
     # (public op, its call, sampler name, rows, columns, sampler arguments, out dtype)
     specs = [
         ("bernoulli_masks", lambda: ops.bernoulli_masks(n, d, 0.5, seed=SEED),
@@ -239,7 +239,8 @@ def sampler_cases(quick: bool) -> list[Case]:
             return out
 
         def run_ref(sampler=sampler, rows=rows, cols=cols, args=args, seed=seed):
-            return ref.sample(sampler, rows, cols, seed=seed, row_offset=0, **args)
+            ref_args = {k: v for k, v in args.items() if k != "sizes"}  # no size restriction
+            return ref.sample(sampler, rows, cols, seed=seed, row_offset=0, **ref_args)
 
         extra = "" if not kw else " " + " ".join(f"{k}={v}" for k, v in kw.items())
         cases.append(Case(name, "", f"n={rows} d={cols}{extra}", run_op, run_core, run_ref))

@@ -308,7 +308,10 @@ def test_kernel_shap_min_norm_primal_and_dual(n, d, per_masks):
     close(phi, _min_norm_constrained(masks, weights, values, ve, vf), 1e-9)
     Tn = values.shape[2]
     expect = ref.kernel_shap_solve(
-        masks if per_masks else masks[None], weights[None], values, ve.reshape(B, Tn),
+        masks if per_masks else masks[None],
+        weights[None],
+        values,
+        ve.reshape(B, Tn),
         vf.reshape(B, Tn),
     )
     close(phi, expect, 1e-9)
@@ -433,7 +436,7 @@ def test_lasso_with_fewer_rows_than_features_matches_sklearn(alpha):
     masks, weights, values = _lime_problem(n, d, 2, None, 161)
     kw = {"alpha": alpha, "method": "lasso", "tol": 1e-10, "max_iter": 100000}
     coef, icpt = ops.linear_fit(masks, weights, values, **kw)
-    ec, _ = ref.linear_fit(masks[None], weights[None], values[..., None], alpha, True, 100000, 1e-10)
+    ec, _ = ref.linear_fit(masks[None], weights[None], values[..., None], alpha, True, 10**5, 1e-10)
     close(coef, ec[:, 0], 1e-9)
     X = masks.to(F64).numpy()
     for b in range(2):
@@ -954,3 +957,187 @@ def test_deterministic_across_threads_and_calls(name, restore_threads):
     for a, b, c in zip(one, two, again):
         assert torch.equal(_bits(a), _bits(b))
         assert torch.equal(_bits(b), _bits(c))
+
+
+# ------------------------------------------- issue 11: bool bytes, int64 ids, empties
+def odd_bytes(masks: torch.Tensor, seed: int) -> torch.Tensor:
+    """The same masks with every True byte replaced by a random byte in 2..255: torch
+    reads any nonzero byte of a bool tensor as True (a uint8 tensor viewed as bool)."""
+    raw = torch.randint(2, 256, masks.shape, generator=gen(seed), dtype=torch.uint8)
+    return (raw * masks.to(torch.uint8)).view(torch.bool)
+
+
+def test_kernel_shap_reads_nonzero_mask_bytes_as_present():
+    # The review's case: [0, 0, 5] when the solver read a byte of 2 as absent (b & 1).
+    m = ops.enumerate_coalitions(3)
+    v = (m.double() @ torch.tensor([1.0, 3.375, 0.625], dtype=F64))[None]
+    two = (m.to(torch.uint8) * 2).view(torch.bool)
+    phi = ops.kernel_shap_solve(two, torch.ones(8, dtype=F64), v, v[:, 0], v[:, -1])
+    close(phi, torch.tensor([[1.0, 3.375, 0.625]], dtype=F64), 1e-12)
+
+
+@pytest.mark.parametrize("per_example", [False, True])
+def test_solvers_read_mask_bytes_as_torch_does(per_example):
+    B, n, d = 3, 24, 5
+    masks = rand_masks((B, n, d) if per_example else (n, d), 901)
+    odd = odd_bytes(masks, 902)
+    assert torch.equal(odd, masks) and not torch.equal(odd.view(torch.uint8), masks.byte())
+    w = torch.rand(n, generator=gen(903), dtype=F64) + 0.1
+    v = torch.randn((B, n), generator=gen(904), dtype=F64)
+    ve, vf = v[:, 0], v[:, 1]
+    calls = {
+        "kernel_shap_solve": lambda m: ops.kernel_shap_solve(m, w, v, ve, vf),
+        "ridge": lambda m: ops.linear_fit(m, w, v, method="ridge", alpha=0.1),
+        "lasso": lambda m: ops.linear_fit(m, w, v, method="lasso", alpha=0.01),
+        "banzhaf_msr": lambda m: ops.banzhaf_msr(m, v),
+    }
+    for name, call in calls.items():
+        got, want = call(odd), call(masks)
+        for a, b in zip(
+            got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)
+        ):
+            assert torch.equal(a, b), name
+    flat = odd.reshape(-1, d)
+    assert torch.equal(ops.pack_masks(flat), ops.pack_masks(masks.reshape(-1, d)))
+    assert torch.equal(ops.pack_masks(flat), ref.pack_masks(flat))
+    uniq, inverse, counts = ops.unique_coalitions(flat)
+    assert torch.equal(uniq[inverse], masks.reshape(-1, d))
+
+
+def test_references_read_mask_bytes_as_torch_does():
+    B, n, d = 2, 16, 4
+    masks = rand_masks((n, d), 911)[None]
+    odd = odd_bytes(masks, 912)
+    w = torch.rand((1, n), generator=gen(913), dtype=F64) + 0.1
+    v = torch.randn((B, n, 1), generator=gen(914), dtype=F64)
+    ve, vf = v[:, 0], v[:, 1]
+    assert torch.equal(
+        ref.kernel_shap_solve(odd, w, v, ve, vf), ref.kernel_shap_solve(masks, w, v, ve, vf)
+    )
+    assert torch.equal(
+        ref.linear_fit(odd, w, v, 0.1, False)[0], ref.linear_fit(masks, w, v, 0.1, False)[0]
+    )
+    assert torch.equal(ref.banzhaf_msr(odd, None, v), ref.banzhaf_msr(masks, None, v))
+
+
+def test_permutation_accumulate_rejects_int64_ids_that_wrap_int32():
+    # 2^32 + 2 wraps to the valid id 2 in int32: the op used to return [1, 2, 4] here.
+    perms = torch.tensor([[0, 1, 2**32 + 2]], dtype=torch.int64)
+    values = torch.tensor([[[0.0, 1.0, 3.0, 7.0]]], dtype=F64)
+    with pytest.raises(ValueError, match=r"perms: .*4294967298"):
+        ops.permutation_accumulate(perms, values)
+    with pytest.raises(ValueError, match="perms"):
+        ops.permutation_accumulate(perms - 2**33, values)  # -2^33 + ... wraps as well
+    assert ops.permutation_accumulate(perms.clamp(max=2), values).tolist() == [[1.0, 2.0, 4.0]]
+
+
+def _empty_calls(B: int, n: int, T: int | None):
+    """Each solver on B examples and n coalitions (T outputs or one), per-example and
+    shared masks: (name, op call, reference call, expected output shapes)."""
+    d = 4
+    shp = (B, n) if T is None else (B, n, T)
+    out_shape = (B, d) if T is None else (B, T, d)
+    v = torch.randn(shp, generator=gen(921), dtype=F64)
+    per = rand_masks((B, n, d), 922)
+    shared = rand_masks((n, d), 923)
+    w = torch.ones(n, dtype=F64)
+    ve = torch.zeros(shp[:1] + shp[2:], dtype=F64)
+    v3 = v if T is not None else v.unsqueeze(-1)
+    ve2 = ve.reshape(B, T or 1)
+    calls = {}
+    for tag, m in (("per", per), ("shared", shared)):
+        m3 = m if m.dim() == 3 else m[None]
+        calls[f"ks-{tag}"] = (
+            lambda m=m: ops.kernel_shap_solve(m, w, v, ve, ve),
+            lambda m3=m3: ref.kernel_shap_solve(m3, w[None], v3, ve2, ve2),
+            [out_shape],
+        )
+        calls[f"ridge-{tag}"] = (
+            lambda m=m: ops.linear_fit(m, w, v, method="ridge"),
+            lambda m3=m3: ref.linear_fit(m3, w[None], v3, 0.01, False),
+            [out_shape, out_shape[:-1]],
+        )
+    return calls
+
+
+@pytest.mark.parametrize("T", [None, 2])
+def test_solvers_accept_an_empty_batch(T):
+    B, n, d = 0, 8, 4
+    for name, (call, reference, shapes) in _empty_calls(B, n, T).items():
+        got = call()
+        got = got if isinstance(got, tuple) else (got,)
+        assert [tuple(g.shape) for g in got] == shapes, name
+        want = reference()
+        want = want if isinstance(want, tuple) else (want,)
+        assert [g.numel() for g in want] == [0] * len(want), name
+    v = torch.zeros((0, n) if T is None else (0, n, T), dtype=F64)
+    per = rand_masks((0, n, d), 924)
+    shared = ops.enumerate_coalitions(3)
+    vb = torch.zeros((0, 8) if T is None else (0, 8, T), dtype=F64)
+    shape = (0, 3) if T is None else (0, T, 3)
+    assert ops.banzhaf_msr(per, v).shape == ((0, d) if T is None else (0, T, d))
+    assert ops.banzhaf_msr(shared, vb).shape == shape
+    assert ops.exact_shapley(vb).shape == shape
+    assert ops.exact_banzhaf(vb).shape == shape
+    perms = ops.permutations(3, d, seed=0)
+    pv = torch.zeros((0, 3, d + 1) if T is None else (0, 3, d + 1, T), dtype=F64)
+    out_pd = (0, d) if T is None else (0, T, d)
+    for p in (perms, perms.expand(0, 3, d)):
+        mean, se = ops.permutation_accumulate(p, pv, return_stderr=True)
+        assert mean.shape == se.shape == out_pd
+    pv4 = pv if T is not None else pv.unsqueeze(-1)
+    ref_mean, _ = ref.permutation_accumulate(perms.expand(0, 3, d), pv4, 1)
+    assert ref_mean.numel() == 0
+
+
+def test_pack_and_unique_accept_zero_rows():
+    empty = torch.zeros((0, 70), dtype=torch.bool)
+    keys = ops.pack_masks(empty)
+    assert keys.shape == (0, 2) and torch.equal(keys, ref.pack_masks(empty))
+    assert ops.unpack_masks(keys, 70).shape == (0, 70)
+    uniq, inverse, counts = ops.unique_coalitions(empty[:, :5])
+    assert uniq.shape == (0, 5) and inverse.shape == counts.shape == (0,)
+
+
+# ---------------------------------------------------------- issue 11: overflow (15)
+HUGE = 1e300
+
+
+def test_solvers_report_overflow_of_finite_values():
+    m = ops.enumerate_coalitions(3)
+    v = (m.double() @ torch.tensor([1.0, -2.0, 3.0], dtype=F64))[None] * HUGE
+    w = torch.full((8,), HUGE, dtype=F64)
+    calls = {
+        "kernel_shap_solve": lambda: ops.kernel_shap_solve(m, w, v, v[:, 0], v[:, -1]),
+        "linear_fit": lambda: ops.linear_fit(m, w, v, method="ridge"),
+        "exact_shapley": lambda: ops.exact_shapley(
+            torch.tensor([[-HUGE, HUGE] * 4], dtype=F64) * 1e8
+        ),
+        "exact_banzhaf": lambda: ops.exact_banzhaf(
+            torch.tensor([[-HUGE, HUGE] * 4], dtype=F64) * 1e8
+        ),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=rf"{name}: the result overflowed"):
+            call()
+
+
+def test_float32_results_that_overflow_on_the_cast_are_reported():
+    # Every input is a finite float32; the float64 differences exceed float32's range.
+    big = torch.tensor(3e38, dtype=torch.float32)
+    m = torch.tensor([[False, False], [True, False], [False, True], [True, True]])
+    v = torch.stack([-big, big, -big, big])[None]
+    with pytest.raises(ValueError, match="banzhaf_msr: the result overflowed"):
+        ops.banzhaf_msr(m, v)
+    with pytest.raises(ValueError, match="exact_shapley: the result overflowed"):
+        ops.exact_shapley(v)
+    perms = torch.tensor([[0, 1], [1, 0]], dtype=torch.int32)
+    pv = torch.stack([torch.stack([-big, big, -big])] * 2)[None]
+    with pytest.raises(ValueError, match="permutation_accumulate: the result overflowed"):
+        ops.permutation_accumulate(perms, pv)
+
+
+def test_banzhaf_still_blames_the_masks_when_a_side_is_empty():
+    masks = torch.tensor([[True, False], [True, True]])
+    with pytest.raises(ValueError, match="masks: feature 0 is in every sampled coalition"):
+        ops.banzhaf_msr(masks, torch.tensor([[1.0, 2.0]], dtype=F64))

@@ -301,7 +301,26 @@ case("pi-grads-nan", ValueError, "grads", pi(grads=poisoned(G, NAN)))
 case("pi-grads-int", TypeError, "grads", pi(grads=G.long()))
 case("pi-weights-inf", ValueError, "weights", pi(weights=poisoned(WQ, INF)))
 case("quadrature-method", ValueError, "method", lambda: ops.quadrature("simpson", 4))
+case("device-unknown", ValueError, "device", lambda: ops.subset_masks(4, 3, 1, device="tpu"))
+case("device-type", TypeError, "device", lambda: ops.enumerate_coalitions(3, device=[0]))
+if not torch.cuda.is_available():  # torch's own AssertionError before
+    case("device-no-gpu", ValueError, "device", lambda: ops.permutations(2, 3, device="cuda"))
+    case("device-no-gpu-q", ValueError, "device", lambda: ops.quadrature(device="cuda:0"))
 case("quadrature-n_steps", ValueError, "n_steps", lambda: ops.quadrature("riemann_left", 1))
+
+
+# Issue 11: int64 ids that wrap in int32, the per-example row bound, q past the
+# reference's exact range, the mean over no baselines, overflow of finite values.
+case("pa-perms-int64-wraps", ValueError, "perms", pa(perms=poisoned(PERMS.long(), 2**32 + 2)))
+case("mas-row_offset-per_example", ValueError, "row_offset",
+     mas(per_example=True, row_offset=2**63 - 1 - 4))  # fmt: skip
+case("mas-mus-q-huge", ValueError, "q", mas(sampler="mus", q=2**31, lambda_=0.5))
+case("pi-baselines-none-mean", ValueError, "baselines",
+     pi(baselines=PB[:, :0], grads=G[:, :0]))  # fmt: skip
+case("ks-values-overflow", ValueError, "kernel_shap_solve", ks(values=V * 1e300, weights=W * 1e300))
+# Feature 0's "in" mean is +3e38 and its "out" mean -3e38: their difference passes float32's max.
+case("bz-values-overflow", ValueError, "banzhaf_msr",
+     bz(values=(3e38 * (2.0 * BM[:, 0].float() - 1.0)).expand(B, N)))  # fmt: skip
 
 
 @pytest.mark.parametrize("cid", list(CASES))
@@ -826,3 +845,109 @@ def test_subprocess_harness_sees_value_errors():
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("ValueError:") and "d <= 20" in proc.stdout, proc.stdout
+
+
+# ----------------------------------- issue 11: every C++ message starts with its argument
+# Each case: (call, the argument its message must start with as "name: "). The binding's
+# keyword names are the Python names the ops pass; before, several messages named
+# nothing ("unknown sampler", "sizes must be >= 0", "fused masking supports ...") or not
+# the argument ("bernoulli threshold", "MuS noise is shared", "the number of permutations").
+def _named_c_cases():
+    big = 2**40
+    return {
+        "sample-sampler": (lambda: _sample_call(sampler=9), "sampler"),
+        "sample-threshold": (lambda: _sample_call(bern_threshold=2**32 + 1), "bern_threshold"),
+        "sample-d": (lambda: _sample_call(d=0), "d"),
+        "sample-k": (lambda: _sample_call(sampler=1, k=4), "k"),
+        "sample-shapley-thresholds": (lambda: _sample_call(sampler=2), "thresholds"),
+        "sample-mus-q": (lambda: _sample_call(sampler=4, q=0), "q"),
+        "sample-mus-L": (lambda: _sample_call(sampler=4, q=4, L=5), "L"),
+        "sample-mus-rows": (lambda: _sample_call(sampler=4, q=3, L=1), "n"),
+        "sample-stratified-m": (lambda: _sample_call(sampler=5, m=0), "m"),
+        "sample-stratified-rows": (lambda: _sample_call(sampler=5, m=1), "n"),
+        "sample-enumerate-rows": (
+            lambda: _sample_call(sampler=6, n=9, out=torch.empty(9, 3, dtype=torch.bool)),
+            "n",
+        ),
+        "sample-row_offset": (lambda: _sample_call(row_offset=2**63 - 2), "row_offset"),
+        "mask-sampler": (lambda: call_mask_apply(masks=None, sampler=2), "sampler"),
+        "mask-threshold": (
+            lambda: call_mask_apply(masks=None, bern_threshold=2**32 + 1),
+            "bern_threshold",
+        ),
+        "mask-mus-q": (lambda: call_mask_apply(masks=None, sampler=4, q=0, L=0), "q"),
+        "mask-mus-L": (lambda: call_mask_apply(masks=None, sampler=4, q=8, L=9), "L"),
+        "mask-mus-rows": (lambda: call_mask_apply(masks=None, sampler=4, q=2, L=1), "S"),
+        "mask-mus-per_example": (
+            lambda: call_mask_apply(masks=None, sampler=4, q=8, L=4, per_example=True),
+            "per_example",
+        ),
+        "mask-row_offset": (
+            lambda: call_mask_apply(masks=None, per_example=True, row_offset=2**63 - 3),
+            "row_offset",
+        ),
+        "mask-d": (lambda: call_mask_apply(d=0), "d"),
+        "mask-S": (lambda: call_mask_apply(S=-2), "S"),
+        "wls-d": (lambda: C.wls(**_wls_kwargs(d=0)[0], **WHERE), "d"),
+        "wls-workspace-B": (lambda: C.wls_workspace(-1, 8, 4, 1, 0, 0), "B"),
+        "wls-workspace-sizes": (
+            lambda: C.wls_workspace(big, big, 4, 1, 0, 0),
+            "B \\* n",
+        ),
+        "lf-alpha": (lambda: _lf_call(alpha=-1.0), "alpha"),
+        "lf-max_iter": (lambda: _lf_call(max_iter=0), "max_iter"),
+        "lf-tol": (lambda: _lf_call(tol=NAN), "tol"),
+        "lf-workspace-T": (lambda: C.linear_fit_workspace(1, 6, 3, -1, 0, 0), "T"),
+        "perm-unit": (lambda: _perm_call(unit=3), "unit"),
+        "perm-P": (lambda: _perm_call(P=3, unit=2), "P"),
+        "perm-d": (lambda: _perm_call(d=0), "d"),
+        "banzhaf-d": (lambda: _banzhaf_call(d=0), "d"),
+        "exact-d": (lambda: _exact_call(d=0), "d"),
+        "pack-d": (
+            lambda: C.pack(
+                masks=buf(torch.zeros(4, 1, dtype=torch.bool)),
+                keys=buf(torch.zeros(4, 1, dtype=torch.int64)),
+                n=4,
+                d=0,
+                unpack=False,
+                **WHERE,
+            ),
+            "d",
+        ),  # fmt: skip
+        "path_points-J": (lambda: _path_points_call(J=-1), "J"),
+        "path_integrate-K": (lambda: _path_integrate_call(K=-1), "K"),
+        "path_integrate-reduction": (lambda: _path_integrate_call(reduction=5), "reduction"),
+        "path_integrate-mean-K0": (
+            lambda: _path_integrate_call(
+                K=0, grads=torch.zeros(0, dtype=F64), base=torch.zeros(0, dtype=F64)
+            ),
+            "K",
+        ),
+        "quadrature-method": (lambda: C.quadrature("simpson", 4), "method"),
+        "quadrature-n_steps": (lambda: C.quadrature("gausslegendre", 0), "n_steps"),
+    }
+
+
+@pytest.mark.parametrize("cid", list(_named_c_cases()))
+def test_c_messages_start_with_the_argument(cid):
+    call, name = _named_c_cases()[cid]
+    with pytest.raises(ValueError, match=rf"^{name}: "):
+        call()
+
+
+def test_c_empty_batches_are_valid():
+    # Zero sizes are valid everywhere the maths allows (per-example buffers of B = 0).
+    call_mask_apply(
+        x=torch.zeros(0, 6, dtype=F64), base=torch.zeros(0, 6, dtype=F64),
+        group=torch.zeros(0, 6, dtype=torch.int64), masks=torch.ones(0, 3, 3, dtype=torch.bool),
+        out=torch.empty(0, 3, 6, dtype=F64), B=0, base_bstride=6, group_bstride=6,
+        mask_bstride=9,
+    )  # fmt: skip
+    _path_integrate_call(
+        K=0, reduction=1, grads=torch.zeros(0, dtype=F64), base=torch.zeros(0, dtype=F64)
+    )
+    _perm_call(
+        B=0, perm_bstride=12, perms=torch.zeros(0, 4, 3, dtype=torch.int32),
+        values=torch.zeros(0, 4, 4, 1, dtype=F64), mean=torch.empty(0, 1, 3, dtype=F64),
+        stderr=torch.empty(0, 1, 3, dtype=F64), work=torch.empty(0, dtype=F64),
+    )  # fmt: skip

@@ -447,7 +447,7 @@ def test_errors():
 
 
 def test_training_mode_warns():
-    model = _mlp(F32).train()
+    model = nn.Sequential(_mlp(F32), nn.Dropout(0.1)).train()
     x = _randn(1, 1, 8, 8, dtype=F32, seed=33)
     with pytest.warns(UserWarning, match="training mode"):
         FeatureAblation(model).attribute(x, target=0, feature_mask=_patches(4))

@@ -3,6 +3,7 @@ memory budget, model-output checks and the coalition game under each removal."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import pytest
@@ -117,13 +118,25 @@ def test_check_model_output():
 
 
 def test_training_mode_warns():
-    m = torch.nn.Linear(2, 1)
-    with pytest.warns(UserWarning, match="training mode"):
-        warn_if_training(m)
-    m.eval()
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5), torch.nn.Linear(2, 1))
+    for f in (net, net.forward, lambda x: net(x) * 2, functools.partial(lambda m, x: m(x), net)):
+        with pytest.warns(UserWarning, match="Dropout '1' in training mode"):
+            warn_if_training(f)
+    net.eval()
+    net[1].train()  # a dropout left in training mode inside an eval'd model
+    with pytest.warns(UserWarning, match="Dropout '1'"):
+        warn_if_training(net)
+    bn = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    with pytest.warns(UserWarning, match="BatchNorm1d '1'"):
+        warn_if_training(lambda x: bn(x))
+    net.eval()
+    # nothing that behaves differently in training: no warning, whatever the mode
+    quiet = [net, lambda x: net(x), torch.nn.Linear(2, 1), torch.nn.Softmax(1), torch.sin]
+    quiet.append(torch.nn.InstanceNorm1d(2))  # no running statistics: the same in both modes
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warn_if_training(m)  # eval mode: no warning
+        for f in quiet:
+            warn_if_training(f)
 
 
 # --------------------------------------------------------------- budget

@@ -5,6 +5,8 @@ require grad)."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -177,16 +179,35 @@ def test_inputs_that_require_grad_are_left_alone(name):
 
 
 @pytest.mark.parametrize("name", ["KernelShap", "Lime", "ShapleyValueSampling"])
-def test_interpretable_outputs_are_indexed_by_feature_id(name):
+@pytest.mark.parametrize(
+    "ids, columns",
+    [
+        ([1, 1, 3, 3, 4, 1], [0, 2, 3]),  # Captum shifts the ids to start at 0: D = 4
+        ([-2, -2, 0, 0, 1, -2], [0, 2, 3]),  # negative ids: each keeps its own column
+        ([0, 0, 2, 2, 5, 0], [0, 2, 5]),  # gaps stay as zero columns: D = 6
+    ],
+)
+def test_interpretable_outputs_use_captums_columns(name, ids, columns):
     model = _mlp()
-    fm = torch.tensor([[1, 1, 3, 3, 4, 1]])  # ids with gaps: D = 5 columns
+    fm = torch.tensor([ids])
     n = 6 if name == "ShapleyValueSampling" else 40
     e = getattr(xattr, name)(model)
     full = e.attribute(X, target=0, feature_mask=fm, n_samples=n, seed=0)
     small = e.attribute(X, target=0, feature_mask=fm, n_samples=n, seed=0, return_input_shape=False)
-    assert small.shape == (4, 5)
-    assert (small[:, [0, 2]] == 0).all()
-    torch.testing.assert_close(small[:, [1, 3, 4]], full[:, [0, 2, 4]])
+    D = max(ids) - min(ids) + 1
+    assert small.shape == (4, D)
+    unused = [c for c in range(D) if c not in columns]
+    assert (small[:, unused] == 0).all()
+    # the first element of each feature (ids in increasing order) carries its value
+    first = [ids.index(i) for i in sorted(set(ids))]
+    torch.testing.assert_close(small[:, columns], full[:, first])
+    if name != "ShapleyValueSampling":  # Captum's layout (its KernelShap / Lime)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = getattr(ca, name)(model).attribute(
+                X, target=0, feature_mask=fm, n_samples=n, return_input_shape=False
+            )
+        assert theirs.shape == small.shape
 
 
 def test_aggregate_models_get_a_clear_error():

@@ -409,7 +409,7 @@ def test_layer_ig_lists_of_layers_and_tuple_activations_match_captum(to_input):
 
 # ------------------------------------------------------------------- checks
 def test_training_mode_warns():
-    m = mlp().train()
+    m = torch.nn.Sequential(mlp(), torch.nn.Dropout(0.1)).train()
     with pytest.warns(UserWarning, match="training mode"):
         IntegratedGradients(m).attribute(randn(2, 5), target=0, n_steps=2)
     with pytest.warns(UserWarning, match="training mode"):

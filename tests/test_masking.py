@@ -520,15 +520,11 @@ def test_non_contiguous_inputs():
 def test_empty_batch(sampled):
     x = torch.zeros(0, 6)
     fm = torch.arange(6) // 2
-    try:
-        if sampled:
-            out = ops.mask_apply_sampled(x, fm, 4, seed=0)
-        else:
-            out = ops.mask_apply(x, torch.ones(4, 3, dtype=torch.bool), fm)
-    except (ValueError, TypeError) as e:
-        assert "inputs" in str(e)
+    if sampled:
+        out = ops.mask_apply_sampled(x, fm, 4, seed=0)
     else:
-        assert out.shape == (0, 4, 6)
+        out = ops.mask_apply(x, torch.ones(4, 3, dtype=torch.bool), fm)
+    assert out.shape == (0, 4, 6)
 
 
 # ------------------------------------------------- many features, long rows
@@ -577,3 +573,79 @@ def test_long_rows_thread_invariance(sampled, threads):
     two = run()
     assert torch.equal(one, two)
     assert torch.equal(one, expected(x, masks, fm, 0.5))
+
+
+# ------------------------------------------------------- issue 11: empties, bytes, rows
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float64, torch.int64))
+def test_empty_batch_with_per_example_tensors(dtype):
+    # A per-example mask, feature mask or baseline of an empty batch is [0, ...]; it used
+    # to get batch stride 0 and fail the kernel's size check.
+    x = torch.zeros(0, 2, 3, dtype=dtype)
+    fm = torch.tensor([[0, 0, 1], [1, 2, 2]])
+    masks = torch.ones(0, 5, 3, dtype=torch.bool)
+    for kw in ({"baselines": 0}, {"baselines": torch.zeros(0, 2, 3, dtype=dtype)}):
+        for f in (fm, fm.expand(0, 2, 3)):
+            for m in (masks, torch.ones(5, 3, dtype=torch.bool)):
+                out = ops.mask_apply(x, m, f, **kw)
+                assert out.shape == (0, 5, 2, 3) and out.dtype == dtype
+    out = ops.mask_apply_sampled(x, fm.expand(0, 2, 3), 4, seed=1, per_example=True, baselines=0)
+    assert out.shape == (0, 4, 2, 3)
+    no_elements = torch.zeros(2, 0, dtype=dtype)
+    shared = torch.ones(5, 3, dtype=torch.bool)
+    empty_fm = torch.zeros(0, dtype=torch.int64)
+    assert ops.mask_apply(no_elements, shared, empty_fm, baselines=0).shape == (2, 5, 0)
+    ref = _reference.mask_apply(
+        torch.zeros(0, 6, dtype=dtype), torch.zeros(0, 6, dtype=dtype), fm.reshape(1, 6), masks
+    )
+    assert ref.shape == (0, 5, 6)
+
+
+def test_mask_bytes_other_than_one_are_present():
+    x = torch.randn(3, 6, dtype=torch.float64)
+    fm = torch.tensor([0, 0, 1, 1, 2, 2])
+    masks = torch.rand(3, 4, 3, generator=torch.Generator().manual_seed(5)) < 0.5
+    raw = torch.randint(2, 256, masks.shape, generator=torch.Generator().manual_seed(6))
+    odd = (raw.to(torch.uint8) * masks.to(torch.uint8)).view(torch.bool)
+    for m, o in ((masks, odd), (masks[0], odd[0])):
+        want = expected(x, m, fm, 0.0)
+        assert torch.equal(ops.mask_apply(x, o, fm), want)
+        assert torch.equal(
+            _reference.mask_apply(
+                x, torch.zeros(1, 6, dtype=torch.float64), fm[None], o if o.dim() == 3 else o[None]
+            ),
+            want,
+        )
+
+
+def test_sampled_per_example_row_bound_counts_the_batch():
+    # Example b reads rows row_offset + b * S .. : the last one must fit an int64 (it
+    # used to overflow, undefined behaviour, when only row_offset + S was bounded).
+    x = torch.randn(4, 6, dtype=torch.float64)
+    fm = torch.tensor([0, 0, 1, 1, 2, 2])
+    top = 2**63 - 1 - 4 * 8
+    with pytest.raises(ValueError, match="row_offset"):
+        ops.mask_apply_sampled(x, fm, 8, seed=3, per_example=True, row_offset=top + 1)
+    got = ops.mask_apply_sampled(x, fm, 8, seed=3, per_example=True, row_offset=top)
+    want = _reference.mask_apply_sampled(
+        x, torch.zeros(1, 6, dtype=torch.float64), fm[None], 3, 8, "bernoulli", 3,
+        row_offset=top, per_example=True,
+    )  # fmt: skip
+    assert torch.equal(got, want)
+    # Shared rows only need row_offset + S below 2^63.
+    ops.mask_apply_sampled(x, fm, 8, seed=3, row_offset=2**63 - 1 - 8)
+
+
+def test_c_mask_apply_bounds_per_example_rows():
+    C = xattr._ext.lib()
+    x = torch.zeros(4, 6, dtype=torch.float64)
+    out = torch.empty(4, 8, 6, dtype=torch.float64)
+    g = torch.zeros(1, 6, dtype=torch.int64)
+    b = xattr._ext.buf
+    kw = dict(
+        x=b(x), base=b(x[:1].contiguous()), group=b(g), masks=None, out=b(out), B=4, S=8, E=6,
+        d=1, base_bstride=0, group_bstride=0, mask_bstride=0, sampler=0, seed=0,
+        bern_threshold=2**31, q=0, L=0, per_example=True, device=-1, stream=0, threads=1,
+    )  # fmt: skip
+    C.mask_apply(row_offset=2**63 - 1 - 32, **kw)
+    with pytest.raises(ValueError, match="^row_offset: row_offset \\+ B \\* S"):
+        C.mask_apply(row_offset=2**63 - 1 - 31, **kw)

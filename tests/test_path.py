@@ -479,29 +479,51 @@ def test_non_contiguous_inputs():
     assert torch.equal(ig, want)
 
 
-@pytest.mark.parametrize("case", ("points_B0", "integrate_B0", "integrate_J0"))
-def test_empty_batch_or_steps(case):
+@pytest.mark.parametrize("per_example", (False, True))
+def test_empty_batch_steps_or_baselines(per_example):
+    # Every 0-sized dimension the maths allows gives a correctly shaped result, per
+    # example baselines of an empty batch included (they used to get batch stride 0).
     a, w = ops.quadrature("gausslegendre", 3)
-    try:
-        if case == "points_B0":
-            out = ops.path_points(torch.zeros(0, 4, dtype=F64), torch.zeros(1, 2, 4, dtype=F64), a)
-            assert out.shape == (0, 2, 3, 4)
-        elif case == "integrate_B0":
-            out = ops.path_integrate(
-                torch.zeros(0, 2, 3, 4, dtype=F64),
-                torch.zeros(0, 4, dtype=F64),
-                torch.zeros(1, 2, 4, dtype=F64),
-                w,
-            )
-            assert out.shape == (0, 4)
-        else:
-            x = rand((2, 4), F64, 56)
-            out = ops.path_integrate(
-                torch.zeros(2, 1, 0, 4, dtype=F64), x, torch.zeros(1, 1, 4, dtype=F64), w[:0]
-            )
-            assert torch.equal(out, torch.zeros(2, 4, dtype=F64))
-    except (ValueError, TypeError) as e:
-        assert any(name in str(e) for name in ("inputs", "grads", "weights", "alphas"))
+    base0 = torch.zeros(0 if per_example else 1, 2, 4, dtype=F64)
+    x0 = torch.zeros(0, 4, dtype=F64)
+    assert ops.path_points(x0, base0, a).shape == (0, 2, 3, 4)
+    g0 = torch.zeros(0, 2, 3, 4, dtype=F64)
+    for reduction, shape in (("mean", (0, 4)), ("sum", (0, 4)), ("none", (0, 2, 4))):
+        out = ops.path_integrate(g0, x0, base0, w, reduction=reduction, path_weights=base0)
+        assert out.shape == shape
+        assert _reference.path_integrate(g0, x0, base0, w, reduction, True).shape == shape
+    x = rand((2, 4), F64, 56)
+    out = ops.path_integrate(
+        torch.zeros(2, 1, 0, 4, dtype=F64), x, torch.zeros(1, 1, 4, dtype=F64), w[:0]
+    )
+    assert torch.equal(out, torch.zeros(2, 4, dtype=F64))
+    assert ops.path_points(x, torch.zeros(1, 2, 4, dtype=F64), a[:0]).shape == (2, 2, 0, 4)
+    assert ops.path_points(
+        torch.zeros(2, 0, dtype=F64), torch.zeros(1, 2, 0, dtype=F64), a
+    ).shape == (2, 2, 3, 0)
+    # No baselines: their sum (and the per-path rows) are empty sums; their mean is not.
+    nb = torch.zeros(1, 0, 4, dtype=F64)
+    g = torch.zeros(2, 0, 3, 4, dtype=F64)
+    assert ops.path_points(x, nb, a).shape == (2, 0, 3, 4)
+    assert torch.equal(
+        ops.path_integrate(g, x, nb, w, reduction="sum"), torch.zeros(2, 4, dtype=F64)
+    )
+    assert ops.path_integrate(g, x, nb, w, reduction="none").shape == (2, 0, 4)
+    with pytest.raises(ValueError, match="baselines: the mean over baselines"):
+        ops.path_integrate(g, x, nb, w)
+
+
+def test_path_ops_report_overflow_of_finite_values():
+    x = torch.full((1, 3), 3e38, dtype=torch.float32)
+    base = -x[None]
+    a, w = ops.quadrature("riemann_right", 2, dtype=torch.float32)
+    with pytest.raises(ValueError, match="path_points: the result overflowed"):
+        ops.path_points(x, base, a)  # x - base = 6e38 > float32's max
+    g = torch.ones(1, 1, 2, 3, dtype=torch.float32)
+    with pytest.raises(ValueError, match="path_integrate: the result overflowed"):
+        ops.path_integrate(g, x, base, w)
+    with pytest.raises(ValueError, match="grads: contain non-finite"):
+        ops.path_integrate(g * float("inf"), x, base, w)
 
 
 # ---------------------------------------------------------- long rows
@@ -530,3 +552,85 @@ def test_long_rows(dtype, reduction):
     want = ig_formula(grads, x, base, w, reduction, True).to(dtype)
     tol = {"rtol": 1e-6, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-13, "atol": 1e-14}
     torch.testing.assert_close(ig1, want, **tol)
+
+
+# ------------------------------------------------ issue 11: O(n) Gauss-Legendre (16)
+def legendre_at(n: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P_n and P_{n-1} at every x by the three-term recurrence (numpy, O(n) per node)."""
+    p0, p1 = np.ones_like(x), x.copy()
+    for k in range(2, n + 1):
+        p0, p1 = p1, ((2 * k - 1) * x * p1 - (k - 1) * p0) / k
+    return p1, p0
+
+
+@pytest.mark.parametrize("n", (101, 128, 150))
+def test_gausslegendre_large_n_matches_numpy(n):
+    # numpy's leggauss (eigenvalues + one Newton step), where its own weights are still
+    # accurate to ~1e-10 (8e-9 at n = 1000, near the ends).
+    a, w = ops.quadrature("gausslegendre", n)
+    x, ew = np.polynomial.legendre.leggauss(n)
+    np.testing.assert_allclose(a.numpy(), 0.5 * (1 + x), rtol=0, atol=3e-16)
+    np.testing.assert_allclose(w.numpy(), 0.5 * ew, rtol=WEIGHT_RTOL["gausslegendre"], atol=0)
+
+
+@pytest.mark.parametrize("n", (101, 1000, 4097))
+def test_gausslegendre_large_n_are_the_roots_and_weights(n):
+    # Independent of the construction: every node is a root of P_n to rounding (the
+    # Newton correction P_n / P_n' is below 2 ulps of 1) and every weight equals
+    # 2 (1 - x^2) / (n P_{n-1}(x))^2 (the Christoffel number), on the inner nodes, to
+    # the accuracy of these float64 formulas (the recurrence's rounding grows with n).
+    a, w = ops.quadrature("gausslegendre", n)
+    x = 2 * a.numpy() - 1
+    inner = np.abs(x) < 0.9
+    p, pm1 = legendre_at(n, x[inner])
+    dp = n * (pm1 - x[inner] * p) / (1 - x[inner] ** 2)
+    assert np.abs(p / dp).max() < 4.5e-16
+    want = (1 - x[inner] ** 2) / (n * pm1) ** 2  # on [0, 1]: half of 2 (1 - x^2) / ...
+    np.testing.assert_allclose(w.numpy()[inner], want, rtol=5e-15 * n, atol=0)
+    assert abs(float(w.sum()) - 1.0) < 1e-14
+    assert np.all(np.diff(a.numpy()) > 0) and a[0] > 0 and a[-1] < 1
+    np.testing.assert_array_equal(a.numpy() + a.numpy()[::-1], np.ones(n))  # symmetric
+    np.testing.assert_array_equal(w.numpy(), w.numpy()[::-1])
+
+
+@pytest.mark.parametrize("n", (101, 500))
+def test_gausslegendre_large_n_integrates_polynomials_exactly(n):
+    a, w = ops.quadrature("gausslegendre", n)
+    # Legendre polynomials of degree < 2n integrate to 0 on [-1, 1] except P_0.
+    x = (2 * a - 1).numpy()
+    for deg in (1, 2, 7, n, 2 * n - 1):
+        p, _ = legendre_at(deg, x) if deg > 1 else (x, None)
+        assert abs(float((w.numpy() * p).sum())) < 1e-14, deg
+
+
+def test_gausslegendre_reference_is_the_same_construction():
+    for n in (1, 7, 100, 101, 102, 333, 2000):
+        a, w = ops.quadrature("gausslegendre", n)
+        ra, rw = _reference.quadrature("gausslegendre", n)
+        np.testing.assert_allclose(a.numpy(), ra, rtol=0, atol=2e-16)
+        np.testing.assert_allclose(w.numpy(), rw, rtol=1e-14 if n > 100 else 1e-10, atol=0)
+
+
+def test_gausslegendre_against_50_digit_arithmetic():
+    # Nodes and weights at n = 4000 against Newton on P_n in 50-digit decimals. The
+    # weights nearest the ends (~1e-7) computed from a rounded x lost ~n^2 * 1e-16 of
+    # their relative accuracy before (1.6e-9 here); now every weight is good to 1e-13,
+    # the inner ones (from the asymptotic expansion) to 1e-15.
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 50
+    n = 4000
+    a, w = ops.quadrature("gausslegendre", n)
+    for i, rtol in ((0, 1e-13), (3, 1e-13), (15, 1e-13), (16, 1e-15), (700, 1e-15), (1999, 1e-15)):
+        x = Decimal(1) - 2 * Decimal(float(a[i]))  # the mirrored node near +1
+        for _ in range(3):  # Newton in decimal from the float64 node
+            p0, p1 = Decimal(1), x
+            for k in range(2, n + 1):
+                p0, p1 = p1, ((2 * k - 1) * x * p1 - (k - 1) * p0) / k
+            x -= p1 / (n * (p0 - x * p1) / (1 - x * x))
+        p0, p1 = Decimal(1), x
+        for k in range(2, n):
+            p0, p1 = p1, ((2 * k - 1) * x * p1 - (k - 1) * p0) / k
+        exact = (1 - x * x) / (n * p1) ** 2  # half of 2 (1 - x^2) / (n P_{n-1})^2
+        assert abs(float((Decimal(float(w[i])) - exact) / exact)) < rtol, i
+        assert abs(float(Decimal(float(a[i])) - (1 - x) / 2)) < 1.2e-16, i

@@ -93,6 +93,13 @@ def buf(t: torch.Tensor) -> tuple[int, int, int]:
     return (t.data_ptr(), t.numel(), DTYPE_CODES[t.dtype])
 
 
+def batch_stride(t: torch.Tensor, per_item: int) -> int:
+    """The kernels' batch stride of a [1 or B, ...] tensor: 0 when it is shared by the
+    batch (a leading 1), else ``per_item``, also for the per-example tensors of an empty
+    batch (a leading 0), whose buffers the kernels then check to be empty."""
+    return 0 if t.shape[0] == 1 else per_item
+
+
 def where(t: torch.Tensor) -> dict[str, Any]:
     """Device, stream and thread arguments for a kernel call on ``t``'s device.
 

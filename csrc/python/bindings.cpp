@@ -63,21 +63,41 @@ void check_bstride(int64_t stride, int64_t per_item, const char* name) {
   }
 }
 
+// A size and the name of the argument it came from, for the messages.
+struct Dim {
+  const char* name;
+  int64_t value;
+};
+
 // Every size a binding multiplies (element counts, launch grids, workspaces)
 // is a product of some of `dims`; refusing products past 2^62 here means no
-// later product can wrap around and let an empty buffer pass its check.
-void check_dims(std::initializer_list<int64_t> dims) {
+// later product can wrap around and let an empty buffer pass its check. A zero
+// size counts as 1 here: empty tensors are valid and every product with them is 0.
+void check_dims(std::initializer_list<Dim> dims) {
   int64_t total = 1;
-  for (int64_t v : dims) {
-    if (v < 0) bad("sizes must be >= 0, got " + std::to_string(v));
-    if (__builtin_mul_overflow(total, v > 0 ? v : 1, &total) || total > (int64_t(1) << 62)) {
-      bad("sizes too large: their product exceeds 2^62 elements");
+  std::string names;
+  for (const Dim& d : dims) {
+    if (d.value < 0) bad(std::string(d.name) + ": must be >= 0, got " + std::to_string(d.value));
+    names += names.empty() ? d.name : std::string(" * ") + d.name;
+    if (__builtin_mul_overflow(total, d.value > 0 ? d.value : 1, &total) ||
+        total > (int64_t(1) << 62)) {
+      bad(names + ": sizes too large, their product exceeds 2^62 elements");
     }
   }
 }
 
+void check_positive(int64_t v, const char* name) {
+  if (v < 1) bad(std::string(name) + ": must be >= 1, got " + std::to_string(v));
+}
+
+void check_threshold(uint64_t t) {
+  if (t > (uint64_t(1) << 32)) {
+    bad("bern_threshold: the Bernoulli threshold must be <= 2^32, got " + std::to_string(t));
+  }
+}
+
 void check_nonneg(int64_t v, const char* name) {
-  if (v < 0) bad(std::string(name) + " must be >= 0, got " + std::to_string(v));
+  if (v < 0) bad(std::string(name) + ": must be >= 0, got " + std::to_string(v));
 }
 
 template <typename Params, typename CpuFn, typename CudaFn>
@@ -96,55 +116,74 @@ void sample(int sampler, const Buf& out, int64_t n, int64_t d, int64_t row_offse
             uint64_t bern_threshold, int64_t k, const OptBuf& thresholds, bool paired, int64_t q,
             int64_t L, int64_t m, const OptBuf& work, int device, uint64_t stream, int threads) {
   SampleParams p;
-  if (sampler < 0 || sampler > static_cast<int>(Sampler::kEnumerate)) bad("unknown sampler");
+  if (sampler < 0 || sampler > static_cast<int>(Sampler::kEnumerate)) {
+    bad("sampler: unknown sampler code " + std::to_string(sampler) + ", expected 0.." +
+        std::to_string(static_cast<int>(Sampler::kEnumerate)));
+  }
   p.sampler = static_cast<Sampler>(sampler);
   check_nonneg(n, "n");
   check_nonneg(row_offset, "row_offset");
-  if (d < 1) bad("d must be >= 1, got " + std::to_string(d));
-  check_dims({n, d, m});
-  if (row_offset > INT64_MAX - n) bad("row_offset + n must stay below 2^63");
+  check_positive(d, "d");
+  check_dims({{"n", n}, {"d", d}, {"m", m}});
+  if (row_offset > INT64_MAX - n) {
+    bad("row_offset: row_offset + n must be <= 2^63 - 1, got " + std::to_string(row_offset) +
+        " + " + std::to_string(n));
+  }
   p.n = n, p.d = d, p.row_offset = row_offset, p.seed = seed, p.paired = paired;
   if (p.sampler == Sampler::kPermutation) {
-    if (d > (int64_t(1) << 31) - 1) bad("d too large for int32 permutations");
+    if (d > (int64_t(1) << 31) - 1) {
+      bad("d: int32 permutations need d < 2^31, got " + std::to_string(d));
+    }
     p.perms = check<int32_t>(out, "out", n * d, Dtype::kInt32);
   } else {
     p.masks = check<uint8_t>(out, "out", n * d, Dtype::kUInt8);
   }
   switch (p.sampler) {
     case Sampler::kBernoulli:
-      if (bern_threshold > (uint64_t(1) << 32)) bad("bernoulli threshold must be <= 2^32");
+      check_threshold(bern_threshold);
       p.bern_threshold = bern_threshold;
       break;
     case Sampler::kExactK:
-      if (k < 0 || k > d) bad("k must be in [0, d], got " + std::to_string(k));
+      if (k < 0 || k > d) {
+        bad("k: must be in [0, d = " + std::to_string(d) + "], got " + std::to_string(k));
+      }
       p.k = k;
       break;
     case Sampler::kShapley:
-      if (d < 2) bad("Shapley-kernel coalitions need d >= 2, got " + std::to_string(d));
-      if (!thresholds) bad("thresholds are required for the Shapley sampler");
+      if (d < 2) bad("d: Shapley-kernel coalitions need d >= 2, got " + std::to_string(d));
+      if (!thresholds) bad("thresholds: required for the Shapley sampler (int64 [d - 1])");
       p.size_thresholds = check<uint64_t>(*thresholds, "thresholds", d - 1, Dtype::kInt64);
       break;
     case Sampler::kMus:
-      if (q < 1) bad("q must be >= 1, got " + std::to_string(q));
-      if (L < 0 || L > q) bad("L must be in [0, q], got " + std::to_string(L));
-      if (row_offset + n > q) bad("MuS noise has q rows; rows past q requested");
-      if (!work) bad("work (int64 [d]) is required for MuS noise");
+      check_positive(q, "q");
+      if (L < 0 || L > q) {
+        bad("L: must be in [0, q = " + std::to_string(q) + "], got " + std::to_string(L));
+      }
+      if (row_offset + n > q) {
+        bad("n: MuS noise has q rows (q = " + std::to_string(q) + "), asked for rows up to " +
+            std::to_string(row_offset + n));
+      }
+      if (!work) bad("work: required for MuS noise (int64 [d])");
       p.q = q, p.L = L;
       p.mus_offsets = check<uint64_t>(*work, "work", d, Dtype::kInt64);
       break;
     case Sampler::kStratified:
-      if (m < 1) bad("m must be >= 1, got " + std::to_string(m));
-      if (row_offset + n > m * d)
-        bad("stratified sampler has m * d rows; rows past that requested");
+      check_positive(m, "m");
+      if (row_offset + n > m * d) {
+        bad("n: the stratified sampler has m * d = " + std::to_string(m * d) +
+            " rows, asked for rows up to " + std::to_string(row_offset + n));
+      }
       p.m = m;
       break;
     case Sampler::kEnumerate:
       if (d > kMaxEnumerationFeatures) {
-        bad("enumeration supports d <= " + std::to_string(kMaxEnumerationFeatures) + ", got " +
+        bad("d: enumeration supports d <= " + std::to_string(kMaxEnumerationFeatures) + ", got " +
             std::to_string(d));
       }
-      if (row_offset + n > (int64_t(1) << d))
-        bad("enumeration has 2^d rows; rows past that requested");
+      if (row_offset + n > (int64_t(1) << d)) {
+        bad("n: enumeration has 2^d rows (" + std::to_string(int64_t(1) << d) +
+            "), asked for rows up to " + std::to_string(row_offset + n));
+      }
       break;
     default:
       break;
@@ -159,12 +198,12 @@ void mask_apply(const Buf& x, const Buf& base, const Buf& group, const OptBuf& m
                 int device, uint64_t stream, int threads) {
   MaskApplyParams p;
   check_nonneg(B, "B"), check_nonneg(S, "S"), check_nonneg(E, "E");
-  if (d < 1) bad("d must be >= 1, got " + std::to_string(d));
+  check_positive(d, "d");
   p.dtype = static_cast<Dtype>(std::get<2>(x));
   if (p.dtype != Dtype::kFloat32 && p.dtype != Dtype::kFloat64 && p.dtype != Dtype::kInt64) {
     bad(std::string("x: expected float32, float64 or int64, got ") + dtype_name(p.dtype));
   }
-  check_dims({B, S, E, d});
+  check_dims({{"B", B}, {"S", S}, {"E", E}, {"d", d}});
   check_bstride(base_bstride, E, "base");
   check_bstride(group_bstride, E, "group");
   check_bstride(mask_bstride, S * d, "masks");
@@ -181,15 +220,30 @@ void mask_apply(const Buf& x, const Buf& base, const Buf& group, const OptBuf& m
     p.seed = seed, p.row_offset = row_offset, p.per_example = per_example;
     check_nonneg(row_offset, "row_offset");
     if (p.sampler == Sampler::kMus) {
-      if (q < 1 || L < 0 || L > q) bad("MuS needs q >= 1 and 0 <= L <= q");
-      if (row_offset + S > q) bad("MuS noise has q rows; S + row_offset exceeds q");
-      if (per_example) bad("MuS noise is shared across the batch");
+      check_positive(q, "q");
+      if (L < 0 || L > q) {
+        bad("L: must be in [0, q = " + std::to_string(q) + "], got " + std::to_string(L));
+      }
+      if (row_offset > q - S) {
+        bad("S: MuS noise has q rows (q = " + std::to_string(q) + "), S + row_offset = " +
+            std::to_string(S) + " + " + std::to_string(row_offset) + " exceeds q");
+      }
+      if (per_example) bad("per_example: MuS noise is shared across the batch");
       p.q = q, p.L = L;
     } else if (p.sampler == Sampler::kBernoulli) {
-      if (bern_threshold > (uint64_t(1) << 32)) bad("bernoulli threshold must be <= 2^32");
+      check_threshold(bern_threshold);
       p.bern_threshold = bern_threshold;
+      // Mask rows row_offset .. row_offset + rows - 1, with rows = B * S per example
+      // (check_dims bounds B * S by 2^62): every row index must fit an int64.
+      const int64_t rows = per_example ? B * S : S;
+      if (row_offset > INT64_MAX - rows) {
+        bad("row_offset: row_offset + " + std::string(per_example ? "B * S" : "S") +
+            " must be <= 2^63 - 1, got " + std::to_string(row_offset) + " + " +
+            std::to_string(rows));
+      }
     } else {
-      bad("fused masking supports the bernoulli and mus samplers only");
+      bad("sampler: fused masking supports the bernoulli (0) and mus (4) samplers only, got " +
+          std::to_string(sampler));
     }
   }
   if (device < 0) {  // ids are checked here too: the kernel must not read past masks
@@ -206,7 +260,8 @@ void mask_apply(const Buf& x, const Buf& base, const Buf& group, const OptBuf& m
 std::tuple<int64_t, int64_t> wls_workspace(int64_t B, int64_t n, int64_t d, int64_t T,
                                            int64_t mask_bstride, int64_t weight_bstride) {
   WlsParams p;
-  check_dims({B, n, d, T, 4});  // workspaces: min(n, d)^2 <= n d per group
+  // workspaces: min(n, d)^2 <= n d doubles per group, a few more per (b, t)
+  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}, {"4 (workspace factor)", 4}});
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
   p.weight_bstride = weight_bstride;
   return {wls_workspace_doubles(p), wls_scratch_ints(p)};
@@ -218,8 +273,9 @@ void wls(const Buf& masks, const Buf& weights, const Buf& values, const Buf& v_e
          uint64_t stream, int threads) {
   WlsParams p;
   check_nonneg(B, "B"), check_nonneg(n, "n"), check_nonneg(T, "T");
-  if (d < 1) bad("d must be >= 1");
-  check_dims({B, n, d, T, 4});  // workspaces: min(n, d)^2 <= n d per group
+  check_positive(d, "d");
+  // workspaces: min(n, d)^2 <= n d doubles per group, a few more per (b, t)
+  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}, {"4 (workspace factor)", 4}});
   check_bstride(mask_bstride, n * d, "masks");
   check_bstride(weight_bstride, n, "weights");
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
@@ -239,7 +295,8 @@ void wls(const Buf& masks, const Buf& weights, const Buf& values, const Buf& v_e
 std::tuple<int64_t, int64_t> linear_fit_workspace(int64_t B, int64_t n, int64_t d, int64_t T,
                                                   int64_t mask_bstride, int64_t weight_bstride) {
   LinearFitParams p;
-  check_dims({B, n, d, T, 4});  // workspaces: min(n, d)^2 <= n d per group
+  // workspaces: min(n, d)^2 <= n d doubles per group, a few more per (b, t)
+  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}, {"4 (workspace factor)", 4}});
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
   p.weight_bstride = weight_bstride;
   return {linear_fit_workspace_doubles(p), linear_fit_scratch_ints(p)};
@@ -252,11 +309,12 @@ void linear_fit(const Buf& masks, const Buf& weights, const Buf& values, const B
                 int threads) {
   LinearFitParams p;
   check_nonneg(B, "B"), check_nonneg(n, "n"), check_nonneg(T, "T");
-  if (d < 1) bad("d must be >= 1");
-  if (!(alpha >= 0.0)) bad("alpha must be >= 0");
-  if (max_iter < 1) bad("max_iter must be >= 1");
-  if (!(tol >= 0.0)) bad("tol must be >= 0");
-  check_dims({B, n, d, T, 4});  // workspaces: min(n, d)^2 <= n d per group
+  check_positive(d, "d");
+  if (!(alpha >= 0.0)) bad("alpha: must be a number >= 0, got " + std::to_string(alpha));
+  check_positive(max_iter, "max_iter");
+  if (!(tol >= 0.0)) bad("tol: must be a number >= 0, got " + std::to_string(tol));
+  // workspaces: min(n, d)^2 <= n d doubles per group, a few more per (b, t)
+  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}, {"4 (workspace factor)", 4}});
   check_bstride(mask_bstride, n * d, "masks");
   check_bstride(weight_bstride, n, "weights");
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
@@ -278,10 +336,13 @@ void perm_accum(const Buf& perms, const Buf& values, const Buf& mean, const OptB
                 int64_t unit, int device, uint64_t stream, int threads) {
   PermAccumParams p;
   check_nonneg(B, "B"), check_nonneg(T, "T");
-  if (d < 1) bad("d must be >= 1");
-  if (unit != 1 && unit != 2) bad("unit must be 1 or 2");
-  if (P < 1 || P % unit != 0) bad("the number of permutations must be a positive multiple of unit");
-  check_dims({B, P, d + 1, T, 3});
+  check_positive(d, "d");
+  if (unit != 1 && unit != 2) bad("unit: must be 1 or 2, got " + std::to_string(unit));
+  if (P < 1 || P % unit != 0) {
+    bad("P: the number of permutations must be a positive multiple of unit = " +
+        std::to_string(unit) + ", got " + std::to_string(P));
+  }
+  check_dims({{"B", B}, {"P", P}, {"d + 1", d + 1}, {"T", T}, {"3", 3}});
   check_bstride(perm_bstride, P * d, "perms");
   p.B = B, p.P = P, p.d = d, p.T = T, p.perm_bstride = perm_bstride, p.unit = unit;
   p.dtype = float_dtype(values, "values");
@@ -312,8 +373,8 @@ void banzhaf(const Buf& masks, const OptBuf& counts, const Buf& values, const Bu
              int device, uint64_t stream, int threads) {
   BanzhafParams p;
   check_nonneg(B, "B"), check_nonneg(n, "n"), check_nonneg(T, "T");
-  if (d < 1) bad("d must be >= 1");
-  check_dims({B, n, d, T});
+  check_positive(d, "d");
+  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}});
   check_bstride(mask_bstride, n * d, "masks");
   check_bstride(count_bstride, n, "counts");
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
@@ -331,10 +392,10 @@ void exact(const Buf& values, const Buf& out, int64_t B, int64_t d, int64_t T, b
   ExactParams p;
   check_nonneg(B, "B"), check_nonneg(T, "T");
   if (d < 1 || d > kMaxEnumerationFeatures) {
-    bad("exact enumeration needs 1 <= d <= " + std::to_string(kMaxEnumerationFeatures) + ", got " +
-        std::to_string(d));
+    bad("d: exact enumeration needs 1 <= d <= " + std::to_string(kMaxEnumerationFeatures) +
+        ", got " + std::to_string(d));
   }
-  check_dims({B, int64_t(1) << d, T, d});
+  check_dims({{"B", B}, {"2^d", int64_t(1) << d}, {"T", T}, {"d", d}});
   p.B = B, p.d = d, p.T = T, p.banzhaf = banzhaf_mode;
   p.dtype = float_dtype(values, "values");
   p.values = check<void>(values, "values", B * (int64_t(1) << d) * T, p.dtype);
@@ -346,8 +407,8 @@ void pack(const Buf& masks, const Buf& keys, int64_t n, int64_t d, bool unpack_m
           uint64_t stream, int threads) {
   PackParams p;
   check_nonneg(n, "n");
-  if (d < 1) bad("d must be >= 1");
-  check_dims({n, d});
+  check_positive(d, "d");
+  check_dims({{"n", n}, {"d", d}});
   p.n = n, p.d = d;
   p.masks = check<uint8_t>(masks, "masks", n * d, Dtype::kUInt8);
   p.keys = check<int64_t>(keys, "keys", n * ((d + 63) / 64), Dtype::kInt64);
@@ -363,7 +424,7 @@ void path_points(const Buf& x, const Buf& base, const Buf& alphas, const Buf& ou
                  int threads) {
   PathPointsParams p;
   check_nonneg(B, "B"), check_nonneg(K, "K"), check_nonneg(J, "J"), check_nonneg(E, "E");
-  check_dims({B, K, J, E});
+  check_dims({{"B", B}, {"K", K}, {"J", J}, {"E", E}});
   check_bstride(base_bstride, K * E, "baselines");
   p.B = B, p.K = K, p.J = J, p.E = E, p.base_bstride = base_bstride;
   p.dtype = float_dtype(x, "x");
@@ -380,10 +441,13 @@ void path_integrate(const Buf& grads, const Buf& x, const Buf& base, const Buf& 
                     const OptBuf& path_weights, int64_t pw_bstride, int device, uint64_t stream,
                     int threads) {
   PathIntegrateParams p;
-  check_nonneg(B, "B"), check_nonneg(J, "J"), check_nonneg(E, "E");
-  if (K < 1) bad("K must be >= 1");
-  if (reduction < 0 || reduction > 2) bad("reduction must be 0 (mean), 1 (sum) or 2 (none)");
-  check_dims({B, K, J, E});
+  check_nonneg(B, "B"), check_nonneg(K, "K"), check_nonneg(J, "J"), check_nonneg(E, "E");
+  if (reduction < 0 || reduction > 2) {
+    bad("reduction: must be 0 (mean), 1 (sum) or 2 (none), got " + std::to_string(reduction));
+  }
+  // The mean over no baselines is 0 / 0; their sum (or no per-path rows) is fine.
+  if (K < 1 && reduction == 0) bad("K: the mean over baselines needs K >= 1, got 0");
+  check_dims({{"B", B}, {"K", K}, {"J", J}, {"E", E}});
   check_bstride(base_bstride, K * E, "baselines");
   p.B = B, p.K = K, p.J = J, p.E = E, p.base_bstride = base_bstride;
   p.reduction = static_cast<Reduction>(reduction), p.multiply_by_inputs = multiply_by_inputs;

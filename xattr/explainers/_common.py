@@ -5,6 +5,8 @@ checks on what the model returns."""
 from __future__ import annotations
 
 import copy
+import functools
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -48,6 +50,8 @@ def format_inputs(inputs: TensorOrTuple, name: str = "inputs") -> tuple[tuple[Te
         raise ValueError(
             f"{name}: all tensors need the same batch size, got {[t.shape[0] for t in out]}"
         )
+    for i, t in enumerate(out):
+        check_finite(t, f"{name}[{i}]")
     return out, is_tuple
 
 
@@ -73,12 +77,15 @@ def format_baselines(baselines: BaselineType, inputs: tuple[Tensor, ...]) -> tup
     for i, (b, x) in enumerate(zip(baselines, inputs)):
         feat = tuple(x.shape[1:])
         if isinstance(b, (int, float)) and not isinstance(b, bool):
+            _integral_for(x, torch.tensor(b, dtype=torch.float64), i)
             out.append(torch.full((1, *feat), b, dtype=x.dtype, device=x.device))
             continue
         if not isinstance(b, Tensor):
             raise TypeError(
                 f"baselines[{i}]: expected a number or a tensor, got {type(b).__name__}"
             )
+        _integral_for(x, b, i)
+        check_finite(b, f"baselines[{i}]")
         if b.dim() == x.dim() and b.shape[0] in (1, x.shape[0]):
             try:
                 t = b.broadcast_to((b.shape[0], *feat))
@@ -98,6 +105,35 @@ def format_baselines(baselines: BaselineType, inputs: tuple[Tensor, ...]) -> tup
     return tuple(out)
 
 
+def _integral_for(x: Tensor, b: Tensor, i: int) -> None:
+    """Integer inputs (token ids) take their baselines as they are: a NaN, a fraction or
+    a value out of the input dtype's range would be cast to a different id silently."""
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        return
+    if not (b.is_floating_point() or b.is_complex()):
+        bad = b.numel() and b.dtype != x.dtype and not _fits(b, x.dtype)
+    else:
+        bf = b.detach().to(torch.float64)
+        bad = not bool(torch.isfinite(bf).all()) or bool((bf != bf.round()).any())
+        bad = bad or not _fits(bf, x.dtype)
+    if bad:
+        raise ValueError(
+            f"baselines[{i}]: inputs[{i}] are {x.dtype} (e.g. token ids), so the baseline "
+            f"must hold integers in that dtype's range; got {b.dtype} values that are not "
+            "(a NaN, a fraction or out of range): pass the id that replaces removed "
+            "tokens, e.g. a pad or mask id"
+        )
+
+
+def _fits(b: Tensor, dtype: torch.dtype) -> bool:
+    """Every value of ``b`` is in the range of integer ``dtype``."""
+    if not b.numel():
+        return True
+    info = torch.iinfo(dtype)
+    lo, hi = b.min().item(), b.max().item()
+    return info.min <= lo and hi <= info.max
+
+
 def positive_int(name: str, value: Any) -> int:
     """An int argument >= 1 (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -105,6 +141,12 @@ def positive_int(name: str, value: Any) -> int:
     if value < 1:
         raise ValueError(f"{name}: expected a positive int, got {value}")
     return value
+
+
+def per_eval(value: Any, name: str = "perturbations_per_eval") -> int | None:
+    """Captum's perturbations_per_eval / internal_batch_size: None (the memory budget
+    decides) or a positive int, the same in every explainer."""
+    return None if value is None else positive_int(name, value)
 
 
 def flag(name: str, value: Any) -> bool:
@@ -150,17 +192,69 @@ class PerturbationAttribution(Attribution):
         return True
 
 
+# Modules whose forward differs between training and evaluation mode.
+_TRAINING_MODULES = (
+    torch.nn.modules.dropout._DropoutNd,
+    torch.nn.modules.batchnorm._BatchNorm,
+    torch.nn.modules.instancenorm._InstanceNorm,
+)
+
+
+def _modules_behind(forward_func: Any, depth: int = 3) -> list[torch.nn.Module]:
+    """The nn.Modules a callable runs: itself, the module of a bound method, and the
+    modules a lambda / closure / functools.partial holds (a few levels deep)."""
+    found: list[torch.nn.Module] = []
+    seen: set[int] = set()
+
+    def visit(obj: Any, level: int) -> None:
+        if id(obj) in seen or level > depth:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, torch.nn.Module):
+            found.append(obj)
+            return
+        inner: list[Any] = []
+        if hasattr(obj, "__self__"):  # a bound method
+            inner.append(obj.__self__)
+        if isinstance(obj, functools.partial):
+            inner += [obj.func, *obj.args, *obj.keywords.values()]
+        for cell in getattr(obj, "__closure__", None) or ():
+            try:
+                inner.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                pass
+        code = getattr(obj, "__code__", None)
+        glob = getattr(obj, "__globals__", None)
+        if code is not None and glob is not None:  # modules a lambda reads from globals
+            inner += [glob[n] for n in code.co_names if isinstance(glob.get(n), torch.nn.Module)]
+        for o in inner:
+            visit(o, level + 1)
+
+    visit(forward_func, 0)
+    return found
+
+
 def warn_if_training(forward_func: Callable) -> None:
-    """Dropout and batch-norm statistics in training mode break exactness and determinism."""
-    module = (
-        forward_func
-        if isinstance(forward_func, torch.nn.Module)
-        else getattr(forward_func, "__self__", None)
-    )
-    if isinstance(module, torch.nn.Module) and module.training:
+    """Warns when a module the model runs behaves differently in training mode (dropout,
+    batch / instance norm with running statistics) and is in training mode: that makes
+    attributions inexact and non-deterministic. Modules found through a lambda, a
+    closure or a bound method count; a training-mode wrapper with nothing of that kind
+    inside does not."""
+    active = []
+    for module in _modules_behind(forward_func):
+        for name, sub in module.named_modules():
+            if not sub.training or not isinstance(sub, _TRAINING_MODULES):
+                continue
+            if isinstance(sub, torch.nn.modules.instancenorm._InstanceNorm) and not (
+                sub.track_running_stats
+            ):
+                continue  # the same computation in both modes
+            active.append(type(sub).__name__ + (f" '{name}'" if name else ""))
+    if active:
+        shown = ", ".join(active[:3]) + (f" and {len(active) - 3} more" if len(active) > 3 else "")
         warnings.warn(
-            "the model is in training mode: dropout and batch-norm make attributions inexact "
-            "and non-deterministic; call model.eval() first",
+            f"the model has {shown} in training mode: dropout and batch-norm make "
+            "attributions inexact and non-deterministic; call model.eval() first",
             UserWarning,
             stacklevel=4,
         )
@@ -222,7 +316,7 @@ def rows_per_batch(
             raise ValueError(f"{name}: expected a positive int, got {requested!r}")
         return requested
     budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
-    row_bytes = max(1, sum(t[0].numel() * t.element_size() for t in inputs) * per_row_copies)
+    row_bytes = max(1, example_bytes(inputs) * per_row_copies)
     rows = max(1, budget // (row_bytes * ACTIVATION_FACTOR))
     if inputs[0].device.type == "cpu":
         # On a CPU, batches whose activations outgrow the caches (or the allocator's
@@ -237,7 +331,43 @@ def rows_per_batch(
     return rows
 
 
+# A call that leaves fewer rows than this per forward call, for more calls than
+# TINY_BATCH_CALLS, is slowed down by the per-call cost of the model: warn.
+TINY_BATCH_ROWS = 16
+TINY_BATCH_CALLS = 10_000
+
+
+def warn_tiny_batches(rows: int, total: int) -> None:
+    """Warns when ``total`` model rows go through the model ``rows`` at a time in so many
+    calls that the per-call cost dominates (a memory budget too small for the job)."""
+    calls = -(-total // max(1, rows))
+    if rows < TINY_BATCH_ROWS and calls > TINY_BATCH_CALLS:
+        warnings.warn(
+            f"memory_budget: it leaves {rows} model row(s) per forward call, so the "
+            f"{total:,} rows of this call take {calls:,} forward calls, each paying the "
+            "model's fixed cost; raise memory_budget (or xattr.set_memory_budget), or "
+            "explain fewer features (a coarser feature_mask)",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
 # ------------------------------------------------------------------ targets
+def _indices(values: Sequence[Any]) -> tuple[int, ...]:
+    """Output indices: Python ints (or integer scalar tensors); a float is refused rather
+    than truncated to another output."""
+    out = []
+    for v in values:
+        if isinstance(v, Tensor) and v.numel() == 1 and not v.is_floating_point():
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(
+                f"target: expected integer output indices, got {v!r} ({type(v).__name__})"
+            )
+        out.append(v)
+    return tuple(out)
+
+
 class Targets:
     """A normalised ``target``: selects T outputs per example from model outputs.
 
@@ -264,6 +394,10 @@ class Targets:
             self.kind, self.multi = "all", True
             return
         if isinstance(target, Tensor):
+            if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+                raise TypeError(
+                    f"target: expected integer output indices, got a {target.dtype} tensor"
+                )
             if target.numel() == 1:
                 target = int(target.item())
             else:
@@ -279,9 +413,15 @@ class Targets:
             self.kind, self.fixed = "fixed", (target,)
             return
         if isinstance(target, tuple):
-            self.kind, self.fixed = "fixed", tuple(int(t) for t in target)
+            self.kind, self.fixed = "fixed", _indices(target)
             return
         if isinstance(target, list):
+            target = [
+                t.item()
+                if isinstance(t, Tensor) and t.numel() == 1 and not t.is_floating_point()
+                else t
+                for t in target
+            ]
             if len(target) != batch:
                 raise ValueError(
                     f"target: a list target needs {batch} entries (one per example), "
@@ -293,7 +433,7 @@ class Targets:
                 return
             if all(isinstance(t, tuple) for t in target):
                 self.kind = "per_example_tuple"
-                self.fixed = tuple(tuple(int(v) for v in t) for t in target)
+                self.fixed = tuple(_indices(t) for t in target)
                 return
             if all(isinstance(t, list) for t in target):
                 lens = {len(t) for t in target}
@@ -302,23 +442,32 @@ class Targets:
                         "target: a list of lists needs the same, "
                         "non-zero number of targets per example"
                     )
+                for t in target:
+                    _indices(t)
                 self.kind, self.multi = "per_example", True
                 self._set_index(torch.tensor(target, dtype=torch.long))
                 return
-        raise TypeError(f"target: unsupported target {target!r}")
+        if isinstance(target, (int, float)):
+            _indices((target,))  # a float: refused with the index message
+        if isinstance(target, list) and not any(isinstance(t, (tuple, list)) for t in target):
+            _indices(target)
+        raise TypeError(
+            "target: expected None, an int, a tuple, a list of ints (or of tuples, or of "
+            f"lists), a tensor of ints or 'all', got {target!r}"
+        )
 
     def select(self, out: Tensor, rows_per_example: int, first_example: int = 0) -> Tensor:
-        """Model outputs for rows ordered example-major -> [rows, T]."""
+        """Model outputs for rows ordered example-major -> [rows, T] (also for 0 rows)."""
         n = out.shape[0]
         if self.kind == "none":
-            if out[0].numel() != 1 if n else False:
+            if n_elements(out) != 1:
                 raise ValueError(
                     f"target: the model returns {tuple(out.shape[1:])} values per example; "
                     "give target= to choose one (or target='all')"
                 )
             return out.reshape(n, 1)
         if self.kind == "all":
-            return out.reshape(n, -1)
+            return out.reshape(n, n_elements(out))
         if self.kind == "fixed":
             if out.dim() - 1 < len(self.fixed):
                 raise ValueError(
@@ -326,11 +475,12 @@ class Targets:
                     f"the model returns {tuple(out.shape[1:])}"
                 )
             self._check_range(out, self.fixed)
-            return out[(slice(None), *self.fixed)].reshape(n, -1)
+            sel = out[(slice(None), *self.fixed)]
+            return sel.reshape(n, n_elements(sel))
         if self.kind == "per_example_tuple":
             ex = torch.arange(n) // rows_per_example + first_example
-            sel = torch.stack([out[(r, *self.fixed[int(e)])] for r, e in enumerate(ex.tolist())])
-            return sel.reshape(n, -1)
+            sel = [out[(r, *self.fixed[int(e)])] for r, e in enumerate(ex.tolist())]
+            return torch.stack(sel).reshape(n, -1) if sel else out.new_empty((0, 1))
         if out.dim() != 2:
             raise ValueError(
                 "target: per-example indices need outputs [batch, classes], "
@@ -362,7 +512,8 @@ class Targets:
     def _set_index(self, index: Tensor) -> None:
         """Per-example indices [B, T] and their range (checked against the outputs)."""
         self.index = index
-        self.bottom, self.top = int(index.min()), int(index.max())
+        empty = index.numel() == 0  # an empty batch: nothing to check
+        self.bottom, self.top = (0, -1) if empty else (int(index.min()), int(index.max()))
         self._cache: tuple = (None, None, None)
 
     def _wrapped(self, C: int, device: torch.device) -> Tensor:
@@ -408,6 +559,53 @@ def check_model_output(out: Any, rows: int, finite: bool = True) -> Tensor:
     return out
 
 
+def run_model(
+    forward_func: Callable,
+    inputs: Sequence[Tensor],
+    extra: Sequence[Any] = (),
+    rows: int | None = None,
+    finite: bool = True,
+) -> Any:
+    """``forward_func(*inputs, *extra)``, checked with :func:`check_model_output` when
+    ``rows`` is given. A failure that the inputs explain (their float dtype is not the
+    model's; 1-D inputs read as one scalar per example) says so next to the model's
+    own error."""
+    try:
+        out = forward_func(*inputs, *extra)
+        return out if rows is None else check_model_output(out, rows, finite)
+    except (RuntimeError, TypeError, ValueError, IndexError) as e:
+        hint = _input_hint(forward_func, inputs)
+        if hint is None:
+            raise
+        raise type(e)(f"{e}\n(xattr: {hint})") from e
+
+
+def _input_hint(forward_func: Callable, inputs: Sequence[Tensor]) -> str | None:
+    """What about the inputs would make a model fail, if anything."""
+    params = {
+        p.dtype
+        for m in _modules_behind(forward_func)
+        for p in itertools.chain(m.parameters(), m.buffers())
+        if p.is_floating_point()
+    }
+    given = {t.dtype for t in inputs if t.is_floating_point()}
+    if len(params) == 1 and given and given != params:
+        (want,) = params
+        have = ", ".join(sorted(str(d) for d in given))
+        return (
+            f"the inputs are {have} but the model's parameters are {want}: pass inputs of "
+            f"the model's dtype (e.g. x.to({want})) or convert the model (e.g. model.to("
+            f"{next(iter(given))}))"
+        )
+    if all(t.dim() == 1 for t in inputs):
+        return (
+            "the inputs are 1-D, which xattr (as Captum) reads as a batch of examples of "
+            "one scalar each; to explain one example with several features, pass "
+            "x.unsqueeze(0)"
+        )
+    return None
+
+
 def attribution_dtype(x: Tensor, output_dtype: torch.dtype) -> torch.dtype:
     """Attributions take the input's dtype; integer inputs (token ids) take the model
     output's floating dtype, as in Captum."""
@@ -416,10 +614,12 @@ def attribution_dtype(x: Tensor, output_dtype: torch.dtype) -> torch.dtype:
     return output_dtype if output_dtype.is_floating_point else torch.get_default_dtype()
 
 
-def check_finite(out: Tensor) -> None:
-    """Model outputs must be finite (NaN or inf would poison every estimator)."""
-    if out.is_floating_point() and not bool(torch.isfinite(out).all()):
-        raise ValueError("forward_func: returned non-finite values (NaN or inf)")
+def check_finite(t: Tensor, name: str = "forward_func") -> None:
+    """Inputs, baselines and model outputs must be finite: NaN or inf would poison
+    every estimator (``name``: what is checked, "forward_func" for model outputs)."""
+    if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+        what = "returned" if name == "forward_func" else "contains"
+        raise ValueError(f"{name}: {what} non-finite values (NaN or inf)")
 
 
 class _NoProgress:
@@ -446,7 +646,13 @@ def progress(total: int, enabled: bool, desc: str):
 
 
 def n_elements(t: Tensor) -> int:
+    """Elements of one example of a batched tensor (also for an empty batch)."""
     return math.prod(t.shape[1:])
+
+
+def example_bytes(inputs: Sequence[Tensor]) -> int:
+    """Bytes of one example across the inputs (also for an empty batch)."""
+    return sum(n_elements(t) * t.element_size() for t in inputs)
 
 
 def seq(x: Any) -> Sequence:

@@ -22,15 +22,19 @@ from xattr.explainers._common import (
     attribution_dtype,
     check_finite,
     check_model_output,
+    example_bytes,
     expand_additional_args,
     flag,
     format_baselines,
     format_inputs,
-    positive_int,
+    n_elements,
+    per_eval,
     progress,
     rows_per_batch,
+    run_model,
     slice_additional_args,
     warn_if_training,
+    warn_tiny_batches,
 )
 from xattr.explainers.removal import (
     BaselineRemoval,
@@ -63,10 +67,10 @@ def format_feature_mask(
     if feature_mask is None:
         groups, start = [], 0
         for x in inputs:
-            n = x[0].numel()
+            n = n_elements(x)
             groups.append(torch.arange(start, start + n, device=x.device).view(1, *x.shape[1:]))
             start += n
-        return tuple(groups), torch.arange(start)
+        return tuple(groups), torch.arange(max(start, 1))
     masks = feature_mask if isinstance(feature_mask, (tuple, list)) else (feature_mask,)
     if len(masks) != len(inputs):
         raise ValueError(
@@ -91,6 +95,10 @@ def format_feature_mask(
             ) from None
         groups.append(g.to(device=x.device, dtype=torch.int64))
     ids = torch.unique(torch.cat([g.reshape(-1).cpu() for g in groups]))
+    if ids.numel() == 0:
+        # no element at all (an empty batch with per-example masks, or inputs with no
+        # elements): one feature that owns nothing, whose value is exactly 0
+        ids = torch.zeros(1, dtype=torch.int64)
     remapped = tuple(
         torch.searchsorted(ids.to(g.device), g.reshape(-1)).view(g.shape).contiguous()
         for g in groups
@@ -152,8 +160,7 @@ class Game:
         self.B = inputs[0].shape[0]
         self.evaluations = 0  # model rows evaluated so far (per input)
         self.output_dtype = torch.get_default_dtype()  # the model's, once it has run
-        row_bytes = sum(t[0].numel() * t.element_size() for t in inputs)
-        self.chunk_rows = max(self.rows, PERTURBED_BYTES // max(1, row_bytes))
+        self.chunk_rows = max(self.rows, PERTURBED_BYTES // max(1, example_bytes(inputs)))
         if isinstance(self.removal, MarginalRemoval):
             bg, _ = format_inputs(self.removal.background, "background")
             if len(bg) != len(inputs):
@@ -199,15 +206,16 @@ class Game:
         args = () if self.args is None else expand_additional_args(self.args, self.B, per_example)
         outs = []
         with torch.no_grad():
-            for a in range(0, n, self.rows):
+            # an empty batch still makes one (empty) call: the outputs' shape and dtype
+            for a in range(0, max(n, 1), self.rows):
                 b = min(n, a + self.rows)
                 part = pert if b - a == n else tuple(t[a:b] for t in pert)
                 extra = slice_additional_args(args, n, a, b) if args else ()
                 if isinstance(self.removal, ConditionalRemoval):
                     out = self.removal.surrogate(*part, masks[a:b], *extra)
+                    outs.append(check_model_output(out, b - a, finite=False))
                 else:
-                    out = self.f(*part, *extra)
-                outs.append(check_model_output(out, b - a, finite=False))
+                    outs.append(run_model(self.f, part, extra, b - a, finite=False))
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         self.output_dtype = out.dtype
         return self.targets.select(out, per_example).to(torch.float64)
@@ -228,11 +236,12 @@ class Game:
         if isinstance(self.removal, MarginalRemoval):
             N = self.background[0].shape[0]
             v = self._forward(self._perturb(masks, N), N * s, None)
-            return v.view(self.B, N, s, -1).mean(1)
+            return v.view(self.B, N, s, v.shape[-1]).mean(1)
         rows_masks = None
         if isinstance(self.removal, ConditionalRemoval):  # the surrogate reads the masks
             rows_masks = masks.expand(self.B, s, self.d).reshape(self.B * s, self.d)
-        return self._forward(self._perturb(masks, 1), s, rows_masks).view(self.B, s, -1)
+        v = self._forward(self._perturb(masks, 1), s, rows_masks)
+        return v.view(self.B, s, v.shape[-1])
 
     def __call__(self, masks: Tensor) -> Tensor:
         """v(S) for every input and every mask row: [B, S, T] (float64)."""
@@ -243,6 +252,7 @@ class Game:
             raise ValueError(f"masks: expected {self.d} features, got {m3.shape[-1]}")
         S = m3.shape[1]
         copies = self.background[0].shape[0] if isinstance(self.removal, MarginalRemoval) else 1
+        warn_tiny_batches(self.rows, self.B * copies * S)
         step = max(1, self.chunk_rows // max(1, self.B * copies))
         bar = progress(S, self.show_progress, self.desc)
         parts = []
@@ -314,8 +324,7 @@ class Setup:
         # Captum's perturbations_per_eval (default 1, one copy per forward call) is
         # checked for compatibility but batches follow the memory budget: the
         # results never depend on it.
-        if perturbations_per_eval is not None:
-            positive_int("perturbations_per_eval", perturbations_per_eval)
+        per_eval(perturbations_per_eval)
         self.budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
         rows = rows_per_batch(self.inputs, None, memory_budget)
         self.game = Game(
@@ -362,17 +371,19 @@ class Setup:
             )
 
     def per_feature(self, phi: Tensor) -> Tensor:
-        """[B, T, d] -> [B, D] for one target, [B, T, D] for several, with D = the largest
-        feature id + 1 and column k the feature with id k (zeros for unused ids, and for
-        the ids an example does not have), as Captum's interpretable-space outputs;
+        """[B, T, d] -> [B, D] for one target, [B, T, D] for several: Captum's
+        interpretable space, where column k is the feature with id ``min_id + k`` and
+        D = max_id - min_id + 1 (ids shifted to start at 0, as Captum shifts them;
+        zeros for ids no element has, and for the ids an example does not have);
         dtype as :meth:`output`'s."""
         phi = phi.to(attribution_dtype(self.inputs[0], self.game.output_dtype))
         if self.present is not None:  # a feature an example does not have gets exactly 0
             phi = phi.masked_fill(~self.present[:, None].to(phi.device), 0)
-        top = int(self.ids[-1]) + 1 if self.d else 0
+        cols = self.ids - self.ids[0] if self.d else self.ids
+        top = int(cols[-1]) + 1 if self.d else 0
         if top != self.d:
             full = phi.new_zeros((*phi.shape[:2], top))
-            full[..., self.ids.to(phi.device)] = phi
+            full[..., cols.to(phi.device)] = phi
             phi = full
         return phi if self.targets.multi else phi[:, 0]
 

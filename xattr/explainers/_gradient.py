@@ -25,6 +25,7 @@ from xattr.explainers._common import (
     format_inputs,
     progress,
     rows_per_batch,
+    run_model,
     warn_if_training,
 )
 from xattr.ops import _checks
@@ -70,7 +71,7 @@ def selected(
     first_example: int,
 ) -> Tensor:
     """Selected outputs [rows, T] of the model at ``points`` (checked)."""
-    out = forward_func(*points, *args)
+    out = run_model(forward_func, points, args, points[0].shape[0])
     return _select_checked(out, points[0].shape[0], targets, rows_per_example, first_example)
 
 
@@ -122,7 +123,7 @@ def outputs_at(
     B = points[0].shape[0]
     parts = []
     with torch.no_grad():
-        for s in range(0, B, rows):
+        for s in range(0, max(B, 1), rows):  # an empty batch: one empty call (the shapes)
             e = min(B, s + rows)
             pts = tuple(p[s:e] for p in points)
             parts.append(selected(forward_func, pts, chunk_args(args, B, s, e, 1), targets, 1, s))
@@ -426,7 +427,7 @@ def input_grads(
     B = inputs[0].shape[0]
     acc: list[Tensor | None] = [None] * len(inputs)
     bar = progress(B, show_progress, desc)
-    for s in range(0, B, rows):
+    for s in range(0, max(B, 1), rows):  # an empty batch: one empty call (the shapes)
         e = min(B, s + rows)
         g, _ = grads_at(
             forward_func, tuple(x[s:e] for x in inputs), chunk_args(args, B, s, e, 1), targets, 1, s

@@ -12,7 +12,7 @@ from xattr.explainers._common import (
     PerturbationAttribution,
     TargetType,
     TensorOrTuple,
-    positive_int,
+    per_eval,
 )
 from xattr.explainers._game import Setup
 from xattr.explainers.removal import Removal
@@ -134,7 +134,7 @@ class ShapleyValues(ExactShapley):
         ``perturbations_per_eval`` is checked for Captum compatibility; batches follow
         the memory budget and the values do not depend on it.
         """
-        positive_int("perturbations_per_eval", perturbations_per_eval)
+        per_eval(perturbations_per_eval)
         return super().attribute(
             inputs,
             baselines,

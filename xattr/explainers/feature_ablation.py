@@ -11,7 +11,7 @@ from xattr.explainers._common import (
     PerturbationAttribution,
     TargetType,
     TensorOrTuple,
-    positive_int,
+    per_eval,
 )
 from xattr.explainers._game import Setup
 from xattr.explainers.removal import Removal
@@ -73,7 +73,7 @@ class FeatureAblation(PerturbationAttribution):
             [B, *F] per input ([B, T, *F] for several targets / "all"), a tuple when
             ``inputs`` is a tuple.
         """
-        ppe = positive_int("perturbations_per_eval", perturbations_per_eval)
+        ppe = per_eval(perturbations_per_eval) or 1
         setup = Setup(
             self.forward_func,
             inputs,
@@ -92,7 +92,7 @@ class FeatureAblation(PerturbationAttribution):
         device = setup.inputs[0].device
         # as many masks per game call as fill its batches, at least 2^24 mask entries;
         # the first call also evaluates the full coalition (row 0)
-        chunk = max(1, _MASK_ELEMENTS // max(1, d), game.rows // setup.B)
+        chunk = max(1, _MASK_ELEMENTS // max(1, d), game.rows // max(1, setup.B))
         diffs, v_full = [], None
         for j0 in range(0, d, chunk):
             j1 = min(d, j0 + chunk)

@@ -16,6 +16,7 @@ from xattr.explainers._common import (
     format_baselines,
     format_inputs,
     format_output,
+    positive_int,
     warn_if_training,
 )
 from xattr.explainers._gradient import (
@@ -137,6 +138,7 @@ class GradientShap(GradientAttribution):
             >>> attr.shape, delta.shape
             (torch.Size([2, 3]), torch.Size([8]))
         """
+        n_samples = positive_int("n_samples", n_samples)
         xs, is_tuple = format_inputs(inputs)
         float_inputs(xs)
         warn_if_training(self.forward_func)

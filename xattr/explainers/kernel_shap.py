@@ -400,8 +400,9 @@ class KernelShap(PerturbationAttribution):
             perturbations_per_eval: accepted for Captum compatibility; batching is
                 decided by ``memory_budget`` and never changes the result.
             return_input_shape: True: attributions shaped like the inputs; False:
-                per-feature values [B, D] ([B, T, D] for several targets), column k for
-                feature id k, D = the largest id + 1 (Captum's interpretable space).
+                per-feature values [B, D] ([B, T, D] for several targets) in Captum's
+                interpretable space: column k for feature id min_id + k,
+                D = max_id - min_id + 1.
             show_progress: a progress bar over coalitions.
             seed: 64-bit seed (None draws one from torch's global generator).
             return_std: also return the standard error of each attribution

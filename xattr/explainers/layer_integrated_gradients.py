@@ -29,18 +29,42 @@ from xattr.explainers._gradient import (
 )
 
 
-def _tensors(value: Any, what: str) -> tuple[tuple[Tensor, ...], bool]:
+def describe(value: Any) -> str:
+    """A short description of a (nested) tensor structure: 'tuple(int64 [2, 3], ...)'."""
+    if isinstance(value, Tensor):
+        return f"{str(value.dtype).replace('torch.', '')} {list(value.shape)}"
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__}({', '.join(describe(v) for v in value)})"
+    return type(value).__name__
+
+
+def _tensors(value: Any, what: str, layer: torch.nn.Module) -> tuple[tuple[Tensor, ...], bool]:
     """A layer's input or output as a tuple of float tensors, and whether it was one."""
     single = isinstance(value, Tensor)
     parts = (value,) if single else value
-    if not isinstance(parts, (tuple, list)) or not all(
+    if isinstance(parts, (tuple, list)) and all(
         isinstance(t, Tensor) and t.is_floating_point() for t in parts
     ):
-        raise TypeError(
-            f"layer: expected the layer's {what} to be a float tensor or a tuple of them, "
-            f"got {type(value).__name__}"
+        return tuple(parts), single
+    flat = [value] if single else list(parts) if isinstance(parts, (tuple, list)) else []
+    if any(isinstance(t, Tensor) and not t.is_floating_point() for t in flat):
+        advice = (
+            "integer tensors (e.g. the token ids an embedding takes) cannot be moved along "
+            "a path: attribute the layer's output (attribute_to_layer_input=False), or the "
+            "layer whose output is the embedding"
         )
-    return tuple(parts), single
+    elif any(isinstance(t, (tuple, list)) for t in flat):
+        advice = (
+            "nested tuples (e.g. an LSTM's (output, (h_n, c_n))) are not supported: "
+            "attribute a module that returns tensors, e.g. a small nn.Module around the "
+            "layer that returns only its output"
+        )
+    else:
+        advice = "attribute a layer whose activations are float tensors"
+    raise TypeError(
+        f"layer: LayerIntegratedGradients needs the {what} of {type(layer).__name__} to be "
+        f"a float tensor or a tuple of them, got {describe(value)}; {advice}"
+    )
 
 
 class LayerIntegratedGradients(GradientAttribution):
@@ -109,14 +133,14 @@ class LayerIntegratedGradients(GradientAttribution):
         what = "inputs" if to_input else "output"
 
         def keep(i: int, value: Any) -> None:
-            store[i], single[i] = _tensors(value, what)
+            store[i], single[i] = _tensors(value, what, self._layers[i])
             if to_input:
                 single[i] = len(store[i]) == 1
 
         handles = self._hooks(to_input, keep, keep)
         try:
             with torch.no_grad():
-                for s in range(0, B, rows):
+                for s in range(0, max(B, 1), rows):  # an empty batch: one empty call
                     e = min(B, s + rows)
                     store.clear()
                     self.forward_func(*(x[s:e] for x in xs), *chunk_args(args, B, s, e, 1))

@@ -26,6 +26,7 @@ from xattr.explainers._common import (
     TargetType,
     TensorOrTuple,
     flag,
+    n_elements,
     positive_int,
 )
 from xattr.explainers._game import Setup
@@ -129,7 +130,7 @@ def _cosine_kernel(setup: Any, masks: Tensor, kernel_width: float = 1.0) -> Tens
     xb = torch.zeros((B, d), dtype=torch.float64)
     bb = torch.zeros((B, d), dtype=torch.float64)
     for x, g, b in zip(setup.inputs, setup.groups, setup.baselines):
-        xf = x.reshape(B, -1).to(torch.float64).cpu()
+        xf = x.reshape(B, n_elements(x)).to(torch.float64).cpu()
         bf = b.reshape(b.shape[0], -1).to(torch.float64).cpu().expand_as(xf)
         gf = g.reshape(g.shape[0], -1).cpu().expand(B, -1)
         xx.scatter_add_(1, gf, xf * xf)
@@ -304,8 +305,8 @@ class Lime(PerturbationAttribution):
             perturbations_per_eval: accepted for Captum compatibility; batching is
                 by ``memory_budget`` and never changes the result.
             return_input_shape: True: coefficients spread to the inputs' shapes;
-                False: [B, D] ([B, T, D] for several targets), column k for feature id k,
-                D = the largest id + 1 (Captum's interpretable space).
+                False: [B, D] ([B, T, D] for several targets), Captum's interpretable
+                space: column k for feature id min_id + k, D = max_id - min_id + 1.
             show_progress: a progress bar over samples.
             seed: 64-bit seed for the default sampler (None: torch's generator).
             removal: the game's removal (``BaselineRemoval`` by default).

@@ -15,14 +15,14 @@ from xattr.explainers._common import (
     TargetType,
     TensorOrTuple,
     attribution_dtype,
-    check_model_output,
     expand_additional_args,
     format_baselines,
     format_inputs,
     format_output,
-    positive_int,
+    per_eval,
     progress,
     rows_per_batch,
+    run_model,
     warn_if_training,
 )
 from xattr.explainers.removal import BaselineRemoval, MarginalRemoval, Removal
@@ -142,7 +142,7 @@ class Occlusion(PerturbationAttribution):
             [B, *F] per input ([B, T, *F] for several targets), in the input's dtype
             (Captum returns float32 here even for float64 inputs).
         """
-        ppe = positive_int("perturbations_per_eval", perturbations_per_eval)
+        ppe = per_eval(perturbations_per_eval) or 1
         warn_if_training(self.forward_func)
         xs, is_tuple = format_inputs(inputs)
         n_in = len(xs)
@@ -190,7 +190,7 @@ class Occlusion(PerturbationAttribution):
         marginal = isinstance(removal, MarginalRemoval)
         N = repl[0].shape[0] if marginal else 1
         rows = max(rows_per_batch(xs, None, memory_budget), B * N * ppe)
-        per_chunk = max(1, rows // (B * N))
+        per_chunk = max(1, rows // max(1, B * N))
         f = self.forward_func
         args = additional_forward_args
 
@@ -200,8 +200,7 @@ class Occlusion(PerturbationAttribution):
             nonlocal output_dtype
             n = pert[0].shape[0]
             with torch.no_grad():
-                out = f(*pert, *expand_additional_args(args, B, per_example))
-            out = check_model_output(out, n)
+                out = run_model(f, pert, expand_additional_args(args, B, per_example), n)
             output_dtype = out.dtype
             return targets.select(out, per_example).to(torch.float64)
 
@@ -231,13 +230,14 @@ class Occlusion(PerturbationAttribution):
                     .reshape(B * N * c, *xj.shape[1:])
                     for j, xj in enumerate(xs)
                 )
-                v = forward(pert, N * c).view(B, N, c, -1).mean(1)  # [B, c, T]
+                v = forward(pert, N * c)
+                v = v.view(B, N, c, v.shape[-1]).mean(1)  # [B, c, T]
                 diff = v_full.unsqueeze(1) - v
                 wd = win.to(torch.float64)
                 acc += torch.einsum("bct,ce->bte", diff, wd)
                 cover += wd.sum(0)
                 bar.update(c)
-            a = (acc / cover).reshape(B, -1, *feat)
+            a = (acc / cover).reshape(B, acc.shape[1], *feat)
             a = a.to(attribution_dtype(x, output_dtype))
             results.append(a if targets.multi else a[:, 0])
         bar.close()

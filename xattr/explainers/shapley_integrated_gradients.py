@@ -44,6 +44,7 @@ from xattr.explainers._common import (
     Targets,
     TargetType,
     TensorOrTuple,
+    example_bytes,
     flag,
     format_baselines,
     format_inputs,
@@ -327,7 +328,7 @@ class _Run:
         self.f, self.xs, self.refs, self.groups, self.args = f, xs, refs, groups, args
         self.targets, self.n_steps, self.method, self.rows = targets, n_steps, method, rows
         self.B = xs[0].shape[0]
-        self.row_bytes = sum(x[0].numel() * x.element_size() for x in xs)
+        self.row_bytes = example_bytes(xs)
 
     def _baselines(self, masks: Tensor, s: int, e: int) -> tuple[Tensor, ...]:
         """b_S for examples s..e and coalitions masks [K, d]: [e - s, K, *F] per input."""

@@ -96,7 +96,8 @@ class ShapleyValueSampling(PerturbationAttribution):
             removal: the game's removal (``BaselineRemoval`` by default).
             memory_budget: bytes (or "2GB") for a forward batch.
             return_input_shape: False returns per-feature values [B, D] ([B, T, D]),
-                column k for feature id k, D = the largest id + 1 (zeros for unused ids).
+                Captum's interpretable space: column k for feature id min_id + k,
+                D = max_id - min_id + 1 (zeros for ids no element has).
 
         Returns:
             attributions (and standard errors) shaped like the inputs ([B, *F], or

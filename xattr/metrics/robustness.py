@@ -47,7 +47,7 @@ from xattr.explainers._common import (
     TargetType,
     TensorOrTuple,
     check_forward_func,
-    check_model_output,
+    example_bytes,
     expand_additional_args,
     flag,
     format_baselines,
@@ -56,6 +56,7 @@ from xattr.explainers._common import (
     progress,
     repeat_per_example,
     rows_per_batch,
+    run_model,
     slice_additional_args,
     warn_if_training,
 )
@@ -119,7 +120,7 @@ def _samples_per_call(
     """(Captum's samples per example per ``perturb_func`` call, the most the budget holds)."""
     B = xs[0].shape[0]
     budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
-    row_bytes = max(1, sum(t[0].numel() * t.element_size() for t in xs) * copies)
+    row_bytes = max(1, example_bytes(xs) * copies)
     fit = max(1, min(n, budget // (row_bytes * B)))
     if max_examples_per_batch is None:
         return fit, fit
@@ -183,7 +184,7 @@ def _selected_outputs(
     for start, stop, rows_per_example, first in _row_blocks(B, per_example, rows):
         part = tuple(x[start:stop] for x in xs)
         extra = slice_additional_args(args, n, start, stop)
-        out = check_model_output(forward_func(*part, *extra), stop - start)
+        out = run_model(forward_func, part, extra, stop - start)
         sel = targets.select(out, rows_per_example, first)
         if sel.shape[1] != 1:
             raise ValueError(

@@ -35,6 +35,29 @@ def tensor(
     return t
 
 
+def device(name: str, value: object) -> torch.device:
+    """A device to allocate on that this torch can use: a CUDA device needs a GPU that
+    torch sees (not torch's own AssertionError)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, torch.device)):
+        raise TypeError(f"{name}: expected a string or torch.device, got {type(value).__name__}")
+    try:
+        dev = torch.device(value)
+    except RuntimeError:
+        raise ValueError(f"{name}: not a device torch knows, got {value!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"{name}: {str(dev)!r} asked for, but torch sees no CUDA GPU "
+                "(torch.cuda.is_available() is False); use 'cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{name}: {str(dev)!r} asked for, but torch sees "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
+    return dev
+
+
 def same_device(**tensors: torch.Tensor | None) -> torch.device:
     """Checks that all given tensors live on one device; returns it."""
     devices = {k: v.device for k, v in tensors.items() if v is not None}
@@ -57,6 +80,25 @@ def finite(name: str, t: torch.Tensor) -> None:
     if not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
         raise ValueError(f"{name}: contains {bad} non-finite value(s) (NaN or inf)")
+
+
+def finite_result(op: str, inputs: str, *results: torch.Tensor) -> None:
+    """The overflow check every solver op ends with.
+
+    The ops reject NaN and infinity in their inputs (:func:`finite`), so a non-finite
+    result can only come from arithmetic on finite numbers that overflowed: products or
+    sums past the float64 range inside the kernel, or a float64 result past float32's
+    range when it is cast back. Says so, naming the op and the inputs to rescale,
+    instead of returning inf or NaN.
+    """
+    for t in results:
+        if t.numel() and not bool(torch.isfinite(t).all()):
+            dtype = str(t.dtype).replace("torch.", "")
+            raise ValueError(
+                f"{op}: the result overflowed to inf or NaN although every input is finite: "
+                f"{inputs} are too large in magnitude for {dtype} arithmetic; rescale them "
+                "(e.g. divide by their largest absolute value)"
+            )
 
 
 def int_arg(name: str, v: object, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -94,7 +136,8 @@ def seed(value: int | None) -> int:
 def mus_level(lambda_: float, q: int) -> int:
     """L = lambda * q, which must be an integer: MuS noise keeps each feature
     in exactly L of its q rows, so lambda must be a multiple of 1/q."""
-    q = int_arg("q", q, minimum=1)
+    # q < 2^31: the reference maps random words to [0, q) exactly only below that.
+    q = int_arg("q", q, minimum=1, maximum=2**31 - 1)
     if isinstance(lambda_, bool) or not isinstance(lambda_, (int, float)):
         raise TypeError(f"lambda_: expected a float in [0, 1], got {type(lambda_).__name__}")
     if not (0.0 <= lambda_ <= 1.0):

@@ -700,8 +700,8 @@ def path_points(x: Tensor, base: Tensor, alphas: Tensor) -> Tensor:
     Returns [B, K, J, E], with Captum's order of operations, so the same rounding.
     """
     bv = base.unsqueeze(2)  # [Bb, K, 1, E]
-    a = alphas.to(x.dtype).view(1, 1, -1, 1)
-    out = a * (x.view(x.shape[0], 1, 1, -1) - bv)
+    a = alphas.to(x.dtype).view(1, 1, alphas.shape[0], 1)
+    out = a * (x.view(x.shape[0], 1, 1, x.shape[1]) - bv)
     return out.add_(bv)  # in place: the same two roundings, one [B, K, J, E] buffer
 
 
@@ -743,23 +743,130 @@ def path_integrate(
     return acc.to(dtype)
 
 
+# gauss_legendre in csrc/cpu/path_cpu.cpp: up to this n, numpy's leggauss (O(n^3), the
+# rule by definition); above it the O(n) construction below.
+GAUSS_RECURRENCE_MAX_N = 100
+_GAUSS_BOUNDARY_NODES = 16
+_GAUSS_MAX_TERMS = 30
+
+
+def _gauss_boundary_nodes(n: int, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """legendre_boundary_node: the nodes nearest x = 1 as cos(theta), by Newton on theta
+    with P_n, P_{n-1} from the recurrence in y = 1 - x (D_k = P_k - P_{k-1}), which keeps
+    full relative accuracy where 1 - x is tiny. Returns (x, weights)."""
+    theta = np.pi * (4 * i + 3) / (4 * n + 2)
+    dpdt = np.ones_like(theta)
+    active = np.ones(theta.shape, dtype=bool)  # not yet converged
+    done = np.zeros(theta.shape, dtype=bool)  # converged: one last evaluation for dpdt
+    for _ in range(50):
+        y = 2.0 * np.sin(0.5 * theta) ** 2
+        x = 1.0 - y
+        p0, p1, dk = np.ones_like(x), x.copy(), -y
+        for k in range(2, n + 1):
+            dk = ((k - 1.0) * dk - (2.0 * k - 1.0) * y * p1) / k
+            p0, p1 = p1, p1 + dk
+        new = -n * (p0 - x * p1) / np.sin(theta)
+        dpdt = np.where(active | done, new, dpdt)
+        done[:] = False
+        if not active.any():
+            break
+        step = np.where(active, p1 / new, 0.0)
+        theta = theta - step
+        done = active & ((n + 0.5) * np.abs(step) <= 1e-9)
+        active &= ~done
+    return np.cos(theta), 2.0 / dpdt**2
+
+
+def _gauss_interior_nodes(n: int, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """legendre_asymptotic_node: Newton on delta = theta - theta0 with Szego's expansion
+    P_n(cos theta) = +-C_n sum_m h_m sin(beta_m) / (2 sin theta)^(m + 1/2). Returns (x,
+    2 / g'^2), the weights times C_n^2."""
+    nh = n + 0.5
+    theta0 = np.pi * (4 * i + 3) / (4 * n + 2)
+    phi0 = np.pi * (n - 2 * i - 1) / (2 * n + 1)
+    delta = np.zeros_like(theta0)
+    dg = np.ones_like(theta0)
+    active = np.ones(theta0.shape, dtype=bool)
+    done = np.zeros(theta0.shape, dtype=bool)
+    for _ in range(20):
+        theta = theta0 + delta
+        s, c2 = 2.0 * np.sin(theta), 2.0 * np.cos(theta)
+        tilt = delta - phi0
+        h = np.ones_like(s)
+        sm = np.sqrt(s)
+        g, dgn = np.zeros_like(s), np.zeros_like(s)
+        size = np.ones_like(s)
+        terms = np.ones(s.shape, dtype=bool)  # the kernel's per-node stopping rule
+        for m in range(_GAUSS_MAX_TERMS):
+            mh = m + 0.5
+            beta = nh * delta + m * tilt
+            sb, cb = np.sin(beta), np.cos(beta)
+            g += np.where(terms, h * sb / sm, 0.0)
+            dgn += np.where(terms, h * ((nh + m) * cb / sm - mh * sb * c2 / (sm * s)), 0.0)
+            h = h * (mh * mh) / ((m + 1.0) * (nh + m + 1.0))
+            sm = sm * s
+            nxt = h * np.sqrt(s) / sm
+            terms &= ~((nxt < 1e-18) | (nxt > size))
+            size = np.where(terms, nxt, size)
+            if not terms.any():
+                break
+        dg = np.where(active | done, dgn, dg)
+        done[:] = False
+        if not active.any():
+            break
+        step = np.where(active, g / dgn, 0.0)
+        delta = delta - step
+        done = active & (nh * np.abs(step) <= 1e-9)
+        active &= ~done
+    x = np.sin(phi0) * np.cos(delta) - np.cos(phi0) * np.sin(delta)
+    return x, 2.0 / dg**2
+
+
+def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes (ascending) and weights on [-1, 1] (gauss_legendre).
+
+    n <= 100: numpy.polynomial.legendre.leggauss. Above, in O(n): the 16 nodes nearest
+    each end by Newton on theta with the recurrence, the others by Newton on Szego's
+    asymptotic expansion (Hale & Townsend, 2013), whose weights are scaled so that all
+    weights sum to 2 (they integrate 1 exactly). The same construction as the kernel.
+    """
+    if n <= GAUSS_RECURRENCE_MAX_N:
+        return np.polynomial.legendre.leggauss(n)
+    half = (n + 1) // 2
+    i = np.arange(half, dtype=np.float64)
+    nb = min(half, _GAUSS_BOUNDARY_NODES)
+    xb, wb = _gauss_boundary_nodes(n, i[:nb])
+    xi, ui = _gauss_interior_nodes(n, i[nb:])
+    mult = np.full(half, 2.0)
+    if n % 2:
+        mult[-1] = 1.0  # the middle node is its own mirror image
+    known = float(np.sum(mult[:nb] * wb))
+    scale = (2.0 - known) / math.fsum(mult[nb:] * ui)
+    z = np.concatenate((xb, xi))
+    w = np.concatenate((wb, ui * scale))
+    x = np.concatenate((-z, z[: n - half][::-1]))
+    if n % 2:
+        x[half - 1] = 0.0
+    return x, np.concatenate((w, w[: n - half][::-1]))
+
+
 def quadrature(method: str, n: int) -> tuple[list[float], list[float]]:
     """Captum's integration rules on [0, 1]: (alphas, weights), n nodes.
 
     Riemann rules (n >= 2): equal steps 1 / n (trapezoid: the end steps halved), nodes
-    from numpy.linspace; "gausslegendre" (n >= 1): numpy.polynomial.legendre.leggauss
-    mapped from [-1, 1].
+    from numpy.linspace; "gausslegendre" (n >= 1): :func:`gauss_legendre` (numpy's
+    leggauss for n <= 100) mapped from [-1, 1].
     """
     if method not in QUADRATURE_METHODS:
         raise ValueError(f"method: expected one of {', '.join(QUADRATURE_METHODS)}, got {method!r}")
     n = int(n)
     if method == "gausslegendre":
         if n < 1:
-            raise ValueError(f"n_steps must be >= 1 for gausslegendre, got {n}")
-        nodes, w = np.polynomial.legendre.leggauss(n)
+            raise ValueError(f"n_steps: must be >= 1 for gausslegendre, got {n}")
+        nodes, w = gauss_legendre(n)
         return [float(a) for a in 0.5 * (1 + nodes)], [float(v) for v in 0.5 * w]
     if n < 2:
-        raise ValueError(f"n_steps must be >= 2 for Riemann rules, got {n}")
+        raise ValueError(f"n_steps: must be >= 2 for Riemann rules, got {n}")
     weights = [1 / n] * n
     if method == "riemann_trapezoid":
         weights[0] /= 2

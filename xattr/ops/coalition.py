@@ -24,7 +24,9 @@ def _workspace(sizes: tuple[int, int], device: torch.device) -> tuple[torch.Tens
 
 
 def _bstride(t: torch.Tensor, per_item: int) -> int:
-    return per_item if t.shape[0] > 1 else 0
+    """Batch stride of a [1 or B, ...] tensor: 0 when shared (a leading 1), else one
+    item. A per-example tensor of an empty batch (B = 0) is per example too."""
+    return _ext.batch_stride(t, per_item)
 
 
 # ----------------------------------------------------------------- custom ops
@@ -334,7 +336,9 @@ def kernel_shap_solve(
     ve = _per_output("v_empty", v_empty, B, T, squeezed, v3)
     vf = _per_output("v_full", v_full, B, T, squeezed, v3)
     _checks.same_device(masks=m3, weights=w, values=v3, v_empty=ve, v_full=vf)
-    return _out(_wls_op(m3, w, v3, ve, vf), squeezed)
+    phi = _wls_op(m3, w, v3, ve, vf)
+    _checks.finite_result("kernel_shap_solve", "values, v_empty, v_full or weights", phi)
+    return _out(phi, squeezed)
 
 
 def linear_fit(
@@ -386,6 +390,7 @@ def linear_fit(
     coef, intercept = _linear_fit_op(
         m3, w, v3, float(alpha), method == "lasso", max_iter, float(tol)
     )
+    _checks.finite_result("linear_fit", "values or weights", coef, intercept)
     return _out(coef, squeezed), (intercept.squeeze(1) if squeezed else intercept)
 
 
@@ -431,6 +436,13 @@ def permutation_accumulate(
             f"perms: expected [{P}, {d1 - 1}] or [{B}, {P}, {d1 - 1}] to match "
             f"values {tuple(values.shape)}, got {tuple(perms.shape)}"
         )
+    # Ids are checked against [0, d) before the int32 kernels see them: an int64 id of
+    # 2^32 + k would otherwise wrap to the valid id k (and pass every later check).
+    if p3.numel() and (int(p3.min()) < 0 or int(p3.max()) >= d1 - 1):
+        bad = int(p3.min()) if int(p3.min()) < 0 else int(p3.max())
+        raise ValueError(
+            f"perms: every row must be a permutation of 0..{d1 - 2}; found the id {bad}"
+        )
     if p3.device.type != "cpu" or not _ext.kernels_available():  # the CPU kernel checks itself
         ident = torch.arange(d1 - 1, device=p3.device)
         if p3.numel() and not bool((p3.sort(dim=-1).values == ident).all()):
@@ -442,6 +454,8 @@ def permutation_accumulate(
         raise ValueError(f"perms: antithetic pairs need an even number of permutations, got {P}")
     _checks.same_device(perms=p3, values=v4)
     mean, se = _perm_op(p3.to(torch.int32).contiguous(), v4.contiguous(), unit)
+    # The standard error is NaN by definition with a single unit; else it must be finite.
+    _checks.finite_result("permutation_accumulate", "values", mean, *([se] if P > unit else []))
     if return_stderr:
         return _out(mean, squeezed), _out(se, squeezed)
     return _out(mean, squeezed)
@@ -483,14 +497,22 @@ def banzhaf_msr(
     )
     _checks.same_device(masks=m3, counts=c, values=v3)
     out = _banzhaf_op(m3, c, v3)
-    # Values are finite, so a NaN can only be 0/0: a feature whose "in" or "out" side has
-    # no coalition with positive count. Checking the small output costs B*T*d reads.
-    if out.numel() and bool(torch.isnan(out).any()):
-        bad = torch.nonzero(torch.isnan(out))[0].tolist()
-        raise ValueError(
-            f"masks: feature {bad[-1]} is in every sampled coalition or in none "
-            "(with positive count); its Banzhaf value is undefined: draw more"
-        )
+    # A non-finite result (checking the small output costs B*T*d reads) is either 0/0, a
+    # feature whose "in" or "out" side has no coalition with positive count, or an
+    # overflow of finite values; only then are the two told apart.
+    if out.numel() and not bool(torch.isfinite(out).all()):
+        z = m3.to(torch.float64)
+        pos = (c > 0).to(torch.float64).unsqueeze(-1)  # [Bc, n, 1]
+        n_in = (z * pos).sum(1)  # [B or 1, d]: coalitions holding each feature
+        n_out = ((1.0 - z) * pos).sum(1)
+        empty = (n_in == 0) | (n_out == 0)
+        if bool(empty.any()):
+            feature = int(torch.nonzero(empty)[0, -1])
+            raise ValueError(
+                f"masks: feature {feature} is in every sampled coalition or in none "
+                "(with positive count); its Banzhaf value is undefined: draw more"
+            )
+        _checks.finite_result("banzhaf_msr", "values or counts", out)
     return _out(out, squeezed)
 
 
@@ -504,7 +526,9 @@ def _exact(values: torch.Tensor, banzhaf: bool) -> torch.Tensor:
         raise ValueError(
             f"values: exact enumeration supports d <= {MAX_ENUMERATION_FEATURES}, got {d}"
         )
-    return _out(_exact_op(v3.contiguous(), d, banzhaf), squeezed)
+    out = _exact_op(v3.contiguous(), d, banzhaf)
+    _checks.finite_result("exact_banzhaf" if banzhaf else "exact_shapley", "values", out)
+    return _out(out, squeezed)
 
 
 def exact_shapley(values: torch.Tensor) -> torch.Tensor:

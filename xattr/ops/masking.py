@@ -43,9 +43,9 @@ def _mask_apply_impl(
         S=S,
         E=E,
         d=d,
-        base_bstride=E if base.shape[0] > 1 else 0,
-        group_bstride=E if group.shape[0] > 1 else 0,
-        mask_bstride=S * d if masks.shape[0] > 1 else 0,
+        base_bstride=_ext.batch_stride(base, E),
+        group_bstride=_ext.batch_stride(group, E),
+        mask_bstride=_ext.batch_stride(masks, S * d),
         sampler=0,
         seed=0,
         bern_threshold=0,
@@ -146,8 +146,8 @@ def _mask_apply_sampled_op(
         S=n_samples,
         E=E,
         d=d,
-        base_bstride=E if base.shape[0] > 1 else 0,
-        group_bstride=E if group.shape[0] > 1 else 0,
+        base_bstride=_ext.batch_stride(base, E),
+        group_bstride=_ext.batch_stride(group, E),
         mask_bstride=0,
         sampler=sampler,
         seed=seed_u,
@@ -352,7 +352,10 @@ def mask_apply_sampled(
     x2, group, base = prepare(inputs, feature_mask, baselines)
     d = _n_features(group, n_features)
     n_samples = _checks.int_arg("n_samples", n_samples, minimum=0)
-    row_offset = _checks.int_arg("row_offset", row_offset, minimum=0, maximum=2**63 - 1 - n_samples)
+    # Mask rows row_offset .. row_offset + rows - 1, with rows = B * n_samples per example:
+    # every row index must fit an int64 (the kernel's counters and the reference's).
+    rows = x2.shape[0] * n_samples if per_example else n_samples
+    row_offset = _checks.int_arg("row_offset", row_offset, minimum=0, maximum=2**63 - 1 - rows)
     level = 0
     if sampler == "mus":
         if lambda_ is None or q is None:

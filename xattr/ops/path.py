@@ -45,6 +45,7 @@ def quadrature(
     if method not in METHODS:
         raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
     n_steps = _checks.int_arg("n_steps", n_steps, minimum=1 if method == "gausslegendre" else 2)
+    device = _checks.device("device", device)
     if _ext.kernels_available():
         alphas, weights = _ext.lib().quadrature(method, n_steps)
     else:
@@ -75,7 +76,7 @@ def points_flat(x: torch.Tensor, base: torch.Tensor, alphas: torch.Tensor) -> to
         K=K,
         J=J,
         E=E,
-        base_bstride=K * E if base.shape[0] > 1 else 0,
+        base_bstride=_ext.batch_stride(base, K * E),
         **_ext.where(x),
     )
     return out
@@ -144,11 +145,11 @@ def integrate_flat(
         K=K,
         J=J,
         E=E,
-        base_bstride=K * E if base.shape[0] > 1 else 0,
+        base_bstride=_ext.batch_stride(base, K * E),
         reduction=reduction,
         multiply_by_inputs=multiply_by_inputs,
         path_weights=None if path_weights is None else _ext.buf(path_weights),
-        pw_bstride=K * E if path_weights is not None and path_weights.shape[0] > 1 else 0,
+        pw_bstride=0 if path_weights is None else _ext.batch_stride(path_weights, K * E),
         **_ext.where(x),
     )
     return out
@@ -230,6 +231,7 @@ def path_points(
     a = _vector("alphas", alphas, x2)
     _checks.same_device(inputs=x2, baselines=b3, alphas=a)
     out = _path_points_op(x2, b3, a)
+    _checks.finite_result("path_points", "inputs, baselines or alphas", out)
     return out.reshape((x2.shape[0], b3.shape[1], a.shape[0]) + tuple(inputs.shape[1:]))
 
 
@@ -278,6 +280,10 @@ def path_integrate(
     w = _vector("weights", weights, x2)
     _checks.tensor("grads", grads, dtypes=_checks.FLOATS)
     B, K, J = x2.shape[0], b3.shape[1], w.shape[0]
+    if K == 0 and reduction == "mean":
+        raise ValueError(
+            "baselines: the mean over baselines needs at least one (K >= 1), got K = 0"
+        )
     if tuple(grads.shape) != (B, K, J) + tuple(inputs.shape[1:]):
         raise ValueError(
             f"grads: expected {(B, K, J) + tuple(inputs.shape[1:])} (B, K, J, *F), "
@@ -295,10 +301,13 @@ def path_integrate(
     out = _path_integrate_op(g4, x2, b3, w, red, bool(multiply_by_inputs), pw)
     # A NaN or inf gradient always reaches the (much smaller) output: every gradient is
     # multiplied by a finite weight and, when multiplying, by x - b (inf * 0 is NaN too).
-    # Checking the output costs B*E reads instead of B*K*J*E.
+    # Checking the output costs B*E reads instead of B*K*J*E; only a non-finite output
+    # reads the gradients, to tell bad gradients from an overflow of finite ones.
     if out.numel() and not bool(torch.isfinite(out).all()):
-        raise ValueError(
-            "grads: contain non-finite values (NaN or inf); the attributions would too"
-        )
+        if not bool(torch.isfinite(g4).all()):
+            raise ValueError(
+                "grads: contain non-finite values (NaN or inf); the attributions would too"
+            )
+        _checks.finite_result("path_integrate", "grads, inputs, baselines or weights", out)
     lead = (B, K) if reduction == "none" else (B,)
     return out.reshape(lead + tuple(inputs.shape[1:]))

@@ -101,6 +101,10 @@ def _(out, sampler, row_offset, seed, p, k, paired, q, L, m, sizes) -> None:
     return None
 
 
+# The scalar arguments of ``xattr::sample_`` that a sampler does not use.
+SAMPLE_DEFAULTS = {"p": 0.5, "k": 0, "paired": False, "q": 0, "L": 0, "m": 0, "sizes": []}
+
+
 def _sample(
     sampler: str,
     n: int,
@@ -114,8 +118,8 @@ def _sample(
     n = _checks.int_arg("n", n, minimum=0)
     d = _checks.int_arg("d", d, minimum=1)
     row_offset = _checks.int_arg("row_offset", row_offset, minimum=0, maximum=2**63 - 1 - n)
-    out = torch.empty((n, d), dtype=dtype, device=device)
-    args = {"p": 0.5, "k": 0, "paired": False, "q": 0, "L": 0, "m": 0, "sizes": []} | kw
+    out = torch.empty((n, d), dtype=dtype, device=_checks.device("device", device))
+    args = SAMPLE_DEFAULTS | kw
     _sample_op(out, SAMPLER_CODES[sampler], row_offset, to_signed64(_checks.seed(seed)), **args)
     return out
 

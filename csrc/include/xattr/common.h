@@ -14,7 +14,7 @@
 namespace xattr {
 
 // Element types a kernel may see. Masks are uint8 (torch.bool is stored as one
-// byte per element, 0 or 1), permutations int32, token ids int64.
+// byte per element), permutations int32, token ids int64.
 enum class Dtype : int32_t {
   kFloat32 = 0,
   kFloat64 = 1,
@@ -38,6 +38,12 @@ inline const char* dtype_name(Dtype t) {
   }
   return "unknown";
 }
+
+// The one reading of a mask byte, in every kernel: nonzero is present. torch.bool
+// is one byte per element and torch itself treats any nonzero byte as True (a
+// uint8 tensor viewed as bool can hold 2 or 255), so no kernel may assume 0/1
+// bytes (`b & 1` would read 2 as absent). Returns 0 or 1, for use as a number.
+XATTR_HD uint8_t mask_bit(uint8_t byte) { return byte != 0 ? 1 : 0; }
 
 // Largest d for exact enumeration of all 2^d coalitions.
 constexpr int64_t kMaxEnumerationFeatures = 20;

@@ -1,6 +1,7 @@
 // Plain parameter structs, one per kernel: pointers, sizes and strides, no
-// torch types (the FlashAttention pattern). Mask bytes are 0 or 1 (torch.bool);
-// the solvers read them as numbers, without branches. Shapes are written as comments in
+// torch types (the FlashAttention pattern). Mask bytes are read by mask_bit
+// (common.h): nonzero is present, as torch reads a bool; the solvers use the
+// 0/1 it returns as a number, without branches. Shapes are written as comments in
 // the order the memory is laid out; every tensor is contiguous, and a batch
 // stride of 0 means "shared across the batch".
 #pragma once

@@ -225,18 +225,18 @@ XATTR_HD void minnorm_dual(double* M, int64_t m, const int32_t* info, double* b,
   minnorm_kept_solve(M, m, drop, b);
 }
 
-// Feature tiles for the dual's output sums: out_i = sum_r g_r [z_ri != 0]
+// Feature tiles for the dual's output sums: out_i = sum_r g_r [z_ri]
 // read a tile of features per row, contiguously (the rows are the long side).
 constexpr int64_t kFeatureTile = 64;
 
-// acc[i - i0] = sum_r g[r] * (z_ri != 0) for i in [i0, i1), i1 - i0 <= kFeatureTile.
+// acc[i - i0] = sum_r g[r] * z_ri for i in [i0, i1), i1 - i0 <= kFeatureTile.
 XATTR_HD void weighted_column_sums(const uint8_t* masks, int64_t n, int64_t d, const double* g,
                                    int64_t i0, int64_t i1, double* acc) {
   for (int64_t i = 0; i < i1 - i0; ++i) acc[i] = 0.0;
   for (int64_t r = 0; r < n; ++r) {
     const uint8_t* z = masks + r * d + i0;
     const double gr = g[r];
-    for (int64_t i = 0; i < i1 - i0; ++i) acc[i] += gr * static_cast<double>(z[i] != 0);
+    for (int64_t i = 0; i < i1 - i0; ++i) acc[i] += gr * static_cast<double>(mask_bit(z[i]));
   }
 }
 
@@ -273,13 +273,14 @@ struct WlsGramOp {  // row = group
     if (wls_dual(p)) {
       for (int64_t r = 0; r < n; ++r) {
         int64_t cnt = 0;
-        for (int64_t i = 0; i < d; ++i) cnt += masks[r * d + i] != 0;
+        for (int64_t i = 0; i < d; ++i) cnt += mask_bit(masks[r * d + i]);
         aux[r] = static_cast<double>(cnt);
       }
       for (int64_t r = 0; r < n; ++r) {
         for (int64_t s = 0; s <= r; ++s) {
           int64_t both = 0;
-          for (int64_t i = 0; i < d; ++i) both += (masks[r * d + i] != 0) & (masks[s * d + i] != 0);
+          for (int64_t i = 0; i < d; ++i)
+            both += mask_bit(masks[r * d + i]) & mask_bit(masks[s * d + i]);
           const double ws = sqrt(ld<T>(w, wo + r) * ld<T>(w, wo + s));
           M[r * n + s] =
               ws * (static_cast<double>(both) - aux[r] * aux[s] / static_cast<double>(d));
@@ -293,7 +294,7 @@ struct WlsGramOp {  // row = group
     int32_t* idx = info + d;
     for (int64_t i = 0; i < d * d; ++i) M[i] = 0.0;
     for (int64_t r = 0; r < n; ++r) {
-      for (int64_t i = 0; i < d; ++i) act[i] = masks[r * d + i] != 0;
+      for (int64_t i = 0; i < d; ++i) act[i] = mask_bit(masks[r * d + i]);
       add_binary_outer(M, d, act, idx, ld<T>(w, wo + r));
     }
     symmetrize(M, d);
@@ -363,11 +364,11 @@ struct WlsSolveOp {  // row = b * T + t
     for (int64_t r = 0; r < n; ++r) {
       const uint8_t* z = masks + r * d;
       int64_t cnt = 0;
-      for (int64_t i = 0; i < d; ++i) cnt += z[i] != 0;
+      for (int64_t i = 0; i < d; ++i) cnt += mask_bit(z[i]);
       const double k = static_cast<double>(cnt);
       const double y = ld<T>(p.values, (b * n + r) * p.T + t) - v0 - k * delta / dd;
       const double wy = ld<T>(p.weights, wo + r) * y;
-      for (int64_t i = 0; i < d; ++i) c[i] += wy * static_cast<double>(z[i] != 0);
+      for (int64_t i = 0; i < d; ++i) c[i] += wy * static_cast<double>(mask_bit(z[i]));
       total += wy * k;
     }
     for (int64_t i = 0; i < d; ++i) c[i] -= total / dd;
@@ -420,7 +421,8 @@ struct LinearGramOp {  // row = group
     double sw = 0.0;
     for (int64_t r = 0; r < n; ++r) {
       const double w = ld<T>(p.weights, wo + r);
-      for (int64_t i = 0; i < d; ++i) xbar[i] += w * static_cast<double>(masks[r * d + i] != 0);
+      for (int64_t i = 0; i < d; ++i)
+        xbar[i] += w * static_cast<double>(mask_bit(masks[r * d + i]));
       sw += w;
     }
     xbar[d] = sw;
@@ -431,13 +433,15 @@ struct LinearGramOp {  // row = group
       for (int64_t i = 0; i < d; ++i) xx += xbar[i] * xbar[i];
       for (int64_t r = 0; r < n; ++r) {
         double zx = 0.0;
-        for (int64_t i = 0; i < d; ++i) zx += static_cast<double>(masks[r * d + i] != 0) * xbar[i];
+        for (int64_t i = 0; i < d; ++i)
+          zx += static_cast<double>(mask_bit(masks[r * d + i])) * xbar[i];
         aux[r] = zx;
       }
       for (int64_t r = 0; r < n; ++r) {
         for (int64_t s = 0; s <= r; ++s) {
           int64_t both = 0;
-          for (int64_t i = 0; i < d; ++i) both += (masks[r * d + i] != 0) & (masks[s * d + i] != 0);
+          for (int64_t i = 0; i < d; ++i)
+            both += mask_bit(masks[r * d + i]) & mask_bit(masks[s * d + i]);
           const double ws = sqrt(ld<T>(p.weights, wo + r) * ld<T>(p.weights, wo + s));
           M[r * n + s] = ws * (static_cast<double>(both) - aux[r] - aux[s] + xx);
         }
@@ -451,7 +455,7 @@ struct LinearGramOp {  // row = group
     int32_t* idx = info + d;
     for (int64_t i = 0; i < d * d; ++i) M[i] = 0.0;
     for (int64_t r = 0; r < n; ++r) {
-      for (int64_t i = 0; i < d; ++i) act[i] = masks[r * d + i] != 0;
+      for (int64_t i = 0; i < d; ++i) act[i] = mask_bit(masks[r * d + i]);
       add_binary_outer(M, d, act, idx, ld<T>(p.weights, wo + r));
     }
     for (int64_t i = 0; i < d; ++i) {
@@ -522,7 +526,7 @@ struct LinearSolveOp {  // row = b * T + t
             if (!(gjj > 0.0)) continue;
             double dot = 0.0;
             for (int64_t r = 0; r < n; ++r) {
-              const double x = static_cast<double>(masks[r * d + j] != 0) - xbar[j];
+              const double x = static_cast<double>(mask_bit(masks[r * d + j])) - xbar[j];
               dot += ld<T>(p.weights, wo + r) * x * u[r];
             }
             const double rho = dot * inv + gjj * beta[j];
@@ -533,7 +537,7 @@ struct LinearSolveOp {  // row = b * T + t
             beta[j] = nb;
             if (step != 0.0) {
               for (int64_t r = 0; r < n; ++r) {
-                u[r] -= (static_cast<double>(masks[r * d + j] != 0) - xbar[j]) * step;
+                u[r] -= (static_cast<double>(mask_bit(masks[r * d + j])) - xbar[j]) * step;
               }
             }
           }
@@ -547,7 +551,7 @@ struct LinearSolveOp {  // row = b * T + t
       for (int64_t r = 0; r < n; ++r) {
         const uint8_t* z = masks + r * d;
         const double wy = ld<T>(p.weights, wo + r) * (y(b, r, t) - ybar);
-        for (int64_t i = 0; i < d; ++i) rhs[i] += wy * static_cast<double>(z[i] != 0);
+        for (int64_t i = 0; i < d; ++i) rhs[i] += wy * static_cast<double>(mask_bit(z[i]));
       }
       if (!p.lasso) {
         for (int64_t i = 0; i < d; ++i) beta[i] = rhs[i];
@@ -644,7 +648,7 @@ struct BanzhafOp {                      // row = b * T + t, col = i
     for (int64_t r = 0; r < p.n; ++r) {
       const double c = p.counts == nullptr ? 1.0 : ld<T>(p.counts, b * p.count_bstride + r);
       const double v = c * ld<T>(p.values, (b * p.n + r) * p.T + t);
-      if (p.masks[b * p.mask_bstride + r * p.d + i] != 0) {
+      if (mask_bit(p.masks[b * p.mask_bstride + r * p.d + i])) {
         s1 += v;
         n1 += c;
       } else {
@@ -675,7 +679,7 @@ struct BanzhafOp {                      // row = b * T + t, col = i
         stot += v;
         ntot += c;
         for (int64_t i = 0; i < nt; ++i) {  // multiply by 0/1, no branch: masks are random
-          const double in = static_cast<double>(z[i] & 1);
+          const double in = static_cast<double>(mask_bit(z[i]));
           s1[i] += in * v;
           n1[i] += in * c;
         }
@@ -770,7 +774,7 @@ struct PackOp {  // row = r, col = word
     uint64_t key = 0;
     const int64_t end = (w + 1) * 64 < p.d ? (w + 1) * 64 : p.d;
     for (int64_t i = w * 64; i < end; ++i) {
-      key |= static_cast<uint64_t>(p.masks[r * p.d + i] != 0) << (i - w * 64);
+      key |= static_cast<uint64_t>(mask_bit(p.masks[r * p.d + i])) << (i - w * 64);
     }
     p.keys[r * W + w] = static_cast<int64_t>(key);
   }

@@ -44,15 +44,18 @@ struct MaskApplyOp {
   // The mask bit of feature g in row (b, s) from the fused sampler.
   XATTR_HD uint8_t sampled_bit(int64_t b, int64_t s, int64_t g) const {
     if (p.sampler == Sampler::kMus) return mus_bit(p.seed, p.q, p.L, s + p.row_offset, g);
-    const int64_t r = s + p.row_offset + (p.per_example ? b * p.S : 0);
-    return bernoulli_bit(p.seed, p.bern_threshold, static_cast<uint64_t>(r), g);
+    // In unsigned arithmetic: the binding bounds row_offset + B * S by 2^63 - 1,
+    // and no intermediate sum may overflow a signed type (undefined behaviour).
+    const uint64_t r = static_cast<uint64_t>(s) + static_cast<uint64_t>(p.row_offset) +
+                       (p.per_example ? static_cast<uint64_t>(b) * static_cast<uint64_t>(p.S) : 0);
+    return bernoulli_bit(p.seed, p.bern_threshold, r, g);
   }
 
   // bits: the row's d mask bytes. An id out of [0, d) reads nothing and
   // keeps the base (the ops reject such ids before calling).
   XATTR_HD static void apply(const Row& r, const uint8_t* bits, int64_t d, int64_t e) {
     const int64_t g = r.group[e];
-    const uint8_t bit = (g >= 0 && g < d) ? bits[g] : 0;
+    const uint8_t bit = (g >= 0 && g < d) ? mask_bit(bits[g]) : 0;
     r.out[e] = bit ? r.x[e] : r.base[e];
   }
 
@@ -62,7 +65,7 @@ struct MaskApplyOp {
                      int64_t e0, int64_t e1) {
     for (int64_t e = e0; e < e1; ++e) {
       const int64_t g = group[e];
-      ebits[e] = (g >= 0 && g < d) ? bits[g] != 0 : 0;
+      ebits[e] = (g >= 0 && g < d) ? mask_bit(bits[g]) : 0;
     }
   }
 
