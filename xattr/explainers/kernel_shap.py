@@ -225,6 +225,11 @@ def kernel_design(d: int, n_samples: int, seed: int) -> tuple[Tensor, Tensor, Te
     return m, w / w.sum(), torch.cat(pair_ids), False
 
 
+# Bytes of the per-chunk work of the standard error (rows x inputs x outputs x features):
+# the sandwich streams over the pairs, as the model evaluations do.
+STD_CHUNK_BYTES = 32 * 2**20
+
+
 def _sandwich_std(
     masks: Tensor,
     weights: Tensor,
@@ -245,8 +250,9 @@ def _sandwich_std(
     carry no sampling variance. With no more pairs than d - 1 the design does not
     determine phi and the estimate is undefined (NaN).
 
-    Streams over the rows in chunks sized by ``budget`` bytes (the sampled rows are the
-    last ones of the design, pair after pair), so memory does not grow with n_samples.
+    Streams over the rows in chunks of at most ``budget`` (and STD_CHUNK_BYTES) bytes of
+    work (the sampled rows are the last ones of the design, pair after pair), so memory
+    does not grow with n_samples.
 
     masks [m, d], weights [m], pair [m], values [B, m, T], v_empty [B, T],
     phi [B, T, d] -> std [B, T, d].
@@ -258,7 +264,7 @@ def _sandwich_std(
         return torch.zeros_like(phi)
     if P < 2 or P <= d - 1:
         return torch.full_like(phi, float("nan"))
-    step = max(2, budget // (8 * 4 * (B * T * (d + 1) + d)))  # rows per chunk
+    step = max(2, min(budget, STD_CHUNK_BYTES) // (8 * 4 * (B * T * (d + 1) + d)))  # rows
     A = torch.zeros((d, d), dtype=torch.float64)
     for r0 in range(0, masks.shape[0], step):
         z = masks[r0 : r0 + step].to(torch.float64)
