@@ -60,6 +60,24 @@ XATTR_HD void add_binary_outer(double* G, int64_t m, const int32_t* act, int32_t
   }
 }
 
+// H = Z'WZ (lower triangle) for the 0/1 rows of masks [n, d] with weights w[wo + r].
+template <typename T>
+XATTR_HD void binary_gram(double* H, const uint8_t* masks, int64_t n, int64_t d, const void* w,
+                          int64_t wo, int32_t* act, int32_t* idx) {
+  for (int64_t i = 0; i < d * d; ++i) H[i] = 0.0;
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t i = 0; i < d; ++i) act[i] = mask_bit(masks[r * d + i]);
+    add_binary_outer(H, d, act, idx, ld<T>(w, wo + r));
+  }
+}
+
+// |z_r and z_s|: how many features the 0/1 rows r and s of masks [n, d] share.
+XATTR_HD int64_t shared_features(const uint8_t* masks, int64_t d, int64_t r, int64_t s) {
+  int64_t both = 0;
+  for (int64_t i = 0; i < d; ++i) both += mask_bit(masks[r * d + i]) & mask_bit(masks[s * d + i]);
+  return both;
+}
+
 // Copies the lower triangle of the m x m matrix G to its upper triangle.
 XATTR_HD void symmetrize(double* G, int64_t m) {
   for (int64_t i = 0; i < m; ++i) {
@@ -278,25 +296,16 @@ struct WlsGramOp {  // row = group
       }
       for (int64_t r = 0; r < n; ++r) {
         for (int64_t s = 0; s <= r; ++s) {
-          int64_t both = 0;
-          for (int64_t i = 0; i < d; ++i)
-            both += mask_bit(masks[r * d + i]) & mask_bit(masks[s * d + i]);
+          const double both = static_cast<double>(shared_features(masks, d, r, s));
           const double ws = sqrt(ld<T>(w, wo + r) * ld<T>(w, wo + s));
-          M[r * n + s] =
-              ws * (static_cast<double>(both) - aux[r] * aux[s] / static_cast<double>(d));
+          M[r * n + s] = ws * (both - aux[r] * aux[s] / static_cast<double>(d));
         }
       }
       symmetrize(M, n);
       minnorm_factor(M, n, info);
       return;
     }
-    int32_t* act = info;
-    int32_t* idx = info + d;
-    for (int64_t i = 0; i < d * d; ++i) M[i] = 0.0;
-    for (int64_t r = 0; r < n; ++r) {
-      for (int64_t i = 0; i < d; ++i) act[i] = mask_bit(masks[r * d + i]);
-      add_binary_outer(M, d, act, idx, ld<T>(w, wo + r));
-    }
+    binary_gram<T>(M, masks, n, d, w, wo, info, info + d);
     symmetrize(M, d);
     double sigma = 0.0, trace = 0.0;
     for (int64_t i = 0; i < d; ++i) {
@@ -439,11 +448,9 @@ struct LinearGramOp {  // row = group
       }
       for (int64_t r = 0; r < n; ++r) {
         for (int64_t s = 0; s <= r; ++s) {
-          int64_t both = 0;
-          for (int64_t i = 0; i < d; ++i)
-            both += mask_bit(masks[r * d + i]) & mask_bit(masks[s * d + i]);
+          const double both = static_cast<double>(shared_features(masks, d, r, s));
           const double ws = sqrt(ld<T>(p.weights, wo + r) * ld<T>(p.weights, wo + s));
-          M[r * n + s] = ws * (static_cast<double>(both) - aux[r] - aux[s] + xx);
+          M[r * n + s] = ws * (both - aux[r] - aux[s] + xx);
         }
         M[r * n + r] += p.alpha;
       }
@@ -451,13 +458,7 @@ struct LinearGramOp {  // row = group
       minnorm_factor(M, n, info);
       return;
     }
-    int32_t* act = info;
-    int32_t* idx = info + d;
-    for (int64_t i = 0; i < d * d; ++i) M[i] = 0.0;
-    for (int64_t r = 0; r < n; ++r) {
-      for (int64_t i = 0; i < d; ++i) act[i] = mask_bit(masks[r * d + i]);
-      add_binary_outer(M, d, act, idx, ld<T>(p.weights, wo + r));
-    }
+    binary_gram<T>(M, masks, n, d, p.weights, wo, info, info + d);
     for (int64_t i = 0; i < d; ++i) {
       for (int64_t j = 0; j <= i; ++j) M[i * d + j] -= sw * xbar[i] * xbar[j];
     }
@@ -471,6 +472,17 @@ struct LinearGramOp {  // row = group
 
 XATTR_HD double soft_threshold(double v, double a) {
   return v > a ? v - a : (v < -a ? v + a : 0.0);
+}
+
+// One coordinate-descent step of the lasso: beta_j <- soft(rho, alpha) / gjj; keeps
+// the sweep's largest step (sweep[0]) and coefficient (sweep[1]); returns the step.
+XATTR_HD double cd_step(double& beta_j, double rho, double gjj, double alpha, double* sweep) {
+  const double nb = soft_threshold(rho, alpha) / gjj;
+  const double step = nb - beta_j;
+  sweep[0] = fmax(sweep[0], fabs(step));
+  sweep[1] = fmax(sweep[1], fabs(nb));
+  beta_j = nb;
+  return step;
 }
 
 template <typename T>
@@ -520,7 +532,7 @@ struct LinearSolveOp {  // row = b * T + t
         for (int64_t i = 0; i < d; ++i) beta[i] = 0.0;
         for (int64_t r = 0; r < n; ++r) u[r] = y(b, r, t) - ybar;
         for (int64_t it = 0; it < p.max_iter; ++it) {
-          double max_step = 0.0, max_beta = 0.0;
+          double sweep[2] = {0.0, 0.0};  // the sweep's largest step and coefficient
           for (int64_t j = 0; j < d; ++j) {
             const double gjj = xbar[j] * (1.0 - xbar[j]);
             if (!(gjj > 0.0)) continue;
@@ -529,19 +541,14 @@ struct LinearSolveOp {  // row = b * T + t
               const double x = static_cast<double>(mask_bit(masks[r * d + j])) - xbar[j];
               dot += ld<T>(p.weights, wo + r) * x * u[r];
             }
-            const double rho = dot * inv + gjj * beta[j];
-            const double nb = soft_threshold(rho, p.alpha) / gjj;
-            const double step = nb - beta[j];
-            max_step = fmax(max_step, fabs(step));
-            max_beta = fmax(max_beta, fabs(nb));
-            beta[j] = nb;
+            const double step = cd_step(beta[j], dot * inv + gjj * beta[j], gjj, p.alpha, sweep);
             if (step != 0.0) {
               for (int64_t r = 0; r < n; ++r) {
                 u[r] -= (static_cast<double>(mask_bit(masks[r * d + j])) - xbar[j]) * step;
               }
             }
           }
-          if (max_step <= p.tol * max_beta || max_step == 0.0) break;
+          if (sweep[0] <= p.tol * sweep[1] || sweep[0] == 0.0) break;
         }
       }
     } else {
@@ -562,21 +569,17 @@ struct LinearSolveOp {  // row = b * T + t
         const double inv = sw > 0.0 ? 1.0 / sw : 0.0;
         for (int64_t i = 0; i < d; ++i) beta[i] = qv[i] = 0.0;
         for (int64_t it = 0; it < p.max_iter; ++it) {
-          double max_step = 0.0, max_beta = 0.0;
+          double sweep[2] = {0.0, 0.0};  // the sweep's largest step and coefficient
           for (int64_t j = 0; j < d; ++j) {
             const double gjj = M[j * d + j] * inv;
             if (!(gjj > 0.0)) continue;
             const double rho = rhs[j] * inv - (qv[j] - gjj * beta[j]);
-            const double nb = soft_threshold(rho, p.alpha) / gjj;
-            const double step = nb - beta[j];
-            max_step = fmax(max_step, fabs(step));
-            max_beta = fmax(max_beta, fabs(nb));
-            beta[j] = nb;
+            const double step = cd_step(beta[j], rho, gjj, p.alpha, sweep);
             if (step != 0.0) {
               for (int64_t k = 0; k < d; ++k) qv[k] += M[k * d + j] * inv * step;
             }
           }
-          if (max_step <= p.tol * max_beta || max_step == 0.0) break;
+          if (sweep[0] <= p.tol * sweep[1] || sweep[0] == 0.0) break;
         }
       }
     }
