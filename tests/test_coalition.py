@@ -251,6 +251,122 @@ def test_kernel_shap_single_feature():
     assert phi.tolist() == [[2.0]]
 
 
+def _min_norm_constrained(masks, weights, values, v_empty, v_full):
+    """The minimum-norm constrained WLS by its definition: phi = delta/d + pinv(A) b with
+    A = W^(1/2) Z (I - 11'/d), one (b, t) at a time (torch.linalg.pinv, an SVD)."""
+    B, n, T = values.shape
+    d = masks.shape[-1]
+    m3 = masks.expand(B, n, d).to(F64)
+    w2 = weights.expand(B, n).to(F64)
+    proj = torch.eye(d, dtype=F64) - 1.0 / d
+    out = torch.empty((B, T, d), dtype=F64)
+    for b in range(B):
+        A = w2[b].sqrt()[:, None] * (m3[b] @ proj)
+        for t in range(T):
+            delta = v_full[b, t] - v_empty[b, t]
+            y = values[b, :, t] - v_empty[b, t] - m3[b].sum(1) * delta / d
+            out[b, t] = delta / d + torch.linalg.pinv(A, rtol=1e-9) @ (w2[b].sqrt() * y)
+    return out
+
+
+def test_kernel_shap_rank_deficient_is_min_norm_and_permutation_equivariant():
+    # Features 2 and 3 always appear together: the design cannot tell them apart. The
+    # solve must split their total equally, whatever the column order (the review's
+    # case: true [1, 2, 3, 4] came out [1, 2, 0, 7] or [1, 2, 7, 0]).
+    masks = torch.tensor(
+        [[1, 0, 0, 0], [0, 1, 1, 1], [0, 1, 0, 0], [1, 0, 1, 1], [1, 1, 0, 0], [0, 0, 1, 1]],
+        dtype=torch.bool,
+    )
+    phi_true = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=F64)
+    values = (masks.to(F64) @ phi_true)[None]
+    zero, full = torch.zeros(1, dtype=F64), phi_true.sum().view(1)
+    w = torch.ones(6, dtype=F64)
+    phi = ops.kernel_shap_solve(masks, w, values, zero, full)
+    close(phi, torch.tensor([[1.0, 2.0, 3.5, 3.5]], dtype=F64), 1e-12)
+    swapped = ops.kernel_shap_solve(masks[:, [0, 1, 3, 2]], w, values, zero, full)
+    close(swapped, phi[:, [0, 1, 3, 2]], 1e-12)
+    for perm in itertools.permutations(range(4)):
+        p = list(perm)
+        close(ops.kernel_shap_solve(masks[:, p], w, values, zero, full), phi[:, p], 1e-12)
+
+
+@pytest.mark.parametrize("n,d", [(12, 10), (6, 9), (30, 30), (25, 200), (1, 5)])
+@pytest.mark.parametrize("per_masks", [False, True])
+def test_kernel_shap_min_norm_primal_and_dual(n, d, per_masks):
+    # n >= d solves through the d x d Gram of the columns, n < d through the n x n Gram
+    # of the rows; both are the minimum-norm solution, here with complementary pairs
+    # (dependent rows) in the design.
+    B, T = 2, 2
+    masks, weights, values, ve, vf = _wls_problem(B, n, d, T, F64, per_masks, False, 131 + n)
+    if n >= 2:
+        half = n // 2
+        if per_masks:
+            masks[:, half : 2 * half] = ~masks[:, :half]
+        else:
+            masks[half : 2 * half] = ~masks[:half]
+    phi = ops.kernel_shap_solve(masks, weights, values, ve, vf)
+    close(phi, _min_norm_constrained(masks, weights, values, ve, vf), 1e-9)
+    Tn = values.shape[2]
+    expect = ref.kernel_shap_solve(
+        masks if per_masks else masks[None],
+        weights[None],
+        values,
+        ve.reshape(B, Tn),
+        vf.reshape(B, Tn),
+    )
+    close(phi, expect, 1e-9)
+    # the same rows with zero-weight rows appended (n >= d: the primal form) agree
+    if n < d:
+        extra = d - n + 1
+        pad_m = rand_masks((B, extra, d) if per_masks else (extra, d), 7)
+        m2 = torch.cat([masks, pad_m], dim=-2)
+        w2 = torch.cat([weights, torch.zeros(extra, dtype=F64)])
+        v2 = torch.cat([values, torch.randn((B, extra, T), generator=gen(8), dtype=F64)], 1)
+        close(ops.kernel_shap_solve(m2, w2, v2, ve, vf), phi, 1e-9)
+
+
+def test_kernel_shap_dual_memory_follows_the_smaller_side():
+    # d = 16,384 features and 25 rows: the workspace is 25 x 25 per problem, not d x d
+    # (a dense d x d float64 Gram would take 2.1 GB).
+    from xattr import _ext
+
+    if not _ext.kernels_available():
+        pytest.skip("no compiled kernels")
+    n, d = 25, 16384
+    doubles, ints = _ext.lib().wls_workspace(1, n, d, 1, 0, 0)
+    assert doubles == n * n + n + 2 * n and ints == 2 * n + 1
+    doubles, _ = _ext.lib().linear_fit_workspace(1, n, d, 1, 0, 0)
+    assert doubles <= n * n + n + 2 * d + 1 + 2 * n
+    masks = rand_masks((n, d), 141)
+    values = torch.randn((1, n), generator=gen(142), dtype=F64)
+    ve, vf = torch.zeros(1, dtype=F64), torch.ones(1, dtype=F64)
+    phi = ops.kernel_shap_solve(masks, torch.ones(n, dtype=F64), values, ve, vf)
+    assert phi.shape == (1, d) and torch.isfinite(phi).all()
+    close(phi.sum(-1), vf - ve, 1e-12)
+
+
+def test_solvers_read_mask_bytes_as_torch_bool():
+    # A bool tensor whose bytes are 2 (made by a view) is True to torch; the solvers must
+    # read it so (the review: kernel_shap_solve gave [0, 0, 5] instead of [1, 3.375,
+    # 0.625], linear_fit zeros).
+    ones = torch.tensor([[1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=torch.uint8)
+    odd = (ones * 2).view(torch.bool)
+    proper = ones.bool()
+    values = torch.tensor([[1.0, 4.0, 3.0, 1.0]], dtype=F64)
+    w = torch.tensor([1.0, 2.0, 1.0, 0.5], dtype=F64)
+    ve, vf = torch.zeros(1, dtype=F64), torch.tensor([5.0], dtype=F64)
+    close(
+        ops.kernel_shap_solve(odd, w, values, ve, vf),
+        ops.kernel_shap_solve(proper, w, values, ve, vf),
+        1e-12,
+    )
+    for method in ("ridge", "lasso"):
+        a = ops.linear_fit(odd, w, values, alpha=0.01, method=method)
+        b = ops.linear_fit(proper, w, values, alpha=0.01, method=method)
+        close(a[0], b[0], 1e-12)
+        close(a[1], b[1], 1e-12)
+
+
 # ------------------------------------------------------------------------------ linear_fit
 def _lime_problem(n, d, B, T, seed, per_masks=False, per_weights=False):
     masks = rand_masks((B, n, d) if per_masks else (n, d), seed)
@@ -290,6 +406,45 @@ def test_ridge_matches_closed_form_and_sklearn(alpha):
         sk = Ridge(alpha=alpha).fit(X.numpy(), values[b].numpy(), sample_weight=weights.numpy())
         np.testing.assert_allclose(coef[b].numpy(), sk.coef_, rtol=0, atol=1e-8)
         np.testing.assert_allclose(float(icpt[b]), sk.intercept_, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("n,d", [(10, 30), (25, 200), (8, 8)])
+def test_ridge_and_linear_regression_rank_deficient_match_sklearn(n, d):
+    # Fewer rows than features (the dual form): alpha > 0 is sklearn's Ridge, alpha = 0
+    # LinearRegression's minimum-norm lstsq solution (not an arbitrary least-squares one).
+    from sklearn.linear_model import LinearRegression, Ridge
+
+    masks, weights, values = _lime_problem(n, d, 2, None, 151 + d)
+    X = masks.to(F64).numpy()
+    for alpha in (0.0, 0.01, 1.0):
+        coef, icpt = ops.linear_fit(masks, weights, values, alpha=alpha, method="ridge")
+        ec, ei = ref.linear_fit(masks[None], weights[None], values[..., None], alpha, False)
+        close(coef, ec[:, 0], 1e-9)
+        for b in range(2):
+            sk = Ridge(alpha=alpha) if alpha else LinearRegression()
+            sk.fit(X, values[b].numpy(), sample_weight=weights.numpy())
+            np.testing.assert_allclose(coef[b].numpy(), sk.coef_, rtol=0, atol=1e-8)
+            np.testing.assert_allclose(float(icpt[b]), sk.intercept_, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.1])
+def test_lasso_with_fewer_rows_than_features_matches_sklearn(alpha):
+    # n < d: coordinate descent on the data (no d x d Gram), the same iterates.
+    from sklearn.linear_model import Lasso
+
+    n, d = 30, 60
+    masks, weights, values = _lime_problem(n, d, 2, None, 161)
+    kw = {"alpha": alpha, "method": "lasso", "tol": 1e-10, "max_iter": 100000}
+    coef, icpt = ops.linear_fit(masks, weights, values, **kw)
+    ec, _ = ref.linear_fit(masks[None], weights[None], values[..., None], alpha, True, 10**5, 1e-10)
+    close(coef, ec[:, 0], 1e-9)
+    X = masks.to(F64).numpy()
+    for b in range(2):
+        sk = Lasso(alpha=alpha, tol=1e-12, max_iter=100000)
+        sk.fit(X, values[b].numpy(), sample_weight=weights.numpy())
+        np.testing.assert_allclose(coef[b].numpy(), sk.coef_, rtol=0, atol=1e-7)
+        np.testing.assert_allclose(float(icpt[b]), sk.intercept_, rtol=0, atol=1e-7)
+        assert (sk.coef_ == 0).any()  # the penalty is active: not a least-squares fit
 
 
 @pytest.mark.parametrize("alpha", [0.001, 0.01, 0.1])

@@ -260,7 +260,8 @@ void mask_apply(const Buf& x, const Buf& base, const Buf& group, const OptBuf& m
 std::tuple<int64_t, int64_t> wls_workspace(int64_t B, int64_t n, int64_t d, int64_t T,
                                            int64_t mask_bstride, int64_t weight_bstride) {
   WlsParams p;
-  check_dims({{"B", B}, {"n", n}, {"d", d}, {"d", d}, {"T", T}});
+  // workspaces: min(n, d)^2 <= n d doubles per group, a few more per (b, t)
+  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}, {"4 (workspace factor)", 4}});
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
   p.weight_bstride = weight_bstride;
   return {wls_workspace_doubles(p), wls_scratch_ints(p)};
@@ -273,7 +274,8 @@ void wls(const Buf& masks, const Buf& weights, const Buf& values, const Buf& v_e
   WlsParams p;
   check_nonneg(B, "B"), check_nonneg(n, "n"), check_nonneg(T, "T");
   check_positive(d, "d");
-  check_dims({{"B", B}, {"n", n}, {"d", d}, {"d", d}, {"T", T}});
+  // workspaces: min(n, d)^2 <= n d doubles per group, a few more per (b, t)
+  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}, {"4 (workspace factor)", 4}});
   check_bstride(mask_bstride, n * d, "masks");
   check_bstride(weight_bstride, n, "weights");
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
@@ -293,7 +295,8 @@ void wls(const Buf& masks, const Buf& weights, const Buf& values, const Buf& v_e
 std::tuple<int64_t, int64_t> linear_fit_workspace(int64_t B, int64_t n, int64_t d, int64_t T,
                                                   int64_t mask_bstride, int64_t weight_bstride) {
   LinearFitParams p;
-  check_dims({{"B", B}, {"n", n}, {"d", d}, {"d", d}, {"T", T}});
+  // workspaces: min(n, d)^2 <= n d doubles per group, a few more per (b, t)
+  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}, {"4 (workspace factor)", 4}});
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
   p.weight_bstride = weight_bstride;
   return {linear_fit_workspace_doubles(p), linear_fit_scratch_ints(p)};
@@ -310,7 +313,8 @@ void linear_fit(const Buf& masks, const Buf& weights, const Buf& values, const B
   if (!(alpha >= 0.0)) bad("alpha: must be a number >= 0, got " + std::to_string(alpha));
   check_positive(max_iter, "max_iter");
   if (!(tol >= 0.0)) bad("tol: must be a number >= 0, got " + std::to_string(tol));
-  check_dims({{"B", B}, {"n", n}, {"d", d}, {"d", d}, {"T", T}});
+  // workspaces: min(n, d)^2 <= n d doubles per group, a few more per (b, t)
+  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}, {"4 (workspace factor)", 4}});
   check_bstride(mask_bstride, n * d, "masks");
   check_bstride(weight_bstride, n, "weights");
   p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from xattr._budget import get_memory_budget, parse_bytes
 from xattr.explainers._common import (
     Targets,
     attribution_dtype,
@@ -47,6 +48,11 @@ from xattr.ops.masking import prepare as prepare_masking
 # Perturbed inputs built per masking call: several forward batches at once (fewer
 # calls), small enough to stay in cache until the model reads them.
 PERTURBED_BYTES = 4 * 2**20
+
+# Solver memory (KernelShap's and Lime's designs, values and least-squares workspaces)
+# below this never counts against the memory budget: a budget set small to keep the
+# forward batches small must not refuse small solves.
+SOLVER_FLOOR = 64 * 2**20
 
 
 def format_feature_mask(
@@ -98,6 +104,22 @@ def format_feature_mask(
         for g in groups
     )
     return remapped, ids
+
+
+def feature_sets(groups: tuple[Tensor, ...], B: int, d: int) -> Tensor | None:
+    """Which of the d features each example has: bool [B, d], or None when every example
+    has all of them (always so when the feature masks are shared by the batch).
+
+    With per-example feature masks the ids may differ between examples (superpixels of
+    different images): d is the union of the ids, and a feature an example does not
+    have is no player of that example's game.
+    """
+    if all(g.shape[0] == 1 for g in groups):
+        return None
+    has = torch.zeros((B, d), dtype=torch.bool)
+    for g in groups:
+        has.scatter_(1, g.reshape(g.shape[0], n_elements(g)).cpu().expand(B, -1), True)
+    return None if bool(has.all()) else has
 
 
 class Game:
@@ -266,7 +288,7 @@ def spread(
     B, T, _ = phi.shape
     out = []
     for x, g in zip(inputs, groups):
-        flat = g.flatten(1).unsqueeze(1).expand(B, T, n_elements(g))
+        flat = g.reshape(g.shape[0], 1, n_elements(g)).expand(B, T, n_elements(g))
         a = torch.gather(phi, 2, flat).reshape(B, T, *x.shape[1:])
         a = a.to(attribution_dtype(x, output_dtype))
         out.append(a if multi else a[:, 0])
@@ -297,11 +319,13 @@ class Setup:
         self.groups, self.ids = format_feature_mask(feature_mask, self.inputs)
         self.d = int(self.ids.numel())
         self.B = self.inputs[0].shape[0]
+        self.present = feature_sets(self.groups, self.B, self.d)
         self.targets = Targets(target, self.B)
         # Captum's perturbations_per_eval (default 1, one copy per forward call) is
         # checked for compatibility but batches follow the memory budget: the
         # results never depend on it.
         per_eval(perturbations_per_eval)
+        self.budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
         rows = rows_per_batch(self.inputs, None, memory_budget)
         self.game = Game(
             forward_func,
@@ -317,12 +341,44 @@ class Setup:
             desc,
         )
 
+    def example_sets(self) -> list[tuple[Tensor, Tensor]]:
+        """The examples that have the same features, with those features: a list of
+        (example indices int64 [b], feature indices int64 [d_g]); one entry (every
+        example, every feature) unless per-example feature masks use different ids.
+        Explainers whose estimator depends on the number of players (KernelShap, Lime)
+        solve each entry over its own features, as if its examples were explained alone.
+        """
+        if self.present is None:
+            return [(torch.arange(self.B), torch.arange(self.d))]
+        sets, inverse = torch.unique(self.present, dim=0, return_inverse=True)
+        return [
+            (torch.nonzero(inverse == k)[:, 0], torch.nonzero(sets[k])[:, 0])
+            for k in range(sets.shape[0])
+        ]
+
+    def check_solver_memory(self, name: str, needed: int, n_samples: int) -> None:
+        """Refuses a call whose solver would need more than the memory budget (or
+        SOLVER_FLOOR, whichever is larger), before anything of it is allocated, and
+        says what to change."""
+        limit = max(self.budget, SOLVER_FLOOR)
+        if needed > limit:
+            raise ValueError(
+                f"{name}: the least-squares fit for d = {self.d} features and n_samples = "
+                f"{n_samples} needs about {needed / 2**20:,.0f} MiB, more than the memory "
+                f"budget of {limit / 2**20:,.0f} MiB; group input elements into fewer "
+                "features with feature_mask= (superpixels, patches, tokens), lower "
+                "n_samples, or raise memory_budget="
+            )
+
     def per_feature(self, phi: Tensor) -> Tensor:
         """[B, T, d] -> [B, D] for one target, [B, T, D] for several: Captum's
         interpretable space, where column k is the feature with id ``min_id + k`` and
         D = max_id - min_id + 1 (ids shifted to start at 0, as Captum shifts them;
-        zeros for ids no element has); dtype as :meth:`output`'s."""
+        zeros for ids no element has, and for the ids an example does not have);
+        dtype as :meth:`output`'s."""
         phi = phi.to(attribution_dtype(self.inputs[0], self.game.output_dtype))
+        if self.present is not None:  # a feature an example does not have gets exactly 0
+            phi = phi.masked_fill(~self.present[:, None].to(phi.device), 0)
         cols = self.ids - self.ids[0] if self.d else self.ids
         top = int(cols[-1]) + 1 if self.d else 0
         if top != self.d:

@@ -8,6 +8,7 @@ Rows are always ordered example-major: row ``b * R + r`` belongs to example ``b`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -423,7 +424,7 @@ def convergence_delta(
     base = tuple(expand_base(b, B) for b in baselines)
     end = outputs_at(forward_func, inputs, args, targets, rows)
     start = outputs_at(forward_func, base, args, targets, rows)
-    total = sum(a.flatten(2).sum(-1) for a in attributions)
+    total = sum(a.reshape(*a.shape[:2], math.prod(a.shape[2:])).sum(-1) for a in attributions)
     return total - (end - start).to(total.dtype)
 
 

@@ -29,22 +29,144 @@ from xattr.explainers._game import Setup
 from xattr.explainers.removal import Removal
 from xattr.ops import _checks
 
-
 # ----------------------------------------------------------------- design
+# Prime for the exact rank bookkeeping of _Span (rank over the integers mod p; r * p^2
+# stays below 2^63 for r < 9e6 basis rows).
+_RANK_PRIME = 1_000_003
+
+
+class _Span:
+    """The span of the all-ones vector and the 0/1 coalition vectors accepted so far,
+    tracked exactly in reduced row echelon form over the integers modulo a prime.
+
+    A coalition S adds a direction to KernelSHAP's efficiency-constrained design (its
+    row projected off the all-ones vector) iff z_S is outside this span. Integer work
+    only, so the decisions are the same on every machine; a vector independent mod p
+    is independent over the rationals, so ``full`` (rank d) never claims too much.
+    """
+
+    def __init__(self, d: int):
+        self.d = d
+        self.basis = torch.zeros((0, d), dtype=torch.int64)
+        self.pivots: list[int] = []
+        self.add(torch.ones(d, dtype=torch.bool))
+
+    @property
+    def full(self) -> bool:
+        return len(self.pivots) == self.d
+
+    def add(self, z: Tensor) -> bool:
+        """Adds the 0/1 vector z [d] if it is outside the span; returns whether it was."""
+        p = _RANK_PRIME
+        v = z.to(torch.int64)
+        if self.pivots:
+            v = (v - (v[self.pivots, None] * self.basis).sum(0)) % p
+        nz = torch.nonzero(v)
+        if nz.numel() == 0:
+            return False
+        c = int(nz[0, 0])
+        v = v * pow(int(v[c]), p - 2, p) % p
+        if self.pivots:
+            self.basis = (self.basis - self.basis[:, c : c + 1] * v) % p
+        self.basis = torch.cat([self.basis, v[None]])
+        self.pivots.append(c)
+        return True
+
+
+def _pair_keys(first: Tensor, second: Tensor) -> Tensor:
+    """One key per complementary pair: the packed bits of the member without feature 0."""
+    return ops.pack_masks(torch.where(first[:, :1], second, first))
+
+
+def _distinct_pairs(
+    d: int, sizes: list[int], count: int, seed: int, span: _Span
+) -> tuple[Tensor, Tensor]:
+    """``count`` distinct rows from the Shapley-kernel stream restricted to ``sizes``: pairs
+    (S, complement of S) in stream order, a pair already taken skipped, and the first row
+    of one more pair when ``count`` is odd.
+
+    While the design (with the rows already in ``span``) does not yet determine every
+    direction, a pair that adds no direction is skipped too (at most 10 d + 1000 of them),
+    so that a budget of 2 (d - 1) rows or more gives a full-rank design: the estimate is
+    then exact for games of order <= 2, where a rank-deficient design is not. The stream
+    depends only on (d, sizes, seed), so the design does not depend on the batch.
+
+    Returns (rows bool [count, d], pair id int64 [count]).
+    """
+    rows: list[Tensor] = []
+    taken: set[bytes] = set()
+    keys: list[Tensor] = []
+    off, skips, need = 0, 0, count
+
+    def draw(pairs: int) -> tuple[Tensor, Tensor, Tensor]:
+        nonlocal off
+        m = ops.shapley_kernel_masks(
+            2 * pairs, d, seed=seed, paired=True, sizes=sizes, row_offset=off
+        )
+        off += 2 * pairs
+        return m[0::2], m[1::2], _pair_keys(m[0::2], m[1::2])
+
+    # Rank phase, one pair at a time: only until the span is full (<= d - 1 pairs kept).
+    while need > 0 and not span.full and skips < 10 * d + 1000:
+        first, second, key = draw(64)
+        for t in range(first.shape[0]):
+            kb = key[t].numpy().tobytes()
+            if kb in taken:
+                continue
+            if not span.full and skips < 10 * d + 1000 and not span.add(first[t]):
+                skips += 1
+                continue
+            taken.add(kb)
+            keys.append(key[t])
+            rows.append(torch.stack([first[t], second[t]])[: min(2, need)])
+            need -= 2
+            if need <= 0 or span.full or skips >= 10 * d + 1000:
+                break
+    # The rest in bulk: the new pairs of each chunk, in order.
+    known = torch.stack(keys) if keys else torch.zeros((0, (d + 63) // 64), dtype=torch.int64)
+    while need > 0:
+        want = (need + 1) // 2
+        first, second, key = draw(min(want + want // 4 + 64, 1 << 19))
+        allk = torch.cat([known, key])
+        if allk.shape[1] == 1:  # one word per key: a flat unique (much faster)
+            _, inv = torch.unique(allk[:, 0], return_inverse=True)
+        else:
+            _, inv = torch.unique(allk, dim=0, return_inverse=True)
+        pos = torch.arange(allk.shape[0])
+        first_pos = torch.full((int(inv.max()) + 1,), allk.shape[0], dtype=torch.int64)
+        first_pos.scatter_reduce_(0, inv, pos, "amin")
+        new = torch.nonzero(first_pos[inv[known.shape[0] :]] == pos[known.shape[0] :])[:, 0]
+        new = new[:want]
+        pairs = torch.stack([first[new], second[new]], 1).reshape(-1, d)
+        rows.append(pairs[: min(pairs.shape[0], need)])
+        need -= pairs.shape[0]
+        known = torch.cat([known, key[new]])
+    out = torch.cat(rows) if rows else torch.zeros((0, d), dtype=torch.bool)
+    return out, torch.arange(out.shape[0], dtype=torch.int64) // 2
+
+
 def kernel_design(d: int, n_samples: int, seed: int) -> tuple[Tensor, Tensor, Tensor, bool]:
-    """KernelSHAP coalitions and weights for ``d`` features and ``n_samples`` draws.
+    """KernelSHAP coalitions and weights for ``d`` features and ``n_samples`` rows.
 
     Sizes are allocated as in the ``shap`` package: size pairs (k, d-k) are taken
     in order of decreasing kernel weight, and a pair whose subsets all fit the
     remaining budget in expectation (``budget * share >= count``) is enumerated with
     its exact Shapley-kernel weight; the rest of the budget is sampled from the
-    kernel distribution restricted to the remaining sizes as complementary pairs,
-    each row weighing an equal share of the remaining kernel mass. With
+    kernel distribution restricted to the remaining sizes, as distinct complementary
+    pairs (see :func:`_distinct_pairs`: every one of the ``n_samples`` rows is a
+    different coalition, and the design reaches full rank as soon as the budget
+    allows), each row weighing an equal share of the remaining kernel mass. With
     ``2^d - 2 <= n_samples`` every coalition is enumerated (exact result).
 
     Returns:
-        (masks bool [m, d], weights float64 [m] summing to 1, pair int64 [m]
-        (the sampled pair of each row, -1 for enumerated rows), exact).
+        (masks bool [m, d] with distinct rows, m = min(n_samples, 2^d - 2),
+        weights float64 [m] summing to 1, pair int64 [m] (the sampled pair of each
+        row, -1 for enumerated rows), exact).
+
+    Example:
+        >>> m, w, pair, exact = kernel_design(10, 25, seed=0)
+        >>> m.shape, exact, len({tuple(r) for r in m.tolist()})
+        (torch.Size([25, 10]), False, 25)
     """
     if d < 2:
         raise ValueError(f"d: KernelSHAP designs need d >= 2, got {d}")
@@ -81,61 +203,123 @@ def kernel_design(d: int, n_samples: int, seed: int) -> tuple[Tensor, Tensor, Te
         weights.append(torch.full((m.shape[0],), share[k - 1] / count, dtype=torch.float64))
     rest_sizes = list(range(enumerated + 1, n_sizes + 1))
     pair_ids = [torch.full((sum(x.shape[0] for x in masks),), -1, dtype=torch.int64)]
-    n_pairs = left // 2
-    if not masks and n_pairs < 1:
-        n_pairs = 1
-    if rest_sizes and n_pairs > 0:
-        # One draw for all remaining sizes: the kernel renormalised over the sizes not
-        # enumerated (k and d - k alike), paired rows (a draw and its complement).
+    if rest_sizes and left > 0:
+        # One stream for all remaining sizes: the kernel renormalised over the sizes not
+        # enumerated (k and d - k alike), complementary pairs.
         mass = sum(share[k - 1] for k in rest_sizes)
         allowed = sorted(set(rest_sizes) | {d - k for k in rest_sizes})
-        masks.append(
-            ops.shapley_kernel_masks(2 * n_pairs, d, seed=seed, paired=True, sizes=allowed)
-        )
-        pair_ids.append(torch.arange(n_pairs, dtype=torch.int64).repeat_interleave(2))
-        weights.append(torch.full((2 * n_pairs,), mass / (2 * n_pairs), dtype=torch.float64))
+        span = _Span(d)
+        for row in torch.cat(masks) if masks else []:
+            if span.full:
+                break
+            span.add(row)
+        # the coalitions of the allowed sizes: all but the enumerated ones (and the
+        # shap allocation enumerates every size once the budget covers them all)
+        space = 2**d - 2 - sum(x.shape[0] for x in masks) if d <= 62 else left
+        rows, pair = _distinct_pairs(d, allowed, min(left, space), seed, span)
+        masks.append(rows)
+        pair_ids.append(pair)
+        weights.append(torch.full((rows.shape[0],), mass / rows.shape[0], dtype=torch.float64))
     m = torch.cat(masks)
     w = torch.cat(weights)
     return m, w / w.sum(), torch.cat(pair_ids), False
 
 
+# Bytes of the per-chunk work of the standard error (rows x inputs x outputs x features):
+# the sandwich streams over the pairs, as the model evaluations do.
+STD_CHUNK_BYTES = 32 * 2**20
+
+
 def _sandwich_std(
-    masks: Tensor, weights: Tensor, pair: Tensor, values: Tensor, v_empty: Tensor, phi: Tensor
+    masks: Tensor,
+    weights: Tensor,
+    pair: Tensor,
+    values: Tensor,
+    v_empty: Tensor,
+    phi: Tensor,
+    budget: int,
 ) -> Tensor:
     """Standard error of the constrained WLS solution over the sampled pairs.
 
-    Linearising phi = argmin sum_r w_r (y_r - z_r.phi)^2 s.t. 1.phi = c around the
-    solution gives phi - E[phi] ~ M sum_p g_p with M the d x d block of the inverse
-    KKT matrix [[Z'WZ, 1], [1', 0]] and g_p = sum_{r in pair p} w_r z_r e_r (e the
-    residuals). The sampled pairs are i.i.d., so Var(phi) ~ P/(P-1) sum_p
-    (M g_p - mean)^2 (the sandwich / delta-method estimate), inflated by the HC1
-    factor P / (P - d + 1) for the d - 1 fitted parameters (plain sandwich estimates
-    under-cover with few pairs); enumerated rows carry no sampling variance.
+    Linearising the solution (the minimum-norm minimiser with sum(phi) = c) around
+    itself gives phi - E[phi] ~ M sum_p g_p with M = (P A P)^+ (A = Z'WZ, P = I - 11'/d)
+    and g_p = sum_{r in pair p} w_r z_r e_r (e the residuals). The sampled pairs are
+    i.i.d., so Var(phi) ~ P/(P-1) sum_p (M g_p - mean)^2 (the sandwich / delta-method
+    estimate), inflated by the HC1 factor P / (P - d + 1) for the d - 1 fitted
+    parameters (plain sandwich estimates under-cover with few pairs); enumerated rows
+    carry no sampling variance. With no more pairs than d - 1 the design does not
+    determine phi and the estimate is undefined (NaN).
+
+    Streams over the rows in chunks of at most ``budget`` (and STD_CHUNK_BYTES) bytes of
+    work (the sampled rows are the last ones of the design, pair after pair), so memory
+    does not grow with n_samples.
 
     masks [m, d], weights [m], pair [m], values [B, m, T], v_empty [B, T],
     phi [B, T, d] -> std [B, T, d].
     """
     B, T, d = phi.shape
-    sampled = pair >= 0
-    P = int(pair.max()) + 1 if bool(sampled.any()) else 0
-    if P < 2:
-        return torch.zeros_like(phi) if P == 0 else torch.full_like(phi, float("nan"))
-    z = masks.to(torch.float64)
-    A = z.T @ (weights[:, None] * z)
-    K = torch.zeros((d + 1, d + 1), dtype=torch.float64)
-    K[:d, :d] = A
-    K[:d, d] = 1.0
-    K[d, :d] = 1.0
-    M = torch.linalg.pinv(K)[:d, :d]
-    zs, ws, ps = z[sampled], weights[sampled], pair[sampled]
-    y = values[:, sampled].permute(0, 2, 1) - v_empty[:, :, None]  # [B, T, r]
-    e = y - phi @ zs.T  # [B, T, r]
-    g = torch.zeros((B, T, P, d), dtype=torch.float64)
-    g.index_add_(2, ps, (ws * e)[..., None] * zs)
-    psi = g @ M
+    sampled = torch.nonzero(pair >= 0)[:, 0]
+    P = int(pair.max()) + 1 if sampled.numel() else 0
+    if P == 0:
+        return torch.zeros_like(phi)
+    if P < 2 or P <= d - 1:
+        return torch.full_like(phi, float("nan"))
+    step = max(2, min(budget, STD_CHUNK_BYTES) // (8 * 4 * (B * T * (d + 1) + d)))  # rows
+    A = torch.zeros((d, d), dtype=torch.float64)
+    for r0 in range(0, masks.shape[0], step):
+        z = masks[r0 : r0 + step].to(torch.float64)
+        A += z.T @ (weights[r0 : r0 + step, None] * z)
+    proj = torch.eye(d, dtype=torch.float64) - 1.0 / d
+    M = torch.linalg.pinv(proj @ A @ proj, hermitian=True, rtol=1e-11)
+    # Chan's merge of per-chunk means and sums of squares over the pairs.
+    count, mean, m2 = 0, torch.zeros_like(phi), torch.zeros_like(phi)
+    s0, m = int(sampled[0]), masks.shape[0]
+    step += step % 2  # whole pairs per chunk
+    for r0 in range(s0, m, step):
+        r1 = min(m, r0 + step)
+        zs = masks[r0:r1].to(torch.float64)
+        ws, ps = weights[r0:r1], pair[r0:r1] - pair[r0]
+        c = int(ps[-1]) + 1
+        y = values[:, r0:r1].permute(0, 2, 1) - v_empty[:, :, None]  # [B, T, r]
+        e = y - phi @ zs.T
+        g = torch.zeros((B, T, c, d), dtype=torch.float64)
+        g.index_add_(2, ps, (ws * e)[..., None] * zs)
+        psi = g @ M
+        cmean = psi.mean(2)
+        cm2 = (psi - cmean[:, :, None]).square().sum(2)
+        delta = cmean - mean
+        total = count + c
+        mean = mean + delta * (c / total)
+        m2 = m2 + cm2 + delta.square() * (count * c / total)
+        count = total
     # HC1-style small-sample correction: d - 1 free parameters (efficiency fixes one).
-    var = psi.var(dim=2, correction=0) * P * P / max(P - (d - 1), 1)
+    var = m2 / P * P * P / max(P - (d - 1), 1)
     return var.clamp_min(0).sqrt()
+
+
+def _design_rows(d: int, n_samples: int) -> int:
+    """Rows of kernel_design(d, n_samples): n_samples distinct coalitions, at most all
+    2^d - 2 of them."""
+    return min(n_samples, 2**d - 2) if d <= 62 else n_samples
+
+
+def _kernel_shap_bytes(
+    sets: list[tuple[Tensor, Tensor]], n: int, B: int, T: int, d: int, std: bool
+) -> int:
+    """Peak bytes of KernelShap's designs, model values and solves (the model's own
+    batches are sized by the budget separately)."""
+    rows = max((_design_rows(f.numel(), n) for _, f in sets if f.numel() >= 2), default=0)
+    total = (B if len(sets) > 1 else 1) * rows * d + 8 * B * rows * T + 2 * 8 * B * T * d
+    for ex, feats in sets:
+        dg = feats.numel()
+        if dg < 2:
+            continue
+        m = _design_rows(dg, n)
+        q = min(m, dg)
+        total += m * dg + 8 * m + 8 * (q * q + q + ex.numel() * T * 2 * q) + 4 * (2 * q + 1)
+        if std and m // 2 > dg - 1:  # the sandwich's d x d matrices
+            total += 8 * 4 * dg * dg
+    return total
 
 
 # ---------------------------------------------------------------- explainer
@@ -144,22 +328,31 @@ class KernelShap(PerturbationAttribution):
 
     The game is v(S) = f(x_S, removed_{not S}) (``removal=``, default: features off
     S take ``baselines``). Coalitions are drawn as in :func:`kernel_design`
-    (enumerated sizes with their exact kernel weight, the rest sampled as
-    complementary pairs), duplicates are evaluated once and weigh by their count,
-    and the weighted least squares is solved with ``sum(phi) = v(N) - v(empty)``
-    held exactly (:func:`xattr.ops.kernel_shap_solve`).
+    (enumerated sizes with their exact kernel weight, the rest sampled as distinct
+    complementary pairs, full rank as soon as the budget allows), and the weighted
+    least squares is solved with ``sum(phi) = v(N) - v(empty)`` held exactly; where
+    the coalitions do not determine every direction, the solution of least norm is
+    taken (:func:`xattr.ops.kernel_shap_solve`), so features the design cannot tell
+    apart get equal shares whatever their order.
 
     The coalitions are shared by every input of the batch (one Gram factorisation).
     The design does not depend on the inputs, so each input's estimate has exactly
     the distribution it would have if that input were explained alone: sharing adds
     no bias (KernelSHAP's own O(1/n) regression bias aside, the estimate is unbiased
-    to first order); only the errors of different inputs are correlated.
+    to first order); only the errors of different inputs are correlated. With
+    per-example feature masks whose ids differ (superpixels of different images),
+    each example is solved over the features it has, with the design it would get
+    alone; the features it does not have get 0.
 
     ``return_std`` gives a sandwich (delta-method) standard error over the sampled
     complementary pairs (see ``_sandwich_std``); it needs clearly more sampled pairs
     than features to be reliable (tested: ~92% coverage of +-1.96 std at d = 8,
-    n_samples = 100), and forms a (d+1) x (d+1) matrix, so keep d moderate (use a
-    ``feature_mask``).
+    n_samples = 100; NaN with no more pairs than d - 1), and forms d x d matrices, so
+    keep d moderate (use a ``feature_mask``).
+
+    Memory: the solve takes min(n_samples, d)^2 doubles per distinct design (its
+    dual form when n_samples < d), checked against ``memory_budget`` before
+    anything is allocated.
 
     Args:
         forward_func: the model; returns [B] or [B, ...] outputs for [B, ...] inputs.
@@ -205,11 +398,11 @@ class KernelShap(PerturbationAttribution):
             additional_forward_args: extra arguments for the model.
             feature_mask: int tensor(s) grouping elements into d features
                 (default: every scalar is a feature).
-            n_samples: coalitions drawn per input (default 25), the model rows
-                spent besides v(empty) and v(N). Sampled rows come in complementary
-                pairs, so an odd remainder goes unused (and n_samples = 1 draws one
-                pair); duplicates are evaluated once. With ``2^d - 2 <= n_samples``
-                all coalitions are used and the result is exact.
+            n_samples: coalitions per input (default 25), the model rows spent
+                besides v(empty) and v(N): n_samples distinct coalitions (sampled ones
+                in complementary pairs, one unpaired when the count is odd). With
+                ``2^d - 2 <= n_samples`` all coalitions are used and the result is
+                exact.
             perturbations_per_eval: accepted for Captum compatibility; batching is
                 decided by ``memory_budget`` and never changes the result.
             return_input_shape: True: attributions shaped like the inputs; False:
@@ -245,23 +438,42 @@ class KernelShap(PerturbationAttribution):
             show_progress,
             "kernel shap",
         )
-        game, d = setup.game, setup.d
-        v_full, v_empty = game.full_and_empty()
-        if d == 1:
-            phi = (v_full - v_empty)[:, :, None]
-            std = torch.zeros_like(phi)
-        else:
-            masks, weights, pair, exact = kernel_design(d, n_samples, s)
-            dev = setup.inputs[0].device
-            uniq, inverse, _ = ops.unique_coalitions(masks)
-            w_u = torch.zeros(uniq.shape[0], dtype=torch.float64).index_add_(0, inverse, weights)
-            values = game(uniq.to(dev)).cpu()
-            phi = ops.kernel_shap_solve(uniq, w_u, values, v_empty.cpu(), v_full.cpu())
-            if return_std and not exact:
-                std = _sandwich_std(masks, weights, pair, values[:, inverse], v_empty.cpu(), phi)
-            else:
-                std = torch.zeros_like(phi)
+        game, d, B = setup.game, setup.d, setup.B
         dev = setup.inputs[0].device
+        v_full, v_empty = (v.cpu() for v in game.full_and_empty())
+        T = v_full.shape[1]
+        sets = setup.example_sets()
+        needed = _kernel_shap_bytes(sets, n_samples, B, T, d, return_std)
+        setup.check_solver_memory("KernelShap", needed, n_samples)
+        designs = [kernel_design(f.numel(), n_samples, s) if len(f) > 1 else None for _, f in sets]
+        rows = max((x[0].shape[0] for x in designs if x is not None), default=0)
+        phi = torch.zeros((B, T, d), dtype=torch.float64)
+        std = torch.zeros_like(phi)
+        if rows:
+            if len(sets) == 1:  # every example has every feature: one shared design
+                masks = designs[0][0]
+            else:  # each example its own set's design (rows past it: unused, empty)
+                masks = torch.zeros((B, rows, d), dtype=torch.bool)
+                for (ex, feats), x in zip(sets, designs):
+                    if x is not None:
+                        block = torch.zeros((x[0].shape[0], d), dtype=torch.bool)
+                        block[:, feats] = x[0]
+                        masks[ex, : block.shape[0]] = block
+            values = game(masks.to(dev)).cpu()
+        for (ex, feats), x in zip(sets, designs):
+            out = torch.zeros((ex.numel(), T, d), dtype=torch.float64)
+            out_std = torch.zeros_like(out)
+            if x is None:  # one feature: it gets the whole difference
+                out[:, :, feats] = (v_full - v_empty)[ex].unsqueeze(-1)
+            else:
+                m, w, pair, exact = x
+                vals = values[ex, : m.shape[0]]
+                ph = ops.kernel_shap_solve(m, w, vals, v_empty[ex], v_full[ex])
+                out[:, :, feats] = ph
+                if return_std and not exact:
+                    sd = _sandwich_std(m, w, pair, vals, v_empty[ex], ph, setup.budget)
+                    out_std[:, :, feats] = sd
+            phi[ex], std[ex] = out, out_std
         phi, std = phi.to(dev), std.to(dev)
         if return_input_shape:
             out = setup.output(phi)

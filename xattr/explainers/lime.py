@@ -26,6 +26,7 @@ from xattr.explainers._common import (
     TargetType,
     TensorOrTuple,
     flag,
+    n_elements,
     positive_int,
 )
 from xattr.explainers._game import Setup
@@ -129,9 +130,9 @@ def _cosine_kernel(setup: Any, masks: Tensor, kernel_width: float = 1.0) -> Tens
     xb = torch.zeros((B, d), dtype=torch.float64)
     bb = torch.zeros((B, d), dtype=torch.float64)
     for x, g, b in zip(setup.inputs, setup.groups, setup.baselines):
-        xf = x.flatten(1).to(torch.float64).cpu()
-        bf = b.flatten(1).to(torch.float64).cpu().expand_as(xf)
-        gf = g.flatten(1).cpu().expand_as(xf)
+        xf = x.reshape(B, n_elements(x)).to(torch.float64).cpu()
+        bf = b.reshape(b.shape[0], n_elements(x)).to(torch.float64).cpu().expand_as(xf)
+        gf = g.reshape(g.shape[0], n_elements(x)).cpu().expand_as(xf)
         xx.scatter_add_(1, gf, xf * xf)
         xb.scatter_add_(1, gf, xf * bf)
         bb.scatter_add_(1, gf, bf * bf)
@@ -149,6 +150,18 @@ def _cosine_kernel(setup: Any, masks: Tensor, kernel_width: float = 1.0) -> Tens
     npert = pn2.clamp_min(0).sqrt().clamp_min(eps)
     dist = 1.0 - dot / (nx * npert)
     return torch.exp(-(dist**2) / (2 * kernel_width**2))
+
+
+def _lime_bytes(sets: list[tuple[Tensor, Tensor]], n: int, B: int, T: int, d: int) -> int:
+    """Peak bytes of Lime's samples, values, weights and fits (per-example weights: one
+    Gram matrix of min(n, d_g)^2 doubles per example; see xattr.ops.linear_fit)."""
+    total = (B if len(sets) > 1 else 1) * n * d + 8 * B * n * (T + 1) + 8 * B * T * d
+    for ex, feats in sets:
+        dg, b = len(feats), len(ex)
+        q = min(n, dg)
+        per = dg + 2 * n if n < dg else 3 * dg
+        total += n * dg + 8 * (b * (q * q + q + dg + 1) + b * T * per) + 4 * b * (2 * q + 1)
+    return total
 
 
 class Lime(PerturbationAttribution):
@@ -318,28 +331,49 @@ class Lime(PerturbationAttribution):
             show_progress,
             "lime",
         )
-        game, d = setup.game, setup.d
+        game, d, B = setup.game, setup.d, setup.B
         dev = setup.inputs[0].device
+        sets = setup.example_sets()
+        # before anything is drawn (one output; checked again once the outputs are known)
+        setup.check_solver_memory("Lime", _lime_bytes(sets, n_samples, B, 1, d), n_samples)
         if self.perturb_func is None:
-            masks = ops.bernoulli_masks(n_samples, d, 0.5, seed=s)
+            # Bernoulli(1/2) over each set's own features: the samples an example of the
+            # set would get if explained alone (one shared draw when all have all d).
+            designs = [ops.bernoulli_masks(n_samples, len(f), 0.5, seed=s) for _, f in sets]
+            if len(sets) == 1:
+                masks = designs[0]
+            else:
+                masks = torch.zeros((B, n_samples, d), dtype=torch.bool)
+                for (ex, feats), m in zip(sets, designs):
+                    block = torch.zeros((n_samples, d), dtype=torch.bool)
+                    block[:, feats] = m
+                    masks[ex] = block
         else:
             masks = self._user_samples(setup, n_samples)
+            designs = [masks[ex][:, :, feats] for ex, feats in sets]
         values = game(masks.to(dev)).cpu()
+        T = values.shape[2]
+        setup.check_solver_memory("Lime", _lime_bytes(sets, n_samples, B, T, d), n_samples)
         if self.similarity_func is None:
             weights = _cosine_kernel(setup, masks)
         else:
             m3 = masks.unsqueeze(0).expand(setup.B, -1, -1) if masks.dim() == 2 else masks
             weights = self._user_similarity(setup, m3)
         cfg = self.interpretable_model
-        coef, _ = ops.linear_fit(
-            masks,
-            weights,
-            values,
-            alpha=float(cfg.alpha),
-            method=cfg.method,
-            max_iter=cfg.max_iter,
-            tol=cfg.tol,
-        )
+        coef = torch.zeros((B, T, d), dtype=values.dtype)
+        for (ex, feats), m in zip(sets, designs):
+            c, _ = ops.linear_fit(  # over the set's own features only
+                m,
+                weights[ex],
+                values[ex],
+                alpha=float(cfg.alpha),
+                method=cfg.method,
+                max_iter=cfg.max_iter,
+                tol=cfg.tol,
+            )
+            full = torch.zeros((ex.numel(), T, d), dtype=values.dtype)
+            full[:, :, feats] = c
+            coef[ex] = full
         coef = coef.to(dev)
         if return_input_shape:
             return setup.output(coef)

@@ -51,11 +51,12 @@ from xattr.explainers._common import (
     format_baselines,
     format_inputs,
     format_output,
+    n_elements,
     positive_int,
     progress,
     warn_if_training,
 )
-from xattr.explainers._game import format_feature_mask
+from xattr.explainers._game import feature_sets, format_feature_mask
 from xattr.explainers._gradient import (
     GradientAttribution,
     as_args,
@@ -68,6 +69,7 @@ from xattr.explainers._gradient import (
     integrate_paths,
     outputs_at,
 )
+from xattr.ops import _checks
 from xattr.ops.sampling import MAX_ENUMERATION_FEATURES
 
 COMBINES = ("per_size", "shared")
@@ -172,15 +174,16 @@ def exact_paths(d: int, device: Any = "cpu") -> tuple[Tensor, Tensor, Tensor]:
     return start, end, torch.tensor(weight, dtype=torch.float64, device=device)
 
 
-def _chunks(B: int, P: int, path_bytes: int) -> list[tuple[int, int, int, int]]:
-    """(example start, stop, path start, stop) blocks whose P-path inputs hold about
-    CHUNK_BYTES: several examples with all their paths, or one example's paths in parts."""
+def _chunks(s0: int, e0: int, P: int, path_bytes: int) -> list[tuple[int, int, int, int]]:
+    """(example start, stop, path start, stop) blocks of examples s0..e0 whose P-path
+    inputs hold about CHUNK_BYTES: several examples with all their paths, or one
+    example's paths in parts."""
     per_example = max(1, P * path_bytes)
-    if per_example <= CHUNK_BYTES or B == 0:  # an empty batch: one empty block (the shapes)
+    if per_example <= CHUNK_BYTES or e0 == s0:  # an empty batch: one empty block (the shapes)
         n = max(1, CHUNK_BYTES // per_example)
-        return [(s, min(B, s + n), 0, P) for s in range(0, max(B, 1), n)]
+        return [(s, min(e0, s + n), 0, P) for s in range(s0, max(e0, s0 + 1), n)]
     step = max(1, CHUNK_BYTES // max(1, path_bytes))
-    return [(s, s + 1, p, min(P, p + step)) for s in range(B) for p in range(0, P, step)]
+    return [(s, s + 1, p, min(P, p + step)) for s in range(s0, e0) for p in range(0, P, step)]
 
 
 class ShapleyIntegratedGradients(GradientAttribution):
@@ -313,18 +316,76 @@ class ShapleyIntegratedGradients(GradientAttribution):
         args = as_args(additional_forward_args)
         rows = batch_rows(xs, internal_batch_size, memory_budget)
         run = _Run(self.forward_func, xs, refs, groups, args, targets, n_steps, method, rows)
-        if exact:
-            attrs, deltas = run.exact(d, return_convergence_delta, show_progress)
-        else:
-            S, counts = stratified_coalitions(d, n_coalitions_per_size, seed, xs[0].device)
-            w = combination_weights(S, counts, combine)
-            attrs, deltas = run.sampled(S, w, return_convergence_delta, show_progress)
+        seed = _checks.seed(seed) if not exact and n_coalitions_per_size != "all" else seed
+        parts = []
+        # Per-example feature masks whose ids differ (superpixels of different images):
+        # each run of consecutive examples with the same features gets the coalitions
+        # (and weights) of its own d_g players, as if explained alone.
+        for s0, e0, feats in _runs(feature_sets(groups, B, d), B, d):
+            dg, dev = len(feats), xs[0].device
+            if exact:
+                start, end, w = exact_paths(dg, dev)
+                start, end = _embed(start, feats, d), _embed(end, feats, d)
+                parts.append(
+                    run.exact(start, end, w, return_convergence_delta, show_progress, s0, e0)
+                )
+            else:
+                S, counts = stratified_coalitions(dg, n_coalitions_per_size, seed, dev)
+                w = _embed(combination_weights(S, counts, combine), feats, d)
+                S = _embed(S, feats, d)
+                parts.append(run.sampled(S, w, return_convergence_delta, show_progress, s0, e0))
+        attrs, deltas = _stitch(parts, B)
         if normalize:
             attrs = run.normalized(attrs)
         out = format_output(finish(attrs, targets.multi), is_tuple)
         if not return_convergence_delta:
             return out
         return out, (deltas if targets.multi else deltas[:, 0])
+
+
+def _runs(present: Tensor | None, B: int, d: int) -> list[tuple[int, int, Tensor]]:
+    """Maximal runs of consecutive examples with the same features: (start, stop,
+    feature indices); one run of all examples and features when every example has
+    every feature (``present`` None, see :func:`feature_sets`)."""
+    if present is None:
+        return [(0, B, torch.arange(d))]
+    out, s0 = [], 0
+    for b in range(1, B + 1):
+        if b == B or not torch.equal(present[b], present[s0]):
+            out.append((s0, b, torch.nonzero(present[s0])[:, 0]))
+            s0 = b
+    return out
+
+
+def _embed(t: Tensor, feats: Tensor, d: int) -> Tensor:
+    """Columns of a [K, d_g] tensor (coalitions or weights over a run's own features)
+    placed at ``feats`` among d (False / 0 elsewhere)."""
+    if t.shape[1] == d:
+        return t
+    out = torch.zeros((t.shape[0], d), dtype=t.dtype, device=t.device)
+    out[:, feats.to(t.device)] = t
+    return out
+
+
+def _stitch(
+    parts: list[tuple[tuple[Tensor, ...], Tensor | None, int, int]], B: int
+) -> tuple[tuple[Tensor, ...], Tensor | None]:
+    """The runs' attributions (and deltas) as one batch; runs with fewer paths than the
+    longest pad their deltas with NaN (no such path)."""
+    if len(parts) == 1:
+        return parts[0][0], parts[0][1]
+    first = parts[0][0]
+    attrs = tuple(a.new_zeros((B, *a.shape[1:])) for a in first)
+    delta = None
+    if parts[0][1] is not None:
+        P = max(p[1].shape[-1] for p in parts)
+        delta = parts[0][1].new_full((B, parts[0][1].shape[1], P), float("nan"))
+    for run_attrs, run_delta, s0, e0 in parts:
+        for total, a in zip(attrs, run_attrs):
+            total[s0:e0] = a
+        if delta is not None:
+            delta[s0:e0, :, : run_delta.shape[-1]] = run_delta
+    return attrs, delta
 
 
 class _Run:
@@ -363,7 +424,7 @@ class _Run:
             if g.shape[0] == 1:
                 out.append(wx[:, g.reshape(-1)].unsqueeze(0))
             else:
-                out.append(wx[:, g[s:e].flatten(1)].movedim(1, 0))
+                out.append(wx[:, g[s:e].reshape(e - s, n_elements(g))].movedim(1, 0))
         return tuple(out)
 
     def _integrate(self, xs, bases, args, targets, weights=None, totals=False):
@@ -394,13 +455,13 @@ class _Run:
         return v.view(n, reps, v.shape[-1]).movedim(1, 2)
 
     def sampled(
-        self, masks: Tensor, w: Tensor, deltas: bool, show_progress: bool
-    ) -> tuple[tuple[Tensor, ...], Tensor | None]:
-        """sum_S w[S, i] IG(x; b_S) for every example, block by block of examples and
+        self, masks: Tensor, w: Tensor, deltas: bool, show_progress: bool, s0: int, e0: int
+    ) -> tuple[tuple[Tensor, ...], Tensor | None, int, int]:
+        """sum_S w[S, i] IG(x; b_S) for examples s0..e0, block by block of examples and
         coalitions (the weighted sums of the blocks add up)."""
         K = masks.shape[0]
-        acc = _Accumulator(self.xs, K, deltas)
-        blocks = _chunks(self.B, K, 2 * self.row_bytes)
+        acc = _Accumulator(self.xs, K, deltas, s0, e0)
+        blocks = _chunks(s0, e0, K, 2 * self.row_bytes)
         bar = progress(len(blocks), show_progress, "ShapleyIntegratedGradients")
         for s, e, k0, k1 in blocks:
             bases = self._baselines(masks[k0:k1], s, e)
@@ -423,12 +484,21 @@ class _Run:
         bar.close()
         return acc.result()
 
-    def exact(self, d: int, deltas: bool, show_progress: bool) -> tuple[tuple[Tensor, ...], Any]:
-        """sum over single-feature paths of Shapley weight x IG(b_{S+i}; b_S)."""
-        start, end, w = exact_paths(d, self.xs[0].device)
+    def exact(
+        self,
+        start: Tensor,
+        end: Tensor,
+        w: Tensor,
+        deltas: bool,
+        show_progress: bool,
+        s0: int,
+        e0: int,
+    ) -> tuple[tuple[Tensor, ...], Any, int, int]:
+        """sum over single-feature paths (``exact_paths``) of Shapley weight x
+        IG(b_{S+i}; b_S), for examples s0..e0."""
         P = start.shape[0]
-        acc = _Accumulator(self.xs, P, deltas)
-        blocks = _chunks(self.B, P, 2 * self.row_bytes)
+        acc = _Accumulator(self.xs, P, deltas, s0, e0)
+        blocks = _chunks(s0, e0, P, 2 * self.row_bytes)
         bar = progress(len(blocks), show_progress, "ShapleyIntegratedGradients (exact)")
         for s, e, p0, p1 in blocks:
             n, p = e - s, p1 - p0
@@ -445,7 +515,9 @@ class _Run:
             ]
             delta = None
             if deltas:
-                totals = sum(a.flatten(3).sum(-1) for a in per_path)
+                totals = sum(
+                    a.reshape(*a.shape[:3], math.prod(a.shape[3:])).sum(-1) for a in per_path
+                )
                 v = self._values(b1, s, e, p) - self._values(b0, s, e, p)  # [n, T, p]
                 delta = totals.movedim(1, 2) - v.to(totals.dtype)
             acc.add(s, e, p0, p1, weighted, delta)
@@ -460,7 +532,7 @@ class _Run:
         fx = self.at_inputs
         fr = self._values(tuple(r.unsqueeze(1) for r in self.refs), 0, self.B, 1)[..., 0]
         f64 = torch.float64
-        total = sum(a.flatten(2).to(f64).sum(-1) for a in attrs)
+        total = sum(a.reshape(*a.shape[:2], math.prod(a.shape[2:])).to(f64).sum(-1) for a in attrs)
         gap = (fx - fr).to(f64)
         ok = total * gap > 0  # a positive factor exists
         factor = torch.where(ok, gap / torch.where(ok, total, 1.0), 1.0)
@@ -482,13 +554,14 @@ class _Run:
 
 
 class _Accumulator:
-    """Attributions [B, T, *F] per input (summed over blocks of paths in float64, cast
-    back to the inputs' dtype at the end) and the paths' deltas [B, T, P], filled block
-    by block (T is known once the model has run). The blocks (:func:`_chunks`) depend
-    only on the inputs' size, never on the memory budget."""
+    """Attributions [e0 - s0, T, *F] per input of examples s0..e0 (summed over blocks of
+    paths in float64, cast back to the inputs' dtype at the end) and the paths' deltas
+    [e0 - s0, T, P], filled block by block (T is known once the model has run). The
+    blocks (:func:`_chunks`) depend only on the inputs' size, never on the memory
+    budget."""
 
-    def __init__(self, xs: tuple[Tensor, ...], P: int, deltas: bool) -> None:
-        self.xs, self.P, self.deltas = xs, P, deltas
+    def __init__(self, xs: tuple[Tensor, ...], P: int, deltas: bool, s0: int, e0: int) -> None:
+        self.xs, self.P, self.deltas, self.s0, self.e0 = xs, P, deltas, s0, e0
         self.attrs: list[Tensor] | None = None
         self.delta: Tensor | None = None
 
@@ -502,14 +575,15 @@ class _Accumulator:
         delta: Tensor | None,
     ) -> None:
         if self.attrs is None:
-            B = self.xs[0].shape[0]
-            self.attrs = [a.new_zeros((B, *a.shape[1:]), dtype=torch.float64) for a in attrs]
+            n = self.e0 - self.s0
+            self.attrs = [a.new_zeros((n, *a.shape[1:]), dtype=torch.float64) for a in attrs]
             if self.deltas:
-                self.delta = delta.new_zeros((B, delta.shape[1], self.P))
+                self.delta = delta.new_zeros((n, delta.shape[1], self.P))
         for total, a in zip(self.attrs, attrs):
-            total[s:e] += a
+            total[s - self.s0 : e - self.s0] += a
         if self.deltas:
-            self.delta[s:e, :, p0:p1] = delta
+            self.delta[s - self.s0 : e - self.s0, :, p0:p1] = delta
 
-    def result(self) -> tuple[tuple[Tensor, ...], Tensor | None]:
-        return tuple(a.to(x.dtype) for a, x in zip(self.attrs, self.xs)), self.delta
+    def result(self) -> tuple[tuple[Tensor, ...], Tensor | None, int, int]:
+        attrs = tuple(a.to(x.dtype) for a, x in zip(self.attrs, self.xs))
+        return attrs, self.delta, self.s0, self.e0

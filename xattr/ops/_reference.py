@@ -411,56 +411,32 @@ def mask_apply_sampled(
 
 
 # --------------------------------------------------------------------- linear algebra
-def _cholesky_drop(G: Tensor, tol: Tensor) -> tuple[Tensor, Tensor]:
-    """Batched cholesky_drop: factor G [g, m, m], dropping pivots <= tol [g].
+def _psd_pinv(M: Tensor) -> Tensor:
+    """Pseudo-inverse of symmetric PSD matrices M [g, m, m] (float64) by eigendecomposition:
+    eigenvalues at or below _PIVOT_RTOL * max(diag M) count as 0, the threshold at which the
+    kernels' cholesky_drop treats a vector as dependent on the others."""
+    if M.shape[-1] == 0:
+        return M.clone()
+    lam, V = torch.linalg.eigh(M)
+    top = M.diagonal(dim1=-2, dim2=-1).amax(-1, keepdim=True).clamp(min=0.0)
+    keep = lam > _PIVOT_RTOL * top
+    inv = torch.where(keep, 1.0 / torch.where(keep, lam, 1.0), 0.0)
+    return (V * inv.unsqueeze(-2)) @ V.mT
 
-    Returns (L, keep). A dropped direction gets a unit row and column in L, so that with
-    its right-hand side zeroed the triangular solves give it 0 and leave the others
-    untouched: the solution of the kept subsystem, as the kernel's solve gives.
+
+def _min_norm(A: Tensor, b: Tensor, alpha: float = 0.0) -> Tensor:
+    """x = [A; alpha^(1/2) I]^+ [b; 0]: the ridge solution (A'A + alpha I)^{-1} A'b, and for
+    alpha = 0 the minimum-norm least-squares solution A^+ b (minnorm_* in coalition.h).
+
+    A [g, n, m] (g = 1 or B), b [B, n, T] -> [B, m, T], through the smaller Gram matrix:
+    A'A + alpha I (primal, n >= m) or AA' + alpha I with x = A' (AA' + alpha I)^+ b (dual).
     """
-    g, m, _ = G.shape
-    A = G.clone()
-    L = torch.zeros_like(G)
-    keep = torch.zeros((g, m), dtype=torch.bool, device=G.device)
-    for j in range(m):
-        s = A[:, j, j]
-        ok = s > tol
-        ljj = torch.where(ok, s, torch.ones_like(s)).sqrt()
-        col = torch.where(ok.unsqueeze(1), A[:, j + 1 :, j] / ljj.unsqueeze(1), 0.0)
-        L[:, j, j] = ljj
-        L[:, j + 1 :, j] = col
-        keep[:, j] = ok
-        A[:, j + 1 :, j + 1 :] -= col.unsqueeze(2) * col.unsqueeze(1)
-    eye = torch.eye(m, dtype=torch.bool, device=G.device)
-    L = L * (keep.unsqueeze(2) | eye)  # a dropped row takes no part in the solve either
-    return L, keep
-
-
-def _solve_psd_drop(G: Tensor, c: Tensor) -> Tensor:
-    """Solves G x = c for symmetric PSD G [g, m, m] (g = 1 or B) and c [B, m, T] in float64.
-
-    The kernels' rule (cholesky_drop + cholesky_solve): directions whose Cholesky pivot is
-    <= 1e-11 * max(diag G) are set to 0. Well-posed groups take LAPACK's Cholesky; only
-    groups with a small pivot go through the column-by-column factorisation.
-    """
-    m = G.shape[-1]
-    if m == 0:
-        return c.clone()
-    tol = _PIVOT_RTOL * G.diagonal(dim1=-2, dim2=-1).amax(-1).clamp(min=0.0)
-    L, info = torch.linalg.cholesky_ex(G)
-    pivots = L.diagonal(dim1=-2, dim2=-1).square()
-    good = (info == 0) & (pivots > tol.unsqueeze(1)).all(-1)
-    if bool(good.all()):
-        return torch.cholesky_solve(c, L.expand(c.shape[0], m, m))
-    bad = ~good
-    L_bad, keep_bad = _cholesky_drop(G[bad], tol[bad])
-    L = L.clone()
-    L[bad] = L_bad
-    keep = torch.ones(G.shape[:-1], dtype=torch.bool, device=G.device)
-    keep[bad] = keep_bad
-    c = c * keep.unsqueeze(-1)
-    y = torch.linalg.solve_triangular(L, c, upper=False)
-    return torch.linalg.solve_triangular(L.mT, y, upper=True)
+    n, m = A.shape[-2:]
+    if n < m:
+        K = A @ A.mT + alpha * torch.eye(n, dtype=A.dtype, device=A.device)
+        return A.mT @ (_psd_pinv(K) @ b)
+    G = A.mT @ A + alpha * torch.eye(m, dtype=A.dtype, device=A.device)
+    return _psd_pinv(G) @ (A.mT @ b)
 
 
 # ---------------------------------------------------------------------- coalition solvers
@@ -469,34 +445,31 @@ def kernel_shap_solve(
 ) -> Tensor:
     """KernelSHAP's constrained weighted least squares (WlsGramOp / WlsSolveOp).
 
-    minimise sum_r w_r (values_r - v_empty - z_r . phi)^2 subject to
-    sum(phi) = v_full - v_empty, by eliminating the last feature: regressors
-    a_ri = z_ri - z_r,d-1, targets values_r - v_empty - z_r,d-1 * delta, then
-    phi_{d-1} = delta - sum(the rest). masks bool [Bm, n, d]; weights [Bw, n];
-    values [B, n, T]; v_empty, v_full [B, T]. Returns [B, T, d] in values' dtype.
+    Among the minimisers of sum_r w_r (values_r - v_empty - z_r . phi)^2 subject to
+    sum(phi) = delta = v_full - v_empty, the one of least norm: phi = delta / d + psi with
+    psi = A^+ b, A = W^{1/2} Z (I - 11'/d), b_r = w_r^{1/2} (values_r - v_empty - |z_r| delta
+    / d). masks bool [Bm, n, d]; weights [Bw, n]; values [B, n, T]; v_empty, v_full [B, T].
+    Returns [B, T, d] in values' dtype.
     """
     d = masks.shape[-1]
-    m = d - 1
     f64 = torch.float64
     v0 = v_empty.to(f64)
     delta = v_full.to(f64) - v0
-    if m == 0:
+    if d == 1:
         return delta.unsqueeze(-1).to(values.dtype)
     z = masks.to(f64)
-    zd = z[..., m:]  # [Bm, n, 1]
-    A = z[..., :m] - zd  # entries in {-1, 0, 1}
-    Aw_t = (A * weights.to(f64).unsqueeze(-1)).mT  # [Bg, m, n]
-    G = Aw_t @ A  # [Bg, m, m]: one factorisation per distinct (masks, weights)
-    y = values.to(f64) - v0.unsqueeze(1) - zd * delta.unsqueeze(1)  # [B, n, T]
-    c = Aw_t @ y  # [B, m, T]
-    phi = _solve_psd_drop(G, c).mT  # [B, T, m]
-    last = delta - phi.sum(-1)
-    return torch.cat((phi, last.unsqueeze(-1)), dim=-1).to(values.dtype)
+    k = z.sum(-1, keepdim=True)  # [Bm, n, 1]
+    sw = weights.to(f64).sqrt().unsqueeze(-1)  # [Bw, n, 1]
+    A = sw * (z - k / d)  # [Bg, n, d]: one factorisation per distinct (masks, weights)
+    y = values.to(f64) - v0.unsqueeze(1) - k * delta.unsqueeze(1) / d  # [B, n, T]
+    psi = _min_norm(A, sw * y)  # [B, d, T]
+    psi = psi - psi.mean(1, keepdim=True)
+    return (delta.unsqueeze(-1) / d + psi.mT).to(values.dtype)
 
 
 def _lasso_cd(G: Tensor, c: Tensor, alpha: float, max_iter: int, tol: float) -> Tensor:
-    """Cyclic coordinate descent on 1/2 b'Gb - c'b + alpha |b|_1 from b = 0 (LinearSolveOp),
-    with G @ b kept up to date as b changes.
+    """Cyclic coordinate descent on 1/2 b'Gb - c'b + alpha |b|_1 from b = 0 (LinearSolveOp,
+    primal), with G @ b kept up to date as b changes.
 
     G [g, d, d] (normalised centred Gram), c [B, d, T]. Every (b, t) problem stops on its
     own, as its kernel thread does, when the largest step of a sweep is <= tol times the
@@ -530,6 +503,43 @@ def _lasso_cd(G: Tensor, c: Tensor, alpha: float, max_iter: int, tol: float) -> 
     return beta
 
 
+def _lasso_cd_data(
+    z: Tensor, w: Tensor, xbar: Tensor, yc: Tensor, alpha: float, max_iter: int, tol: float
+) -> Tensor:
+    """The same coordinate descent on the data (LinearSolveOp, dual: no d x d matrix), with the
+    residual u = yc - Xc b kept up to date; for 0/1 columns the normalised Gram diagonal is
+    xbar_j (1 - xbar_j). z [g, n, d], w [g, n] normalised to sum 1, xbar [g, d],
+    yc [B, n, T] -> [B, d, T]."""
+    B, n, T = yc.shape
+    d = z.shape[-1]
+    beta = torch.zeros((B, d, T), dtype=yc.dtype, device=yc.device)
+    u = yc.clone()
+    active = torch.ones((B, T), dtype=torch.bool, device=yc.device)
+    gdiag = xbar * (1.0 - xbar)  # [g, d]
+    for _ in range(max_iter):
+        max_step = torch.zeros((B, T), dtype=yc.dtype, device=yc.device)
+        max_beta = torch.zeros_like(max_step)
+        for j in range(d):
+            x = z[:, :, j] - xbar[:, j : j + 1]  # [g, n]
+            gjj = gdiag[:, j : j + 1]  # [g, 1]
+            old = beta[:, j]
+            rho = ((w * x).unsqueeze(-1) * u).sum(1) + gjj * old
+            shrunk = torch.where(
+                rho > alpha, rho - alpha, torch.where(rho < -alpha, rho + alpha, 0.0)
+            )
+            update = active & (gjj > 0.0)
+            new = torch.where(update, shrunk / torch.where(gjj > 0.0, gjj, 1.0), old)
+            step = new - old
+            max_step = torch.maximum(max_step, step.abs())
+            max_beta = torch.maximum(max_beta, torch.where(update, new.abs(), 0.0))
+            beta[:, j] = new
+            u -= x.unsqueeze(-1) * step.unsqueeze(1)
+        active &= ~((max_step <= tol * max_beta) | (max_step == 0.0))
+        if not bool(active.any()):
+            break
+    return beta
+
+
 def linear_fit(
     masks: Tensor,
     weights: Tensor,
@@ -541,30 +551,38 @@ def linear_fit(
 ) -> tuple[Tensor, Tensor]:
     """LIME's weighted linear fits with an unpenalised intercept (LinearGramOp / LinearSolveOp).
 
-    Ridge: scikit-learn's Ridge(alpha) with sample_weight, (Xc' W Xc + alpha I) b = Xc' W yc.
+    Ridge: scikit-learn's Ridge(alpha) with sample_weight, (Xc' W Xc + alpha I) b = Xc' W yc,
+    and for alpha = 0 the minimum-norm least-squares fit (LinearRegression's lstsq).
     Lasso: scikit-learn's Lasso(alpha) with sample_weight, i.e. weights normalised to sum
     to 1, min 1/2 sum_r (w_r / sw) (yc_r - Xc_r b)^2 + alpha |b|_1, by cyclic coordinate
-    descent from 0 on the centred Gram form. masks bool [Bm, n, d]; weights [Bw, n];
-    values [B, n, T]. Returns (coef [B, T, d], intercept [B, T]) in values' dtype.
+    descent from 0: on the centred Gram form when n >= d, on the data when n < d.
+    masks bool [Bm, n, d]; weights [Bw, n]; values [B, n, T]. Returns (coef [B, T, d],
+    intercept [B, T]) in values' dtype.
     """
     f64 = torch.float64
     z = masks.to(f64)
     w = weights.to(f64)
     v = values.to(f64)
+    n, d = z.shape[-2:]
     sw = w.sum(-1)  # [Bw]
     pos = sw > 0.0
+    inv = torch.where(pos, 1.0 / torch.where(pos, sw, 1.0), 0.0)
     zw_t = (z * w.unsqueeze(-1)).mT  # [Bg, d, n]
-    xbar = torch.where(pos.unsqueeze(-1), zw_t.sum(-1) / sw.unsqueeze(-1), 0.0)  # [Bg, d]
-    ybar = torch.where(pos.unsqueeze(-1), (w.unsqueeze(-1) * v).sum(1) / sw.unsqueeze(-1), 0.0)
-    G = zw_t @ z - sw.view(-1, 1, 1) * xbar.unsqueeze(2) * xbar.unsqueeze(1)  # centred Gram
-    c = zw_t @ (v - ybar.unsqueeze(1))  # [B, d, T]
-    d = z.shape[-1]
-    if lasso:
-        inv = torch.where(pos, 1.0 / sw, 0.0).view(-1, 1, 1)
-        beta = _lasso_cd(G * inv, c * inv, float(alpha), int(max_iter), float(tol))
+    xbar = zw_t.sum(-1) * inv.unsqueeze(-1)  # [Bg, d]
+    ybar = (w.unsqueeze(-1) * v).sum(1) * inv.unsqueeze(-1)  # [B, T]
+    yc = v - ybar.unsqueeze(1)
+    if not lasso:
+        sq = w.sqrt().unsqueeze(-1)
+        beta = _min_norm(sq * (z - xbar.unsqueeze(1)), sq * yc, float(alpha))
+    elif n < d:
+        beta = _lasso_cd_data(
+            z, w * inv.unsqueeze(-1), xbar, yc, float(alpha), int(max_iter), float(tol)
+        )
     else:
-        ridge = G + float(alpha) * torch.eye(d, dtype=f64, device=G.device)
-        beta = _solve_psd_drop(ridge, c)
+        G = zw_t @ z - sw.view(-1, 1, 1) * xbar.unsqueeze(2) * xbar.unsqueeze(1)  # centred Gram
+        c = zw_t @ yc  # [B, d, T]
+        iv = inv.view(-1, 1, 1)
+        beta = _lasso_cd(G * iv, c * iv, float(alpha), int(max_iter), float(tol))
     intercept = ybar - (xbar.unsqueeze(-1) * beta).sum(1)
     return beta.mT.to(values.dtype), intercept.to(values.dtype)
 

@@ -310,7 +310,12 @@ def kernel_shap_solve(
 
     Solves ``min_phi sum_r w_r (values_r - v_empty - masks_r . phi)^2`` subject
     to ``sum(phi) = v_full - v_empty`` for every input and output at once, in
-    float64. Directions the coalitions do not determine (too few rows) get 0.
+    float64. Where the coalitions do not determine every direction (too few or
+    repeated rows, complementary pairs), the minimiser of least norm is returned:
+    it is unique, so the result does not depend on the order of the features
+    (features the rows cannot tell apart share their total equally). Memory:
+    min(n, d)^2 doubles per distinct (masks, weights) (the Gram matrix of the
+    columns when n >= d, of the rows when n < d), plus 2 min(n, d) per output.
 
     Args:
         masks: bool [n, d] (shared) or [B, n, d].
@@ -356,8 +361,11 @@ def linear_fit(
     ``method="lasso"`` equals scikit-learn's ``Lasso(alpha)`` fitted with
     ``sample_weight`` (Captum's Lime default, alpha = 0.01): cyclic coordinate
     descent until the largest coefficient step is at most ``tol`` times the
-    largest coefficient, or ``max_iter`` sweeps. ``method="ridge"`` equals
-    ``Ridge(alpha)`` with ``sample_weight`` (closed form).
+    largest coefficient, or ``max_iter`` sweeps (on the data, without a d x d
+    matrix, when n < d). ``method="ridge"`` equals ``Ridge(alpha)`` with
+    ``sample_weight`` (closed form); with ``alpha=0`` it is ``LinearRegression``'s
+    minimum-norm least-squares fit, also when the rows do not determine every
+    coefficient. Memory: min(n, d)^2 doubles per distinct (masks, weights).
 
     Args:
         masks: bool [n, d] or [B, n, d] (interpretable binary features).

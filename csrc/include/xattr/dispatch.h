@@ -35,16 +35,21 @@ void dispatch_float(const char* kernel, Dtype t, F&& f) {
 }
 
 // ------------------------------------------------------------- workspaces
+// KernelSHAP and LIME work on a Gram matrix of q = min-side vectors (see
+// coalition.h): q * q per group, so the memory follows min(n, d)^2, not d^2.
 inline int64_t wls_workspace_doubles(const WlsParams& p) {
-  const int64_t m = p.d - 1;
-  return wls_groups(p) * m * m + p.B * p.T * m;
+  const int64_t q = wls_size(p);
+  return wls_groups(p) * (q * q + q) + p.B * p.T * 2 * q;
 }
-inline int64_t wls_scratch_ints(const WlsParams& p) { return wls_groups(p) * 2 * p.d; }
+inline int64_t wls_scratch_ints(const WlsParams& p) {
+  return wls_groups(p) * (2 * wls_size(p) + 1);
+}
 inline int64_t linear_fit_workspace_doubles(const LinearFitParams& p) {
-  return linear_fit_groups(p) * (p.d * p.d + p.d + 1) + p.B * p.T * 3 * p.d;
+  const int64_t per = linear_fit_dual(p) ? p.d + 2 * p.n : 3 * p.d;
+  return linear_fit_groups(p) * linear_fit_block(p) + p.B * p.T * per;
 }
 inline int64_t linear_fit_scratch_ints(const LinearFitParams& p) {
-  return linear_fit_groups(p) * 2 * p.d;
+  return linear_fit_groups(p) * (2 * linear_fit_size(p) + 1);
 }
 inline int64_t perm_accum_workspace_doubles(const PermAccumParams& p) {
   return p.B * p.T * 3 * p.d;
