@@ -468,6 +468,24 @@ def test_lasso_matches_sklearn(alpha):
         assert zeros > 0  # the penalty is doing something, so the check is not vacuous
 
 
+@pytest.mark.parametrize("n", [1, 3, 40])  # 40 > d: the Gram form; 1, 3 < d: the data
+def test_lasso_skips_a_column_present_in_every_sample(n):
+    """A feature in every sample has no variance: exactly 0 in both the kernel and the
+    reference, whatever the scale of the values (a few ulps of rounding in its centred
+    Gram diagonal once gave -5.8e29 in the reference and 0 in the kernel)."""
+    g = torch.Generator().manual_seed(23)
+    d = 4
+    masks = torch.rand(n, d, generator=g) < 0.5
+    masks[:, 1] = True
+    w = torch.rand(n, generator=g, dtype=torch.float64) + 0.1
+    v = torch.randn(1, n, generator=g, dtype=torch.float64) * 1e30
+    coef, icpt = ops.linear_fit(masks, w, v, method="lasso", alpha=0.01)
+    rc, ri = ref.linear_fit(masks[None], w[None], v[..., None], 0.01, True)
+    assert coef[0, 1] == 0 and rc[0, 0, 1] == 0
+    torch.testing.assert_close(coef, rc[:, 0], rtol=1e-6, atol=0)
+    torch.testing.assert_close(icpt, ri[:, 0], rtol=1e-6, atol=0)
+
+
 def test_lasso_differs_from_ridge():
     masks, weights, values = _lime_problem(60, 6, 1, None, 95)
     lasso, _ = ops.linear_fit(masks, weights, values, alpha=0.1, method="lasso")

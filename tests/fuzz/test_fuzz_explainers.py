@@ -258,4 +258,6 @@ def test_results_do_not_depend_on_the_memory_budget(cfg: Config) -> None:
         return
     small, _ = _call(cfg, memory_budget=4096)
     for a, b in zip(_flat(ref), _flat(small)):
-        assert torch.equal(a, b), (cfg.name, (a - b).abs().max())
+        # NaN where a value does not exist (SIG's deltas of paths an example lacks)
+        assert torch.equal(a.isnan(), b.isnan()), cfg.name
+        assert torch.equal(a.nan_to_num(), b.nan_to_num()), (cfg.name, (a - b).abs().max())

@@ -467,11 +467,20 @@ def kernel_shap_solve(
     return (delta.unsqueeze(-1) / d + psi.mT).to(values.dtype)
 
 
-def _lasso_cd(G: Tensor, c: Tensor, alpha: float, max_iter: int, tol: float) -> Tensor:
+def _column_varies(gjj: Tensor, xbar_j: Tensor) -> Tensor:
+    """Whether a 0/1 column varies over the weighted samples (coalition.h column_varies):
+    its normalised Gram diagonal above rounding of xbar_j."""
+    return gjj > 1e-12 * xbar_j
+
+
+def _lasso_cd(
+    G: Tensor, c: Tensor, alpha: float, max_iter: int, tol: float, xbar: Tensor
+) -> Tensor:
     """Cyclic coordinate descent on 1/2 b'Gb - c'b + alpha |b|_1 from b = 0 (LinearSolveOp,
     primal), with G @ b kept up to date as b changes.
 
-    G [g, d, d] (normalised centred Gram), c [B, d, T]. Every (b, t) problem stops on its
+    G [g, d, d] (normalised centred Gram), c [B, d, T], xbar [g, d] (the weighted column
+    means: a column that does not vary is skipped). Every (b, t) problem stops on its
     own, as its kernel thread does, when the largest step of a sweep is <= tol times the
     largest coefficient (or 0); stopped problems are frozen while the others go on.
     """
@@ -490,8 +499,8 @@ def _lasso_cd(G: Tensor, c: Tensor, alpha: float, max_iter: int, tol: float) -> 
             shrunk = torch.where(
                 rho > alpha, rho - alpha, torch.where(rho < -alpha, rho + alpha, 0.0)
             )
-            update = active & (gjj > 0.0)
-            new = torch.where(update, shrunk / gjj, old)
+            update = active & _column_varies(gjj, xbar[:, j : j + 1])
+            new = torch.where(update, shrunk / torch.where(gjj > 0.0, gjj, 1.0), old)
             step = new - old
             max_step = torch.maximum(max_step, step.abs())
             max_beta = torch.maximum(max_beta, torch.where(update, new.abs(), 0.0))
@@ -527,7 +536,7 @@ def _lasso_cd_data(
             shrunk = torch.where(
                 rho > alpha, rho - alpha, torch.where(rho < -alpha, rho + alpha, 0.0)
             )
-            update = active & (gjj > 0.0)
+            update = active & _column_varies(gjj, xbar[:, j : j + 1])
             new = torch.where(update, shrunk / torch.where(gjj > 0.0, gjj, 1.0), old)
             step = new - old
             max_step = torch.maximum(max_step, step.abs())
@@ -582,7 +591,7 @@ def linear_fit(
         G = zw_t @ z - sw.view(-1, 1, 1) * xbar.unsqueeze(2) * xbar.unsqueeze(1)  # centred Gram
         c = zw_t @ yc  # [B, d, T]
         iv = inv.view(-1, 1, 1)
-        beta = _lasso_cd(G * iv, c * iv, float(alpha), int(max_iter), float(tol))
+        beta = _lasso_cd(G * iv, c * iv, float(alpha), int(max_iter), float(tol), xbar)
     intercept = ybar - (xbar.unsqueeze(-1) * beta).sum(1)
     return beta.mT.to(values.dtype), intercept.to(values.dtype)
 

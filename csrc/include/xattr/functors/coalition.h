@@ -474,6 +474,12 @@ XATTR_HD double soft_threshold(double v, double a) {
   return v > a ? v - a : (v < -a ? v + a : 0.0);
 }
 
+// Whether a 0/1 column varies over the weighted samples: its normalised centred
+// Gram diagonal gjj (exactly xbar_j (1 - xbar_j)) above rounding. A column present
+// in every sample (or in none) has gjj = 0 in exact arithmetic but may keep a few
+// ulps of xbar_j, and dividing by those would blow the coefficient up.
+XATTR_HD bool column_varies(double gjj, double xbar_j) { return gjj > 1e-12 * xbar_j; }
+
 // One coordinate-descent step of the lasso: beta_j <- soft(rho, alpha) / gjj; keeps
 // the sweep's largest step (sweep[0]) and coefficient (sweep[1]); returns the step.
 XATTR_HD double cd_step(double& beta_j, double rho, double gjj, double alpha, double* sweep) {
@@ -535,7 +541,7 @@ struct LinearSolveOp {  // row = b * T + t
           double sweep[2] = {0.0, 0.0};  // the sweep's largest step and coefficient
           for (int64_t j = 0; j < d; ++j) {
             const double gjj = xbar[j] * (1.0 - xbar[j]);
-            if (!(gjj > 0.0)) continue;
+            if (!column_varies(gjj, xbar[j])) continue;
             double dot = 0.0;
             for (int64_t r = 0; r < n; ++r) {
               const double x = static_cast<double>(mask_bit(masks[r * d + j])) - xbar[j];
@@ -572,7 +578,7 @@ struct LinearSolveOp {  // row = b * T + t
           double sweep[2] = {0.0, 0.0};  // the sweep's largest step and coefficient
           for (int64_t j = 0; j < d; ++j) {
             const double gjj = M[j * d + j] * inv;
-            if (!(gjj > 0.0)) continue;
+            if (!column_varies(gjj, xbar[j])) continue;
             const double rho = rhs[j] * inv - (qv[j] - gjj * beta[j]);
             const double step = cd_step(beta[j], rho, gjj, p.alpha, sweep);
             if (step != 0.0) {
