@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from xattr._budget import get_memory_budget, parse_bytes
+from xattr.ops import _checks
 
 TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
 BaselineType = Union[None, int, float, Tensor, tuple[Union[int, float, Tensor], ...]]
@@ -617,7 +618,7 @@ def attribution_dtype(x: Tensor, output_dtype: torch.dtype) -> torch.dtype:
 def check_finite(t: Tensor, name: str = "forward_func") -> None:
     """Inputs, baselines and model outputs must be finite: NaN or inf would poison
     every estimator (``name``: what is checked, "forward_func" for model outputs)."""
-    if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+    if not _checks.all_finite(t):
         what = "returned" if name == "forward_func" else "contains"
         raise ValueError(f"{name}: {what} non-finite values (NaN or inf)")
 

@@ -21,6 +21,7 @@ from xattr.explainers._common import (
     Targets,
     TargetType,
     TensorOrTuple,
+    check_finite,
     check_model_output,
     format_baselines,
     format_inputs,
@@ -34,7 +35,8 @@ from xattr.ops import _checks
 
 
 def float_inputs(inputs: tuple[Tensor, ...], name: str = "inputs") -> None:
-    """Gradient explainers need floating inputs (float32 / float64)."""
+    """Gradient explainers need floating inputs (float32 / float64); format_inputs has
+    checked them finite."""
     for i, x in enumerate(inputs):
         if x.dtype not in _checks.FLOATS:
             label = name if len(inputs) == 1 else f"{name}[{i}]"
@@ -42,7 +44,6 @@ def float_inputs(inputs: tuple[Tensor, ...], name: str = "inputs") -> None:
                 f"{label}: expected a float32 or float64 tensor, got "
                 f"{str(x.dtype).replace('torch.', '')}"
             )
-        _checks.finite(name if len(inputs) == 1 else f"{name}[{i}]", x)
 
 
 def chunk_args(args: tuple, batch: int, start: int, stop: int, reps: int) -> tuple:
@@ -73,20 +74,23 @@ def selected(
     first_example: int,
 ) -> Tensor:
     """Selected outputs [rows, T] of the model at ``points`` (checked)."""
-    out = run_model(forward_func, points, args, points[0].shape[0])
+    out = run_model(forward_func, points, args, points[0].shape[0], finite=False)
     return _select_checked(out, points[0].shape[0], targets, rows_per_example, first_example)
 
 
 def _select_checked(
     out: Any, rows: int, targets: Targets, rows_per_example: int, first_example: int
 ) -> Tensor:
-    out = check_model_output(out, rows)
+    """The selected outputs [rows, T]; the model's rows checked, and the selected
+    outputs (only they reach the attributions) checked finite."""
+    out = check_model_output(out, rows, finite=False)
     sel = targets.select(out, rows_per_example, first_example)
     if not targets.multi and sel.shape[1] != 1:
         raise ValueError(
             f"target: selects {sel.shape[1]} outputs per example; give one index per example "
             "(or a list of lists / target='all' for several targets)"
         )
+    check_finite(sel)
     return sel
 
 
@@ -279,7 +283,7 @@ def integrate_paths(
     bar.close()
     # A NaN or inf gradient always reaches the attributions (see ops.path_integrate).
     for a in out:
-        if not bool(torch.isfinite(a).all()):
+        if not _checks.all_finite(a):
             raise ValueError(
                 "forward_func: its gradients contain non-finite values (NaN or inf); "
                 "the attributions would too"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -47,28 +48,30 @@ class _Span:
 
     def __init__(self, d: int):
         self.d = d
-        self.basis = torch.zeros((0, d), dtype=torch.int64)
+        self.basis = np.zeros((d, d), dtype=np.int64)  # rows 0..r-1 in use
         self.pivots: list[int] = []
-        self.add(torch.ones(d, dtype=torch.bool))
+        self.add(np.ones(d, dtype=bool))
 
     @property
     def full(self) -> bool:
         return len(self.pivots) == self.d
 
-    def add(self, z: Tensor) -> bool:
-        """Adds the 0/1 vector z [d] if it is outside the span; returns whether it was."""
-        p = _RANK_PRIME
-        v = z.to(torch.int64)
-        if self.pivots:
-            v = (v - (v[self.pivots, None] * self.basis).sum(0)) % p
-        nz = torch.nonzero(v)
-        if nz.numel() == 0:
+    def add(self, z: np.ndarray) -> bool:
+        """Adds the 0/1 vector z [d] if it is outside the span; returns whether it was.
+        (numpy: about d of these run one at a time, where torch's per-call cost on such
+        small vectors was a third of a KernelShap call.)"""
+        p, r = _RANK_PRIME, len(self.pivots)
+        v = z.astype(np.int64)
+        if r:
+            v = (v - v[self.pivots] @ self.basis[:r]) % p
+        nz = np.flatnonzero(v)
+        if nz.size == 0:
             return False
-        c = int(nz[0, 0])
+        c = int(nz[0])
         v = v * pow(int(v[c]), p - 2, p) % p
-        if self.pivots:
-            self.basis = (self.basis - self.basis[:, c : c + 1] * v) % p
-        self.basis = torch.cat([self.basis, v[None]])
+        if r:
+            self.basis[:r] = (self.basis[:r] - self.basis[:r, c : c + 1] * v) % p
+        self.basis[r] = v
         self.pivots.append(c)
         return True
 
@@ -109,21 +112,26 @@ def _distinct_pairs(
     # Rank phase, one pair at a time: only until the span is full (<= d - 1 pairs kept).
     while need > 0 and not span.full and skips < 10 * d + 1000:
         first, second, key = draw(64)
-        for t in range(first.shape[0]):
-            kb = key[t].numpy().tobytes()
+        kept = []
+        for t, (z, kb) in enumerate(zip(first.numpy(), key.numpy())):
+            kb = kb.tobytes()
             if kb in taken:
                 continue
-            if not span.full and skips < 10 * d + 1000 and not span.add(first[t]):
+            if not span.full and skips < 10 * d + 1000 and not span.add(z):
                 skips += 1
                 continue
             taken.add(kb)
-            keys.append(key[t])
-            rows.append(torch.stack([first[t], second[t]])[: min(2, need)])
+            kept.append(t)
             need -= 2
             if need <= 0 or span.full or skips >= 10 * d + 1000:
                 break
+        idx = torch.tensor(kept, dtype=torch.int64)
+        keys.append(key[idx])
+        rows.append(torch.stack([first[idx], second[idx]], 1).reshape(-1, d))
+    if need < 0:  # an odd count: the last pair's first row only
+        rows[-1] = rows[-1][:-1]
     # The rest in bulk: the new pairs of each chunk, in order.
-    known = torch.stack(keys) if keys else torch.zeros((0, (d + 63) // 64), dtype=torch.int64)
+    known = torch.cat(keys) if keys else torch.zeros((0, (d + 63) // 64), dtype=torch.int64)
     while need > 0:
         want = (need + 1) // 2
         first, second, key = draw(min(want + want // 4 + 64, 1 << 19))
@@ -209,7 +217,9 @@ def kernel_design(d: int, n_samples: int, seed: int) -> tuple[Tensor, Tensor, Te
         mass = sum(share[k - 1] for k in rest_sizes)
         allowed = sorted(set(rest_sizes) | {d - k for k in rest_sizes})
         span = _Span(d)
-        for row in torch.cat(masks) if masks else []:
+        if enumerated >= 1:  # the d singletons alone span every direction
+            span.pivots = list(range(d))
+        for row in torch.cat(masks).numpy() if masks else []:
             if span.full:
                 break
             span.add(row)

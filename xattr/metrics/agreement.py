@@ -32,6 +32,7 @@ from torch import Tensor
 from xattr.explainers._common import TensorOrTuple, flag, format_inputs, positive_int
 from xattr.explainers._game import format_feature_mask
 from xattr.metrics.faithfulness import check_layout, group_scores
+from xattr.ops import _checks
 
 MaskType = Optional[Union[Tensor, tuple[Tensor, ...]]]
 LayoutType = Union[str, tuple[str, str]]
@@ -68,7 +69,7 @@ def _pair(
         for i, t in enumerate(ts):
             if not t.is_floating_point():
                 raise TypeError(f"{name}[{i}]: expected a floating-point tensor, got {t.dtype}")
-            if not bool(torch.isfinite(t).all()):
+            if not _checks.all_finite(t):
                 raise ValueError(f"{name}[{i}]: contains non-finite values (NaN or inf)")
     for i, (x, y) in enumerate(zip(xs, ys)):
         if x.shape != y.shape:

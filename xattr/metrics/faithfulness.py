@@ -195,7 +195,7 @@ def feature_scores(
             )
         if not a.is_floating_point():
             raise TypeError(f"attributions: expected float tensors, got {a.dtype}")
-        if not bool(torch.isfinite(a).all()):
+        if not _checks.all_finite(a):
             raise ValueError("attributions: contain NaN or inf")
     layout = _marked(attrs, layout)
     device = inputs[0].device
@@ -668,7 +668,7 @@ def road(
             f"attributions: expected [B, C, H, W], [B, 1, H, W] or [B, H, W] for inputs "
             f"{tuple(inputs.shape)}, got {tuple(attributions.shape)}"
         )
-    if not bool(torch.isfinite(a).all()):
+    if not _checks.all_finite(a):
         raise ValueError("attributions: contain NaN or inf")
     if order not in ORDERS:
         raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")

@@ -508,7 +508,7 @@ def banzhaf_msr(
     # A non-finite result (checking the small output costs B*T*d reads) is either 0/0, a
     # feature whose "in" or "out" side has no coalition with positive count, or an
     # overflow of finite values; only then are the two told apart.
-    if out.numel() and not bool(torch.isfinite(out).all()):
+    if not _checks.all_finite(out):
         z = m3.to(torch.float64)
         pos = (c > 0).to(torch.float64).unsqueeze(-1)  # [Bc, n, 1]
         n_in = (z * pos).sum(1)  # [B or 1, d]: coalitions holding each feature

@@ -313,8 +313,8 @@ def path_integrate(
     # multiplied by a finite weight and, when multiplying, by x - b (inf * 0 is NaN too).
     # Checking the output costs B*E reads instead of B*K*J*E; only a non-finite output
     # reads the gradients, to tell bad gradients from an overflow of finite ones.
-    if out.numel() and not bool(torch.isfinite(out).all()):
-        if not bool(torch.isfinite(g4).all()):
+    if not _checks.all_finite(out):
+        if not _checks.all_finite(g4):
             raise ValueError(
                 "grads: contain non-finite values (NaN or inf); the attributions would too"
             )
