@@ -882,6 +882,9 @@ def main(argv: list[str] | None = None) -> int:
         "baseline; images are explained over superpixel indicators (one explainer per "
         "input); Lime and FeatureAblation have no shap counterpart.",
         "Gradient methods do not apply to the text model (token-id inputs).",
+        "Sampling methods run with seed=0; xattr's KernelShap keeps its coalition design "
+        "per (d, n_samples, seed), so only the warm-up run builds it (about 3 ms at d = 64, "
+        "n_samples = 512; a call with a new seed pays it).",
         f"Threads: torch {args.threads}; numpy/scipy/sklearn BLAS limited to the same through "
         f"threadpoolctl. malloc: {malloc} (system = glibc's defaults: activations over its "
         "mmap threshold, at most 32 MiB, are fresh pages each call and pay page faults; "

@@ -579,3 +579,18 @@ def test_kernel_shap_error_no_larger_than_shaps(kind, n):
         warnings.simplefilter("ignore")
         ours, theirs = _mse(_xattr, kind, n, models=8), _mse(_shap, kind, n, models=8)
     assert ours <= theirs, (ours, theirs)
+
+
+def test_kernel_design_is_kept_and_handed_out_as_copies():
+    from xattr.explainers import kernel_shap as ks
+
+    ks._DESIGNS.clear()
+    first = ks.kernel_design(12, 40, 7)
+    first[0].fill_(False)  # a caller that writes into its design changes nothing kept
+    again = ks.kernel_design(12, 40, 7)
+    fresh = ks._design(12, 40, 7)
+    assert (12, 40, 7) in ks._DESIGNS
+    assert all(torch.equal(a, b) for a, b in zip(again[:3], fresh[:3])) and again[3] == fresh[3]
+    for s in range(40):  # at most 16 kept
+        ks.kernel_design(12, 40, 100 + s)
+    assert len(ks._DESIGNS) == 16
