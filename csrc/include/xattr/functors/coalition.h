@@ -367,18 +367,19 @@ struct WlsSolveOp {  // row = b * T + t
       }
       return;
     }
-    // c = P Z'W y': rows scattered without branches (masks are random).
+    // c = P Z'W (y - v0 - |z| delta/d): Z'W|z| = H 1 is aux, so one pass over the
+    // rows scatters w_r (y_r - v0) without branches (masks are random), and
+    // 1'c = the sum of the entries before the projection P.
     for (int64_t i = 0; i < d; ++i) c[i] = 0.0;
-    double total = 0.0;
     for (int64_t r = 0; r < n; ++r) {
       const uint8_t* z = masks + r * d;
-      int64_t cnt = 0;
-      for (int64_t i = 0; i < d; ++i) cnt += mask_bit(z[i]);
-      const double k = static_cast<double>(cnt);
-      const double y = ld<T>(p.values, (b * n + r) * p.T + t) - v0 - k * delta / dd;
-      const double wy = ld<T>(p.weights, wo + r) * y;
+      const double wy = ld<T>(p.weights, wo + r) * (ld<T>(p.values, (b * n + r) * p.T + t) - v0);
       for (int64_t i = 0; i < d; ++i) c[i] += wy * static_cast<double>(mask_bit(z[i]));
-      total += wy * k;
+    }
+    double total = 0.0;
+    for (int64_t i = 0; i < d; ++i) {
+      c[i] -= aux[i] * delta / dd;
+      total += c[i];
     }
     for (int64_t i = 0; i < d; ++i) c[i] -= total / dd;
     minnorm_primal(M, d, info, c, tmp);
