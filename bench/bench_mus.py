@@ -51,8 +51,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from xattr.explainers._common import Targets, rows_per_batch
-from xattr.explainers._game import Game
+from xattr._core.batching import rows_per_batch
+from xattr._core.game import Game
+from xattr._core.targets import Targets
 from xattr.ops import mask_apply
 from xattr.smoothing import MuS, grid_patches
 

@@ -51,16 +51,18 @@ from bench_mus import interleaved, median_ms
 from torch import Tensor
 
 from xattr import IntegratedGradients, ShapleyIntegratedGradients, ops
+from xattr._core import validation
+from xattr._core.batching import batch_rows, expand_base
+from xattr._core.features import format_feature_mask
+from xattr._core.inputs import format_baselines, format_inputs
+from xattr._core.targets import Targets
 from xattr.baselines import resolve
-from xattr.explainers._common import Targets, format_baselines, format_inputs
-from xattr.explainers._game import format_feature_mask
-from xattr.explainers._gradient import _blocks, _Carry, batch_rows, expand_base, float_inputs
+from xattr.explainers._gradient import _blocks, _Carry, float_inputs
 from xattr.explainers.shapley_integrated_gradients import (
     _Run,
     combination_weights,
     stratified_coalitions,
 )
-from xattr.ops import _checks
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CASES = ("image_mlp", "image_cnn", "tabular")
@@ -285,8 +287,8 @@ class Case:
                     carry.result()
 
         def checks() -> None:
-            _checks.finite("inputs", flat_x)
-            _checks.finite("baselines", flat_b)
+            validation.finite("inputs", flat_x)
+            validation.finite("baselines", flat_b)
 
         return {
             "argument set-up": setup,

@@ -11,17 +11,12 @@ import torch
 
 import xattr
 from xattr import ops
-from xattr.explainers._common import (
-    CPU_INPUT_BYTES,
-    Targets,
-    check_model_output,
-    expand_additional_args,
-    format_baselines,
-    format_inputs,
-    rows_per_batch,
-    warn_if_training,
-)
-from xattr.explainers._game import Setup, format_feature_mask
+from xattr._core.batching import CPU_INPUT_BYTES, expand_additional_args, rows_per_batch
+from xattr._core.features import format_feature_mask
+from xattr._core.game import Setup
+from xattr._core.inputs import format_baselines, format_inputs
+from xattr._core.model import check_model_output, warn_if_training
+from xattr._core.targets import Targets
 from xattr.explainers.removal import ConditionalRemoval, MarginalRemoval
 
 F64 = torch.float64

@@ -470,7 +470,7 @@ def test_memory_budget_and_progress_do_not_change_answers():
 
 
 def test_multiple_baselines_path_integration_is_the_mean():
-    from xattr.explainers._common import Targets
+    from xattr._core.targets import Targets
     from xattr.explainers._gradient import integrate_paths
 
     m = mlp()

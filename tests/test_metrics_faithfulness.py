@@ -336,7 +336,7 @@ def test_both_layouts_give_the_right_order_where_sums_would_flip_it():
 def test_auto_layout_ambiguity_is_resolved_by_the_argument():
     """A per-element map constant within every feature reads as the group layout; the
     argument says otherwise. Group and element readings coincide for single elements."""
-    from xattr.metrics.faithfulness import feature_scores
+    from xattr._core.features import feature_scores
 
     f, x, mask = _two_features()
     _, element = _layouts(f, x, mask)  # IG's [3, 0.5, 0.5, 0.5, 0.5], marked per-element

@@ -9,7 +9,7 @@ amortized explanations build on both.
 import torch  # noqa: F401  (before _C: the kernels share torch's OpenMP runtime)
 
 from xattr import baselines, explainers, metrics, ops, smoothing
-from xattr._budget import get_memory_budget, set_memory_budget
+from xattr._core.budget import get_memory_budget, set_memory_budget
 from xattr._ext import cuda_available, kernels_available
 from xattr.explainers import (
     Banzhaf,

@@ -8,7 +8,6 @@ Rows are always ordered example-major: row ``b * R + r`` belongs to example ``b`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -16,82 +15,28 @@ import torch
 from torch import Tensor
 
 from xattr import ops
-from xattr.explainers._common import (
-    Attribution,
-    Targets,
-    TargetType,
-    TensorOrTuple,
-    check_finite,
-    check_model_output,
-    format_baselines,
+from xattr._core import validation
+from xattr._core.batching import as_args, batch_rows, chunk_args
+from xattr._core.features import mark_per_element
+from xattr._core.inputs import (
     format_inputs,
     n_elements,
-    progress,
-    rows_per_batch,
-    run_model,
-    warn_if_training,
 )
-from xattr.ops import _checks
+from xattr._core.model import select_checked, selected, warn_if_training
+from xattr._core.progress import progress
+from xattr._core.targets import Targets
 
 
 def float_inputs(inputs: tuple[Tensor, ...], name: str = "inputs") -> None:
     """Gradient explainers need floating inputs (float32 / float64); format_inputs has
     checked them finite."""
     for i, x in enumerate(inputs):
-        if x.dtype not in _checks.FLOATS:
+        if x.dtype not in validation.FLOATS:
             label = name if len(inputs) == 1 else f"{name}[{i}]"
             raise TypeError(
                 f"{label}: expected a float32 or float64 tensor, got "
                 f"{str(x.dtype).replace('torch.', '')}"
             )
-
-
-def chunk_args(args: tuple, batch: int, start: int, stop: int, reps: int) -> tuple:
-    """Examples start..stop of the per-example tensor arguments, each repeated ``reps``
-    times example-major; other arguments pass unchanged."""
-    out = []
-    for a in args:
-        if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch:
-            a = a[start:stop]
-            if reps != 1:
-                a = a.repeat_interleave(reps, dim=0)
-        out.append(a)
-    return tuple(out)
-
-
-def as_args(args: Any) -> tuple:
-    if args is None:
-        return ()
-    return args if isinstance(args, tuple) else (args,)
-
-
-def selected(
-    forward_func: Callable,
-    points: tuple[Tensor, ...],
-    args: tuple,
-    targets: Targets,
-    rows_per_example: int,
-    first_example: int,
-) -> Tensor:
-    """Selected outputs [rows, T] of the model at ``points`` (checked)."""
-    out = run_model(forward_func, points, args, points[0].shape[0], finite=False)
-    return _select_checked(out, points[0].shape[0], targets, rows_per_example, first_example)
-
-
-def _select_checked(
-    out: Any, rows: int, targets: Targets, rows_per_example: int, first_example: int
-) -> Tensor:
-    """The selected outputs [rows, T]; the model's rows checked, and the selected
-    outputs (only they reach the attributions) checked finite."""
-    out = check_model_output(out, rows, finite=False)
-    sel = targets.select(out, rows_per_example, first_example)
-    if not targets.multi and sel.shape[1] != 1:
-        raise ValueError(
-            f"target: selects {sel.shape[1]} outputs per example; give one index per example "
-            "(or a list of lists / target='all' for several targets)"
-        )
-    check_finite(sel)
-    return sel
 
 
 def grads_at(
@@ -114,40 +59,6 @@ def grads_at(
             wrt = points
         sel = selected(forward_func, points, args, targets, rows_per_example, first_example)
         return _grads_of(sel, wrt)
-
-
-def outputs_at(
-    forward_func: Callable,
-    points: tuple[Tensor, ...],
-    args: tuple,
-    targets: Targets,
-    rows: int,
-    bar: Any = None,
-) -> Tensor:
-    """Selected outputs [B, T] at one point per example, in batches of ``rows``
-    (``bar``: a progress bar advanced by the rows done)."""
-    B = points[0].shape[0]
-    parts = []
-    with torch.no_grad():
-        for s in range(0, max(B, 1), rows):  # an empty batch: one empty call (the shapes)
-            e = min(B, s + rows)
-            pts = tuple(p[s:e] for p in points)
-            parts.append(selected(forward_func, pts, chunk_args(args, B, s, e, 1), targets, 1, s))
-            if bar is not None:
-                bar.update(e - s)
-    return torch.cat(parts, 0)
-
-
-def batch_rows(
-    inputs: tuple[Tensor, ...],
-    internal_batch_size: int | None,
-    memory_budget: int | str | None,
-) -> int:
-    return rows_per_batch(inputs, internal_batch_size, memory_budget, name="internal_batch_size")
-
-
-def expand_base(base: Tensor, B: int) -> Tensor:
-    return base if base.shape[0] == B else base.expand(B, *base.shape[1:])
 
 
 REDUCTIONS = ops.path.REDUCTIONS
@@ -222,8 +133,8 @@ def integrate_paths(
         for b, x in zip(baselines, inputs)
     )
     for i, (x, b) in enumerate(zip(flat_x, flat_b)):
-        _checks.finite("inputs" if len(inputs) == 1 else f"inputs[{i}]", x)
-        _checks.finite("baselines" if len(inputs) == 1 else f"baselines[{i}]", b)
+        validation.finite("inputs" if len(inputs) == 1 else f"inputs[{i}]", x)
+        validation.finite("baselines" if len(inputs) == 1 else f"baselines[{i}]", b)
     out: list[Tensor] = []  # one [B, T, E] ([B, T, K, E] for "none") per input
     carry: list[_Carry] = []  # per input, for examples split across blocks
     totals: Tensor | None = None  # [B, T, K] float64
@@ -243,7 +154,7 @@ def integrate_paths(
             with torch.enable_grad():
                 flat = tuple(f.detach().requires_grad_() for f in flat)
                 raw = layer_call(flat, s, e, reps)
-                sel = _select_checked(raw, nb * reps, targets, reps, s)
+                sel = select_checked(raw, nb * reps, targets, reps, s)
                 g, _ = _grads_of(sel, flat)
         t = g[0].shape[1]
         if T is None:
@@ -283,7 +194,7 @@ def integrate_paths(
     bar.close()
     # A NaN or inf gradient always reaches the attributions (see ops.path_integrate).
     for a in out:
-        if not _checks.all_finite(a):
+        if not validation.all_finite(a):
             raise ValueError(
                 "forward_func: its gradients contain non-finite values (NaN or inf); "
                 "the attributions would too"
@@ -389,132 +300,16 @@ def _grads_of(sel: Tensor, wrt: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...],
     return grads, sel.detach()
 
 
-# Gradient explainers' attributions carry each element's own share of a feature's value
-# (their sum is the feature's value), unlike Captum's layout of the perturbation
-# explainers, where every element of a feature carries the feature's whole value. The
-# tensors they return say so in this attribute (a tensor made from them, e.g. by
-# .clone() or arithmetic, does not), which the metrics read to score feature groups
-# (xattr.metrics.faithfulness.feature_scores).
-LAYOUT_ATTRIBUTE = "xattr_layout"
-
-
-def mark_per_element(values: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """The tensors, marked as per-element attributions (``t.xattr_layout == "element"``)."""
-    for v in values:
-        setattr(v, LAYOUT_ATTRIBUTE, "element")
-    return values
-
-
 def finish(values: tuple[Tensor, ...], multi: bool) -> tuple[Tensor, ...]:
     """Drops the target dimension (dim 1) when a single target was asked for; the
     results are marked per-element (:func:`mark_per_element`)."""
     return mark_per_element(values if multi else tuple(v.squeeze(1) for v in values))
 
 
-def convergence_delta(
-    forward_func: Callable,
-    attributions: tuple[Tensor, ...],
-    inputs: tuple[Tensor, ...],
-    baselines: tuple[Tensor, ...],
-    args: tuple,
-    targets: Targets,
-    rows: int,
-) -> Tensor:
-    """sum(attributions) - (f(inputs) - f(baselines)) per example and target: [B, T].
-
-    ``attributions`` are [B, T, *F]; ``baselines`` [1 or B, *F].
-    """
-    B = inputs[0].shape[0]
-    base = tuple(expand_base(b, B) for b in baselines)
-    end = outputs_at(forward_func, inputs, args, targets, rows)
-    start = outputs_at(forward_func, base, args, targets, rows)
-    total = sum(a.reshape(*a.shape[:2], math.prod(a.shape[2:])).sum(-1) for a in attributions)
-    return total - (end - start).to(total.dtype)
-
-
-class GradientAttribution(Attribution):
-    """Base of the gradient explainers (Captum's ``GradientAttribution``).
-
-    Args:
-        forward_func: the model.
-        multiply_by_inputs: whether the attributions include the factor
-            (inputs - baselines); the explainers that take Captum's
-            ``multiply_by_inputs`` pass it on (default False, as Saliency).
-    """
-
-    def __init__(self, forward_func: Callable[..., Any], multiply_by_inputs: bool = False) -> None:
-        super().__init__(forward_func)
-        self._multiply_by_inputs = bool(multiply_by_inputs)
-
-    @property
-    def multiplies_by_inputs(self) -> bool:
-        return self._multiply_by_inputs
-
-    def compute_convergence_delta(
-        self,
-        attributions: TensorOrTuple,
-        start_point: Any,
-        end_point: TensorOrTuple,
-        target: TargetType = None,
-        additional_forward_args: Any = None,
-    ) -> Tensor:
-        """How far ``attributions`` are from completeness:
-        ``sum(attributions) - (f(end_point) - f(start_point))`` per example.
-
-        Args:
-            attributions: [B, *F] per input (a tuple for tuple inputs), or [B, T, *F]
-                with several targets.
-            start_point: the baselines (a number, a tensor broadcastable to one example,
-                [B, *F], or a tuple of those).
-            end_point: the inputs, [B, *F] or a tuple.
-            target, additional_forward_args: as in ``attribute``.
-
-        Returns:
-            [B] ([B, T] for several targets), in the attributions' dtype.
-
-        Example:
-            >>> import torch
-            >>> from xattr import IntegratedGradients
-            >>> ig = IntegratedGradients(torch.nn.Linear(3, 1).double().eval())
-            >>> x = torch.randn(2, 3, dtype=torch.float64)
-            >>> a = ig.attribute(x, target=0)
-            >>> bool(ig.compute_convergence_delta(a, 0.0, x, target=0).abs().max() < 1e-12)
-            True
-        """
-        ends, _ = format_inputs(end_point, "end_point")
-        attrs, _ = format_inputs(attributions, "attributions")
-        if len(attrs) != len(ends):
-            raise ValueError(
-                f"attributions: expected {len(ends)} tensor(s), one per input, got {len(attrs)}"
-            )
-        starts = format_baselines(start_point, ends)
-        B = ends[0].shape[0]
-        targets = Targets(target, B)
-        lead = (B, -1) if targets.multi else (B, 1)
-        shaped = []
-        for i, (a, x) in enumerate(zip(attrs, ends)):
-            if a.shape[0] != B:
-                raise ValueError(
-                    f"attributions[{i}]: {a.shape[0]} rows, the end_point has {B} examples"
-                )
-            shaped.append(a.reshape(*lead, *x.shape[1:]))
-        rows = batch_rows(ends, None, None)
-        delta = convergence_delta(
-            self.forward_func,
-            tuple(shaped),
-            ends,
-            starts,
-            as_args(additional_forward_args),
-            targets,
-            rows,
-        )
-        return delta if targets.multi else delta[:, 0]
-
-
 def check_n_steps(n_steps: Any, method: str) -> None:
     if method not in ops.path.METHODS:
         raise ValueError(f"method: expected one of {', '.join(ops.path.METHODS)}, got {method!r}")
-    _checks.int_arg("n_steps", n_steps, minimum=1 if method == "gausslegendre" else 2)
+    validation.int_arg("n_steps", n_steps, minimum=1 if method == "gausslegendre" else 2)
 
 
 def input_grads(

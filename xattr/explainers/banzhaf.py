@@ -9,16 +9,13 @@ import torch
 from torch import Tensor
 
 from xattr import ops
-from xattr.explainers._common import (
-    BaselineType,
-    PerturbationAttribution,
-    TargetType,
-    TensorOrTuple,
-)
-from xattr.explainers._game import Setup
+from xattr._core import validation
+from xattr._core.attribution import PerturbationAttribution
+from xattr._core.game import Setup
+from xattr._core.inputs import BaselineType, TensorOrTuple
+from xattr._core.removal import Removal
+from xattr._core.targets import TargetType
 from xattr.explainers.exact_shapley import MAX_EXACT_FEATURES
-from xattr.explainers.removal import Removal
-from xattr.ops import _checks
 
 
 def msr_stderr(masks: Tensor, counts: Tensor, values: Tensor) -> Tensor:
@@ -103,8 +100,8 @@ class Banzhaf(PerturbationAttribution):
             ValueError: n_samples=None with d > 20; a feature in every or in no sample.
         """
         if n_samples is not None:
-            n_samples = _checks.int_arg("n_samples", n_samples, minimum=2)
-        seed_value = _checks.seed(seed)
+            n_samples = validation.int_arg("n_samples", n_samples, minimum=2)
+        seed_value = validation.seed(seed)
         setup = Setup(
             self.forward_func,
             inputs,

@@ -7,15 +7,12 @@ from typing import Any
 from torch import Tensor
 
 from xattr import ops
-from xattr.explainers._common import (
-    BaselineType,
-    PerturbationAttribution,
-    TargetType,
-    TensorOrTuple,
-    per_eval,
-)
-from xattr.explainers._game import Setup
-from xattr.explainers.removal import Removal
+from xattr._core.attribution import PerturbationAttribution
+from xattr._core.game import Setup
+from xattr._core.inputs import BaselineType, TensorOrTuple
+from xattr._core.removal import Removal
+from xattr._core.targets import TargetType
+from xattr._core.validation import per_eval
 
 MAX_EXACT_FEATURES = 20
 

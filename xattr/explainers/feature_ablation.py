@@ -6,15 +6,12 @@ from typing import Any
 
 import torch
 
-from xattr.explainers._common import (
-    BaselineType,
-    PerturbationAttribution,
-    TargetType,
-    TensorOrTuple,
-    per_eval,
-)
-from xattr.explainers._game import Setup
-from xattr.explainers.removal import Removal
+from xattr._core.attribution import PerturbationAttribution
+from xattr._core.game import Setup
+from xattr._core.inputs import BaselineType, TensorOrTuple
+from xattr._core.removal import Removal
+from xattr._core.targets import TargetType
+from xattr._core.validation import per_eval
 
 # Bool mask entries built at once (rows x d); the game batches model rows itself.
 _MASK_ELEMENTS = 1 << 24

@@ -9,25 +9,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from xattr.explainers._common import (
-    Targets,
-    TargetType,
-    TensorOrTuple,
-    format_baselines,
-    format_inputs,
-    format_output,
-    positive_int,
-    warn_if_training,
-)
-from xattr.explainers._gradient import (
-    GradientAttribution,
-    as_args,
-    batch_rows,
-    convergence_delta,
-    finish,
-    float_inputs,
-    input_grads,
-)
+from xattr._core.attribution import GradientAttribution, convergence_delta
+from xattr._core.batching import as_args, batch_rows
+from xattr._core.inputs import TensorOrTuple, format_baselines, format_inputs, format_output
+from xattr._core.model import warn_if_training
+from xattr._core.targets import Targets, TargetType
+from xattr._core.validation import positive_int
+from xattr.explainers._gradient import finish, float_inputs, input_grads
 from xattr.explainers.noise_tunnel import NoiseTunnel, make_generator
 
 

@@ -7,26 +7,18 @@ from typing import Any
 
 from torch import Tensor
 
-from xattr.explainers._common import (
+from xattr._core.attribution import GradientAttribution, convergence_delta
+from xattr._core.batching import as_args, batch_rows
+from xattr._core.inputs import (
     BaselineType,
-    Targets,
-    TargetType,
     TensorOrTuple,
     format_baselines,
     format_inputs,
     format_output,
-    warn_if_training,
 )
-from xattr.explainers._gradient import (
-    GradientAttribution,
-    as_args,
-    batch_rows,
-    check_n_steps,
-    convergence_delta,
-    finish,
-    float_inputs,
-    integrate_paths,
-)
+from xattr._core.model import warn_if_training
+from xattr._core.targets import Targets, TargetType
+from xattr.explainers._gradient import check_n_steps, finish, float_inputs, integrate_paths
 
 
 class IntegratedGradients(GradientAttribution):

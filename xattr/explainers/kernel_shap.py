@@ -18,17 +18,13 @@ import torch
 from torch import Tensor
 
 from xattr import ops
-from xattr.explainers._common import (
-    BaselineType,
-    PerturbationAttribution,
-    TargetType,
-    TensorOrTuple,
-    flag,
-    positive_int,
-)
-from xattr.explainers._game import Setup
-from xattr.explainers.removal import Removal
-from xattr.ops import _checks
+from xattr._core import validation
+from xattr._core.attribution import PerturbationAttribution
+from xattr._core.game import Setup
+from xattr._core.inputs import BaselineType, TensorOrTuple
+from xattr._core.removal import Removal
+from xattr._core.targets import TargetType
+from xattr._core.validation import flag, positive_int
 
 # ----------------------------------------------------------------- design
 # Prime for the exact rank bookkeeping of _Span (rank over the integers mod p; r * p^2
@@ -459,7 +455,7 @@ class KernelShap(PerturbationAttribution):
         n_samples = positive_int("n_samples", n_samples)
         flag("return_input_shape", return_input_shape)
         flag("return_std", return_std)
-        s = _checks.seed(seed)
+        s = validation.seed(seed)
         setup = Setup(
             self.forward_func,
             inputs,

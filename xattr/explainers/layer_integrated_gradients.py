@@ -8,25 +8,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from xattr.explainers._common import (
-    BaselineType,
-    Targets,
-    TargetType,
-    TensorOrTuple,
-    format_baselines,
-    format_inputs,
-    warn_if_training,
-)
-from xattr.explainers._gradient import (
-    GradientAttribution,
-    as_args,
-    batch_rows,
-    check_n_steps,
-    chunk_args,
-    convergence_delta,
-    finish,
-    integrate_paths,
-)
+from xattr._core.attribution import GradientAttribution, convergence_delta
+from xattr._core.batching import as_args, batch_rows, chunk_args
+from xattr._core.inputs import BaselineType, TensorOrTuple, format_baselines, format_inputs
+from xattr._core.model import warn_if_training
+from xattr._core.targets import Targets, TargetType
+from xattr.explainers._gradient import check_n_steps, finish, integrate_paths
 
 
 def describe(value: Any) -> str:

@@ -20,18 +20,13 @@ import torch
 from torch import Tensor
 
 from xattr import ops
-from xattr.explainers._common import (
-    BaselineType,
-    PerturbationAttribution,
-    TargetType,
-    TensorOrTuple,
-    flag,
-    n_elements,
-    positive_int,
-)
-from xattr.explainers._game import Setup
-from xattr.explainers.removal import Removal
-from xattr.ops import _checks
+from xattr._core import validation
+from xattr._core.attribution import PerturbationAttribution
+from xattr._core.game import Setup
+from xattr._core.inputs import BaselineType, TensorOrTuple, n_elements
+from xattr._core.removal import Removal
+from xattr._core.targets import TargetType
+from xattr._core.validation import flag, positive_int
 
 
 @dataclass(frozen=True)
@@ -317,7 +312,7 @@ class Lime(PerturbationAttribution):
         """
         n_samples = positive_int("n_samples", n_samples)
         flag("return_input_shape", return_input_shape)
-        s = _checks.seed(seed)
+        s = validation.seed(seed)
         setup = Setup(
             self.forward_func,
             inputs,

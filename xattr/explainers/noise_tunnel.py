@@ -7,15 +7,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from xattr.explainers._common import (
-    TensorOrTuple,
-    expand_additional_args,
-    format_inputs,
-    format_output,
-    repeat_per_example,
-)
-from xattr.explainers._gradient import LAYOUT_ATTRIBUTE, float_inputs, mark_per_element
-from xattr.ops import _checks
+from xattr._core import validation
+from xattr._core.batching import expand_additional_args, repeat_per_example
+from xattr._core.features import LAYOUT_ATTRIBUTE, mark_per_element
+from xattr._core.inputs import TensorOrTuple, format_inputs, format_output
+from xattr.explainers._gradient import float_inputs
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
@@ -79,7 +75,7 @@ def _stdevs(stdevs: Any, k: int) -> tuple[float, ...]:
 def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
     """A generator on ``device`` seeded by ``seed`` (None draws the seed from torch's
     global generator, so ``torch.manual_seed`` keeps results reproducible)."""
-    s = _checks.seed(seed)
+    s = validation.seed(seed)
     return torch.Generator(device=device).manual_seed(s % 2**63)
 
 
@@ -187,13 +183,13 @@ class NoiseTunnel:
     ) -> Any:
         if nt_type not in NT_TYPES:
             raise ValueError(f"nt_type: expected one of {', '.join(NT_TYPES)}, got {nt_type!r}")
-        nt_samples = _checks.int_arg("nt_samples", nt_samples, minimum=1)
+        nt_samples = validation.int_arg("nt_samples", nt_samples, minimum=1)
         if nt_samples_batch_size is None:
             per = nt_samples
         else:
             per = min(
                 nt_samples,
-                _checks.int_arg("nt_samples_batch_size", nt_samples_batch_size, minimum=1),
+                validation.int_arg("nt_samples_batch_size", nt_samples_batch_size, minimum=1),
             )
         sds = _stdevs(stdevs, len(xs))
         want_delta = bool(kwargs.get("return_convergence_delta", False))

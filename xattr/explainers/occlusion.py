@@ -8,24 +8,21 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
-from xattr.explainers._common import (
+from xattr._core.attribution import PerturbationAttribution
+from xattr._core.batching import expand_additional_args, rows_per_batch
+from xattr._core.inputs import (
     BaselineType,
-    PerturbationAttribution,
-    Targets,
-    TargetType,
     TensorOrTuple,
     attribution_dtype,
-    expand_additional_args,
     format_baselines,
     format_inputs,
     format_output,
-    per_eval,
-    progress,
-    rows_per_batch,
-    run_model,
-    warn_if_training,
 )
-from xattr.explainers.removal import BaselineRemoval, MarginalRemoval, Removal
+from xattr._core.model import run_model, warn_if_training
+from xattr._core.progress import progress
+from xattr._core.removal import BaselineRemoval, MarginalRemoval, Removal
+from xattr._core.targets import Targets, TargetType
+from xattr._core.validation import per_eval
 
 ShapeArg = Union[tuple[int, ...], tuple[tuple[int, ...], ...]]
 StrideArg = Union[None, int, tuple[int, ...], tuple[Union[int, tuple[int, ...]], ...]]

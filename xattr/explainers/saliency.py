@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from xattr.explainers._common import TargetType, TensorOrTuple, format_output
-from xattr.explainers._gradient import GradientAttribution, finish, gradients_at_inputs
+from xattr._core.attribution import GradientAttribution
+from xattr._core.inputs import TensorOrTuple, format_output
+from xattr._core.targets import TargetType
+from xattr.explainers._gradient import finish, gradients_at_inputs
 
 
 class Saliency(GradientAttribution):

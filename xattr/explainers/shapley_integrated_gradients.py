@@ -41,35 +41,24 @@ import torch
 from torch import Tensor
 
 from xattr import ops
-from xattr.baselines import resolve
-from xattr.explainers._common import (
-    Targets,
-    TargetType,
+from xattr._core import validation
+from xattr._core.attribution import GradientAttribution
+from xattr._core.batching import as_args, batch_rows, chunk_args, expand_base
+from xattr._core.features import feature_sets, format_feature_mask
+from xattr._core.inputs import (
     TensorOrTuple,
     example_bytes,
-    flag,
     format_baselines,
     format_inputs,
     format_output,
     n_elements,
-    positive_int,
-    progress,
-    warn_if_training,
 )
-from xattr.explainers._game import feature_sets, format_feature_mask
-from xattr.explainers._gradient import (
-    GradientAttribution,
-    as_args,
-    batch_rows,
-    check_n_steps,
-    chunk_args,
-    expand_base,
-    finish,
-    float_inputs,
-    integrate_paths,
-    outputs_at,
-)
-from xattr.ops import _checks
+from xattr._core.model import outputs_at, warn_if_training
+from xattr._core.progress import progress
+from xattr._core.targets import Targets, TargetType
+from xattr._core.validation import flag, positive_int
+from xattr.baselines import resolve
+from xattr.explainers._gradient import check_n_steps, finish, float_inputs, integrate_paths
 from xattr.ops.sampling import MAX_ENUMERATION_FEATURES
 
 COMBINES = ("per_size", "shared")
@@ -316,7 +305,7 @@ class ShapleyIntegratedGradients(GradientAttribution):
         args = as_args(additional_forward_args)
         rows = batch_rows(xs, internal_batch_size, memory_budget)
         run = _Run(self.forward_func, xs, refs, groups, args, targets, n_steps, method, rows)
-        seed = _checks.seed(seed) if not exact and n_coalitions_per_size != "all" else seed
+        seed = validation.seed(seed) if not exact and n_coalitions_per_size != "all" else seed
         parts = []
         # Per-example feature masks whose ids differ (superpixels of different images):
         # each run of consecutive examples with the same features gets the coalitions

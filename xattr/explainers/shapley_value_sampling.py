@@ -16,17 +16,13 @@ import torch
 from torch import Tensor
 
 from xattr import ops
-from xattr.explainers._common import (
-    BaselineType,
-    PerturbationAttribution,
-    TargetType,
-    TensorOrTuple,
-    flag,
-    positive_int,
-)
-from xattr.explainers._game import Setup
-from xattr.explainers.removal import Removal
-from xattr.ops import _checks
+from xattr._core import validation
+from xattr._core.attribution import PerturbationAttribution
+from xattr._core.game import Setup
+from xattr._core.inputs import BaselineType, TensorOrTuple
+from xattr._core.removal import Removal
+from xattr._core.targets import TargetType
+from xattr._core.validation import flag, positive_int
 
 # Bound on the bool mask elements materialised at once (rows * d).
 _MASK_ELEMENTS = 1 << 24
@@ -107,7 +103,7 @@ class ShapleyValueSampling(PerturbationAttribution):
         flag("return_std", return_std)
         flag("antithetic", antithetic)
         flag("return_input_shape", return_input_shape)
-        s = _checks.seed(seed)
+        s = validation.seed(seed)
         setup = Setup(
             self.forward_func,
             inputs,

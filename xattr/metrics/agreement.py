@@ -29,10 +29,10 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-from xattr.explainers._common import TensorOrTuple, flag, format_inputs, positive_int
-from xattr.explainers._game import format_feature_mask
-from xattr.metrics.faithfulness import check_layout, group_scores
-from xattr.ops import _checks
+from xattr._core import validation
+from xattr._core.features import check_layout, format_feature_mask, group_scores
+from xattr._core.inputs import TensorOrTuple, format_inputs
+from xattr._core.validation import flag, positive_int
 
 MaskType = Optional[Union[Tensor, tuple[Tensor, ...]]]
 LayoutType = Union[str, tuple[str, str]]
@@ -69,7 +69,7 @@ def _pair(
         for i, t in enumerate(ts):
             if not t.is_floating_point():
                 raise TypeError(f"{name}[{i}]: expected a floating-point tensor, got {t.dtype}")
-            if not _checks.all_finite(t):
+            if not validation.all_finite(t):
                 raise ValueError(f"{name}[{i}]: contains non-finite values (NaN or inf)")
     for i, (x, y) in enumerate(zip(xs, ys)):
         if x.shape != y.shape:

@@ -8,30 +8,23 @@ steps for B examples costs B * (K + 1) model rows and no Python loop per step.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
+from xattr._core import validation
+from xattr._core.batching import as_args, expand_additional_args, rows_per_batch
+from xattr._core.features import check_layout, feature_ranks, feature_scores
+from xattr._core.game import Setup
+from xattr._core.inputs import TensorOrTuple, check_finite, format_inputs
+from xattr._core.model import outputs_at
+from xattr._core.progress import progress
+from xattr._core.targets import Targets, TargetType
+from xattr._core.validation import flag, positive_int
 from xattr.baselines import resolve
-from xattr.explainers._common import (
-    Targets,
-    TargetType,
-    TensorOrTuple,
-    check_finite,
-    expand_additional_args,
-    flag,
-    format_inputs,
-    positive_int,
-    progress,
-    rows_per_batch,
-)
-from xattr.explainers._game import Setup
-from xattr.explainers._gradient import LAYOUT_ATTRIBUTE, as_args, outputs_at
 from xattr.metrics.summary import summarize
-from xattr.ops import _checks
 
 ORDERS = ("most_relevant_first", "least_relevant_first")
 
@@ -75,140 +68,6 @@ class TargetClassCurve(NamedTuple):
     def summary(self) -> dict:
         """The margin's AUC over examples and the flipped fraction at each step."""
         return {"auc": summarize(self.auc), "flipped": self.flipped.float().mean(0).tolist()}
-
-
-LAYOUTS = ("auto", "group", "element")
-
-
-def check_layout(layout: Any) -> str:
-    """``layout`` checked: one of :data:`LAYOUTS`."""
-    if not isinstance(layout, str) or layout not in LAYOUTS:
-        raise ValueError(f"layout: expected one of {LAYOUTS}, got {layout!r}")
-    return layout
-
-
-def _marked(attrs: tuple[Tensor, ...], layout: str) -> str:
-    """ "element" for "auto" when every tensor is marked per-element by a gradient explainer."""
-    if layout == "auto" and all(getattr(a, LAYOUT_ATTRIBUTE, None) == "element" for a in attrs):
-        return "element"
-    return layout
-
-
-def group_scores(
-    attrs: tuple[Tensor, ...], groups: tuple[Tensor, ...], d: int, layout: str = "auto"
-) -> Tensor:
-    """The score of every feature, [B, d] float64, from attributions [B, *F] per input
-    and feature ids in 0..d-1 per input ([1 or B, *F]); ``layout`` as in
-    :func:`feature_scores`. A feature absent from an example scores 0.
-
-    Example:
-        >>> import torch
-        >>> ids = (torch.tensor([[0, 1, 1, 1, 1]]),)
-        >>> group_scores((torch.tensor([[3.0, 2, 2, 2, 2]]),), ids, 2).tolist()  # group
-        [[3.0, 2.0]]
-        >>> group_scores((torch.tensor([[3.0, 1, 0, 0, 1]]),), ids, 2).tolist()  # element
-        [[3.0, 2.0]]
-    """
-    layout = _marked(attrs, check_layout(layout))
-    B = attrs[0].shape[0]
-    device = attrs[0].device
-    f64 = torch.float64
-    flat = [a.reshape(B, -1).to(f64) for a in attrs]
-    ids = [g.reshape(g.shape[0], -1).to(device).expand(B, -1) for g in groups]
-    sums = torch.zeros((B, d), dtype=f64, device=device)
-    for a, g in zip(flat, ids):
-        sums.scatter_add_(1, g, a)
-    if layout == "element":
-        return sums
-    hi = torch.full((B, d), -math.inf, dtype=f64, device=device)
-    lo = torch.full((B, d), math.inf, dtype=f64, device=device)
-    for a, g in zip(flat, ids):
-        hi.scatter_reduce_(1, g, a, "amax")
-        lo.scatter_reduce_(1, g, a, "amin")
-    present = hi > -math.inf
-    varies = present & (hi != lo)
-    if layout == "group" and bool(varies.any()):
-        b, j = varies.nonzero()[0].tolist()
-        raise ValueError(
-            "layout: 'group' needs every element of a feature to carry the feature's value, "
-            f"but feature {j} of example {b} has values from {lo[b, j].item():.6g} to "
-            f"{hi[b, j].item():.6g}; use layout='element' (sums) for a per-element map"
-        )
-    if layout == "auto" and bool(varies.any()):
-        return sums
-    return torch.where(present, hi, torch.zeros_like(hi))
-
-
-def feature_scores(
-    attributions: TensorOrTuple,
-    inputs: tuple[Tensor, ...],
-    groups: tuple[Tensor, ...],
-    d: int,
-    layout: str = "auto",
-) -> Tensor:
-    """The score of every feature group: [B, d] (float64).
-
-    Args:
-        attributions: shaped like ``inputs`` (a tensor or a tuple).
-        inputs: the inputs, one [B, *F] tensor per input.
-        groups: int64 feature ids in 0..d-1 per input, [1 or B, *F] (as
-            ``format_feature_mask`` returns them).
-        d: the number of features.
-        layout: how the attributions spread a feature's value over its elements.
-            ``"element"``: each element carries its share (the gradient explainers:
-            IntegratedGradients, ShapleyIntegratedGradients, Saliency, ...), and a
-            feature scores the sum of its elements. ``"group"``: every element carries
-            the feature's whole value (Captum's layout, which the perturbation
-            explainers return with a ``feature_mask``: KernelShap, Lime,
-            FeatureAblation, ShapleyValueSampling, ...), and a feature scores that
-            value. ``"auto"`` (default): ``"element"`` for the tensors xattr's
-            gradient explainers return (they are marked: ``a.xattr_layout ==
-            "element"``); otherwise ``"group"`` when every element of every feature,
-            in every example, carries the same value as the rest of its feature, else
-            ``"element"``. So an explainer's own output with the same feature mask is
-            scored right without this argument. "auto" can misread one kind of map:
-            a per-element map that is no longer the explainer's marked tensor (a
-            copy, a result of arithmetic, another library's) and happens to be
-            constant within every feature of every example (e.g. a linear model with
-            equal weights within a feature) while the features differ in size; pass
-            ``layout="element"`` for it.
-
-    Example:
-        >>> import torch
-        >>> x = torch.ones(1, 5)
-        >>> ids = (torch.tensor([[0, 1, 1, 1, 1]]),)
-        >>> feature_scores(torch.tensor([[3.0, 2, 2, 2, 2]]), (x,), ids, 2).tolist()
-        [[3.0, 2.0]]
-        >>> feature_scores(torch.tensor([[3.0, 2, 2, 2, 2]]), (x,), ids, 2, "element").tolist()
-        [[3.0, 8.0]]
-    """
-    check_layout(layout)
-    attrs, _ = format_inputs(attributions, "attributions")
-    if len(attrs) != len(inputs):
-        raise ValueError(
-            f"attributions: expected {len(inputs)} tensor(s), one per input, got {len(attrs)}"
-        )
-    for i, (a, x) in enumerate(zip(attrs, inputs)):
-        if tuple(a.shape) != tuple(x.shape):
-            raise ValueError(
-                f"attributions: tensor {i} has shape {tuple(a.shape)}, the inputs {tuple(x.shape)}"
-            )
-        if not a.is_floating_point():
-            raise TypeError(f"attributions: expected float tensors, got {a.dtype}")
-        if not _checks.all_finite(a):
-            raise ValueError("attributions: contain NaN or inf")
-    layout = _marked(attrs, layout)
-    device = inputs[0].device
-    return group_scores(tuple(a.to(device) for a in attrs), groups, d, layout)
-
-
-def feature_ranks(scores: Tensor, descending: bool = True) -> Tensor:
-    """The place of every feature in the order of its score: [B, d] int64, 0 = first
-    (highest when ``descending``); equal scores keep the lower feature index first."""
-    order = torch.argsort(scores, dim=1, descending=descending, stable=True)
-    pos = torch.empty_like(order)
-    pos.scatter_(1, order, torch.arange(scores.shape[1], device=order.device).expand_as(order))
-    return pos
 
 
 def step_counts(d: int, n_steps: int | None) -> Tensor:
@@ -668,7 +527,7 @@ def road(
             f"attributions: expected [B, C, H, W], [B, 1, H, W] or [B, H, W] for inputs "
             f"{tuple(inputs.shape)}, got {tuple(attributions.shape)}"
         )
-    if not _checks.all_finite(a):
+    if not validation.all_finite(a):
         raise ValueError("attributions: contain NaN or inf")
     if order not in ORDERS:
         raise ValueError(f"order: expected one of {ORDERS}, got {order!r}")
@@ -686,7 +545,7 @@ def road(
         inputs.repeat_interleave(K, 0), removed.reshape(B * K, H, W).to(inputs.device)
     )
     if noise > 0:
-        gen = torch.Generator().manual_seed(_checks.seed(seed) % 2**63)
+        gen = torch.Generator().manual_seed(validation.seed(seed) % 2**63)
         eps = torch.randn(imputed.shape, generator=gen, dtype=torch.float64) * noise
         hole = removed.reshape(B * K, 1, H, W).to(imputed.device)
         imputed = imputed + (eps.to(imputed.device) * hole).to(imputed.dtype)

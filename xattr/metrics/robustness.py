@@ -39,27 +39,25 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from xattr._budget import get_memory_budget, parse_bytes
-from xattr.explainers._common import (
+from xattr._core.batching import (
     ACTIVATION_FACTOR,
-    BaselineType,
-    Targets,
-    TargetType,
-    TensorOrTuple,
-    check_forward_func,
-    example_bytes,
     expand_additional_args,
-    flag,
-    format_baselines,
-    format_inputs,
-    positive_int,
-    progress,
     repeat_per_example,
     rows_per_batch,
-    run_model,
     slice_additional_args,
-    warn_if_training,
 )
+from xattr._core.budget import get_memory_budget, parse_bytes
+from xattr._core.inputs import (
+    BaselineType,
+    TensorOrTuple,
+    example_bytes,
+    format_baselines,
+    format_inputs,
+)
+from xattr._core.model import run_model, warn_if_training
+from xattr._core.progress import progress
+from xattr._core.targets import Targets, TargetType
+from xattr._core.validation import check_forward_func, flag, positive_int
 
 __all__ = [
     "default_perturb_func",

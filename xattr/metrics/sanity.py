@@ -21,8 +21,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from xattr._core.inputs import TensorOrTuple, format_inputs
+from xattr._core.progress import progress
+from xattr._core.targets import TargetType
+from xattr._core.validation import flag
 from xattr.baselines import gaussian_window
-from xattr.explainers._common import TargetType, TensorOrTuple, flag, format_inputs, progress
 from xattr.metrics.agreement import spearman
 
 __all__ = ["RandomizationResult", "cascading_randomization", "ssim"]

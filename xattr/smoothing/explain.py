@@ -26,9 +26,11 @@ from typing import Any, NamedTuple, Union
 import torch
 from torch import Tensor
 
-from xattr._budget import get_memory_budget, parse_bytes
-from xattr.explainers._common import TargetType, TensorOrTuple, progress
-from xattr.metrics.faithfulness import check_layout, feature_ranks, feature_scores
+from xattr._core.budget import get_memory_budget, parse_bytes
+from xattr._core.features import check_layout, feature_ranks, feature_scores
+from xattr._core.inputs import TensorOrTuple
+from xattr._core.progress import progress
+from xattr._core.targets import TargetType
 from xattr.smoothing.certify import Certificate, certified_radius, warn_if_relabelled
 from xattr.smoothing.mus import Features, MuS
 

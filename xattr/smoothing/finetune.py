@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from xattr.explainers._common import flag, positive_int, progress
-from xattr.explainers._game import format_feature_mask
-from xattr.ops import _checks
+from xattr._core import validation
+from xattr._core.features import format_feature_mask
+from xattr._core.progress import progress
+from xattr._core.validation import flag, positive_int
 from xattr.ops.masking import mask_apply
 from xattr.smoothing.mus import keep_positions
 
@@ -250,7 +251,7 @@ def finetune(
     show_progress = flag("show_progress", show_progress)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn: expected a callable, got {type(loss_fn).__name__}")
-    seed = _checks.seed(seed)
+    seed = validation.seed(seed)
     if optimizer is not None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(

@@ -22,16 +22,14 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from xattr.explainers._common import (
-    Targets,
-    check_model_output,
-    flag,
-    format_inputs,
-    positive_int,
-    rows_per_batch,
-)
-from xattr.explainers._game import Game, format_feature_mask
-from xattr.ops import _checks
+from xattr._core import validation
+from xattr._core.batching import rows_per_batch
+from xattr._core.features import format_feature_mask
+from xattr._core.game import Game
+from xattr._core.inputs import format_inputs
+from xattr._core.model import check_model_output
+from xattr._core.targets import Targets
+from xattr._core.validation import flag, positive_int
 from xattr.ops.masking import mask_apply
 from xattr.ops.sampling import mus_noise
 
@@ -188,7 +186,7 @@ class MuS(nn.Module):
                 f"output: say what the model returns, 'logits' or 'probs' (got {output!r})"
             )
         self.q = positive_int("q", q)
-        self.level = _checks.mus_level(lambda_, self.q)  # L = lambda * q
+        self.level = validation.mus_level(lambda_, self.q)  # L = lambda * q
         if self.level == 0:
             raise ValueError(f"lambda_: must be > 0 (at least 1/q = 1/{self.q}), got {lambda_}")
         self.lambda_ = self.level / self.q
@@ -211,7 +209,7 @@ class MuS(nn.Module):
                 f"always_keep: expected a list of feature ids, got {type(always_keep).__name__}"
             )
         self.always_keep = tuple(int(i) for i in (always_keep or ()))
-        self.seed = _checks.seed(seed)
+        self.seed = validation.seed(seed)
         self.memory_budget = memory_budget
         self.show_progress = flag("show_progress", show_progress)
         # The noise depends only on (d, device) and a tensor feature mask's ids only on

@@ -1,11 +1,12 @@
-"""The coalition game every perturbation explainer evaluates.
+"""The coalition game every perturbation explainer (and every metric that removes
+features) evaluates.
 
 ``Game(...)(masks)`` returns v(S) for every input and every coalition row:
 masks are bool [S, d] (shared by the batch) or [B, S, d]; values are
 [B, S, T] for T selected outputs. Perturbed inputs are built with the masking
 kernel and pushed through the model in batches of ``rows`` model rows; the
 removal (baseline, marginal, conditional) decides what replaces the features
-off S.
+off S. ``Setup`` turns ``attribute()`` arguments into a game.
 """
 
 from __future__ import annotations
@@ -16,32 +17,26 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from xattr._budget import get_memory_budget, parse_bytes
-from xattr.explainers._common import (
-    Targets,
-    attribution_dtype,
-    check_finite,
-    check_model_output,
-    example_bytes,
+from xattr._core.batching import (
     expand_additional_args,
-    flag,
-    format_baselines,
-    format_inputs,
-    n_elements,
-    per_eval,
-    progress,
     rows_per_batch,
-    run_model,
     slice_additional_args,
-    warn_if_training,
     warn_tiny_batches,
 )
-from xattr.explainers.removal import (
-    BaselineRemoval,
-    ConditionalRemoval,
-    MarginalRemoval,
-    Removal,
+from xattr._core.budget import get_memory_budget, parse_bytes
+from xattr._core.features import feature_sets, format_feature_mask, spread
+from xattr._core.inputs import (
+    attribution_dtype,
+    check_finite,
+    example_bytes,
+    format_baselines,
+    format_inputs,
 )
+from xattr._core.model import check_model_output, run_model, warn_if_training
+from xattr._core.progress import progress
+from xattr._core.removal import BaselineRemoval, ConditionalRemoval, MarginalRemoval, Removal
+from xattr._core.targets import Targets
+from xattr._core.validation import flag, per_eval
 from xattr.ops.masking import apply_prepared
 from xattr.ops.masking import prepare as prepare_masking
 
@@ -49,77 +44,11 @@ from xattr.ops.masking import prepare as prepare_masking
 # calls), small enough to stay in cache until the model reads them.
 PERTURBED_BYTES = 4 * 2**20
 
+
 # Solver memory (KernelShap's and Lime's designs, values and least-squares workspaces)
 # below this never counts against the memory budget: a budget set small to keep the
 # forward batches small must not refuse small solves.
 SOLVER_FLOOR = 64 * 2**20
-
-
-def format_feature_mask(
-    feature_mask: Tensor | tuple[Tensor, ...] | None, inputs: tuple[Tensor, ...]
-) -> tuple[tuple[Tensor, ...], Tensor]:
-    """Feature groups as int64 [1 or B, *F] per input, ids remapped to 0..d-1.
-
-    None makes every scalar of every input its own feature (Captum's default).
-    Returns (groups, ids) with ``ids[j]`` the user's id of feature j.
-    """
-    B = inputs[0].shape[0]
-    if feature_mask is None:
-        groups, start = [], 0
-        for x in inputs:
-            n = n_elements(x)
-            groups.append(torch.arange(start, start + n, device=x.device).view(1, *x.shape[1:]))
-            start += n
-        return tuple(groups), torch.arange(max(start, 1))
-    masks = feature_mask if isinstance(feature_mask, (tuple, list)) else (feature_mask,)
-    if len(masks) != len(inputs):
-        raise ValueError(
-            f"feature_mask: expected {len(inputs)} mask(s), one per input, got {len(masks)}"
-        )
-    groups = []
-    for i, (m, x) in enumerate(zip(masks, inputs)):
-        if not isinstance(m, Tensor):
-            raise TypeError(f"feature_mask[{i}]: expected a tensor, got {type(m).__name__}")
-        if m.is_floating_point() or m.dtype == torch.bool:
-            raise TypeError(f"feature_mask[{i}]: expected an integer dtype, got {m.dtype}")
-        feat = tuple(x.shape[1:])
-        try:
-            if m.dim() == x.dim() and m.shape[0] in (1, B):
-                g = m.broadcast_to((m.shape[0], *feat))
-            else:
-                g = m.broadcast_to(feat).unsqueeze(0)
-        except RuntimeError:
-            raise ValueError(
-                f"feature_mask[{i}]: shape {tuple(m.shape)} fits neither the inputs "
-                f"{tuple(x.shape)} nor one example {feat}"
-            ) from None
-        groups.append(g.to(device=x.device, dtype=torch.int64))
-    ids = torch.unique(torch.cat([g.reshape(-1).cpu() for g in groups]))
-    if ids.numel() == 0:
-        # no element at all (an empty batch with per-example masks, or inputs with no
-        # elements): one feature that owns nothing, whose value is exactly 0
-        ids = torch.zeros(1, dtype=torch.int64)
-    remapped = tuple(
-        torch.searchsorted(ids.to(g.device), g.reshape(-1)).view(g.shape).contiguous()
-        for g in groups
-    )
-    return remapped, ids
-
-
-def feature_sets(groups: tuple[Tensor, ...], B: int, d: int) -> Tensor | None:
-    """Which of the d features each example has: bool [B, d], or None when every example
-    has all of them (always so when the feature masks are shared by the batch).
-
-    With per-example feature masks the ids may differ between examples (superpixels of
-    different images): d is the union of the ids, and a feature an example does not
-    have is no player of that example's game.
-    """
-    if all(g.shape[0] == 1 for g in groups):
-        return None
-    has = torch.zeros((B, d), dtype=torch.bool)
-    for g in groups:
-        has.scatter_(1, g.reshape(g.shape[0], n_elements(g)).cpu().expand(B, -1), True)
-    return None if bool(has.all()) else has
 
 
 class Game:
@@ -273,26 +202,6 @@ class Game:
         m[0] = True
         v = self(m)
         return v[:, 0], v[:, 1]
-
-
-def spread(
-    phi: Tensor,
-    groups: tuple[Tensor, ...],
-    inputs: tuple[Tensor, ...],
-    multi: bool,
-    output_dtype: torch.dtype,
-) -> tuple[Tensor, ...]:
-    """Per-feature values [B, T, d] -> per-element attributions shaped like each input:
-    [B, *F] for one target, [B, T, *F] for several (``multi``); dtype of the input
-    (of the model's output for integer inputs)."""
-    B, T, _ = phi.shape
-    out = []
-    for x, g in zip(inputs, groups):
-        flat = g.reshape(g.shape[0], 1, n_elements(g)).expand(B, T, n_elements(g))
-        a = torch.gather(phi, 2, flat).reshape(B, T, *x.shape[1:])
-        a = a.to(attribution_dtype(x, output_dtype))
-        out.append(a if multi else a[:, 0])
-    return tuple(out)
 
 
 class Setup:
