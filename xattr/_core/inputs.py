@@ -10,7 +10,7 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
-from xattr.ops._checks import all_finite
+from xattr._core.validation import all_finite
 
 TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
 
