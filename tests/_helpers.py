@@ -5,26 +5,14 @@ from __future__ import annotations
 
 import torch
 
+from xattr.explainers import explainer_names
+
 F64 = torch.float64
 
-# The explainers that take the model alone (no layer, no wrapped explainer), by kind.
-PERTURBATION_EXPLAINERS = [
-    "FeatureAblation",
-    "Occlusion",
-    "KernelShap",
-    "Lime",
-    "ShapleyValueSampling",
-    "ShapleyValues",
-    "Banzhaf",
-    "ExactShapley",
-]
-GRADIENT_EXPLAINERS = [
-    "Saliency",
-    "InputXGradient",
-    "IntegratedGradients",
-    "GradientShap",
-    "ShapleyIntegratedGradients",
-]
+# The explainers that take the model alone (no layer, no wrapped explainer), by kind,
+# from the registry (xattr.EXPLAINERS).
+PERTURBATION_EXPLAINERS = explainer_names("perturbation", standalone=True)
+GRADIENT_EXPLAINERS = explainer_names("gradient", standalone=True)
 
 
 def gen(seed: int) -> torch.Generator:

@@ -185,6 +185,22 @@ def test_perturbation_explainers(data, make, kw, removal):
     _same([explainer.attribute(x, target=1, feature_mask=MASK, **kw, **knob) for knob in knobs])
 
 
+def test_every_explainer_has_a_case():
+    """A new explainer in the registry (xattr.EXPLAINERS) gets a case in this file."""
+    perturbation = {make.__name__ for make, _ in PERTURBATION} | {"Occlusion"}
+    assert perturbation == set(xattr.explainer_names("perturbation"))
+    gradient = {  # the explainers the gradient tests above run
+        "IntegratedGradients",
+        "LayerIntegratedGradients",
+        "ShapleyIntegratedGradients",
+        "Saliency",
+        "InputXGradient",
+        "GradientShap",
+    }
+    assert gradient == set(xattr.explainer_names("gradient"))
+    assert xattr.explainer_names("wrapper") == ["NoiseTunnel"]  # test_noise_tunnel
+
+
 def test_occlusion(data):
     model, x = data
     occ = xattr.Occlusion(model)

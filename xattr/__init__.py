@@ -11,50 +11,11 @@ import torch  # noqa: F401  (before _C: the kernels share torch's OpenMP runtime
 from xattr import baselines, explainers, metrics, ops, smoothing
 from xattr._core.budget import get_memory_budget, set_memory_budget
 from xattr._ext import cuda_available, kernels_available
-from xattr.explainers import (
-    Banzhaf,
-    BaselineRemoval,
-    ConditionalRemoval,
-    ExactShapley,
-    FeatureAblation,
-    GradientShap,
-    InputXGradient,
-    IntegratedGradients,
-    KernelShap,
-    LayerIntegratedGradients,
-    Lime,
-    LinearSurrogate,
-    MarginalRemoval,
-    NoiseTunnel,
-    Occlusion,
-    Saliency,
-    ShapleyIntegratedGradients,
-    ShapleyValues,
-    ShapleyValueSampling,
-)
+from xattr.explainers import *  # noqa: F403  (every explainer, the removals, the registry)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Banzhaf",
-    "BaselineRemoval",
-    "ConditionalRemoval",
-    "ExactShapley",
-    "ShapleyValues",
-    "FeatureAblation",
-    "GradientShap",
-    "InputXGradient",
-    "IntegratedGradients",
-    "KernelShap",
-    "LayerIntegratedGradients",
-    "Lime",
-    "LinearSurrogate",
-    "MarginalRemoval",
-    "NoiseTunnel",
-    "Occlusion",
-    "Saliency",
-    "ShapleyIntegratedGradients",
-    "ShapleyValueSampling",
     "baselines",
     "explainers",
     "metrics",
@@ -66,3 +27,4 @@ __all__ = [
     "set_memory_budget",
     "__version__",
 ]
+__all__ += explainers.__all__

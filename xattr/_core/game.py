@@ -32,9 +32,9 @@ from xattr._core.inputs import (
     format_baselines,
     format_inputs,
 )
-from xattr._core.model import check_model_output, run_model, warn_if_training
+from xattr._core.model import warn_if_training
 from xattr._core.progress import progress
-from xattr._core.removal import BaselineRemoval, ConditionalRemoval, MarginalRemoval, Removal
+from xattr._core.removal import Removal, check_removal
 from xattr._core.targets import Targets
 from xattr._core.validation import flag, per_eval
 from xattr.ops.masking import apply_prepared
@@ -84,45 +84,25 @@ class Game:
         self.inputs, self.baselines, self.groups = inputs, baselines, groups
         self.d, self.targets, self.rows = n_features, targets, max(1, int(rows))
         self.args = additional_forward_args
-        self.removal = BaselineRemoval() if removal is None else removal
+        self.removal = check_removal(removal)
         self.show_progress, self.desc = show_progress, desc
         self.B = inputs[0].shape[0]
         self.evaluations = 0  # model rows evaluated so far (per input)
         self.output_dtype = torch.get_default_dtype()  # the model's, once it has run
         self.chunk_rows = max(self.rows, PERTURBED_BYTES // max(1, example_bytes(inputs)))
-        if isinstance(self.removal, MarginalRemoval):
-            bg, _ = format_inputs(self.removal.background, "background")
-            if len(bg) != len(inputs):
-                raise ValueError(
-                    f"background: expected {len(inputs)} tensor(s), one per input, got {len(bg)}"
-                )
-            for i, (z, x) in enumerate(zip(bg, inputs)):
-                if tuple(z.shape[1:]) != tuple(x.shape[1:]):
-                    raise ValueError(
-                        f"background[{i}]: rows must be shaped like one example "
-                        f"{tuple(x.shape[1:])}, got {tuple(z.shape[1:])}"
-                    )
-            self.background = tuple(
-                z.to(device=x.device, dtype=x.dtype) for z, x in zip(bg, inputs)
-            )
-        elif not isinstance(self.removal, (BaselineRemoval, ConditionalRemoval)):
-            raise TypeError(
-                "removal: expected BaselineRemoval(), MarginalRemoval(background) or "
-                f"ConditionalRemoval(surrogate), got {type(self.removal).__name__}"
-            )
+        replacements = self.removal.prepare(inputs, baselines)
+        # each (example, coalition) is evaluated against `copies` replacement rows
+        self.copies = self.removal.copies(replacements)
         # What the masking op needs, checked and flattened once (not once per chunk):
         # (x [R, E], base [1 or R, E], group [1 or R, E]) per input, where R = B, or
-        # B * N (example-major) for marginal removal.
+        # B * copies (example-major) when every example meets every replacement row.
         self._masking = []
-        for i, (x, g) in enumerate(zip(inputs, groups)):
-            if isinstance(self.removal, MarginalRemoval):
-                z = self.background[i]
-                N = z.shape[0]
+        for x, g, base in zip(inputs, groups, replacements):
+            if self.copies != 1:
+                N = self.copies
                 x = x.repeat_interleave(N, dim=0)
-                base = z.repeat(self.B, *([1] * (z.dim() - 1)))
+                base = base.repeat(self.B, *([1] * (base.dim() - 1)))
                 g = g if g.shape[0] == 1 else g.repeat_interleave(N, dim=0)
-            else:
-                base = baselines[i]
             if x.dim() == 1:  # one scalar per example: masked as [B, 1]
                 x, g, base = (t.reshape(t.shape[0], 1) for t in (x, g, base))
             self._masking.append(prepare_masking(x, g, base))
@@ -140,11 +120,8 @@ class Game:
                 b = min(n, a + self.rows)
                 part = pert if b - a == n else tuple(t[a:b] for t in pert)
                 extra = slice_additional_args(args, n, a, b) if args else ()
-                if isinstance(self.removal, ConditionalRemoval):
-                    out = self.removal.surrogate(*part, masks[a:b], *extra)
-                    outs.append(check_model_output(out, b - a, finite=False))
-                else:
-                    outs.append(run_model(self.f, part, extra, b - a, finite=False))
+                rows_masks = None if masks is None else masks[a:b]
+                outs.append(self.removal.evaluate(self.f, part, rows_masks, extra, b - a))
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         self.output_dtype = out.dtype
         return self.targets.select(out, per_example).to(torch.float64)
@@ -161,15 +138,16 @@ class Game:
 
     def _chunk(self, masks: Tensor) -> Tensor:
         """masks [1 or B, s, d] -> values [B, s, T]."""
-        s = masks.shape[1]
-        if isinstance(self.removal, MarginalRemoval):
-            N = self.background[0].shape[0]
-            v = self._forward(self._perturb(masks, N), N * s, None)
-            return v.view(self.B, N, s, v.shape[-1]).mean(1)
+        s, N = masks.shape[1], self.copies
         rows_masks = None
-        if isinstance(self.removal, ConditionalRemoval):  # the surrogate reads the masks
-            rows_masks = masks.expand(self.B, s, self.d).reshape(self.B * s, self.d)
-        v = self._forward(self._perturb(masks, 1), s, rows_masks)
+        if self.removal.reads_masks:  # the coalition of every row, ordered as the rows
+            rows_masks = masks.expand(self.B, s, self.d)
+            if N != 1:
+                rows_masks = rows_masks.unsqueeze(1).expand(self.B, N, s, self.d)
+            rows_masks = rows_masks.reshape(self.B * N * s, self.d)
+        v = self._forward(self._perturb(masks, N), N * s, rows_masks)
+        if N != 1:
+            return v.view(self.B, N, s, v.shape[-1]).mean(1)
         return v.view(self.B, s, v.shape[-1])
 
     def __call__(self, masks: Tensor) -> Tensor:
@@ -180,9 +158,8 @@ class Game:
         if m3.shape[-1] != self.d:
             raise ValueError(f"masks: expected {self.d} features, got {m3.shape[-1]}")
         S = m3.shape[1]
-        copies = self.background[0].shape[0] if isinstance(self.removal, MarginalRemoval) else 1
-        warn_tiny_batches(self.rows, self.B * copies * S)
-        step = max(1, self.chunk_rows // max(1, self.B * copies))
+        warn_tiny_batches(self.rows, self.B * self.copies * S)
+        step = max(1, self.chunk_rows // max(1, self.B * self.copies))
         bar = progress(S, self.show_progress, self.desc)
         parts = []
         for s0 in range(0, S, step):
@@ -205,21 +182,34 @@ class Game:
 
 
 class Setup:
-    """Everything a perturbation explainer derives from its ``attribute`` arguments."""
+    """Everything a perturbation explainer derives from its ``attribute`` arguments:
+    checked inputs, baselines, feature groups and targets, and the :class:`Game`.
+
+    Every argument after ``inputs`` is keyword-only and named as in ``attribute``, so
+    an explainer passes on what it was given by name. ``desc`` labels the progress
+    bar. :meth:`result` turns per-feature values into the explainer's return value.
+
+    Example:
+        >>> import torch
+        >>> s = Setup(lambda x: x.sum(1), torch.ones(2, 3), baselines=0.0)
+        >>> s.d, s.game(torch.tensor([[True, False, True]])).tolist()
+        (3, [[[2.0]], [[2.0]]])
+    """
 
     def __init__(
         self,
         forward_func: Callable,
         inputs: Any,
-        baselines: Any,
-        target: Any,
-        additional_forward_args: Any,
-        feature_mask: Any,
-        removal: Removal | None,
-        perturbations_per_eval: int | None,
-        memory_budget: int | str | None,
-        show_progress: bool,
-        desc: str,
+        *,
+        baselines: Any = None,
+        target: Any = None,
+        additional_forward_args: Any = None,
+        feature_mask: Any = None,
+        removal: Removal | None = None,
+        perturbations_per_eval: int | None = None,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+        desc: str = "coalitions",
     ):
         warn_if_training(forward_func)
         flag("show_progress", show_progress)
@@ -243,11 +233,11 @@ class Setup:
             self.groups,
             self.d,
             self.targets,
-            additional_forward_args,
-            removal,
-            rows,
-            show_progress,
-            desc,
+            additional_forward_args=additional_forward_args,
+            removal=removal,
+            rows=rows,
+            show_progress=show_progress,
+            desc=desc,
         )
 
     def example_sets(self) -> list[tuple[Tensor, Tensor]]:
@@ -300,3 +290,11 @@ class Setup:
         """[B, T, d] per-feature values -> attributions shaped like the inputs."""
         out = spread(phi, self.groups, self.inputs, self.targets.multi, self.game.output_dtype)
         return out if self.is_tuple else out[0]
+
+    def result(self, phi: Tensor, std: Tensor | None = None, *, input_shape: bool = True) -> Any:
+        """An explainer's return value from per-feature values [B, T, d]: attributions
+        shaped like the inputs (:meth:`output`), or Captum's per-feature layout with
+        ``input_shape=False`` (:meth:`per_feature`); with a standard error ``std``
+        [B, T, d], the pair (attributions, std) in the same layout."""
+        shape = self.output if input_shape else self.per_feature
+        return shape(phi) if std is None else (shape(phi), shape(std))

@@ -18,12 +18,16 @@ from xattr.explainers.layer_integrated_gradients import LayerIntegratedGradients
 from xattr.explainers.lime import Lime, LinearSurrogate
 from xattr.explainers.noise_tunnel import NoiseTunnel
 from xattr.explainers.occlusion import Occlusion
+from xattr.explainers.registry import EXPLAINERS, ExplainerInfo, explainer_names
 from xattr.explainers.removal import BaselineRemoval, ConditionalRemoval, MarginalRemoval
 from xattr.explainers.saliency import Saliency
 from xattr.explainers.shapley_integrated_gradients import ShapleyIntegratedGradients
 from xattr.explainers.shapley_value_sampling import ShapleyValueSampling
 
 __all__ = [
+    "EXPLAINERS",
+    "ExplainerInfo",
+    "explainer_names",
     "Banzhaf",
     "BaselineRemoval",
     "ConditionalRemoval",

@@ -16,6 +16,7 @@ from xattr._core.inputs import BaselineType, TensorOrTuple
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr.explainers.exact_shapley import MAX_EXACT_FEATURES
+from xattr.explainers.registry import register
 
 
 def msr_stderr(masks: Tensor, counts: Tensor, values: Tensor) -> Tensor:
@@ -48,6 +49,7 @@ def msr_stderr(masks: Tensor, counts: Tensor, values: Tensor) -> Tensor:
     return (out[0] + out[1]).sqrt()
 
 
+@register(captum=False)
 class Banzhaf(PerturbationAttribution):
     """Banzhaf values ``beta_i = 2^{1-d} sum_{S subset N \\ {i}} (v(S + i) - v(S))``.
 
@@ -105,15 +107,13 @@ class Banzhaf(PerturbationAttribution):
         setup = Setup(
             self.forward_func,
             inputs,
-            baselines,
-            target,
-            additional_forward_args,
-            feature_mask,
-            removal,
-            None,
-            memory_budget,
-            show_progress,
-            "coalitions",
+            baselines=baselines,
+            target=target,
+            additional_forward_args=additional_forward_args,
+            feature_mask=feature_mask,
+            removal=removal,
+            memory_budget=memory_budget,
+            show_progress=show_progress,
         )
         d, device = setup.d, setup.inputs[0].device
         if n_samples is None:
@@ -131,7 +131,4 @@ class Banzhaf(PerturbationAttribution):
             values = setup.game(uniq)  # [B, u, T]
             phi = ops.banzhaf_msr(uniq, values, counts.to(values.dtype))
             std = msr_stderr(uniq, counts, values) if return_std else None
-        attr = setup.output(phi)
-        if return_std:
-            return attr, setup.output(std)
-        return attr
+        return setup.result(phi, std if return_std else None)

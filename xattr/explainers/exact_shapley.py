@@ -13,6 +13,7 @@ from xattr._core.inputs import BaselineType, TensorOrTuple
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import per_eval
+from xattr.explainers.registry import register
 
 MAX_EXACT_FEATURES = 20
 
@@ -32,6 +33,7 @@ def _delta(phi: Tensor, v_full: Tensor, v_empty: Tensor, multi: bool) -> Tensor:
     return delta if multi else delta[:, 0]
 
 
+@register(captum=False)
 class ExactShapley(PerturbationAttribution):
     """Exact Shapley values of the coalition game over the d features.
 
@@ -81,26 +83,25 @@ class ExactShapley(PerturbationAttribution):
         setup = Setup(
             self.forward_func,
             inputs,
-            baselines,
-            target,
-            additional_forward_args,
-            feature_mask,
-            removal,
-            None,
-            memory_budget,
-            show_progress,
-            "coalitions",
+            baselines=baselines,
+            target=target,
+            additional_forward_args=additional_forward_args,
+            feature_mask=feature_mask,
+            removal=removal,
+            memory_budget=memory_budget,
+            show_progress=show_progress,
         )
         _check_exact_d(setup.d, "ExactShapley")
         masks = ops.enumerate_coalitions(setup.d, device=setup.inputs[0].device)
         values = setup.game(masks)  # [B, 2^d, T]
         phi = ops.exact_shapley(values)  # [B, T, d]
-        attr = setup.output(phi)
+        attr = setup.result(phi)
         if return_convergence_delta:
             return attr, _delta(phi, values[:, -1], values[:, 0], setup.targets.multi)
         return attr
 
 
+@register(captum=True)
 class ShapleyValues(ExactShapley):
     """Captum's ``ShapleyValues`` (exact Shapley values) with Captum's argument order:
     :class:`ExactShapley` under Captum's name, for drop-in use. Captum averages over all

@@ -12,11 +12,13 @@ from xattr._core.inputs import BaselineType, TensorOrTuple
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import per_eval
+from xattr.explainers.registry import register
 
 # Bool mask entries built at once (rows x d); the game batches model rows itself.
 _MASK_ELEMENTS = 1 << 24
 
 
+@register(captum=True)
 class FeatureAblation(PerturbationAttribution):
     """Leave-one-out attribution: ``attr_i = v(N) - v(N \\ {i})``.
 
@@ -74,15 +76,14 @@ class FeatureAblation(PerturbationAttribution):
         setup = Setup(
             self.forward_func,
             inputs,
-            baselines,
-            target,
-            additional_forward_args,
-            feature_mask,
-            removal,
-            None,
-            memory_budget,
-            show_progress,
-            "ablations",
+            baselines=baselines,
+            target=target,
+            additional_forward_args=additional_forward_args,
+            feature_mask=feature_mask,
+            removal=removal,
+            memory_budget=memory_budget,
+            show_progress=show_progress,
+            desc="ablations",
         )
         game, d = setup.game, setup.d
         game.rows = max(game.rows, setup.B * ppe)
@@ -102,4 +103,4 @@ class FeatureAblation(PerturbationAttribution):
                 v_full, v = v[:, 0], v[:, 1:]
             diffs.append(v_full.unsqueeze(1) - v)  # [B, c, T]
         phi = torch.cat(diffs, dim=1).transpose(1, 2)  # [B, T, d]
-        return setup.output(phi)
+        return setup.result(phi)

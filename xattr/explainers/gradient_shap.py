@@ -17,6 +17,7 @@ from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import positive_int
 from xattr.explainers._gradient import finish, float_inputs, input_grads
 from xattr.explainers.noise_tunnel import NoiseTunnel, make_generator
+from xattr.explainers.registry import register
 
 
 class _InputBaselineXGradient:
@@ -61,6 +62,7 @@ class _InputBaselineXGradient:
         return out, (delta if targets.multi else delta[:, 0])
 
 
+@register(captum=True)
 class GradientShap(GradientAttribution):
     """GradientShap / expected gradients (Captum's GradientShap): SmoothGrad over
     ``(x' - b) * grad f(b + alpha (x' - b))`` with ``x' = x + N(0, stdevs^2)``, ``b`` drawn

@@ -9,8 +9,10 @@ from xattr._core.attribution import GradientAttribution
 from xattr._core.inputs import TensorOrTuple, format_output
 from xattr._core.targets import TargetType
 from xattr.explainers._gradient import finish, gradients_at_inputs
+from xattr.explainers.registry import register
 
 
+@register(captum=True)
 class InputXGradient(GradientAttribution):
     """Inputs multiplied by the gradient of the selected output (Captum's InputXGradient).
 

@@ -19,8 +19,10 @@ from xattr._core.inputs import (
 from xattr._core.model import warn_if_training
 from xattr._core.targets import Targets, TargetType
 from xattr.explainers._gradient import check_n_steps, finish, float_inputs, integrate_paths
+from xattr.explainers.registry import register
 
 
+@register(captum=True)
 class IntegratedGradients(GradientAttribution):
     """Integrated Gradients: ``(x - b) * integral_0^1 grad f(b + a (x - b)) da``,
     with Captum's quadrature rules (Captum's IntegratedGradients, same answers).

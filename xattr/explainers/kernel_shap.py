@@ -25,6 +25,7 @@ from xattr._core.inputs import BaselineType, TensorOrTuple
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import flag, positive_int
+from xattr.explainers.registry import register
 
 # ----------------------------------------------------------------- design
 # Prime for the exact rank bookkeeping of _Span (rank over the integers mod p; r * p^2
@@ -354,6 +355,7 @@ def _kernel_shap_bytes(
 
 
 # ---------------------------------------------------------------- explainer
+@register(captum=True)
 class KernelShap(PerturbationAttribution):
     """KernelSHAP (Captum-compatible), with shap's size allocation and exact efficiency.
 
@@ -459,15 +461,15 @@ class KernelShap(PerturbationAttribution):
         setup = Setup(
             self.forward_func,
             inputs,
-            baselines,
-            target,
-            additional_forward_args,
-            feature_mask,
-            removal,
-            perturbations_per_eval,
-            memory_budget,
-            show_progress,
-            "kernel shap",
+            baselines=baselines,
+            target=target,
+            additional_forward_args=additional_forward_args,
+            feature_mask=feature_mask,
+            removal=removal,
+            perturbations_per_eval=perturbations_per_eval,
+            memory_budget=memory_budget,
+            show_progress=show_progress,
+            desc="kernel shap",
         )
         game, d, B = setup.game, setup.d, setup.B
         dev = setup.inputs[0].device
@@ -506,8 +508,4 @@ class KernelShap(PerturbationAttribution):
                     out_std[:, :, feats] = sd
             phi[ex], std[ex] = out, out_std
         phi, std = phi.to(dev), std.to(dev)
-        if return_input_shape:
-            out = setup.output(phi)
-            return (out, setup.output(std)) if return_std else out
-        out = setup.per_feature(phi)
-        return (out, setup.per_feature(std)) if return_std else out
+        return setup.result(phi, std if return_std else None, input_shape=return_input_shape)

@@ -14,6 +14,7 @@ from xattr._core.inputs import BaselineType, TensorOrTuple, format_baselines, fo
 from xattr._core.model import warn_if_training
 from xattr._core.targets import Targets, TargetType
 from xattr.explainers._gradient import check_n_steps, finish, integrate_paths
+from xattr.explainers.registry import register
 
 
 def describe(value: Any) -> str:
@@ -54,6 +55,7 @@ def _tensors(value: Any, what: str, layer: torch.nn.Module) -> tuple[tuple[Tenso
     )
 
 
+@register(captum=True)
 class LayerIntegratedGradients(GradientAttribution):
     """Integrated gradients with respect to a layer's output (or inputs): the layer's
     activations are moved along the straight path from their values at the baselines to

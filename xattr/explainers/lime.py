@@ -27,6 +27,7 @@ from xattr._core.inputs import BaselineType, TensorOrTuple, n_elements
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import flag, positive_int
+from xattr.explainers.registry import register
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ def _lime_bytes(sets: list[tuple[Tensor, Tensor]], n: int, B: int, T: int, d: in
     return total
 
 
+@register(captum=True)
 class Lime(PerturbationAttribution):
     """LIME (Captum-compatible) on xattr's batched game and linear-fit kernel.
 
@@ -316,15 +318,15 @@ class Lime(PerturbationAttribution):
         setup = Setup(
             self.forward_func,
             inputs,
-            baselines,
-            target,
-            additional_forward_args,
-            feature_mask,
-            removal,
-            perturbations_per_eval,
-            memory_budget,
-            show_progress,
-            "lime",
+            baselines=baselines,
+            target=target,
+            additional_forward_args=additional_forward_args,
+            feature_mask=feature_mask,
+            removal=removal,
+            perturbations_per_eval=perturbations_per_eval,
+            memory_budget=memory_budget,
+            show_progress=show_progress,
+            desc="lime",
         )
         game, d, B = setup.game, setup.d, setup.B
         dev = setup.inputs[0].device
@@ -370,6 +372,4 @@ class Lime(PerturbationAttribution):
             full[:, :, feats] = c
             coef[ex] = full
         coef = coef.to(dev)
-        if return_input_shape:
-            return setup.output(coef)
-        return setup.per_feature(coef)
+        return setup.result(coef, input_shape=return_input_shape)

@@ -12,6 +12,7 @@ from xattr._core.batching import expand_additional_args, repeat_per_example
 from xattr._core.features import LAYOUT_ATTRIBUTE, mark_per_element
 from xattr._core.inputs import TensorOrTuple, format_inputs, format_output
 from xattr.explainers._gradient import float_inputs
+from xattr.explainers.registry import register
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
@@ -79,6 +80,7 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(s % 2**63)
 
 
+@register(captum=True)
 class NoiseTunnel:
     """Averages an explainer's attributions over noisy copies of the inputs (Captum's
     NoiseTunnel): SmoothGrad, SmoothGrad-squared or VarGrad.

@@ -20,9 +20,10 @@ from xattr._core.inputs import (
 )
 from xattr._core.model import run_model, warn_if_training
 from xattr._core.progress import progress
-from xattr._core.removal import BaselineRemoval, MarginalRemoval, Removal
+from xattr._core.removal import Removal, check_removal
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import per_eval
+from xattr.explainers.registry import register
 
 ShapeArg = Union[tuple[int, ...], tuple[tuple[int, ...], ...]]
 StrideArg = Union[None, int, tuple[int, ...], tuple[Union[int, tuple[int, ...]], ...]]
@@ -86,6 +87,7 @@ def _windows(
     return out.reshape(c, -1)
 
 
+@register(captum=True)
 class Occlusion(PerturbationAttribution):
     """Sliding-window occlusion (Captum's ``Occlusion``).
 
@@ -161,31 +163,17 @@ class Occlusion(PerturbationAttribution):
             windows.append(win)
             steps.append(st)
             counts.append(tuple(math.ceil((f - w) / s) + 1 for f, w, s in zip(feat, win, st)))
-        removal = BaselineRemoval() if removal is None else removal
-        B = xs[0].shape[0]
-        targets = Targets(target, B)
-        if isinstance(removal, MarginalRemoval):
-            bg, _ = format_inputs(removal.background, "background")
-            if len(bg) != n_in:
-                raise ValueError(
-                    f"background: expected {n_in} tensor(s), one per input, got {len(bg)}"
-                )
-            for i, (z, x) in enumerate(zip(bg, xs)):
-                if tuple(z.shape[1:]) != tuple(x.shape[1:]):
-                    raise ValueError(
-                        f"background[{i}]: rows must be shaped like one example "
-                        f"{tuple(x.shape[1:])}, got {tuple(z.shape[1:])}"
-                    )
-            repl = tuple(z.to(device=x.device, dtype=x.dtype) for z, x in zip(bg, xs))
-        elif isinstance(removal, BaselineRemoval):
-            repl = format_baselines(baselines, xs)
-        else:
+        removal = check_removal(removal)
+        if removal.reads_masks:
             raise TypeError(
                 "removal: Occlusion supports BaselineRemoval() and MarginalRemoval(background), "
                 f"got {type(removal).__name__}"
             )
-        marginal = isinstance(removal, MarginalRemoval)
-        N = repl[0].shape[0] if marginal else 1
+        B = xs[0].shape[0]
+        targets = Targets(target, B)
+        repl = removal.prepare(xs, format_baselines(baselines, xs))
+        N = removal.copies(repl)
+        per_copy = N != 1  # every example meets each of the N replacement rows
         rows = max(rows_per_batch(xs, None, memory_budget), B * N * ppe)
         per_chunk = max(1, rows // max(1, B * N))
         f = self.forward_func
@@ -209,7 +197,7 @@ class Occlusion(PerturbationAttribution):
             feat = tuple(x.shape[1:])
             E = math.prod(feat)
             xf = x.reshape(B, 1, 1, E)
-            rf = repl[i].reshape(1, N, 1, E) if marginal else repl[i].reshape(-1, 1, 1, E)
+            rf = repl[i].reshape(1, N, 1, E) if per_copy else repl[i].reshape(-1, 1, 1, E)
             W = math.prod(counts[i])
             acc = torch.zeros((B, v_full.shape[1], E), dtype=torch.float64, device=x.device)
             cover = torch.zeros(E, dtype=torch.float64, device=x.device)

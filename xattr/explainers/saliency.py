@@ -8,8 +8,10 @@ from xattr._core.attribution import GradientAttribution
 from xattr._core.inputs import TensorOrTuple, format_output
 from xattr._core.targets import TargetType
 from xattr.explainers._gradient import finish, gradients_at_inputs
+from xattr.explainers.registry import register
 
 
+@register(captum=True)
 class Saliency(GradientAttribution):
     """Gradient of the selected output with respect to each input feature (Captum's Saliency).
 

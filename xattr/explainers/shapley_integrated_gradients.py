@@ -59,6 +59,7 @@ from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import flag, positive_int
 from xattr.baselines import resolve
 from xattr.explainers._gradient import check_n_steps, finish, float_inputs, integrate_paths
+from xattr.explainers.registry import register
 from xattr.ops.sampling import MAX_ENUMERATION_FEATURES
 
 COMBINES = ("per_size", "shared")
@@ -175,6 +176,7 @@ def _chunks(s0: int, e0: int, P: int, path_bytes: int) -> list[tuple[int, int, i
     return [(s, s + 1, p, min(P, p + step)) for s in range(s0, e0) for p in range(0, P, step)]
 
 
+@register(captum=False)
 class ShapleyIntegratedGradients(GradientAttribution):
     """Shapley Integrated Gradients: IG averaged over coalition baselines sampled the
     same number per coalition size (see the module docstring for the mathematics).

@@ -23,11 +23,13 @@ from xattr._core.inputs import BaselineType, TensorOrTuple
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import flag, positive_int
+from xattr.explainers.registry import register
 
 # Bound on the bool mask elements materialised at once (rows * d).
 _MASK_ELEMENTS = 1 << 24
 
 
+@register(captum=True)
 class ShapleyValueSampling(PerturbationAttribution):
     """Permutation-sampling Shapley values (Captum-compatible).
 
@@ -107,15 +109,15 @@ class ShapleyValueSampling(PerturbationAttribution):
         setup = Setup(
             self.forward_func,
             inputs,
-            baselines,
-            target,
-            additional_forward_args,
-            feature_mask,
-            removal,
-            perturbations_per_eval,
-            memory_budget,
-            show_progress,
-            "shapley sampling",
+            baselines=baselines,
+            target=target,
+            additional_forward_args=additional_forward_args,
+            feature_mask=feature_mask,
+            removal=removal,
+            perturbations_per_eval=perturbations_per_eval,
+            memory_budget=memory_budget,
+            show_progress=show_progress,
+            desc="shapley sampling",
         )
         game, d, B = setup.game, setup.d, setup.B
         dev = setup.inputs[0].device
@@ -139,8 +141,4 @@ class ShapleyValueSampling(PerturbationAttribution):
         mean, se = ops.permutation_accumulate(
             perms.to(dev), values, antithetic=anti, return_stderr=True
         )
-        if return_input_shape:
-            out = setup.output(mean)
-            return (out, setup.output(se)) if return_std else out
-        out = setup.per_feature(mean)
-        return (out, setup.per_feature(se)) if return_std else out
+        return setup.result(mean, se if return_std else None, input_shape=return_input_shape)

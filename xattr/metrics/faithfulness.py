@@ -110,15 +110,13 @@ def _curve(
     setup = Setup(
         forward_func,
         inputs,
-        resolve(baselines, inputs, blur_sigma),
-        target,
-        additional_forward_args,
-        feature_mask,
-        None,
-        None,
-        memory_budget,
-        show_progress,
-        "insertion" if insertion else "deletion",
+        baselines=resolve(baselines, inputs, blur_sigma),
+        target=target,
+        additional_forward_args=additional_forward_args,
+        feature_mask=feature_mask,
+        memory_budget=memory_budget,
+        show_progress=show_progress,
+        desc="insertion" if insertion else "deletion",
     )
     counts = step_counts(setup.d, n_steps)
     scores = feature_scores(attributions, setup.inputs, setup.groups, setup.d, layout)
