@@ -68,9 +68,9 @@ class Removal(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class BaselineRemoval:
-    """Features off S take the explainer's ``baselines`` (Captum's behaviour)."""
+class _ReplaceByBaselines:
+    """What the removals share: features off S take the baselines (one copy) and the
+    model evaluates the perturbed rows. A removal overrides what differs."""
 
     reads_masks: ClassVar[bool] = False
 
@@ -94,7 +94,12 @@ class BaselineRemoval:
 
 
 @dataclass(frozen=True)
-class MarginalRemoval:
+class BaselineRemoval(_ReplaceByBaselines):
+    """Features off S take the explainer's ``baselines`` (Captum's behaviour)."""
+
+
+@dataclass(frozen=True)
+class MarginalRemoval(_ReplaceByBaselines):
     """Features off S take each background row's values; v(S) averages over the rows.
 
     Args:
@@ -107,7 +112,6 @@ class MarginalRemoval:
     """
 
     background: Tensor | tuple[Tensor, ...]
-    reads_masks: ClassVar[bool] = False
 
     def prepare(
         self, inputs: tuple[Tensor, ...], baselines: tuple[Tensor, ...]
@@ -129,32 +133,14 @@ class MarginalRemoval:
     def copies(self, replacements: tuple[Tensor, ...]) -> int:
         return replacements[0].shape[0]
 
-    def evaluate(
-        self,
-        forward_func: Callable[..., Any],
-        points: Sequence[Tensor],
-        masks: Tensor | None,
-        extra: Sequence[Any],
-        rows: int,
-    ) -> Tensor:
-        return run_model(forward_func, points, extra, rows, finite=False)
-
 
 @dataclass(frozen=True)
-class ConditionalRemoval:
+class ConditionalRemoval(_ReplaceByBaselines):
     """v(S) = surrogate(*masked_inputs, mask): a model that predicts f from an input
     whose features off S are replaced by the baselines, and the bool mask [rows, d]."""
 
     surrogate: Callable[..., Tensor]
     reads_masks: ClassVar[bool] = True
-
-    def prepare(
-        self, inputs: tuple[Tensor, ...], baselines: tuple[Tensor, ...]
-    ) -> tuple[Tensor, ...]:
-        return baselines
-
-    def copies(self, replacements: tuple[Tensor, ...]) -> int:
-        return 1
 
     def evaluate(
         self,
