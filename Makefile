@@ -41,6 +41,7 @@ lint: install
 	$(VENV)/bin/ruff check xattr tests bench examples experiments
 	$(VENV)/bin/ruff format --check xattr tests bench examples experiments
 	$(VENV)/bin/lint-imports --no-cache --no-logo
+	$(VENV)/bin/pyright
 	$(VENV)/bin/clang-format --dry-run --Werror $$(find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh')
 
 format: install

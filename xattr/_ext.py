@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 try:  # torch is imported first so _C shares torch's OpenMP runtime
-    from xattr import _C
+    from xattr import _C  # pyright: ignore[reportAttributeAccessIssue]  (built by CMake)
 except ImportError as exc:  # pragma: no cover - exercised only on broken installs
     _C = None
     _LOAD_ERROR: Exception | None = exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor
 
@@ -142,5 +142,7 @@ def convergence_delta(
     base = tuple(expand_base(b, B) for b in baselines)
     end = outputs_at(forward_func, inputs, args, targets, rows)
     start = outputs_at(forward_func, base, args, targets, rows)
-    total = sum(a.reshape(*a.shape[:2], math.prod(a.shape[2:])).sum(-1) for a in attributions)
+    total = cast(
+        Tensor, sum(a.reshape(*a.shape[:2], math.prod(a.shape[2:])).sum(-1) for a in attributions)
+    )
     return total - (end - start).to(total.dtype)

@@ -33,7 +33,7 @@ def rows_per_batch(
     memory_budget: int | str | None,
     name: str = "perturbations_per_eval",
     per_row_copies: int = 1,
-) -> int | None:
+) -> int:
     """Rows per forward call: the user's number, else as many as fit the budget.
 
     ``requested`` counts rows in the units the caller uses (e.g. perturbations per

@@ -14,7 +14,7 @@ class _NoProgress:
 _NO_PROGRESS = _NoProgress()
 
 
-def progress(total: int, enabled: bool, desc: str):
+def progress(total: int | None, enabled: bool, desc: str):
     """A tqdm progress bar when asked for and tqdm is installed, else a no-op."""
     if enabled:
         try:

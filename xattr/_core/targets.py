@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import torch
 from torch import Tensor
@@ -47,7 +47,7 @@ class Targets:
         self.multi = False
         self.kind = "none"
         self.index: Tensor | None = None
-        self.fixed: tuple | None = None
+        self.fixed: tuple = ()  # the indices of the "fixed" and "per_example_tuple" kinds
         if target is None:
             return
         if isinstance(target, str):
@@ -181,7 +181,7 @@ class Targets:
     def _wrapped(self, C: int, device: torch.device) -> Tensor:
         """The indices taken modulo C on ``device`` (kept for the next chunk)."""
         if self._cache[:2] != (C, device):
-            self._cache = (C, device, self.index.to(device) % C)
+            self._cache = (C, device, cast(Tensor, self.index).to(device) % C)
         return self._cache[2]
 
     @staticmethod

@@ -9,7 +9,7 @@ Rows are always ordered example-major: row ``b * R + r`` belongs to example ``b`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor
@@ -25,6 +25,7 @@ from xattr._core.inputs import (
 from xattr._core.model import select_checked, selected, warn_if_training
 from xattr._core.progress import progress
 from xattr._core.targets import Targets
+from xattr.ops import path as path_ops
 
 
 def float_inputs(inputs: tuple[Tensor, ...], name: str = "inputs") -> None:
@@ -61,7 +62,7 @@ def grads_at(
         return _grads_of(sel, wrt)
 
 
-REDUCTIONS = ops.path.REDUCTIONS
+REDUCTIONS = path_ops.REDUCTIONS
 NONE = REDUCTIONS.index("none")
 
 
@@ -143,7 +144,7 @@ def integrate_paths(
     for s, e, k0, k1, j0, j1 in _blocks(B, K, J, rows):
         nb, reps = e - s, (k1 - k0) * (j1 - j0)
         flat = tuple(
-            ops.path.points_flat(
+            path_ops.points_flat(
                 x[s:e], (b if b.shape[0] == 1 else b[s:e])[:, k0:k1], alphas[j0:j1]
             ).view(nb * reps, *inp.shape[1:])
             for x, b, inp in zip(flat_x, flat_b, inputs)
@@ -178,15 +179,15 @@ def integrate_paths(
                 pw = (pw if pw.shape[0] == 1 else _examples(pw, s, e, t))[:, k0:k1]
             if k1 - k0 == K and j1 - j0 == J:  # whole examples: one kernel call is their sum
                 red_i = REDUCTIONS.index(red)
-                part = ops.path.integrate_flat(gi, xi, bi, weights, red_i, multiply_by_inputs, pw)
+                part = path_ops.integrate_flat(gi, xi, bi, weights, red_i, multiply_by_inputs, pw)
                 out[i][s:e] = part.view(nb, t, *part.shape[1:])
-                if path_totals:  # every path's IG (without its weight) summed, in float64
+                if totals is not None:  # every path's IG (without its weight) summed, in float64
                     wide = (v.to(torch.float64) for v in (gi, xi, bi, weights))
-                    per_path = ops.path.integrate_flat(*wide, NONE, multiply_by_inputs)
+                    per_path = path_ops.integrate_flat(*wide, NONE, multiply_by_inputs)
                     totals[s:e] += per_path.sum(-1).view(nb, t, K)
             else:  # one example (s), paths k0..k1 or steps j0..j1 of path k0
                 finished = carry[i].add(gi, xi, bi, pw, k0, j0, j1)
-                if path_totals and finished is not None:
+                if totals is not None and finished is not None:
                     totals[s, :, k0:k1] += finished.sum(-1)
                 if k1 == K and j1 == J:
                     out[i][s] = carry[i].result().to(x.dtype)
@@ -203,7 +204,7 @@ def integrate_paths(
     shaped = tuple(a.view(B, *a.shape[1 : 1 + lead], *x.shape[1:]) for a, x in zip(out, inputs))
     if totals is not None:
         totals = totals.to(inputs[0].dtype)
-    return PathIntegrals(shaped, int(T), totals)
+    return PathIntegrals(shaped, cast(int, T), totals)
 
 
 class _Carry:
@@ -232,14 +233,15 @@ class _Carry:
         this block finished, None when it finished none."""
         f64 = torch.float64
         if j0 == 0 and j1 == self.J:  # whole paths: the kernel's own per-path values
-            v = ops.path.integrate_flat(g.to(f64), x.to(f64), b.to(f64), self.w, NONE, self.mbi)
+            v = path_ops.integrate_flat(g.to(f64), x.to(f64), b.to(f64), self.w, NONE, self.mbi)
         else:  # steps j0..j1 of path k0
             terms = g[:, 0].to(f64) * self.w[j0:j1, None]  # [T, jc, E]
             for j in range(j1 - j0):  # step by step, as the kernel adds them
-                self.one = terms[:, j] if j0 + j == 0 else self.one + terms[:, j]
+                self.one = terms[:, j] if j0 + j == 0 else cast(Tensor, self.one) + terms[:, j]
             if j1 < self.J:
                 return None
-            v = (self.one * (x.to(f64) - b[:, 0].to(f64)) if self.mbi else self.one)[:, None]
+            one = cast(Tensor, self.one)
+            v = (one * (x.to(f64) - b[:, 0].to(f64)) if self.mbi else one)[:, None]
         value = v if pw is None else v * pw.to(f64)
         if self.acc is None:
             T, E = x.shape
@@ -254,7 +256,7 @@ class _Carry:
 
     def result(self) -> Tensor:
         """The example's sums, float64 (then the carry is reset for the next example)."""
-        acc, self.acc, self.one = self.acc, None, None
+        acc, self.acc, self.one = cast(Tensor, self.acc), None, None
         return acc / self.K if self.reduction == "mean" else acc
 
 
@@ -307,8 +309,8 @@ def finish(values: tuple[Tensor, ...], multi: bool) -> tuple[Tensor, ...]:
 
 
 def check_n_steps(n_steps: Any, method: str) -> None:
-    if method not in ops.path.METHODS:
-        raise ValueError(f"method: expected one of {', '.join(ops.path.METHODS)}, got {method!r}")
+    if method not in path_ops.METHODS:
+        raise ValueError(f"method: expected one of {', '.join(path_ops.METHODS)}, got {method!r}")
     validation.int_arg("n_steps", n_steps, minimum=1 if method == "gausslegendre" else 2)
 
 
@@ -337,10 +339,10 @@ def input_grads(
         for i, gi in enumerate(g):
             if acc[i] is None:
                 acc[i] = gi.new_zeros((B, *gi.shape[1:]))
-            acc[i][s:e] = gi
+            cast(Tensor, acc[i])[s:e] = gi
         bar.update(e - s)
     bar.close()
-    return tuple(acc)
+    return tuple(cast(Tensor, a) for a in acc)
 
 
 def gradients_at_inputs(

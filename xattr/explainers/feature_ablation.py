@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch import Tensor
 
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
@@ -101,6 +102,6 @@ class FeatureAblation(PerturbationAttribution):
             v = game(masks)  # [B, rows, T]
             if first:
                 v_full, v = v[:, 0], v[:, 1:]
-            diffs.append(v_full.unsqueeze(1) - v)  # [B, c, T]
+            diffs.append(cast(Tensor, v_full).unsqueeze(1) - v)  # [B, c, T]
         phi = torch.cat(diffs, dim=1).transpose(1, 2)  # [B, T, d]
         return setup.result(phi)

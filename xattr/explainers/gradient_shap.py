@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -46,7 +46,7 @@ class _InputBaselineXGradient:
         xs, is_tuple = format_inputs(inputs)
         B = xs[0].shape[0]
         bases = tuple(b.expand(B, *b.shape[1:]) for b in format_baselines(baselines, xs))
-        gen = self.generator
+        gen = cast(torch.Generator, self.generator)  # set by GradientShap before the call
         alpha = torch.rand(B, generator=gen, device=gen.device, dtype=xs[0].dtype).to(xs[0].device)
         pts = tuple(b + alpha.view(B, *([1] * (x.dim() - 1))) * (x - b) for x, b in zip(xs, bases))
         targets = Targets(target, B)

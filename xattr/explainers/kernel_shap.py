@@ -11,7 +11,7 @@ coalition enumerated its solution is the exact Shapley value.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -484,7 +484,7 @@ class KernelShap(PerturbationAttribution):
         std = torch.zeros_like(phi)
         if rows:
             if len(sets) == 1:  # every example has every feature: one shared design
-                masks = designs[0][0]
+                masks = cast(tuple, designs[0])[0]
             else:  # each example its own set's design (rows past it: unused, empty)
                 masks = torch.zeros((B, rows, d), dtype=torch.bool)
                 for (ex, feats), x in zip(sets, designs):

@@ -14,7 +14,7 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import torch
 from torch import Tensor
@@ -218,7 +218,8 @@ class Lime(PerturbationAttribution):
                 gen = self.perturb_func(inp, **kw)
                 rows = [next(gen) for _ in range(n_samples)]
             else:
-                rows = [self.perturb_func(inp, **kw) for _ in range(n_samples)]
+                perturb = cast(Callable[..., Tensor], self.perturb_func)
+                rows = [perturb(inp, **kw) for _ in range(n_samples)]
             rows_t = []
             for r in rows:
                 if not isinstance(r, Tensor) or r.numel() != setup.d:
@@ -257,7 +258,8 @@ class Lime(PerturbationAttribution):
                     )
                 )
                 pert_out = pert if setup.is_tuple else pert[0]
-                sim = self.similarity_func(inp, pert_out, m.long()[None], **kw)
+                similarity = cast(Callable[..., float], self.similarity_func)
+                sim = similarity(inp, pert_out, m.long()[None], **kw)
                 sim = float(sim.item() if isinstance(sim, Tensor) else sim)
                 if not math.isfinite(sim) or sim < 0:
                     raise ValueError(

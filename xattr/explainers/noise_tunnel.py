@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -256,11 +256,11 @@ class NoiseTunnel:
             for c in range(n):
                 for i, p in enumerate(parts):
                     v = p[:, c].to(torch.float64)
-                    sums[i] += v
-                    sqs[i] += v * v
+                    cast(list, sums)[i] += v
+                    cast(list, sqs)[i] += v * v
             done += n
-        mean = [s / nt_samples for s in sums]
-        msq = [s / nt_samples for s in sqs]
+        mean = [s / nt_samples for s in cast(list, sums)]
+        msq = [s / nt_samples for s in cast(list, sqs)]
         if nt_type == "smoothgrad":
             out = mean
         elif nt_type == "smoothgrad_sq":

@@ -35,7 +35,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -331,6 +331,7 @@ class ShapleyIntegratedGradients(GradientAttribution):
         out = format_output(finish(attrs, targets.multi), is_tuple)
         if not return_convergence_delta:
             return out
+        deltas = cast(Tensor, deltas)  # asked for: every run returned its deltas
         return out, (deltas if targets.multi else deltas[:, 0])
 
 
@@ -368,13 +369,15 @@ def _stitch(
     first = parts[0][0]
     attrs = tuple(a.new_zeros((B, *a.shape[1:])) for a in first)
     delta = None
-    if parts[0][1] is not None:
-        P = max(p[1].shape[-1] for p in parts)
-        delta = parts[0][1].new_full((B, parts[0][1].shape[1], P), float("nan"))
+    if parts[0][1] is not None:  # then every run has its deltas
+        run_deltas = [cast(Tensor, p[1]) for p in parts]
+        P = max(d.shape[-1] for d in run_deltas)
+        delta = run_deltas[0].new_full((B, run_deltas[0].shape[1], P), float("nan"))
     for run_attrs, run_delta, s0, e0 in parts:
         for total, a in zip(attrs, run_attrs):
             total[s0:e0] = a
         if delta is not None:
+            run_delta = cast(Tensor, run_delta)
             delta[s0:e0, :, : run_delta.shape[-1]] = run_delta
     return attrs, delta
 
@@ -469,7 +472,8 @@ class _Run:
             if deltas:
                 fb = self._values(bases, s, e, k1 - k0)  # [n, T, k]
                 fx = self.at_inputs[s:e, :, None]
-                delta = res.totals - (fx - fb).to(res.totals.dtype)
+                totals = cast(Tensor, res.totals)  # asked for with deltas
+                delta = totals - (fx - fb).to(totals.dtype)
             acc.add(s, e, k0, k1, res.attributions, delta)
             bar.update(1)
         bar.close()
@@ -502,12 +506,14 @@ class _Run:
             )
             per_path = [a.view(n, p, *a.shape[1:]) for a in res.attributions]  # [n, p, T, *F]
             weighted = [
-                torch.tensordot(w[p0:p1], a.to(torch.float64), dims=([0], [1])) for a in per_path
+                torch.tensordot(w[p0:p1], a.to(torch.float64), dims=([0], [1]))  # pyright: ignore[reportArgumentType]
+                for a in per_path
             ]
             delta = None
             if deltas:
-                totals = sum(
-                    a.reshape(*a.shape[:3], math.prod(a.shape[3:])).sum(-1) for a in per_path
+                totals = cast(
+                    Tensor,
+                    sum(a.reshape(*a.shape[:3], math.prod(a.shape[3:])).sum(-1) for a in per_path),
                 )
                 v = self._values(b1, s, e, p) - self._values(b0, s, e, p)  # [n, T, p]
                 delta = totals.movedim(1, 2) - v.to(totals.dtype)
@@ -569,12 +575,13 @@ class _Accumulator:
             n = self.e0 - self.s0
             self.attrs = [a.new_zeros((n, *a.shape[1:]), dtype=torch.float64) for a in attrs]
             if self.deltas:
+                delta = cast(Tensor, delta)
                 self.delta = delta.new_zeros((n, delta.shape[1], self.P))
         for total, a in zip(self.attrs, attrs):
             total[s - self.s0 : e - self.s0] += a
         if self.deltas:
-            self.delta[s - self.s0 : e - self.s0, :, p0:p1] = delta
+            cast(Tensor, self.delta)[s - self.s0 : e - self.s0, :, p0:p1] = cast(Tensor, delta)
 
     def result(self) -> tuple[tuple[Tensor, ...], Tensor | None, int, int]:
-        attrs = tuple(a.to(x.dtype) for a, x in zip(self.attrs, self.xs))
+        attrs = tuple(a.to(x.dtype) for a, x in zip(cast(list, self.attrs), self.xs))
         return attrs, self.delta, self.s0, self.e0

@@ -34,7 +34,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from inspect import signature
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -386,14 +386,18 @@ def infidelity(
                 forward_func, perturbed, additional_forward_args, targets, M, rows, bar
             ).view(B, M)
             # I . a per perturbed row, and f(x) - f(x - I): [B, M]
-            a_dot_i = sum(
-                (p.reshape(B, M, -1) * a.reshape(B, 1, -1)).sum(-1) for p, a in zip(pert, attrs)
+            a_dot_i = cast(
+                Tensor,
+                sum(
+                    (p.reshape(B, M, -1) * a.reshape(B, 1, -1)).sum(-1) for p, a in zip(pert, attrs)
+                ),
             )
             diff = f_x.view(B, 1) - f_xp
             start = 0
             for m in group:  # Captum's per-chunk sums, added chunk after chunk
                 u, v = a_dot_i[:, start : start + m], diff[:, start : start + m]
                 start += m
+                terms: tuple[Tensor, ...]
                 if normalize:
                     terms = ((u * u).sum(-1), (u * v).sum(-1), (v * v).sum(-1))
                 else:
@@ -401,11 +405,12 @@ def infidelity(
                 sums = terms if sums is None else tuple(s + t for s, t in zip(sums, terms))
     bar.close()
     assert sums is not None
+    got = cast("tuple[Tensor, ...]", sums)  # three sums when normalize, else one
     if normalize:
-        beta = _safe_div(sums[1], sums[0])
-        values = beta * beta * sums[0] - 2 * beta * sums[1] + sums[2]
+        beta = _safe_div(got[1], got[0])
+        values = beta * beta * got[0] - 2 * beta * got[1] + got[2]
     else:
-        values = sums[0]
+        values = got[0]
     return values / n
 
 

@@ -16,7 +16,7 @@ import copy
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -404,7 +404,9 @@ def cascading_randomization(
         if maps is None:
             ssims.append(torch.full((B,), math.nan, dtype=dtype))
         else:
-            ssims.append(ssim(map0, maps, data_range=1.0, win_size=win_size).cpu().to(dtype))
+            # the maps of the original model exist too (the same shapes)
+            score = ssim(cast(Tensor, map0), maps, data_range=1.0, win_size=win_size)
+            ssims.append(score.cpu().to(dtype))
         ranked = tuple(t.abs() for t in attr) if absolute else attr
         spearmans.append(spearman(orig_rank, ranked).cpu().to(dtype))
         bar.update()

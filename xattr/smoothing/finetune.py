@@ -97,7 +97,7 @@ def _batches(
             "list of (x, y) batches, or the pair of tensors (x, y)"
         )
     try:
-        n_batches = len(data)
+        n_batches = len(data)  # pyright: ignore[reportArgumentType]  (else: TypeError)
     except TypeError:
         n_batches = None
     return lambda: data, n_batches

@@ -46,7 +46,8 @@ def grid_patches(patch: int | tuple[int, int]) -> Callable[[Tensor], Tensor]:
         [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]
     """
     ph, pw = (patch, patch) if isinstance(patch, int) else patch
-    positive_int("patch", ph), positive_int("patch", pw)
+    positive_int("patch", ph)
+    positive_int("patch", pw)
 
     def segment(x: Tensor) -> Tensor:
         if x.dim() != 4:
