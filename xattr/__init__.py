@@ -33,7 +33,18 @@ from xattr.explainers import (
     ShapleyValueSampling,
 )
 
-__version__ = "0.1.0"
+
+def _installed_version() -> str:
+    """The version, written once in pyproject.toml, as the installed metadata holds it."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch-xattr")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _installed_version()
 
 __all__ = [
     "Banzhaf",
