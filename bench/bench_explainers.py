@@ -26,22 +26,16 @@ the vectorised KernelSHAP in :func:`torch_kernel_shap`.
 gradient methods) at the fastest batch size of {64, 256, 1024, 4096};
 overhead = 1 - ideal / wall.
 
-    .venv/bin/python bench/bench_explainers.py             # full run, writes bench/results/
-    .venv/bin/python bench/bench_explainers.py --quick     # tiny sizes, smoke (prints only)
-    .venv/bin/python bench/bench_explainers.py --only tabular/KernelShap --repeats 9
+    .venv/bin/python -m bench.bench_explainers             # full run, writes bench/results/
+    .venv/bin/python -m bench.bench_explainers --quick     # tiny sizes, smoke (prints only)
+    .venv/bin/python -m bench.bench_explainers --only tabular/KernelShap --repeats 9
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata
-import json
+import importlib
 import math
-import os
-import platform
-import statistics
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -53,16 +47,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench._harness import (
+    installed,
+    loadavg,
+    machine_info,
+    median,
+    require,
+    set_malloc,
+    timed,
+    write_results,
+)
+from xattr import ops
 
-from bench_ops import cpu_name, loadavg, set_malloc  # noqa: E402
-
-import xattr  # noqa: E402
-from xattr import ops  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(__file__).resolve().parent / "results"
 IDEAL_BATCHES = (64, 256, 1024, 4096)
 PERTURBATION = ("KernelShap", "Lime", "ShapleyValueSampling", "FeatureAblation")
 GRADIENT = ("IntegratedGradients", "Saliency")
@@ -243,16 +240,6 @@ class Counter:
         return self.model(x, *args)
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
-
-
 def as_features(attr: Any, case: Case) -> Tensor:
     """Per-element attributions [B, *F] -> per-feature values [B, d] (first element of
     each feature; every explainer here spreads one value over a feature's elements)."""
@@ -304,49 +291,6 @@ def ideal_batch(case: Case, rows: int, gradient: bool, batches: tuple[int, ...])
         t = min(timed(run)[0] for _ in range(2))
         best = min(best, (t, bs))
     return best[1]
-
-
-def version(name: str) -> str:
-    """An installed package's version, or "not installed"."""
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def installed(name: str) -> bool:
-    return version(name) != "not installed"
-
-
-def require(names: list[str]) -> None:
-    """A full run (one that writes bench/results) needs every package it measures or
-    compares with; --quick runs skip what is missing."""
-    missing = [n for n in names if not installed(n)]
-    if missing:
-        raise SystemExit(
-            f"{', '.join(missing)} not installed: a full run needs them "
-            "(make experiments-install); --quick runs without them"
-        )
-
-
-def machine_info(libraries: tuple[str, ...] = ("captum", "shap")) -> dict[str, Any]:
-    """The machine, the versions (torch, xattr and ``libraries``) and the load now."""
-    info = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-    }
-    for name in libraries:
-        info[name] = version(name)
-    info.update(
-        xattr=getattr(xattr, "__version__", "dev"),
-        threads=torch.get_num_threads(),
-        loadavg_before=loadavg(),
-    )
-    return info
 
 
 # ----------------------------------------------------------------------------- runners
@@ -842,7 +786,7 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    info = machine_info()
+    info = machine_info(("captum", "shap"))
     info["blas_threads"] = blas
     info["malloc"] = malloc
     print(
@@ -927,11 +871,7 @@ def main(argv: list[str] | None = None) -> int:
     print("targets missed: " + ("; ".join(missed) if missed else "none"), flush=True)
     # Partial runs (--quick, --only) print their table instead of replacing the full one.
     if (not q and args.only is None) or args.write:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench_explainers.json").write_text(json.dumps(report, indent=1) + "\n")
-        (out / "bench_explainers.md").write_text(markdown(report))
-        print(f"wrote {out / 'bench_explainers.json'} and {out / 'bench_explainers.md'}")
+        write_results(Path(args.out) / "bench_explainers", report, markdown(report))
     else:
         print(markdown(report))
     return 0

@@ -1,7 +1,7 @@
 """xattr.metrics against Quantus (and Captum) on the same model, inputs and attributions.
 
-    .venv/bin/python bench/bench_metrics.py            # writes bench/results/bench_metrics.*
-    .venv/bin/python bench/bench_metrics.py --quick    # tiny sizes, prints only
+    .venv/bin/python -m bench.bench_metrics            # writes bench/results/bench_metrics.*
+    .venv/bin/python -m bench.bench_metrics --quick    # tiny sizes, prints only
 
 The model is bench_explainers.py's small CNN on 28 x 28 digits; attributions are
 xattr's Saliency for the predicted class. For each metric: the values of both
@@ -12,34 +12,22 @@ the time of each, as medians of repeated runs in one process, one torch thread.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import platform
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import bench_explainers as be
 import numpy as np
 import torch
 
 import xattr
+from bench import bench_explainers as be
+from bench._harness import installed, machine_info, median_time, require, write_results
 from xattr.metrics import deletion_curve, infidelity, road, sensitivity_max
 
 RESULTS = Path(__file__).resolve().parent / "results"
-HAVE_QUANTUS = importlib.util.find_spec("quantus") is not None
-
-
-def median_time(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    out = fn()  # warm-up, and the value reported
-    ts = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return sorted(ts)[len(ts) // 2], out
+HAVE_QUANTUS = installed("quantus")
 
 
 def quantus_time(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
@@ -284,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     if not args.quick:
-        be.require(["quantus"])
+        require(["quantus"])
     n = 4 if args.quick else args.inputs
     runs, qruns = (1, 1) if args.quick else (args.runs, args.quantus_runs)
     models, data = be.make_models(), be.load_inputs(n)
@@ -303,21 +291,19 @@ def main(argv: list[str] | None = None) -> int:
     print(cases[-1], flush=True)
     cases.append(captum_infidelity(model, x, y, a, 10 if args.quick else 100, runs))
     print(cases[-1], flush=True)
+    m = machine_info(("quantus",))
     report = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": f"{be.cpu_name()} ({platform.machine()})",
-        "torch": torch.__version__,
-        "quantus": be.version("quantus"),
+        "when": m["date"],
+        "machine": f"{m['cpu']} ({platform.machine()})",
+        "torch": m["torch"],
+        "quantus": m["quantus"],
         "inputs": n,
         "cases": cases,
     }
     if args.quick:
         print(markdown(report))
         return 0
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_metrics.json").write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / "bench_metrics.md").write_text(markdown(report))
-    print(f"wrote {RESULTS / 'bench_metrics.json'} and {RESULTS / 'bench_metrics.md'}")
+    write_results(RESULTS / "bench_metrics", report, markdown(report))
     return 0
 
 

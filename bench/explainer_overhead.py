@@ -2,8 +2,8 @@
 model calls and the rest, the same run with a no-op model (what xattr itself costs),
 and the bare model's ideal time (as bench_explainers.py measures it).
 
-    .venv/bin/python bench/explainer_overhead.py
-    .venv/bin/python bench/explainer_overhead.py --cases image_mlp --methods KernelShap,Lime
+    .venv/bin/python -m bench.explainer_overhead
+    .venv/bin/python -m bench.explainer_overhead --cases image_mlp --methods KernelShap,Lime
 
 Prints a Markdown table (medians of --repeats runs, one torch thread).
 """
@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import bench_explainers as be
 import torch
 from torch import Tensor
+
+from bench import bench_explainers as be
+from bench._harness import interleaved, median
 
 METHODS = "KernelShap,Lime,ShapleyValueSampling,FeatureAblation,IntegratedGradients,Saliency"
 
@@ -33,10 +35,6 @@ class TimedModel:
         out = self.model(x, *args)
         self.seconds += time.perf_counter() - t
         return out
-
-
-def median(xs: list[float]) -> float:
-    return sorted(xs)[len(xs) // 2]
 
 
 def measure(case: be.Case, method: str, repeats: int) -> dict[str, float] | None:
@@ -57,26 +55,25 @@ def measure(case: be.Case, method: str, repeats: int) -> dict[str, float] | None
     rows = counter.rows
     bs = be.ideal_batch(case, rows, gradient, (64, 256, 1024, 4096))
     ideal = be.ideal_runner(case, rows, gradient, bs)
-    walls, inside, noops, ideals = [], [], [], []
-    for _ in range(2):
-        run(case.x, case.target)
-    for _ in range(repeats):
+    inside: list[float] = []
+
+    def wall() -> None:  # the explainer, with the time inside its model calls
         timed.seconds = 0.0
-        t = time.perf_counter()
         run(case.x, case.target)
-        walls.append(time.perf_counter() - t)
         inside.append(timed.seconds)
-        ideals.append(be.timed(ideal)[0])
-        if bare is not None:
-            noops.append(be.timed(lambda: bare(case.x, case.target))[0])
-    w = median(walls)
+
+    fns = {"wall": wall, "ideal": ideal}
+    if bare is not None:
+        fns["noop"] = lambda: bare(case.x, case.target)
+    s = interleaved(fns, repeats, warmup=2)
+    w, model = s.median("wall"), median(inside[2:])  # [:2]: the warm-up calls
     return {
         "wall": w,
-        "model": median(inside),
-        "rest": w - median(inside),
-        "noop": median(noops) if noops else float("nan"),
-        "ideal": median(ideals),
-        "overhead": 1 - median(ideals) / w,
+        "model": model,
+        "rest": w - model,
+        "noop": s.median("noop") if bare is not None else float("nan"),
+        "ideal": s.median("ideal"),
+        "overhead": 1 - s.median("ideal") / w,
     }
 
 

@@ -9,15 +9,10 @@ equals the reference on that input, so a wrong op cannot post a good number.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_ops  # noqa: E402
+from bench import bench_ops
 
 # One or a few ops per family, small sizes (bench_ops --quick).
 SELECTED = {

@@ -24,7 +24,7 @@ soon as the design has full rank).
 
 Writes experiments/results/kernel_shap_accuracy.{json,md}.
 
-Run: .venv/bin/python experiments/kernel_shap_accuracy.py   (about 15 minutes on 2
+Run: .venv/bin/python -m experiments.kernel_shap_accuracy   (about 15 minutes on 2
 CPU cores; needs shap: pip install "shap>=0.42"; --quick for a small grid)
 """
 
@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 import xattr
+from bench._harness import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GRID = [(6, 20), (10, 25), (10, 50), (10, 100), (10, 400), (16, 25), (16, 40), (16, 100), (16, 400)]
@@ -123,7 +124,7 @@ def mse_table(
     }
 
 
-def write_markdown(rows: list[dict], meta: dict) -> None:
+def markdown(rows: list[dict], meta: dict) -> str:
     """The table of the JSON results; "xattr best" allows ties at rounding level (all
     three exact on linear models)."""
     libs = meta["libraries"]
@@ -146,7 +147,7 @@ def write_markdown(rows: list[dict], meta: dict) -> None:
         lines.append(
             f"| {r['family']} | {r['d']} | {r['n_samples']} | {cells} | {'yes' if best else 'no'} |"
         )
-    (RESULTS / "kernel_shap_accuracy.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -162,7 +163,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.markdown_only:
         saved = json.loads((RESULTS / "kernel_shap_accuracy.json").read_text())
-        write_markdown(saved["rows"], saved["meta"])
+        write_results(RESULTS / "kernel_shap_accuracy", saved, markdown(**saved))
         return
     warnings.filterwarnings("ignore")
     libs = args.libs.split(",")
@@ -192,11 +193,9 @@ def main() -> None:
         "seconds": round(time.time() - start),
         "torch": torch.__version__,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "kernel_shap_accuracy.json").write_text(
-        json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n"
+    write_results(
+        RESULTS / "kernel_shap_accuracy", {"meta": meta, "rows": rows}, markdown(rows, meta)
     )
-    write_markdown(rows, meta)
 
 
 if __name__ == "__main__":

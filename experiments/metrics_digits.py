@@ -18,20 +18,20 @@ with the metrics module:
 
 Writes experiments/results/metrics_digits.{json,md} and metrics_digits.png.
 
-Run: .venv/bin/python experiments/metrics_digits.py
+Run: .venv/bin/python -m experiments.metrics_digits
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
-from _digits import Probabilities, explained_digits, superpixel_ids
 
 import xattr
+from bench._harness import write_results
+from experiments._digits import Probabilities, explained_digits, superpixel_ids
 from xattr import metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -121,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(name, {k: round(v, 3) for k, v in table[name].items()}, flush=True)
 
-    args.out.mkdir(parents=True, exist_ok=True)
     report = {
         "model": "CNN on sklearn digits (8 x 8)",
         "test_accuracy": accuracy,
@@ -130,10 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         "metrics": table,
         "curves": curves,
     }
-    (args.out / "metrics_digits.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "metrics_digits.md").write_text(markdown(report))
+    write_results(args.out / "metrics_digits", report, markdown(report))
     plot(curves, args.out / "metrics_digits.png")
-    print(f"test accuracy {accuracy:.3f}; wrote {args.out}/metrics_digits.{{json,md,png}}")
+    print(f"test accuracy {accuracy:.3f}; wrote {args.out}/metrics_digits.png")
     return 0
 
 

@@ -19,22 +19,22 @@ The paper reports certified accuracy at radius 0 of .809 / .789 / .738 / .677 / 
 
 Writes experiments/results/mus_digits.{json,md,png}.
 
-Run: .venv/bin/python experiments/mus_digits.py   (about a minute)
+Run: .venv/bin/python -m experiments.mus_digits   (about a minute)
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import time
 from pathlib import Path
 
 import torch
-from _digits import digits, train_cnn
-from _mus import LAMBDAS, RADII, accuracy_row, explanation_table, plot, stability_row
 
 import xattr
+from bench._harness import write_results
+from experiments._digits import digits, train_cnn
+from experiments._mus import LAMBDAS, RADII, accuracy_row, explanation_table, plot, stability_row
 from xattr.smoothing import MuS, certify, finetune
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -105,11 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         "explanations": {f"{lam:g}": stability[lam] for lam in LAMBDAS},
         "paper_vit_imagenet_certified_accuracy_r0": {f"{k:g}": v for k, v in PAPER_VIT.items()},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mus_digits.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "mus_digits.md").write_text(markdown(report))
+    write_results(args.out / "mus_digits", report, markdown(report))
     plot(report, args.out / "mus_digits.png", "pixels", "explanations")
-    print(f"wrote {args.out}/mus_digits.{{json,md,png}} in {report['seconds']:.0f} s")
+    print(f"wrote {args.out}/mus_digits.png in {report['seconds']:.0f} s")
     return 0
 
 

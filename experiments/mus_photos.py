@@ -21,7 +21,7 @@ with torch's default threads.
 
 Writes experiments/results/mus_photos.{json,md,png}.
 
-Run: .venv/bin/python experiments/mus_photos.py   (about 40 s on 2 idle CPU cores, ~3 min busy)
+Run: .venv/bin/python -m experiments.mus_photos   (about 40 s on 2 idle CPU cores, ~3 min busy)
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import statistics
 import time
 from pathlib import Path
@@ -37,9 +36,10 @@ from pathlib import Path
 import numpy as np
 import skimage.data
 import torch
-from _mus import LAMBDAS
 from skimage.transform import resize
 
+from bench._harness import median_time, timed, write_results
+from experiments._mus import LAMBDAS
 from xattr.smoothing import MuS, certified_radius, certify, grid_patches
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -89,16 +89,6 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
     return (x * 255 - 127) / 128
 
 
-def timed(fn, repeats: int = 1) -> tuple:
-    """(last result, median wall seconds) of fn() over repeats."""
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return out, statistics.median(times)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--q", type=int, default=64)
@@ -122,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     plain_times = []
     with torch.no_grad():
         for i in range(len(args.photos)):
-            plain_times.append(timed(lambda i=i: model(x[i : i + 1]), repeats=5)[1])
+            plain_times.append(median_time(lambda i=i: model(x[i : i + 1]), 5)[0])
     photos = {
         n: {
             "h_label": int(h_label[i]),
@@ -149,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             # The smoothed forward: the q vote counts of g(x) (what certify(g, x) reads);
             # the certificate is certify's, from these counts, so the votes are kept too.
             with torch.no_grad():
-                votes, seconds = timed(lambda g=g, i=i: g.counts(x[i : i + 1]))
+                seconds, votes = timed(lambda g=g, i=i: g.counts(x[i : i + 1]))
             label, gap, radius, radius_int = certified_radius(votes, g.level, g.q, voting=True)
             row = {
                 "g_label": int(label[0]),
@@ -203,11 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         "by_lambda": by_lambda,
         "photos": photos,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mus_photos.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "mus_photos.md").write_text(markdown(report))
+    write_results(args.out / "mus_photos", report, markdown(report))
     plot(report, pixels, args.out / "mus_photos.png")
-    print(f"wrote {args.out}/mus_photos.{{json,md,png}} in {report['seconds']:.0f} s")
+    print(f"wrote {args.out}/mus_photos.png in {report['seconds']:.0f} s")
     return 0
 
 

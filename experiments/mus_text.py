@@ -33,7 +33,7 @@ gives ours beside them (another model and another data set: a reference, not a m
 
 Writes experiments/results/mus_text.{json,md,png}.
 
-Run: .venv/bin/python experiments/mus_text.py   (about 25 s on 2 idle CPU cores)
+Run: .venv/bin/python -m experiments.mus_text   (about 25 s on 2 idle CPU cores)
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
-import json
 import re
 import time
 from collections import Counter
@@ -49,10 +48,11 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from _mus import LAMBDAS, RADII, accuracy_row, explanation_table, plot, stability_row
 from torch import nn
 
 import xattr
+from bench._harness import write_results
+from experiments._mus import LAMBDAS, RADII, accuracy_row, explanation_table, plot, stability_row
 from xattr.smoothing import MuS, certify, finetune, tokens
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -236,11 +236,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{k:g}": v for k, v in PAPER_ROBERTA.items()
         },
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mus_text.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "mus_text.md").write_text(markdown(report))
+    write_results(args.out / "mus_text", report, markdown(report))
     plot(report, args.out / "mus_text.png", "token positions", "token explanations")
-    print(f"wrote {args.out}/mus_text.{{json,md,png}} in {report['seconds']:.0f} s")
+    print(f"wrote {args.out}/mus_text.png in {report['seconds']:.0f} s")
     return 0
 
 

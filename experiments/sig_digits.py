@@ -24,7 +24,7 @@ model rows per digit are counted (gradient rows = paths x n_steps; forward-only 
 
 Writes experiments/results/sig_digits.{json,md,png}.
 
-Run: .venv/bin/python experiments/sig_digits.py
+Run: .venv/bin/python -m experiments.sig_digits
 (76 s on a 2-core CPU, about 4.5 min when the CPU is shared with other jobs; most of it
 is ExactShapley; --examples, --kernel-samples and --blur-exact-examples trade time)
 """
@@ -32,15 +32,15 @@ is ExactShapley; --examples, --kernel-samples and --blur-exact-examples trade ti
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
 import torch
-from _digits import explained_digits, superpixel_ids
 
 import xattr
+from bench._harness import timed, write_results
+from experiments._digits import explained_digits, superpixel_ids
 from xattr import metrics
 from xattr.explainers.shapley_integrated_gradients import stratified_coalitions
 
@@ -152,13 +152,10 @@ def main(argv: list[str] | None = None) -> int:
 
     attrs, timing = {}, {}
     for name, (fn, grad_rows, fwd_rows) in explainers(prob, superpixels, args).items():
-        start = time.perf_counter()
-        attrs[name] = fn(x, target).detach()
-        seconds = time.perf_counter() - start
+        seconds, attr = timed(lambda fn=fn: fn(x, target))
+        attrs[name] = attr.detach()
         if grad_rows:  # cheap: best of 2 runs, less sensitive to other load on the CPU
-            start = time.perf_counter()
-            fn(x, target)
-            seconds = min(seconds, time.perf_counter() - start)
+            seconds = min(seconds, timed(lambda fn=fn: fn(x, target))[0])
         timing[name] = {
             "seconds_per_batch": seconds,
             "ms_per_digit": 1000 * seconds / x.shape[0],
@@ -168,14 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {seconds:.2f} s", flush=True)
 
     nb = min(args.blur_exact_examples, x.shape[0])
-    start = time.perf_counter()
-    exact_blur = xattr.ExactShapley(prob).attribute(
-        x[:nb],
-        baselines=xattr.baselines.blur(x[:nb], BLUR_SIGMA),
-        target=target[:nb],
-        feature_mask=superpixels,
+    blur_seconds, exact_blur = timed(
+        lambda: xattr.ExactShapley(prob).attribute(
+            x[:nb],
+            baselines=xattr.baselines.blur(x[:nb], BLUR_SIGMA),
+            target=target[:nb],
+            feature_mask=superpixels,
+        )
     )
-    blur_seconds = time.perf_counter() - start
     print(f"ExactShapley r=blur on {nb} digits: {blur_seconds:.2f} s", flush=True)
 
     exact = attrs["ExactShapley r=0"]
@@ -244,12 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.perf_counter() - t0,
     }
     report["reading"] = reading(report, ks_name)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sig_digits.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "sig_digits.md").write_text(markdown(report))
+    write_results(args.out / "sig_digits", report, markdown(report))
     plot(x, attrs, report, args.out / "sig_digits.png")
     print(markdown(report))
-    print(f"wrote {args.out}/sig_digits.{{json,md,png}} in {report['seconds']:.0f} s")
+    print(f"wrote {args.out}/sig_digits.png in {report['seconds']:.0f} s")
     return 0
 
 

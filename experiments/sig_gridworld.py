@@ -44,14 +44,13 @@ a busy 2-core machine a second thread slowed them down.
 
 Writes experiments/results/sig_gridworld.{json,md,png}.
 
-Run: .venv/bin/python experiments/sig_gridworld.py   (about a minute on 2 CPU cores)
+Run: .venv/bin/python -m experiments.sig_gridworld   (about a minute on 2 CPU cores)
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import time
 import warnings
@@ -60,6 +59,7 @@ from pathlib import Path
 import torch
 
 import xattr
+from bench._harness import write_results
 from xattr import metrics
 from xattr.baselines import blur
 from xattr.explainers.shapley_integrated_gradients import stratified_coalitions
@@ -257,7 +257,6 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    args.out.mkdir(parents=True, exist_ok=True)
     report = {
         "config": {
             "grid": [H, W],
@@ -288,11 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.perf_counter() - t0,
     }
     report["reading"] = reading(report)
-    (args.out / "sig_gridworld.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "sig_gridworld.md").write_text(markdown(report))
+    write_results(args.out / "sig_gridworld", report, markdown(report))
     plot(report, args.out / "sig_gridworld.png")
     print("\n".join(report["reading"]))
-    print(f"{report['seconds']:.0f} s; wrote {args.out}/sig_gridworld.{{json,md,png}}")
+    print(f"{report['seconds']:.0f} s; wrote {args.out}/sig_gridworld.png")
     return 0
 
 

@@ -28,22 +28,22 @@ as well and must equal the candidate it implements (checked and reported).
 
 Writes experiments/results/sig_normalize.{json,md}.
 
-Run: .venv/bin/python experiments/sig_normalize.py   (about 2 minutes on 2 CPU cores)
+Run: .venv/bin/python -m experiments.sig_normalize   (about 2 minutes on 2 CPU cores)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from pathlib import Path
 
 import torch
-from _digits import explained_digits, superpixel_ids
-from sig_gridworld import gridworld, random_grids
 
 import xattr
+from bench._harness import write_results
+from experiments._digits import explained_digits, superpixel_ids
+from experiments.sig_gridworld import gridworld, random_grids
 from xattr import metrics
 from xattr.baselines import blur
 from xattr.explainers.shapley_integrated_gradients import NORMALIZE_BOUND
@@ -236,11 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.perf_counter() - t0,
     }
     report["reading"] = reading(report)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "sig_normalize.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "sig_normalize.md").write_text(markdown(report))
+    write_results(args.out / "sig_normalize", report, markdown(report))
     print("\n".join(report["reading"]))
-    print(f"{report['seconds']:.0f} s; wrote {args.out}/sig_normalize.{{json,md}}")
+    print(f"{report['seconds']:.0f} s in all")
     return 0
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
 
 SCRIPTS = {
     "bench_ops.py": ["--quick"],
@@ -32,9 +33,11 @@ def test_every_script_is_listed() -> None:
 
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_quick_run(script: str, tmp_path: Path) -> None:
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    # `python -m bench.<script>` from the repository root, as the README runs them; the
+    # root comes through PYTHONPATH here so that the working directory can stay empty
+    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=str(ROOT))
     run = subprocess.run(
-        [sys.executable, str(BENCH / script), *SCRIPTS[script]],
+        [sys.executable, "-m", f"bench.{script.removesuffix('.py')}", *SCRIPTS[script]],
         capture_output=True,
         text=True,
         cwd=tmp_path,  # quick runs print their tables; nothing may be written here

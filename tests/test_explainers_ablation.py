@@ -12,44 +12,20 @@ from captum.attr import FeatureAblation as CFeatureAblation
 from captum.attr import Occlusion as COcclusion
 from torch import nn
 
+from tests._helpers import F32, F64, TOL, cnn, gen, mlp, randn
 from xattr.explainers.banzhaf import Banzhaf
 from xattr.explainers.exact_shapley import ExactShapley
 from xattr.explainers.feature_ablation import FeatureAblation
 from xattr.explainers.occlusion import Occlusion
 from xattr.explainers.removal import ConditionalRemoval, MarginalRemoval
 
-F32, F64 = torch.float32, torch.float64
-TOL = {F32: 1e-5, F64: 1e-10}
+
+def _mlp(dtype) -> nn.Module:  # [B, 1, 8, 8] -> [B, 3]
+    return mlp(64, 16, 3, dtype=dtype, seed=1, flatten=True)
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(*shape, dtype=F64, seed=0) -> torch.Tensor:
-    return torch.randn(shape, generator=_gen(seed), dtype=F64).to(dtype)
-
-
-def _mlp(dtype) -> nn.Module:
-    torch.manual_seed(1)
-    return (
-        nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.Tanh(), nn.Linear(16, 3)).to(dtype).eval()
-    )
-
-
-def _cnn(dtype) -> nn.Module:
-    torch.manual_seed(2)
-    return (
-        nn.Sequential(
-            nn.Conv2d(1, 4, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(64, 3),
-        )
-        .to(dtype)
-        .eval()
-    )
+def _cnn(dtype) -> nn.Module:  # [B, 1, 8, 8] -> [B, 3]
+    return cnn(1, 4, 8, 3, padding=1, pool=2, dtype=dtype, seed=2)
 
 
 class _TupleModel(nn.Module):
@@ -81,22 +57,21 @@ def _close(a, b, tol):
 
 
 # ------------------------------------------------------------------ FeatureAblation
-@pytest.mark.parametrize("dtype", [F32, F64])
 @pytest.mark.parametrize("model_fn", [_mlp, _cnn])
 @pytest.mark.parametrize("patch", [None, 2, 4])
 @pytest.mark.parametrize("target", [1, "list", "tensor"])
-def test_feature_ablation_captum(dtype, model_fn, patch, target):
+def test_feature_ablation_captum(dtype, tol, model_fn, patch, target):
     model = model_fn(dtype)
     B = 3
-    x = _randn(B, 1, 8, 8, dtype=dtype, seed=4)
+    x = randn(B, 1, 8, 8, dtype=dtype, seed=4)
     t = {1: 1, "list": [0, 2, 1], "tensor": torch.tensor([2, 2, 0])}[target]
     fm = None if patch is None else _patches(patch)
     kw = dict(target=t, feature_mask=fm)
     for baselines in (
         None,
         0.5,
-        _randn(B, 1, 8, 8, dtype=dtype, seed=5),
-        _randn(1, 8, 8, dtype=dtype, seed=6),
+        randn(B, 1, 8, 8, dtype=dtype, seed=5),
+        randn(1, 8, 8, dtype=dtype, seed=6),
     ):
         # Captum's results do not depend on perturbations_per_eval; 16 keeps it quick
         # (Captum 0.9's perturbations_per_eval > 1 path fails on per-example baselines or
@@ -111,41 +86,40 @@ def test_feature_ablation_captum(dtype, model_fn, patch, target):
         )
         got = FeatureAblation(model).attribute(x, baselines=baselines, **kw)
         assert got.dtype == dtype
-        _close(got, ref, TOL[dtype])
+        _close(got, ref, tol)
 
 
-@pytest.mark.parametrize("dtype", [F32, F64])
-def test_feature_ablation_tuple_args_and_per_example_masks(dtype):
+def test_feature_ablation_tuple_args_and_per_example_masks(dtype, tol):
     model = _TupleModel(dtype)
     B = 2
-    x = _randn(B, 1, 8, 8, dtype=dtype, seed=7)
-    y = _randn(B, 5, dtype=dtype, seed=8)
-    scale = _randn(B, 1, dtype=dtype, seed=9)
+    x = randn(B, 1, 8, 8, dtype=dtype, seed=7)
+    y = randn(B, 5, dtype=dtype, seed=8)
+    scale = randn(B, 1, dtype=dtype, seed=9)
     # per-example masks on x; y's features share ids with some of x's (cross-tensor)
     fx = torch.cat([_patches(2), _patches(4) + 3], 0).view(B, 1, 8, 8)
     fy = torch.tensor([[0, 1, 1, 20, 21]])
-    bl = (_randn(B, 1, 8, 8, dtype=dtype, seed=10), 0.25)
+    bl = (randn(B, 1, 8, 8, dtype=dtype, seed=10), 0.25)
     kw = dict(baselines=bl, target=[2, 0], additional_forward_args=(scale,), feature_mask=(fx, fy))
     ref = CFeatureAblation(model).attribute((x, y), **kw)
     got = FeatureAblation(model).attribute((x, y), **kw)
     assert isinstance(got, tuple)
-    _close(got, ref, TOL[dtype])
+    _close(got, ref, tol)
     for ppe in (1, 3, 50):
         _close(
             FeatureAblation(model).attribute((x, y), perturbations_per_eval=ppe, **kw),
             ref,
-            TOL[dtype],
+            tol,
         )
         _close(
             CFeatureAblation(model).attribute((x, y), perturbations_per_eval=ppe, **kw),
             ref,
-            TOL[dtype],
+            tol,
         )
 
 
 def test_feature_ablation_independent_of_batching():
     model = _cnn(F64)
-    x = _randn(2, 1, 8, 8, seed=11)
+    x = randn(2, 1, 8, 8, seed=11)
     fa = FeatureAblation(model)
     ref = fa.attribute(x, target=0, feature_mask=_patches(2))
     for kw in ({"perturbations_per_eval": 1}, {"perturbations_per_eval": 7}, {"memory_budget": 1}):
@@ -154,7 +128,7 @@ def test_feature_ablation_independent_of_batching():
 
 def test_feature_ablation_multi_target():
     model = _mlp(F64)
-    x = _randn(2, 1, 8, 8, seed=12)
+    x = randn(2, 1, 8, 8, seed=12)
     fa = FeatureAblation(model)
     got = fa.attribute(x, target=[[0, 2], [1, 1]], feature_mask=_patches(4))
     assert got.shape == (2, 2, 1, 8, 8)
@@ -169,8 +143,8 @@ def test_feature_ablation_multi_target():
 
 def test_feature_ablation_removals():
     model = _mlp(F64)
-    x = _randn(3, 1, 8, 8, seed=13)
-    z = _randn(1, 1, 8, 8, seed=14)
+    x = randn(3, 1, 8, 8, seed=13)
+    z = randn(1, 1, 8, 8, seed=14)
     fa = FeatureAblation(model)
     ref = fa.attribute(x, baselines=z, target=1, feature_mask=_patches(2))
     got = fa.attribute(x, target=1, feature_mask=_patches(2), removal=MarginalRemoval(z))
@@ -185,7 +159,7 @@ def test_feature_ablation_removals():
     )
     _close(got, ref, 1e-12)
     # several background rows: the average of the one-row games (the game is linear in v)
-    zz = _randn(3, 1, 8, 8, seed=15)
+    zz = randn(3, 1, 8, 8, seed=15)
     mean = sum(fa.attribute(x, baselines=zz[i : i + 1], target=1) for i in range(3)) / 3
     _close(fa.attribute(x, target=1, removal=MarginalRemoval(zz)), mean, 1e-12)
 
@@ -214,8 +188,8 @@ def _occlusion_brute(model, x, window, stride, baseline, target):
 )
 def test_occlusion_captum(model_fn, window, stride):
     model = model_fn(F32)
-    x = _randn(3, 1, 8, 8, dtype=F32, seed=16)
-    for baselines in (None, 0.3, _randn(3, 1, 8, 8, dtype=F32, seed=17)):
+    x = randn(3, 1, 8, 8, dtype=F32, seed=16)
+    for baselines in (None, 0.3, randn(3, 1, 8, 8, dtype=F32, seed=17)):
         kw = dict(
             sliding_window_shapes=window, strides=stride, baselines=baselines, target=[0, 1, 2]
         )
@@ -227,8 +201,8 @@ def test_occlusion_captum(model_fn, window, stride):
 
 def test_occlusion_float64_brute():
     model = _cnn(F64)
-    x = _randn(2, 1, 8, 8, seed=18)
-    b = _randn(2, 1, 8, 8, seed=19)
+    x = randn(2, 1, 8, 8, seed=18)
+    b = randn(2, 1, 8, 8, seed=19)
     window, stride = (1, 3, 3), (1, 2, 2)
     ref = _occlusion_brute(model, x, window, stride, b, 1)
     occ = Occlusion(model)
@@ -245,13 +219,13 @@ def test_occlusion_float64_brute():
 
 def test_occlusion_tuple_and_targets():
     model = _TupleModel(F32)
-    x = _randn(2, 1, 8, 8, dtype=F32, seed=20)
-    y = _randn(2, 5, dtype=F32, seed=21)
-    scale = _randn(2, 1, dtype=F32, seed=22)
+    x = randn(2, 1, 8, 8, dtype=F32, seed=20)
+    y = randn(2, 5, dtype=F32, seed=21)
+    scale = randn(2, 1, dtype=F32, seed=22)
     kw = dict(
         sliding_window_shapes=((1, 2, 2), (2,)),
         strides=((1, 2, 2), 1),
-        baselines=(0.1, _randn(1, 5, dtype=F32, seed=23)),
+        baselines=(0.1, randn(1, 5, dtype=F32, seed=23)),
         additional_forward_args=(scale,),
     )
     ref = COcclusion(model).attribute((x, y), target=2, **kw)
@@ -305,8 +279,8 @@ def _small_model():
 @pytest.mark.parametrize("d_mask", [None, "groups"])
 def test_exact_shapley_and_banzhaf_brute(d_mask):
     model = _small_model()
-    x = _randn(2, 8, seed=24)
-    b = _randn(2, 8, seed=25)
+    x = randn(2, 8, seed=24)
+    b = randn(2, 8, seed=25)
     fm = None if d_mask is None else torch.tensor([[0, 0, 1, 2, 3, 3, 4, 5]])
     d = 8 if fm is None else 6
     groups = torch.arange(8).view(1, 8) if fm is None else fm
@@ -322,8 +296,8 @@ def test_exact_shapley_and_banzhaf_brute(d_mask):
 
 
 def test_shapley_axioms():
-    x = _randn(3, 6, seed=26)
-    b = _randn(3, 6, seed=27)
+    x = randn(3, 6, seed=26)
+    b = randn(3, 6, seed=27)
     x[:, 1] = x[:, 0]
     b[:, 1] = b[:, 0]
 
@@ -345,8 +319,8 @@ def test_shapley_axioms():
 
 def test_exact_multi_target_and_marginal():
     model = _small_model()
-    x = _randn(3, 8, seed=28)
-    z = _randn(1, 8, seed=29)
+    x = randn(3, 8, seed=28)
+    z = randn(1, 8, seed=29)
     fm = torch.tensor([0, 0, 1, 1, 2, 3, 4, 4])
     for cls in (ExactShapley, Banzhaf):
         ex = cls(model)
@@ -362,7 +336,7 @@ def test_exact_multi_target_and_marginal():
 def _msr_setup():
     torch.manual_seed(6)
     model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 1)).double().eval()
-    x = _randn(2, 6, seed=30) * 2
+    x = randn(2, 6, seed=30) * 2
     return model, x
 
 
@@ -402,7 +376,7 @@ def test_msr_std_coverage():
 # ------------------------------------------------------------------ errors
 def test_errors():
     model = _mlp(F32)
-    x = _randn(2, 1, 8, 8, dtype=F32, seed=31)
+    x = randn(2, 1, 8, 8, dtype=F32, seed=31)
     fa = FeatureAblation(model)
     with pytest.raises(ValueError, match="baselines"):
         fa.attribute(x, baselines=torch.zeros(2, 1, 8, 7), target=0)
@@ -433,7 +407,7 @@ def test_errors():
         occ.attribute(x, (1, 2, 2), baselines=torch.zeros(3, 3), target=0)
     with pytest.raises(TypeError, match="removal"):
         occ.attribute(x, (1, 2, 2), target=0, removal=ConditionalRemoval(model))
-    flat = _randn(1, 21, seed=32)
+    flat = randn(1, 21, seed=32)
     with pytest.raises(ValueError, match="feature_mask"):
         ExactShapley(lambda t: t.sum(1)).attribute(flat)
     with pytest.raises(ValueError, match="n_samples"):
@@ -448,7 +422,7 @@ def test_errors():
 
 def test_training_mode_warns():
     model = nn.Sequential(_mlp(F32), nn.Dropout(0.1)).train()
-    x = _randn(1, 1, 8, 8, dtype=F32, seed=33)
+    x = randn(1, 1, 8, 8, dtype=F32, seed=33)
     with pytest.warns(UserWarning, match="training mode"):
         FeatureAblation(model).attribute(x, target=0, feature_mask=_patches(4))
     with pytest.warns(UserWarning, match="training mode"):
@@ -456,7 +430,7 @@ def test_training_mode_warns():
 
 
 def test_show_progress_and_scalar_outputs():
-    x = _randn(2, 4, seed=34)
+    x = randn(2, 4, seed=34)
     f = lambda t: (t**2).sum(1)  # noqa: E731  (one value per example, target=None)
     ref = CFeatureAblation(f).attribute(x, show_progress=True)
     _close(FeatureAblation(f).attribute(x, show_progress=True), ref, 1e-12)
@@ -484,7 +458,7 @@ class _Bag(nn.Module):
 
 def test_token_ids_match_captum_in_the_models_dtype():
     model = _Bag().eval()
-    ids = torch.randint(1, 30, (3, 7), generator=_gen(5))
+    ids = torch.randint(1, 30, (3, 7), generator=gen(5))
     target = torch.tensor([0, 2, 1])
     ours = FeatureAblation(model).attribute(ids, baselines=0, target=target)
     theirs = CFeatureAblation(model).attribute(ids, baselines=0, target=target)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import xattr
+from tests._helpers import EXACT, F64, gen
 from xattr import ops
 from xattr._core.batching import CPU_INPUT_BYTES, expand_additional_args, rows_per_batch
 from xattr._core.features import format_feature_mask
@@ -18,12 +19,6 @@ from xattr._core.inputs import format_baselines, format_inputs
 from xattr._core.model import check_model_output, warn_if_training
 from xattr._core.targets import Targets
 from xattr.explainers.removal import ConditionalRemoval, MarginalRemoval
-
-F64 = torch.float64
-
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 def linear_model(d, classes=3, seed=0):
@@ -201,7 +196,7 @@ def test_game_baseline_removal_matches_direct_evaluation():
     v = s.game(masks)
     direct = torch.stack([f(torch.where(m, x, base))[:, 1] for m in masks], 1)
     assert v.shape == (3, 7, 1)
-    torch.testing.assert_close(v[..., 0], direct, rtol=0, atol=1e-12)
+    torch.testing.assert_close(v[..., 0], direct, **EXACT)
 
 
 def test_game_is_independent_of_batch_rows():
@@ -222,7 +217,7 @@ def test_marginal_with_one_row_equals_baseline_removal():
     masks = ops.bernoulli_masks(9, 5, seed=8)
     marginal = _setup(f, x, removal=MarginalRemoval(row)).game(masks)
     baseline = _setup(f, x, baselines=row).game(masks)
-    torch.testing.assert_close(marginal, baseline, rtol=0, atol=1e-12)
+    torch.testing.assert_close(marginal, baseline, **EXACT)
 
 
 def test_marginal_averages_background_rows():
@@ -234,7 +229,7 @@ def test_marginal_averages_background_rows():
     want = torch.stack(
         [torch.stack([f(torch.where(m, x, z))[:, 1] for z in bg]).mean(0) for m in masks], 1
     )
-    torch.testing.assert_close(v[..., 0], want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(v[..., 0], want, **EXACT)
     with pytest.raises(ValueError, match="background"):
         _setup(f, x, removal=MarginalRemoval(torch.zeros(5, 3, dtype=F64)))
 

@@ -13,7 +13,7 @@ import torch
 from captum import attr as ca
 from torch import nn
 
-from tests._helpers import randn
+from tests._helpers import EXACT, F64, cnn, gen, mlp, randn
 from xattr import ops
 from xattr.explainers.gradient_shap import GradientShap
 from xattr.explainers.input_x_gradient import InputXGradient
@@ -22,27 +22,9 @@ from xattr.explainers.layer_integrated_gradients import LayerIntegratedGradients
 from xattr.explainers.noise_tunnel import NoiseTunnel
 from xattr.explainers.saliency import Saliency
 
-F64 = torch.float64
 METHODS = ["riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre"]
 
 pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor:UserWarning")
-
-
-def mlp(dtype=F64, seed=0):
-    torch.manual_seed(seed)
-    m = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
-    return m.to(dtype).eval()
-
-
-def cnn(dtype=torch.float32, seed=0):
-    torch.manual_seed(seed)
-    m = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 3, 3),
-        torch.nn.Softplus(),
-        torch.nn.Flatten(),
-        torch.nn.Linear(3 * 6 * 6, 4),
-    )
-    return m.to(dtype).eval()
 
 
 class TupleModel(torch.nn.Module):
@@ -89,7 +71,7 @@ def ref_ig(model, x, b, target, method, n, mult=True, args=()):
 # ------------------------------------------------------------------ IG parity
 @pytest.mark.parametrize("method", METHODS)
 def test_ig_methods_match_reference_and_captum(method):
-    m = mlp()
+    m = mlp(5, 8, 3)
     x, b = randn(4, 5, seed=1), randn(4, 5, seed=2)
     tgt = [0, 1, 2, 0]
     ours, delta = IntegratedGradients(m).attribute(
@@ -110,7 +92,7 @@ def test_ig_methods_match_reference_and_captum(method):
 @pytest.mark.parametrize("ibs", [None, 1, 3, 7, 12, 1000])
 @pytest.mark.parametrize("target", [1, torch.tensor([0, 2, 1, 1]), [2, 0, 1, 0]])
 def test_ig_batch_sizes_and_targets(ibs, target):
-    m = mlp()
+    m = mlp(5, 8, 3)
     x = randn(4, 5, seed=3)
     b = randn(1, 5, seed=4)  # broadcast baseline
     ours = IntegratedGradients(m).attribute(x, b, target=target, n_steps=6, internal_batch_size=ibs)
@@ -119,7 +101,7 @@ def test_ig_batch_sizes_and_targets(ibs, target):
 
 
 def test_ig_multiply_by_inputs_false_and_baseline_forms():
-    m = mlp()
+    m = mlp(5, 8, 3)
     x = randn(3, 5, seed=5)
     b1 = randn(5, seed=6)
     bB = randn(3, 5, seed=7)
@@ -143,7 +125,7 @@ def test_ig_multiply_by_inputs_false_and_baseline_forms():
 
 
 def test_cnn_float32_parity():
-    m = cnn()
+    m = cnn(1, 3, 8, 4, activation=torch.nn.Softplus)
     x = randn(3, 1, 8, 8, dtype=torch.float32, seed=8)
     tgt = [0, 3, 1]
     for ours, theirs in [
@@ -187,8 +169,8 @@ def test_ig_exact_on_linear_and_complete():
     for method in METHODS:
         a = IntegratedGradients(lin).attribute(x, b, target=1, method=method, n_steps=4)
         w = 1.0 - 1.0 / 4 if method == "riemann_trapezoid" else 1.0
-        torch.testing.assert_close(a, w * (x - b) * lin.weight[1].detach(), atol=1e-12, rtol=0)
-    m = mlp()
+        torch.testing.assert_close(a, w * (x - b) * lin.weight[1].detach(), **EXACT)
+    m = mlp(5, 8, 3)
     deltas = [
         IntegratedGradients(m)
         .attribute(
@@ -213,7 +195,7 @@ def test_ig_exact_on_linear_and_complete():
 
 # ------------------------------------------------------------- several targets
 def test_several_targets_equal_per_target_runs():
-    m = mlp()
+    m = mlp(5, 8, 3)
     x = randn(4, 5, seed=14)
     idx = [[0, 2], [1, 0], [2, 2], [1, 1]]
     ig = IntegratedGradients(m)
@@ -224,8 +206,8 @@ def test_several_targets_equal_per_target_runs():
     for t in range(2):
         col = [r[t] for r in idx]
         at, dt = ig.attribute(x, target=col, n_steps=8, return_convergence_delta=True)
-        torch.testing.assert_close(a[:, t], at, atol=1e-12, rtol=0)
-        torch.testing.assert_close(d[:, t], dt, atol=1e-12, rtol=0)
+        torch.testing.assert_close(a[:, t], at, **EXACT)
+        torch.testing.assert_close(d[:, t], dt, **EXACT)
     allt = Saliency(m).attribute(x, target="all", abs=False)
     assert allt.shape == (4, 3, 5)
     for t in range(3):
@@ -236,12 +218,12 @@ def test_several_targets_equal_per_target_runs():
     nt1 = NoiseTunnel(IntegratedGradients(m)).attribute(
         x, nt_samples=3, stdevs=0.1, target=1, n_steps=5, seed=3
     )
-    torch.testing.assert_close(nt[:, 1], nt1, atol=1e-12, rtol=0)
+    torch.testing.assert_close(nt[:, 1], nt1, **EXACT)
 
 
 # ------------------------------------------------------ NoiseTunnel / GradientShap
 def test_noise_tunnel_zero_noise_is_the_method():
-    m = mlp()
+    m = mlp(5, 8, 3)
     x = randn(3, 5, seed=15)
     ig = IntegratedGradients(m)
     base = ig.attribute(x, target=[0, 1, 2], n_steps=7)
@@ -256,7 +238,7 @@ def test_noise_tunnel_zero_noise_is_the_method():
             target=[0, 1, 2],
             n_steps=7,
         )
-        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+        torch.testing.assert_close(got, want, **EXACT)
     got, d = nt.attribute(
         x,
         nt_samples=2,
@@ -269,7 +251,7 @@ def test_noise_tunnel_zero_noise_is_the_method():
 
 
 def test_seeds_are_deterministic():
-    m = mlp()
+    m = mlp(5, 8, 3)
     x, bd = randn(3, 5, seed=17), randn(6, 5, seed=18)
     nt = NoiseTunnel(Saliency(m))
     a1 = nt.attribute(x, nt_samples=4, stdevs=0.3, target=0, seed=5)
@@ -293,15 +275,15 @@ def test_gradient_shap_exact_cases():
     a, d = GradientShap(lin).attribute(
         x, b, n_samples=3, target=0, seed=0, return_convergence_delta=True
     )
-    torch.testing.assert_close(a, (x - b) * lin.weight[0].detach(), atol=1e-12, rtol=0)
+    torch.testing.assert_close(a, (x - b) * lin.weight[0].detach(), **EXACT)
     assert d.shape == (9,) and d.abs().max() < 1e-12
-    m = mlp()
+    m = mlp(5, 8, 3)
     g = GradientShap(m, multiply_by_inputs=False).attribute(x, b, n_samples=2, target=0, seed=0)
     assert g.shape == x.shape
 
 
 def test_expectations_match_captum():
-    m = mlp()
+    m = mlp(5, 8, 3)
     x, bd = randn(2, 5, seed=21), randn(5, 5, seed=22)
     n = 3000
     ours = GradientShap(m).attribute(x, bd, n_samples=n, stdevs=0.2, target=1, seed=0)
@@ -317,7 +299,7 @@ def test_expectations_match_captum():
 # ------------------------------------------------------------------------ LayerIG
 def test_layer_ig_embedding_parity():
     m = EmbModel().double().eval()
-    ids = torch.randint(1, 20, (4, 7), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(1, 20, (4, 7), generator=gen(0))
     tgt = [0, 1, 2, 0]
     lig = LayerIntegratedGradients(m, m.emb)
     a, d = lig.attribute(
@@ -342,7 +324,7 @@ def test_layer_ig_embedding_parity():
         return m.lin(torch.tanh(e).mean(1))
 
     torch.testing.assert_close(
-        a, IntegratedGradients(head).attribute(ex, eb, target=tgt, n_steps=15), atol=1e-12, rtol=0
+        a, IntegratedGradients(head).attribute(ex, eb, target=tgt, n_steps=15), **EXACT
     )
     with torch.no_grad():
         fx, fb = m(ids)[range(4), tgt], m(torch.zeros_like(ids))[range(4), tgt]
@@ -356,7 +338,7 @@ def test_layer_ig_embedding_parity():
     )
     torch.testing.assert_close(ours_in, ci, atol=1e-6, rtol=1e-6)
     multi = lig.attribute(ids, target="all", n_steps=5)
-    torch.testing.assert_close(multi[:, 1], ai, atol=1e-12, rtol=0)
+    torch.testing.assert_close(multi[:, 1], ai, **EXACT)
 
 
 class _TwoWay(nn.Module):
@@ -409,7 +391,7 @@ def test_layer_ig_lists_of_layers_and_tuple_activations_match_captum(to_input):
 
 # ------------------------------------------------------------------- checks
 def test_training_mode_warns():
-    m = torch.nn.Sequential(mlp(), torch.nn.Dropout(0.1)).train()
+    m = torch.nn.Sequential(mlp(5, 8, 3), torch.nn.Dropout(0.1)).train()
     with pytest.warns(UserWarning, match="training mode"):
         IntegratedGradients(m).attribute(randn(2, 5), target=0, n_steps=2)
     with pytest.warns(UserWarning, match="training mode"):
@@ -417,7 +399,7 @@ def test_training_mode_warns():
 
 
 def test_bad_inputs_name_the_argument():
-    m = mlp()
+    m = mlp(5, 8, 3)
     x = randn(3, 5)
     ig = IntegratedGradients(m)
     with pytest.raises(ValueError, match="baselines"):
@@ -457,14 +439,14 @@ def test_bad_inputs_name_the_argument():
 
 
 def test_memory_budget_and_progress_do_not_change_answers():
-    m = mlp()
+    m = mlp(5, 8, 3)
     x = randn(4, 5, seed=23)
     want = IntegratedGradients(m).attribute(x, target=1, n_steps=9)
     for budget in (1, "2KB", "1GB"):
         got = IntegratedGradients(m).attribute(
             x, target=1, n_steps=9, memory_budget=budget, show_progress=True
         )
-        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+        torch.testing.assert_close(got, want, **EXACT)
     sal = Saliency(m).attribute(x, target=1, memory_budget=1)
     torch.testing.assert_close(sal, Saliency(m).attribute(x, target=1), atol=1e-14, rtol=0)
 
@@ -473,7 +455,7 @@ def test_multiple_baselines_path_integration_is_the_mean():
     from xattr._core.targets import Targets
     from xattr.explainers._gradient import integrate_paths
 
-    m = mlp()
+    m = mlp(5, 8, 3)
     x = randn(3, 5, seed=24)
     bk = randn(3, 4, 5, seed=25)  # K = 4 baselines per example
     tg = Targets([0, 2, 1], 3)
@@ -486,7 +468,7 @@ def test_multiple_baselines_path_integration_is_the_mean():
                 for k in range(4)
             ]
         ).mean(0)
-        torch.testing.assert_close(got[:, 0], want, atol=1e-12, rtol=0)
+        torch.testing.assert_close(got[:, 0], want, **EXACT)
 
 
 def test_tuple_inputs_noise_tunnel_and_gradient_shap():
@@ -503,7 +485,7 @@ def test_tuple_inputs_noise_tunnel_and_gradient_shap():
     )
     want = InputXGradient(m).attribute((x1, x2), target=2, additional_forward_args=args)
     for o, w in zip(nt, want):
-        torch.testing.assert_close(o, w, atol=1e-12, rtol=0)
+        torch.testing.assert_close(o, w, **EXACT)
     with pytest.raises(ValueError, match="return_convergence_delta"):
         NoiseTunnel(Saliency(m)).attribute(
             (x1, x2), target=0, additional_forward_args=args, return_convergence_delta=True
@@ -518,11 +500,11 @@ def test_gradient_shap_is_the_expected_gradients_formula():
     """With the draws reproduced (copy by copy: the noise of every example, then its
     baseline rows; then the alphas; from one generator seeded with ``seed``),
     GradientShap is exactly the mean over samples of ``(x' - b) * grad f(b + alpha (x' - b))``."""
-    m = mlp()
+    m = mlp(5, 8, 3)
     x, bd = randn(2, 5, seed=31), randn(3, 5, seed=32)
     n, sd = 4, 0.3
     got = GradientShap(m).attribute(x, bd, n_samples=n, stdevs=sd, target=[1, 2], seed=7)
-    g = torch.Generator().manual_seed(7)
+    g = gen(7)
     draws = [
         (torch.randn(2, 5, generator=g, dtype=F64), torch.randint(0, 3, (2,), generator=g))
         for _ in range(n)
@@ -535,12 +517,12 @@ def test_gradient_shap_is_the_expected_gradients_formula():
     tg = torch.tensor([1, 2]).repeat_interleave(n)
     (grad,) = torch.autograd.grad(m(p)[range(2 * n), tg].sum(), p)
     want = ((xn - b) * grad).view(2, n, 5).mean(1)
-    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+    torch.testing.assert_close(got, want, **EXACT)
 
 
 def test_layer_ig_checks():
     m = EmbModel().double().eval()
-    ids = torch.randint(1, 20, (2, 3), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(1, 20, (2, 3), generator=gen(1))
     unused = torch.nn.Linear(2, 2)
     with pytest.raises(ValueError, match="layer"):
         LayerIntegratedGradients(m, unused).attribute(ids, target=0)

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from tests._helpers import EXACT, F64, mlp, randn
 from xattr import ExactShapley, ShapleyIntegratedGradients
 from xattr.baselines import blur, channel_mean
 from xattr.explainers.shapley_integrated_gradients import (
@@ -15,18 +16,6 @@ from xattr.explainers.shapley_integrated_gradients import (
     exact_paths,
     stratified_coalitions,
 )
-
-D64 = torch.float64
-
-
-def randn(*shape: int, seed: int) -> torch.Tensor:
-    return torch.randn(*shape, dtype=D64, generator=torch.Generator().manual_seed(seed))
-
-
-def smooth_mlp(d: int, out: int = 3, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    m = torch.nn.Sequential(torch.nn.Linear(d, 12), torch.nn.Tanh(), torch.nn.Linear(12, out))
-    return m.double().eval()
 
 
 def linear(d: int, out: int = 2, seed: int = 0) -> torch.nn.Module:
@@ -42,7 +31,7 @@ def group_sums(a: torch.Tensor, groups: torch.Tensor, d: int) -> torch.Tensor:
 # ------------------------------------------------------------------ exact mode
 @pytest.mark.parametrize("d", [1, 3, 6])
 def test_exact_mode_is_exact_shapley_on_a_smooth_model(d):
-    m = smooth_mlp(d)
+    m = mlp(d, 12, 3)
     x, r = randn(4, d, seed=1), randn(1, d, seed=2)
     target = [0, 2, 1, 0]
     got = ShapleyIntegratedGradients(m).attribute(
@@ -71,7 +60,7 @@ def test_exact_mode_with_feature_groups_tuple_inputs_and_several_targets():
     want_a, want_b = ExactShapley(f).attribute(
         (a, b), baselines=(0.5, 0.0), target="all", feature_mask=(ga, gb)
     )
-    per_feature = torch.zeros(3, 2, 5, dtype=D64)
+    per_feature = torch.zeros(3, 2, 5, dtype=F64)
     per_feature.index_add_(2, ga, got_a).index_add_(2, gb, got_b)
     want = torch.stack(
         [want_a[..., 0], want_a[..., 2], want_a[..., 3], want_b[..., 1], want_b[..., 2]], -1
@@ -94,7 +83,7 @@ def test_exact_paths_enumerate_every_coalition_without_i_with_shapley_weights():
 @pytest.mark.parametrize("exact", [False, True])
 def test_every_path_is_complete(exact):
     d = 5
-    m = smooth_mlp(d)
+    m = mlp(d, 12, 3)
     x, r = randn(3, d, seed=6), randn(3, d, seed=7)
     attr, delta = ShapleyIntegratedGradients(m).attribute(
         x,
@@ -109,11 +98,11 @@ def test_every_path_is_complete(exact):
     assert attr.shape == (3, d) and delta.shape == (3, paths)
     assert float(delta.abs().max()) < 1e-10
     # normalised attributions sum to f(x) - f(r)
-    torch.testing.assert_close(attr.sum(1), (m(x) - m(r))[:, 1], atol=1e-12, rtol=0)
+    torch.testing.assert_close(attr.sum(1), (m(x) - m(r))[:, 1], **EXACT)
 
 
 def test_completeness_error_shrinks_with_n_steps():
-    m = smooth_mlp(4)
+    m = mlp(4, 12, 3)
     x = randn(2, 4, seed=8) * 3
     errs = []
     for n in (2, 4, 8):
@@ -136,7 +125,7 @@ def test_linear_model_all_subsets_shared_per_size_and_normalised(d):
     m = linear(d)
     x, r = randn(4, d, seed=9), randn(1, d, seed=10)
     phi = ExactShapley(m).attribute(x, baselines=r, target=1)
-    torch.testing.assert_close(phi, m.weight[1].detach() * (x - r), atol=1e-12, rtol=0)
+    torch.testing.assert_close(phi, m.weight[1].detach() * (x - r), **EXACT)
     sig = ShapleyIntegratedGradients(m)
 
     def run(combine: str, normalize: bool) -> torch.Tensor:
@@ -149,11 +138,11 @@ def test_linear_model_all_subsets_shared_per_size_and_normalised(d):
             normalize=normalize,
         )
 
-    torch.testing.assert_close(run("shared", False), (d + 1) / (2 * d) * phi, atol=1e-12, rtol=0)
+    torch.testing.assert_close(run("shared", False), (d + 1) / (2 * d) * phi, **EXACT)
     # the factor 2d / (d + 1) is within normalize's limit of 2: the Shapley value back
     for combine in ("shared", "per_size"):
-        torch.testing.assert_close(run(combine, True), phi, atol=1e-12, rtol=0)
-    torch.testing.assert_close(run("per_size", False), phi, atol=1e-12, rtol=0)
+        torch.testing.assert_close(run(combine, True), phi, **EXACT)
+    torch.testing.assert_close(run("per_size", False), phi, **EXACT)
 
 
 def test_linear_model_per_size_is_shapley_for_any_sample():
@@ -167,7 +156,7 @@ def test_linear_model_per_size_is_shapley_for_any_sample():
         got = ShapleyIntegratedGradients(m).attribute(
             x, target=0, n_coalitions_per_size=n, seed=n, normalize=False
         )
-        torch.testing.assert_close(got, phi, atol=1e-12, rtol=0)
+        torch.testing.assert_close(got, phi, **EXACT)
 
 
 def test_sampled_shared_converges_to_its_enumerated_value():
@@ -219,7 +208,7 @@ def test_combination_weights():
         assert math.isclose(float(shared[S.sum(1) == k, 0].sum()), 1 / d, rel_tol=1e-12)
     per_size = combination_weights(S, counts, "per_size")
     assert float(per_size[S].abs().sum()) == 0.0  # i in S: unused
-    torch.testing.assert_close(per_size.sum(0), torch.ones(d, dtype=D64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(per_size.sum(0), torch.ones(d, dtype=F64), **EXACT)
     for i in range(d):  # per feature: the sizes that have a path leaving it out share 1
         ks = S[out[:, i]].sum(1).unique()
         for k in ks.tolist():
@@ -229,7 +218,7 @@ def test_combination_weights():
 
 # ------------------------------------------------------------------ determinism and batching
 def test_same_seed_same_attributions_and_batching_does_not_matter():
-    m = smooth_mlp(6)
+    m = mlp(6, 12, 3)
     x = randn(5, 6, seed=14)
     sig = ShapleyIntegratedGradients(m)
     kw = dict(target=2, n_coalitions_per_size=2, n_steps=8, normalize=False)
@@ -242,7 +231,7 @@ def test_same_seed_same_attributions_and_batching_does_not_matter():
     assert torch.equal(b, sig.attribute(x, seed=None, **kw))
     for rows in (1, 7, 1000):
         c = sig.attribute(x, seed=21, internal_batch_size=rows, **kw)
-        torch.testing.assert_close(c, a, atol=1e-12, rtol=0)
+        torch.testing.assert_close(c, a, **EXACT)
 
 
 def test_per_example_feature_masks_and_additional_args():
@@ -253,7 +242,7 @@ def test_per_example_feature_masks_and_additional_args():
     def f(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         return net(x) * scale[:, None]
 
-    x, scale = randn(3, 6, seed=15), torch.tensor([1.0, 2.0, -1.0], dtype=D64)
+    x, scale = randn(3, 6, seed=15), torch.tensor([1.0, 2.0, -1.0], dtype=F64)
     masks = torch.tensor([[0, 0, 1, 1, 2, 2], [0, 1, 2, 0, 1, 2], [2, 2, 2, 1, 0, 0]])
     sig = ShapleyIntegratedGradients(f)
     got = sig.attribute(
@@ -267,7 +256,7 @@ def test_per_example_feature_masks_and_additional_args():
             feature_mask=masks[b],
             exact=True,
         )
-        torch.testing.assert_close(got[b : b + 1], one, atol=1e-12, rtol=0)
+        torch.testing.assert_close(got[b : b + 1], one, **EXACT)
         want = ExactShapley(f).attribute(
             x[b : b + 1],
             target=[0, 1, 0][b],
@@ -301,11 +290,11 @@ def test_normalize_never_inflates_a_map():
     def f(x: torch.Tensor) -> torch.Tensor:
         return (1.6 * x[:, 0] + 1.38 * x[:, 1] - 1.98 * x[:, 0] * x[:, 1]).unsqueeze(1)
 
-    one = torch.ones(1, 2, dtype=D64)
+    one = torch.ones(1, 2, dtype=F64)
     sig = ShapleyIntegratedGradients(f)
     kw = dict(target=0, n_coalitions_per_size="all", n_steps=8)
     raw = sig.attribute(one, normalize=False, **kw)
-    torch.testing.assert_close(raw, torch.tensor([[0.115, -0.105]], dtype=D64))
+    torch.testing.assert_close(raw, torch.tensor([[0.115, -0.105]], dtype=F64))
     with pytest.warns(UserWarning, match="1 needed a factor beyond .1/2, 2."):
         got = sig.attribute(one, **kw)  # normalize=True is the default
     torch.testing.assert_close(got, 2 * raw)  # the limit, not 100x
@@ -319,25 +308,25 @@ def test_normalize_never_flips_or_zeroes_a_map():
     def cancel(x: torch.Tensor) -> torch.Tensor:
         return (x[:, 0] - x[:, 1]).unsqueeze(1)
 
-    x = torch.tensor([[1.0, 1.0], [2.0, 1.0]], dtype=D64)
+    x = torch.tensor([[1.0, 1.0], [2.0, 1.0]], dtype=F64)
     with pytest.warns(UserWarning, match="of 2 example.*1 have raw attributions"):
         got = ShapleyIntegratedGradients(cancel).attribute(x, target=0, exact=True)
-    torch.testing.assert_close(got, torch.tensor([[1.0, -1.0], [2.0, -1.0]], dtype=D64))
+    torch.testing.assert_close(got, torch.tensor([[1.0, -1.0], [2.0, -1.0]], dtype=F64))
 
     def f(x: torch.Tensor) -> torch.Tensor:  # f(1, 1) - f(0, 0) = 1
         return (-4 * x[:, 0] * x[:, 1] + 2.5 * (x[:, 0] + x[:, 1])).unsqueeze(1)
 
     # per_size over {}, {0}, {1}: each feature gets (IG from 0 + IG from b_other) / 2
     # = ((-4/2 + 2.5) + (-4 + 2.5)) / 2 = -0.5, a raw sum of -1
-    one = torch.ones(1, 2, dtype=D64)
+    one = torch.ones(1, 2, dtype=F64)
     with pytest.warns(UserWarning, match="opposite sign"):
         got = ShapleyIntegratedGradients(f).attribute(one, target=0, n_coalitions_per_size="all")
-    torch.testing.assert_close(got, torch.full((1, 2), -0.5, dtype=D64))
+    torch.testing.assert_close(got, torch.full((1, 2), -0.5, dtype=F64))
 
 
 # ------------------------------------------------------------------ errors
 def test_bad_arguments_are_reported():
-    m = smooth_mlp(3)
+    m = mlp(3, 12, 3)
     x = randn(2, 3, seed=17)
     sig = ShapleyIntegratedGradients(m)
     cases = [
@@ -361,7 +350,7 @@ def test_bad_arguments_are_reported():
     with pytest.raises(TypeError, match="float"):
         sig.attribute(torch.ones(2, 3, dtype=torch.int64), target=0)
     with pytest.raises(ValueError, match="finite"):
-        sig.attribute(torch.full((2, 3), float("nan"), dtype=D64), target=0)
+        sig.attribute(torch.full((2, 3), float("nan"), dtype=F64), target=0)
 
 
 def test_captum_style_flags():
@@ -375,7 +364,7 @@ def test_blocks_of_paths_give_the_same_answer(monkeypatch, exact):
     the per-path deltas do not depend on the blocks."""
     import xattr.explainers.shapley_integrated_gradients as sig_module
 
-    m = smooth_mlp(5)
+    m = mlp(5, 12, 3)
     x = randn(3, 5, seed=18)
     kw = dict(
         target="all", n_coalitions_per_size=3, seed=2, exact=exact, return_convergence_delta=True
@@ -384,5 +373,5 @@ def test_blocks_of_paths_give_the_same_answer(monkeypatch, exact):
     for chunk in (5 * 8 * 2 * 4, 5 * 8 * 3):  # a few paths of one example; one path
         monkeypatch.setattr(sig_module, "CHUNK_BYTES", chunk)
         got, delta = ShapleyIntegratedGradients(m).attribute(x, **kw)
-        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
-        torch.testing.assert_close(delta, want_delta, atol=1e-12, rtol=0)
+        torch.testing.assert_close(got, want, **EXACT)
+        torch.testing.assert_close(delta, want_delta, **EXACT)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests._helpers import EXACT, F64, gen
 from xattr.baselines import blur, channel_mean
 from xattr.metrics.faithfulness import (
     deletion_curve,
@@ -15,15 +16,9 @@ from xattr.metrics.faithfulness import (
     target_class_curve,
 )
 
-F64 = torch.float64
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
 
 def _linear(d: int, T: int = 3, seed: int = 0):
-    W = torch.randn(d, T, generator=_gen(seed), dtype=F64)
+    W = torch.randn(d, T, generator=gen(seed), dtype=F64)
     return W, (lambda x: x.reshape(x.shape[0], -1) @ W)
 
 
@@ -47,8 +42,8 @@ def _brute(f, x, base, order_scores, counts, insertion, target):
 def test_deletion_of_an_exact_explanation_of_a_linear_model():
     d, B = 7, 4
     W, f = _linear(d)
-    x = torch.randn(B, d, generator=_gen(1), dtype=F64)
-    base = torch.randn(1, d, generator=_gen(2), dtype=F64)
+    x = torch.randn(B, d, generator=gen(1), dtype=F64)
+    base = torch.randn(1, d, generator=gen(2), dtype=F64)
     target = [0, 2, 1, 1]
     phi = (x - base) * W[:, target].T  # exact: sums to f(x) - f(b)
     c = deletion_curve(f, x, phi, target=target, baselines=base, n_steps=None)
@@ -57,13 +52,13 @@ def test_deletion_of_an_exact_explanation_of_a_linear_model():
     top = phi.sort(1, descending=True).values.cumsum(1)
     fx = (x @ W)[range(B), target]
     want = torch.cat([fx[:, None], fx[:, None] - top], 1)
-    torch.testing.assert_close(c.values, want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(c.values, want, **EXACT)
     torch.testing.assert_close(c.auc, torch.trapezoid(want, c.fractions, dim=1))
     # insertion, least relevant first, walks the same points backwards
     ins = insertion_curve(
         f, x, phi, target=target, baselines=base, n_steps=None, order="least_relevant_first"
     )
-    torch.testing.assert_close(ins.values, want.flip(1), rtol=0, atol=1e-12)
+    torch.testing.assert_close(ins.values, want.flip(1), **EXACT)
 
 
 @pytest.mark.parametrize("insertion", [False, True])
@@ -73,9 +68,9 @@ def test_curves_match_a_brute_force_loop_on_a_cnn(insertion, n_steps):
     model = nn.Sequential(
         nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 36, 4)
     ).eval()
-    x = torch.randn(3, 1, 6, 6, generator=_gen(3))
-    attr = torch.randn(3, 1, 6, 6, generator=_gen(4))
-    base = torch.randn(3, 1, 6, 6, generator=_gen(5))  # per example (a counterfactual)
+    x = torch.randn(3, 1, 6, 6, generator=gen(3))
+    attr = torch.randn(3, 1, 6, 6, generator=gen(4))
+    base = torch.randn(3, 1, 6, 6, generator=gen(5))  # per example (a counterfactual)
     target = torch.tensor([1, 3, 0])
     fn = insertion_curve if insertion else deletion_curve
     c = fn(model, x, attr, target=target, baselines=base, n_steps=n_steps)
@@ -109,8 +104,8 @@ def test_feature_groups_rank_by_summed_attributions():
 def test_named_baselines_equal_the_tensors_they_stand_for():
     torch.manual_seed(1)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval()
-    x = torch.rand(2, 1, 8, 8, generator=_gen(7))
-    attr = torch.randn(2, 1, 8, 8, generator=_gen(8))
+    x = torch.rand(2, 1, 8, 8, generator=gen(7))
+    attr = torch.randn(2, 1, 8, 8, generator=gen(8))
     for name, tensor in [("blur", blur(x, sigma=2.0)), ("mean", channel_mean(x))]:
         a = deletion_curve(model, x, attr, target=1, baselines=name, blur_sigma=2.0)
         b = deletion_curve(model, x, attr, target=1, baselines=tensor)
@@ -123,19 +118,22 @@ def test_several_targets_and_tuple_inputs():
     def g(u, v):
         return f(torch.cat([u, v], 1))
 
-    x = torch.randn(2, 5, generator=_gen(10), dtype=F64)
+    x = torch.randn(2, 5, generator=gen(10), dtype=F64)
     u, v = x[:, :2], x[:, 2:]
     phi = x[:, :, None] * W[None]  # [B, d, T]: exact per target
     c = deletion_curve(g, (u, v), (phi[:, :2, 0], phi[:, 2:, 0]), target="all", n_steps=None)
     assert c.values.shape == (2, 3, 6) and c.auc.shape == (2, 3)
-    single = deletion_curve(g, (u, v), (phi[:, :2, 0], phi[:, 2:, 0]), target=0, n_steps=None)
-    torch.testing.assert_close(c.values[:, 0], single.values)
+    # target="all" is every target's own curve, in the order of the same attributions
+    for t in range(3):
+        single = deletion_curve(g, (u, v), (phi[:, :2, 0], phi[:, 2:, 0]), target=t, n_steps=None)
+        torch.testing.assert_close(c.values[:, t], single.values)
+        torch.testing.assert_close(c.auc[:, t], single.auc)
 
 
 def test_target_class_curve_with_a_counterfactual_baseline():
     W, f = _linear(6, T=3, seed=11)
-    x = torch.randn(3, 6, generator=_gen(12), dtype=F64)
-    cf = torch.randn(3, 6, generator=_gen(13), dtype=F64)
+    x = torch.randn(3, 6, generator=gen(12), dtype=F64)
+    cf = torch.randn(3, 6, generator=gen(13), dtype=F64)
     y, c = [0, 1, 2], [1, 2, 0]
     # exact "why y rather than c" attributions for a linear model
     phi = (x - cf) * (W[:, y] - W[:, c]).T
@@ -143,7 +141,7 @@ def test_target_class_curve_with_a_counterfactual_baseline():
     top = phi.sort(1, descending=True).values.cumsum(1)
     gap = (x @ W)[range(3), c] - (x @ W)[range(3), y]
     want = torch.cat([gap[:, None], gap[:, None] + top], 1)
-    torch.testing.assert_close(r.margin, want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(r.margin, want, **EXACT)
     # at the end the input is the counterfactual
     assert torch.equal(r.flipped[:, -1], (cf @ W).argmax(1) == torch.tensor(c))
     torch.testing.assert_close(r.margin[:, -1], (cf @ W)[range(3), c] - (cf @ W)[range(3), y])
@@ -212,7 +210,7 @@ def _nli_scipy(img: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
 def test_linear_imputation_solves_roads_system():
     from xattr.metrics.faithfulness import linear_imputation
 
-    g = _gen(20)
+    g = gen(20)
     x = torch.rand(3, 2, 9, 11, generator=g, dtype=F64)
     removed = torch.rand(3, 9, 11, generator=g) < torch.tensor([0.2, 0.5, 0.9]).view(3, 1, 1)
     got = linear_imputation(x, removed)
@@ -231,8 +229,8 @@ def test_road_evaluates_the_imputed_images():
 
     torch.manual_seed(2)
     model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 49, 3)).double().eval()
-    x = torch.rand(2, 2, 7, 7, generator=_gen(21), dtype=F64)
-    attr = torch.randn(2, 2, 7, 7, generator=_gen(22), dtype=F64)
+    x = torch.rand(2, 2, 7, 7, generator=gen(21), dtype=F64)
+    attr = torch.randn(2, 2, 7, 7, generator=gen(22), dtype=F64)
     r = road(model, x, attr, target=[0, 2], fractions=(0.1, 0.5, 0.9), noise=0.0)
     score = attr.sum(1).reshape(2, -1)
     for k, p in enumerate((0.1, 0.5, 0.9)):
@@ -273,7 +271,7 @@ def test_summaries():
     from xattr.metrics import summarize
 
     _, f = _linear(4, T=2)
-    x = torch.randn(5, 4, generator=_gen(30), dtype=F64)
+    x = torch.randn(5, 4, generator=gen(30), dtype=F64)
     c = deletion_curve(f, x, x, target=1, n_steps=4)
     s = c.summary()
     assert s["auc"]["n"] == 5 and abs(s["auc"]["mean"] - float(c.auc.mean())) < 1e-12

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests._helpers import F64, cnn, mlp, randn
 from xattr import Saliency
 from xattr.metrics.robustness import (
     default_perturb_func,
@@ -21,7 +22,6 @@ from xattr.metrics.robustness import (
     sensitivity_max,
 )
 
-F64 = torch.float64
 # Captum's gradient methods warn that they set requires_grad on our inputs; both
 # libraries warn about a max_examples_per_batch below the batch size.
 pytestmark = [
@@ -30,37 +30,17 @@ pytestmark = [
 ]
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(*shape, seed: int, dtype=F64) -> torch.Tensor:
-    return torch.randn(shape, generator=_gen(seed), dtype=F64).to(dtype)
-
-
 def _captum_metrics():
     return pytest.importorskip("captum.metrics")
 
 
 W = torch.tensor([1.5, -2.0, 0.5, 3.0, -1.0], dtype=F64)
-X = _randn(6, 5, seed=1)
-B_BASE = _randn(6, 5, seed=2)
+X = randn(6, 5, seed=1)
+B_BASE = randn(6, 5, seed=2)
 
 
 def linear(x: torch.Tensor) -> torch.Tensor:
     return x @ W
-
-
-def _mlp() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).to(F64).eval()
-
-
-def _cnn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3)
-    ).eval()
 
 
 class TwoInputs(nn.Module):
@@ -183,9 +163,9 @@ def test_sensitivity_max_is_the_max_over_samples():
 @pytest.mark.parametrize("normalize", [False, True])
 def test_infidelity_matches_captum_on_a_cnn(mepb, normalize):
     cm = _captum_metrics()
-    model = _cnn()
-    x = _randn(5, 2, 6, 6, seed=3, dtype=torch.float32)
-    attr = _randn(5, 2, 6, 6, seed=4, dtype=torch.float32)
+    model = cnn(2, 4, 6, 3)
+    x = randn(5, 2, 6, 6, seed=3, dtype=torch.float32)
+    attr = randn(5, 2, 6, 6, seed=4, dtype=torch.float32)
     kwargs = dict(
         target=[0, 2, 1, 1, 0],
         n_perturb_samples=7,
@@ -207,9 +187,9 @@ def test_infidelity_matches_captum_on_a_cnn(mepb, normalize):
 def test_infidelity_matches_captum_with_baselines_args_and_two_inputs():
     cm = _captum_metrics()
     model = TwoInputs()
-    x1, x2 = _randn(4, 3, seed=5), _randn(4, 2, 2, seed=6)
-    a1, a2 = _randn(4, 3, seed=7), _randn(4, 2, 2, seed=8)
-    b1, b2 = _randn(4, 3, seed=9), 0.5  # per-example tensor and a number
+    x1, x2 = randn(4, 3, seed=5), randn(4, 2, 2, seed=6)
+    a1, a2 = randn(4, 3, seed=7), randn(4, 2, 2, seed=8)
+    b1, b2 = randn(4, 3, seed=9), 0.5  # per-example tensor and a number
     scale = torch.tensor([[1.0], [2.0], [0.5], [-1.0]], dtype=F64)
 
     def subsets(inputs, baselines):  # each element kept with probability 1/2, else b
@@ -245,8 +225,8 @@ def test_infidelity_matches_captum_with_baselines_args_and_two_inputs():
 )
 def test_infidelity_parity_survives_small_model_batches(mepb, budget):
     cm = _captum_metrics()
-    model = _mlp()
-    attr = _randn(6, 5, seed=12)
+    model = mlp(5, 8, 3)
+    attr = randn(6, 5, seed=12)
     seen = []
 
     def counted(x):
@@ -267,8 +247,8 @@ def test_infidelity_default_chunk_follows_the_budget():
     # With max_examples_per_batch=None the draws are Captum's single call when everything
     # fits, else Captum's with max_examples_per_batch = B * k (k samples that fit).
     cm = _captum_metrics()
-    model = _mlp()
-    attr = _randn(6, 5, seed=14)
+    model = mlp(5, 8, 3)
+    attr = randn(6, 5, seed=14)
     row = 5 * 8 * 4  # bytes of one perturbed row times the 4 copies held
     for budget, k in ((None, 10), (row * 6 * 3, 3), (row * 6 * 3 + row * 5, 3), (1, 1)):
         torch.manual_seed(15)
@@ -303,7 +283,7 @@ def test_decorator_matches_captum():
 
 def test_default_perturb_func_matches_captum():
     sens = pytest.importorskip("captum.metrics._core.sensitivity")
-    x = (_randn(3, 4, seed=16), _randn(3, 2, dtype=torch.float32, seed=17))
+    x = (randn(3, 4, seed=16), randn(3, 2, dtype=torch.float32, seed=17))
     ours, theirs = _both(default_perturb_func, sens.default_perturb_func, 18, x, 0.3)
     for o, t in zip(ours, theirs):
         torch.testing.assert_close(o, t, rtol=0, atol=0)
@@ -317,7 +297,7 @@ def test_default_perturb_func_matches_captum():
 def test_sensitivity_max_matches_captum(mepb, norm_ord):
     cm = _captum_metrics()
     ca = pytest.importorskip("captum.attr")
-    model = _mlp()
+    model = mlp(5, 8, 3)
     kwargs = dict(
         n_perturb_samples=8,
         norm_ord=norm_ord,
@@ -340,8 +320,8 @@ def test_sensitivity_max_matches_captum_with_kwargs_and_custom_perturbations():
     cm = _captum_metrics()
     ca = pytest.importorskip("captum.attr")
     model = TwoInputs()
-    x = (_randn(4, 3, seed=20), _randn(4, 2, 2, seed=21))
-    baselines = (_randn(4, 3, seed=22), _randn(4, 2, 2, seed=23))
+    x = (randn(4, 3, seed=20), randn(4, 2, 2, seed=21))
+    baselines = (randn(4, 3, seed=22), randn(4, 2, 2, seed=23))
     scale = torch.tensor([[1.0], [2.0], [0.5], [-1.0]], dtype=F64)
     ig = ca.IntegratedGradients(model)
 
@@ -367,7 +347,7 @@ def test_sensitivity_max_matches_captum_with_kwargs_and_custom_perturbations():
 
 def test_sensitivity_default_chunk_follows_the_budget():
     cm = _captum_metrics()
-    model = _mlp()
+    model = mlp(5, 8, 3)
     expl = Saliency(model).attribute
     row = 5 * 8 * 16  # bytes of one perturbed row times the activation factor
     for budget, k in ((None, 10), (row * 6 * 4, 4), (1, 1)):
@@ -380,8 +360,8 @@ def test_sensitivity_default_chunk_follows_the_budget():
 
 # ------------------------------------------------------------------ batching, determinism
 def test_infidelity_batches_the_model_calls():
-    model = _mlp()
-    attr = _randn(6, 5, seed=26)
+    model = mlp(5, 8, 3)
+    attr = randn(6, 5, seed=26)
     seen = []
 
     def counted(x):
@@ -402,8 +382,8 @@ def test_infidelity_batches_the_model_calls():
 
 
 def test_results_are_deterministic_and_shown_progress_changes_nothing():
-    model = _mlp()
-    attr = _randn(6, 5, seed=28)
+    model = mlp(5, 8, 3)
+    attr = randn(6, 5, seed=28)
     runs = []
     for show in (False, True, False):
         torch.manual_seed(29)
@@ -419,8 +399,8 @@ def test_results_are_deterministic_and_shown_progress_changes_nothing():
 
 
 def test_float32_inputs_and_attributions():
-    model = _cnn()
-    x = _randn(3, 2, 6, 6, seed=31, dtype=torch.float32)
+    model = cnn(2, 4, 6, 3)
+    x = randn(3, 2, 6, 6, seed=31, dtype=torch.float32)
     values = infidelity(model, noise_perturb, x, torch.zeros_like(x), target=1)
     assert values.dtype == torch.float32 and values.shape == (3,)
     # attributions 0: infidelity = mean of (f(x) - f(x - I))^2, positive
@@ -455,9 +435,9 @@ def test_infidelity_argument_errors():
     with pytest.raises(TypeError, match="show_progress"):
         infidelity(linear, noise_perturb, X, attr, show_progress="yes")
     with pytest.raises(ValueError, match="target"):
-        infidelity(_mlp(), noise_perturb, X, attr, target="all")
+        infidelity(mlp(5, 8, 3), noise_perturb, X, attr, target="all")
     with pytest.raises(ValueError, match="target"):
-        infidelity(_mlp(), noise_perturb, X, attr)  # 3 outputs, no target
+        infidelity(mlp(5, 8, 3), noise_perturb, X, attr)  # 3 outputs, no target
     with pytest.raises(ValueError, match="forward_func"):
         infidelity(lambda x: linear(x)[:1], noise_perturb, X, attr)
     with pytest.raises(TypeError, match="perturb_func.*decorate"):

@@ -11,20 +11,11 @@ import pytest
 import torch
 from torch import nn
 
+from tests._helpers import EXACT, F64, gen, mlp
 from xattr.smoothing import MuS, certified_radius, certify, columns, grid_patches
 
-F64 = torch.float64
 # Random models change their decisions under MuS noise; the warning has its own test.
 pytestmark = pytest.mark.filterwarnings("ignore:MuS. the smoothed label:UserWarning")
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _model(d_in: int, C: int, seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(d_in, 16), nn.Tanh(), nn.Linear(16, C)).double().eval()
 
 
 def _all_alphas(d: int) -> torch.Tensor:
@@ -53,12 +44,12 @@ CASES = [  # (d features, elements per feature, lambda, q, voting)
 @pytest.mark.parametrize("d,per,lam,q,voting", CASES)
 def test_lipschitz_and_certificates_exhaustively(d, per, lam, q, voting):
     C = 3
-    model = _model(d * per, C, seed=d + q)
+    model = mlp(d * per, 16, C, seed=d + q)
     with torch.no_grad():  # confident outputs, so that probabilities certify radii >= 1
         model[2].weight *= 6
     groups = torch.arange(d).repeat_interleave(per)
     g = MuS(model, lam, q=q, feature_mask=groups, voting=voting, output="logits", seed=7)
-    x = torch.randn(3, d * per, generator=_gen(d), dtype=F64) * 2
+    x = torch.randn(3, d * per, generator=gen(d), dtype=F64) * 2
     alphas = _all_alphas(d)
     table = _table(g, x, alphas)  # [B, 2^d, C]
     dist = (alphas[:, None, :] != alphas[None, :, :]).sum(-1).to(F64)  # [2^d, 2^d]
@@ -98,8 +89,8 @@ def test_radii_that_land_exactly_on_integers():
 
 
 def test_lambda_one_is_the_base_classifier():
-    model = _model(6, 4, seed=3)
-    x = torch.randn(5, 6, generator=_gen(4), dtype=F64)
+    model = mlp(6, 16, 4, seed=3)
+    x = torch.randn(5, 6, generator=gen(4), dtype=F64)
     g = MuS(model, 1.0, q=8, voting=False, output="logits")
     torch.testing.assert_close(g(x), torch.softmax(model(x), 1), rtol=0, atol=1e-15)
     votes = MuS(model, 1.0, q=8, output="logits")
@@ -109,8 +100,8 @@ def test_lambda_one_is_the_base_classifier():
 
 
 def test_votes_are_counts_and_results_are_deterministic():
-    model = _model(10, 3, seed=5)
-    x = torch.randn(4, 10, generator=_gen(6), dtype=F64)
+    model = mlp(10, 16, 3, seed=5)
+    x = torch.randn(4, 10, generator=gen(6), dtype=F64)
     g = MuS(model, 0.25, q=16, output="logits", seed=11)
     c = g.counts(x)
     assert torch.equal(c, c.round()) and bool((c.sum(1) == 16).all())
@@ -124,8 +115,8 @@ def test_votes_are_counts_and_results_are_deterministic():
 
 
 def test_certify_reports_consistency_and_both_radii():
-    model = _model(8, 3, seed=8)
-    x = torch.randn(6, 8, generator=_gen(9), dtype=F64) * 3
+    model = mlp(8, 16, 3, seed=8)
+    x = torch.randn(6, 8, generator=gen(9), dtype=F64) * 3
     g = MuS(model, 1 / 8, q=16, output="logits")
     alpha = torch.zeros(6, 8, dtype=torch.bool)
     alpha[:, :5] = True
@@ -151,8 +142,8 @@ def test_segmenters_always_keep_and_token_ids():
     ]
     assert columns()(torch.zeros(2, 3)).tolist() == [[0, 1, 2]]
     # feature 0 always kept: dropping it from alpha changes nothing
-    model = _model(4, 2, seed=10)
-    x = torch.randn(3, 4, generator=_gen(11), dtype=F64)
+    model = mlp(4, 16, 2, seed=10)
+    x = torch.randn(3, 4, generator=gen(11), dtype=F64)
     g = MuS(model, 0.5, q=8, voting=False, output="logits", always_keep=[0])
     on, off = torch.tensor([1, 1, 0, 1]), torch.tensor([0, 1, 0, 1])
     torch.testing.assert_close(g(x, on), g(x, off))
@@ -168,7 +159,7 @@ def test_segmenters_always_keep_and_token_ids():
             return self.out(self.emb(t).mean(1))
 
     bag = Bag().eval()
-    t = torch.randint(2, 20, (2, 5), generator=_gen(13))
+    t = torch.randint(2, 20, (2, 5), generator=gen(13))
     gt = MuS(bag, 1.0, q=4, voting=False, output="logits", mask_value=1)
     alpha = torch.tensor([1, 0, 1, 0, 1])
     masked = torch.where(alpha.bool(), t, torch.ones_like(t))
@@ -176,7 +167,7 @@ def test_segmenters_always_keep_and_token_ids():
 
 
 def test_bad_arguments_name_themselves():
-    model = _model(4, 2, seed=0)
+    model = mlp(4, 16, 2, seed=0)
     x = torch.randn(2, 4, dtype=F64)
     with pytest.raises(ValueError, match="nearest valid values are 2/8"):
         MuS(model, 0.3, q=8, output="logits")
@@ -209,9 +200,9 @@ def test_bad_arguments_name_themselves():
 
 def test_gradients_of_g_with_probabilities():
     # g is the mean of h over the q masked copies, so its gradient is the mean of theirs
-    model = _model(6, 3, seed=14)
+    model = mlp(6, 16, 3, seed=14)
     g = MuS(model, 0.25, q=8, voting=False, output="logits", seed=3)
-    x = torch.randn(2, 6, generator=_gen(15), dtype=F64, requires_grad=True)
+    x = torch.randn(2, 6, generator=gen(15), dtype=F64, requires_grad=True)
     out = g(x)
     torch.testing.assert_close(out.detach(), g(x.detach()), rtol=0, atol=1e-15)
     (grad,) = torch.autograd.grad(out[:, 1].sum(), x)
@@ -262,14 +253,14 @@ def test_one_output_is_a_binary_classifier_and_its_certificates_are_sound(output
         return z[:, 0] if shape == "[B]" else z
 
     g = MuS(model, 1 / 8, q=16, voting=voting, output=output, seed=3)
-    x = torch.randn(4, d, generator=_gen(22), dtype=F64) * 2
+    x = torch.randn(4, d, generator=gen(22), dtype=F64) * 2
     out = g(x)
     assert out.shape == (4, 2)
     torch.testing.assert_close(out.sum(1), torch.ones(4, dtype=F64))
     # lambda = 1: g is h read as (1 - p, p)
     p = torch.sigmoid(lin(x))[:, 0]
     h = MuS(model, 1.0, q=8, voting=False, output=output)(x)
-    torch.testing.assert_close(h, torch.stack([1 - p, p], 1), rtol=0, atol=1e-12)
+    torch.testing.assert_close(h, torch.stack([1 - p, p], 1), **EXACT)
     # the base model's decision flips under masking, and every certificate holds
     masked = model((x[:, None] * _all_alphas(d).to(F64)).reshape(-1, d)).reshape(4, -1)
     threshold = 0.5 if output == "probs" else 0.0
@@ -285,8 +276,8 @@ def test_certified_radius_needs_two_classes():
 
 
 def test_always_keep_takes_the_users_feature_ids():
-    model = _model(4, 2, seed=10)
-    x = torch.randn(3, 4, generator=_gen(11), dtype=F64)
+    model = mlp(4, 16, 2, seed=10)
+    x = torch.randn(3, 4, generator=gen(11), dtype=F64)
     ids = torch.tensor([1, 2, 3, 4])  # ids from 1: alpha's column j is the id ids[j]
     g = MuS(model, 0.5, q=8, voting=False, output="logits", feature_mask=ids, always_keep=[1])
     f = g.features(x)
@@ -335,8 +326,8 @@ def test_certify_warns_when_g_changes_the_base_models_label():
 
 def test_progress_bars_on_every_evaluation(capsys):
     pytest.importorskip("tqdm")
-    model = _model(6, 3, seed=30)
-    x = torch.randn(2, 6, generator=_gen(31), dtype=F64)
+    model = mlp(6, 16, 3, seed=30)
+    x = torch.randn(2, 6, generator=gen(31), dtype=F64)
     quiet = MuS(model, 0.5, q=8, output="logits")
     loud = MuS(model, 0.5, q=8, output="logits", show_progress=True)
     assert torch.equal(quiet(x), loud(x))

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import xattr
+from tests._helpers import EXACT, F64, gen
 from xattr.smoothing import MuS, certify, grid_patches
 from xattr.smoothing.explain import (
     ExplainedCertificate,
@@ -21,13 +22,8 @@ from xattr.smoothing.explain import (
     min_stable_fraction,
 )
 
-F64 = torch.float64
 # Random models change their decisions under MuS noise; the warning has its own test.
 pytestmark = pytest.mark.filterwarnings("ignore:MuS. the smoothed label:UserWarning")
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _smoothed(d, per, lam, q, voting, scale, seed, **kwargs):
@@ -77,7 +73,7 @@ def _assert_same_certificate(c, want, rows=None):
         if rows is not None:
             got, ref = got[rows], ref[rows]
         if got.is_floating_point():
-            torch.testing.assert_close(got, ref, rtol=0, atol=1e-12, msg=name)
+            torch.testing.assert_close(got, ref, **EXACT, msg=name)
         else:
             assert torch.equal(got, ref), name
 
@@ -105,8 +101,8 @@ def test_scan_is_the_brute_force_smallest_k_and_binary_is_stable(
 ):
     g = _smoothed(d, per, lam, q, voting, scale, seed)
     B = 16
-    x = torch.randn(B, d * per, generator=_gen(seed), dtype=F64)
-    attr = torch.randn(B, d * per, generator=_gen(seed + 1), dtype=F64)
+    x = torch.randn(B, d * per, generator=gen(seed), dtype=F64)
+    attr = torch.randn(B, d * per, generator=gen(seed + 1), dtype=F64)
     table = _stability_table(g, x, attr, r)  # [B, d]
     want = _first_stable(table)
 
@@ -137,8 +133,8 @@ def test_random_cases_hold_non_monotone_stability():
     # (8, 1, 1/4, 16, votes, r = 0, seed 0): stability is not monotone in k for some
     # example, and binary search returns a larger (still stable) k there
     g = _smoothed(8, 1, 1 / 4, 16, True, 5, 0)
-    x = torch.randn(16, 8, generator=_gen(0), dtype=F64)
-    attr = torch.randn(16, 8, generator=_gen(1), dtype=F64)
+    x = torch.randn(16, 8, generator=gen(0), dtype=F64)
+    attr = torch.randn(16, 8, generator=gen(1), dtype=F64)
     table = _stability_table(g, x, attr, 0)
     monotone = (table.to(torch.int8).diff(dim=1) >= 0).all(1)
     assert not bool(monotone.all())
@@ -190,8 +186,8 @@ def test_binary_search_misses_the_smallest_k_when_stability_is_not_monotone():
 def test_explain_and_certify_keeps_the_top_fraction_and_certifies_it(voting):
     d, per = 10, 2
     g = _smoothed(d, per, 1 / 8, 16, voting, 5, 11)
-    x = torch.randn(6, d * per, generator=_gen(12), dtype=F64)
-    attr = torch.randn(6, d * per, generator=_gen(13), dtype=F64)
+    x = torch.randn(6, d * per, generator=gen(12), dtype=F64)
+    attr = torch.randn(6, d * per, generator=gen(13), dtype=F64)
     scores = _feature_scores(g, x, attr)  # features are pairs of elements: sums
     for frac, k in [(0.25, 3), (0.3, 3), (0.5, 5), (0.01, 1), (1, 10), (0.95, 10)]:
         out = explain_and_certify(g, attr, x, top_fraction=frac)
@@ -205,7 +201,7 @@ def test_explain_and_certify_keeps_the_top_fraction_and_certifies_it(voting):
 
 def test_ties_go_to_the_lower_feature_index():
     g = _smoothed(6, 1, 1 / 4, 8, True, 5, 14)
-    x = torch.randn(2, 6, generator=_gen(15), dtype=F64)
+    x = torch.randn(2, 6, generator=gen(15), dtype=F64)
     attr = torch.tensor([[1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [0.0, 2.0, 0.0, 2.0, 5.0, 0.0]], dtype=F64)
     out = explain_and_certify(g, attr, x, top_fraction=0.5)
     assert out.alpha.tolist() == [[True] * 3 + [False] * 3, [False, True, False, True, True, False]]
@@ -216,7 +212,7 @@ def test_ties_go_to_the_lower_feature_index():
 def test_xattr_explainers_on_the_smoothed_model():
     d = 6
     g = _smoothed(d, 1, 1 / 4, 8, False, 5, 16)
-    x = torch.randn(4, d, generator=_gen(17), dtype=F64)
+    x = torch.randn(4, d, generator=gen(17), dtype=F64)
     mask = g.features(x)[0]
     pred = g(x).argmax(1)
     ablation = xattr.FeatureAblation(g)
@@ -238,7 +234,7 @@ def test_xattr_explainers_on_the_smoothed_model():
 
 def test_the_target_defaults_to_the_smoothed_prediction():
     g = _smoothed(5, 1, 1 / 5, 10, True, 5, 18)
-    x = torch.randn(5, 5, generator=_gen(19), dtype=F64)
+    x = torch.randn(5, 5, generator=gen(19), dtype=F64)
     seen = []
 
     def explainer(inputs, target, scale=1.0):
@@ -266,10 +262,10 @@ def test_per_example_feature_masks_and_image_patches():
     # every example numbers its features differently: evaluations on repeated rows keep
     # each example's own feature ids
     d, B = 6, 5
-    perms = torch.stack([torch.randperm(d, generator=_gen(20 + b)) for b in range(B)])
+    perms = torch.stack([torch.randperm(d, generator=gen(20 + b)) for b in range(B)])
     g = _smoothed(d, 1, 1 / 3, 12, True, 5, 21, feature_mask=perms)
-    x = torch.randn(B, d, generator=_gen(22), dtype=F64)
-    attr = torch.randn(B, d, generator=_gen(23), dtype=F64)
+    x = torch.randn(B, d, generator=gen(22), dtype=F64)
+    attr = torch.randn(B, d, generator=gen(23), dtype=F64)
     for r in (0, 1):
         table = _stability_table(g, x, attr, r)
         scan = min_stable_fraction(g, attr, x, r=r, memory_budget=1)
@@ -279,8 +275,8 @@ def test_per_example_feature_masks_and_image_patches():
     torch.manual_seed(24)
     cnn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3)).double().eval()
     gi = MuS(cnn, 1 / 4, q=8, feature_mask=grid_patches(2), output="logits").eval()
-    xi = torch.randn(3, 1, 4, 4, generator=_gen(25), dtype=F64) * 3
-    ai = torch.randn(3, 1, 4, 4, generator=_gen(26), dtype=F64)
+    xi = torch.randn(3, 1, 4, 4, generator=gen(25), dtype=F64) * 3
+    ai = torch.randn(3, 1, 4, 4, generator=gen(26), dtype=F64)
     scan = min_stable_fraction(gi, ai, xi, r=0)
     assert torch.equal(scan.k, _first_stable(_stability_table(gi, xi, ai, 0)))
     out = explain_and_certify(gi, ai, xi, top_fraction=0.5)
@@ -361,8 +357,8 @@ def test_explanations_warn_about_gs_label_and_show_progress(capsys):
 
 def test_results_are_deterministic_under_any_memory_budget(capsys):
     g = _smoothed(8, 1, 1 / 4, 16, False, 5, 3)
-    x = torch.randn(12, 8, generator=_gen(27), dtype=F64)
-    attr = torch.randn(12, 8, generator=_gen(28), dtype=F64)
+    x = torch.randn(12, 8, generator=gen(27), dtype=F64)
+    attr = torch.randn(12, 8, generator=gen(28), dtype=F64)
     for method in ("scan", "binary"):
         ref = min_stable_fraction(g, attr, x, r=0, method=method)
         for budget in (1, 50_000, "1GB"):

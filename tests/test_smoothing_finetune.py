@@ -13,14 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from tests._helpers import gen
 from xattr.smoothing import MuS, tokens
 from xattr.smoothing.finetune import finetune, keep_probabilities, masked_batch
 
 LAMBDA = 1 / 4
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +29,7 @@ def digits():
     data = load_digits()
     x = torch.tensor(data.data, dtype=torch.float32) / 16.0
     y = torch.tensor(data.target)
-    perm = torch.randperm(len(y), generator=_gen(0))
+    perm = torch.randperm(len(y), generator=gen(0))
     tr, te = perm[:1200], perm[1200:]
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
@@ -69,7 +66,7 @@ def test_finetuning_restores_smoothed_accuracy_on_digits(digits):
     # classifier: the masks do
     clean = copy.deepcopy(model).train()
     opt = torch.optim.Adam(clean.parameters(), lr=3e-3)
-    g = _gen(0)
+    g = gen(0)
     for _ in range(20):
         order = torch.randperm(len(ytr), generator=g)
         for a in range(0, len(ytr), 64):
@@ -96,7 +93,7 @@ def test_masks_mix_two_levels_and_follow_feature_ids():
     # 256 examples [2, 32]; feature j = column j in both rows (d = 32); column 0 (its
     # feature id is 100) always kept
     x = torch.ones(256, 2, 32)
-    y = torch.randint(0, 3, (256,), generator=_gen(1))
+    y = torch.randint(0, 3, (256,), generator=gen(1))
     ids = torch.arange(100, 132).expand(2, 32)  # any integers, as in MuS
     rec = Recorder()
     model = nn.Sequential(rec, nn.Flatten(), nn.Linear(64, 3))
@@ -133,8 +130,8 @@ def test_token_ids_with_a_segmenter_and_a_dataloader():
 
     torch.manual_seed(3)
     bag = Bag()
-    t = torch.randint(2, 50, (48, 12), generator=_gen(4))
-    y = torch.randint(0, 2, (48,), generator=_gen(5))
+    t = torch.randint(2, 50, (48, 12), generator=gen(4))
+    y = torch.randint(0, 2, (48,), generator=gen(5))
     loader = DataLoader(TensorDataset(t, y), batch_size=16, shuffle=False)
     w0 = bag.emb.weight.detach().clone()
     finetune(bag, loader, 0.5, feature_mask=tokens(), mask_value=1, epochs=2, lr=1e-2, seed=6)
@@ -144,7 +141,7 @@ def test_token_ids_with_a_segmenter_and_a_dataloader():
     assert bool(((seen == t) | (seen == 1)).all()) and bool((seen == 1).any())
     assert not torch.equal(bag.emb.weight, w0)
     # the masks are the ones masked_batch draws from the same generator
-    g = _gen(6)
+    g = gen(6)
     first = masked_batch(t[:16], 0.5, g, tokens(), 1)
     assert torch.equal(bag.rec.seen[0], first)
 
@@ -155,8 +152,8 @@ def _dropout_mlp() -> nn.Module:
 
 
 def test_same_seed_same_weights_and_the_global_rng_is_untouched():
-    x = torch.randn(96, 10, generator=_gen(8))
-    y = torch.randint(0, 3, (96,), generator=_gen(9))
+    x = torch.randn(96, 10, generator=gen(8))
+    y = torch.randint(0, 3, (96,), generator=gen(9))
     base = _dropout_mlp()
 
     def run(seed: int, data) -> dict:
@@ -182,8 +179,8 @@ def test_same_seed_same_weights_and_the_global_rng_is_untouched():
 
 
 def test_custom_optimizer_loss_and_progress():
-    x = torch.randn(32, 6, generator=_gen(10))
-    y = torch.randint(0, 3, (32,), generator=_gen(11))
+    x = torch.randn(32, 6, generator=gen(10))
+    y = torch.randint(0, 3, (32,), generator=gen(11))
     torch.manual_seed(12)
     model = nn.Linear(6, 3)
     w0 = model.weight.detach().clone()

@@ -13,7 +13,18 @@ from xattr._core.budget import get_memory_budget, set_memory_budget
 from xattr._ext import cuda_available, kernels_available
 from xattr.explainers import *  # noqa: F403  (every explainer, the removals, the registry)
 
-__version__ = "0.1.0"
+
+def _installed_version() -> str:
+    """The version, written once in pyproject.toml, as the installed metadata holds it."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch-xattr")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _installed_version()
 
 __all__ = [
     "baselines",
