@@ -6,7 +6,7 @@
 namespace xattr {
 
 void mask_apply_cpu(const MaskApplyParams& p, const CpuOptions& o) {
-  run_mask_apply(p, CpuLaunch{o.threads});
+  run_mask_apply(p, CpuLaunch{o});
 }
 
 }  // namespace xattr

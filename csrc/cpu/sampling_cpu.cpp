@@ -5,6 +5,6 @@
 
 namespace xattr {
 
-void sample_cpu(const SampleParams& p, const CpuOptions& o) { run_sample(p, CpuLaunch{o.threads}); }
+void sample_cpu(const SampleParams& p, const CpuOptions& o) { run_sample(p, CpuLaunch{o}); }
 
 }  // namespace xattr

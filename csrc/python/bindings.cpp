@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <initializer_list>
 #include <optional>
 #include <stdexcept>
@@ -30,6 +31,11 @@ struct Where {
   uint64_t stream;
   int threads;
 };
+
+// How CPU grids run (csrc/cpu/cpu_launch.h): false = the fast path (span()
+// where an op has one), true = one op(row, col) call per element, as on the
+// GPU. Set from Python (xattr._ext: XATTR_CPU_LAUNCH, cpu_launch()).
+std::atomic<bool> g_element_launch{false};
 
 [[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument(msg); }
 
@@ -104,7 +110,7 @@ template <typename Params, typename CpuFn, typename CudaFn>
 void run(const Params& p, const Where& w, CpuFn cpu, CudaFn cuda) {
   py::gil_scoped_release nogil;
   if (w.device < 0) {
-    cpu(p, CpuOptions{w.threads});
+    cpu(p, CpuOptions{w.threads, g_element_launch.load()});
   } else {
     cuda(p, CudaOptions{w.device, reinterpret_cast<void*>(static_cast<uintptr_t>(w.stream))});
   }
@@ -472,6 +478,21 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "xattr kernels (torch-free C++/CUDA); use xattr.ops, not this module";
   m.def("built_with_cuda", &built_with_cuda);
   m.def("cuda_device_count", &cuda_device_count);
+  m.def(
+      "set_element_launch", [](bool on) { g_element_launch.store(on); }, py::arg("on"),
+      "CPU grids: one op(row, col) call per element as on the GPU (True), or the fast "
+      "path (False); use xattr._ext.cpu_launch");
+  m.def("element_launch", [] { return g_element_launch.load(); });
+  m.def(
+      "philox4x32_10",
+      [](std::tuple<uint32_t, uint32_t, uint32_t, uint32_t> c, uint32_t k0, uint32_t k1) {
+        const U32x4 r = philox4x32_10(
+            U32x4{{std::get<0>(c), std::get<1>(c), std::get<2>(c), std::get<3>(c)}}, k0, k1);
+        return std::make_tuple(r.v[0], r.v[1], r.v[2], r.v[3]);
+      },
+      py::arg("counter"), py::arg("k0"), py::arg("k1"),
+      "The generator itself (csrc/include/xattr/philox.h) on one counter, for the "
+      "known-answer tests");
   m.def("max_enumeration_features", [] { return kMaxEnumerationFeatures; });
   m.def("quadrature", [](const std::string& method, int64_t n) {
     std::vector<double> a, w;

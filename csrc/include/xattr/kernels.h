@@ -11,6 +11,9 @@ namespace xattr {
 
 struct CpuOptions {
   int threads = 1;
+  // The element launch: op(row, col) per element, never span() (the GPU's
+  // code path on the CPU; see csrc/cpu/cpu_launch.h).
+  bool element = false;
 };
 
 struct CudaOptions {
