@@ -342,9 +342,13 @@ def test_kernel_shap_dual_memory_follows_the_smaller_side():
     if not _ext.kernels_available():
         pytest.skip("no compiled kernels")
     n, d = 25, 16384
-    doubles, ints = _ext.lib().wls_workspace(1, n, d, 1, 0, 0)
+    doubles, ints = _ext.lib().kernel_shap_solve_workspace(
+        B=1, n=n, d=d, T=1, mask_bstride=0, weight_bstride=0
+    )
     assert doubles == n * n + n + 2 * n and ints == 2 * n + 1
-    doubles, _ = _ext.lib().linear_fit_workspace(1, n, d, 1, 0, 0)
+    doubles, _ = _ext.lib().linear_fit_workspace(
+        B=1, n=n, d=d, T=1, mask_bstride=0, weight_bstride=0
+    )
     assert doubles <= n * n + n + 2 * d + 1 + 2 * n
     masks = rand_masks((n, d), 141)
     values = torch.randn((1, n), generator=gen(142), dtype=F64)

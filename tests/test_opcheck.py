@@ -23,6 +23,55 @@ def check(op, args, kwargs=None) -> None:
     assert all(v == "SUCCESS" for v in result.values()), result
 
 
+def test_one_name_per_kernel():
+    # The kernel list (csrc/include/xattr/kernel_list.h) names each kernel as its op does:
+    # the C++ drivers <name>_cpu / <name>_cuda, the binding _C.<name> and the custom op
+    # torch.ops.xattr.<name> (the samplers' op is sample_, torch's mark of a writer).
+    names = _ext.lib().kernel_names()
+    assert len(names) == len(set(names)) == 11
+    for name in names:
+        assert callable(getattr(_ext.lib(), name)), name
+        assert hasattr(XOPS, "sample_" if name == "sample" else name), name
+
+
+def test_kernels_take_their_params_fields_by_name():
+    # A binding reads its params struct's fields by name, in one place: a misspelt or
+    # missing field, or a positional call, is a TypeError naming it.
+    C = _ext.lib()
+    x = torch.zeros(2, 3)
+    base = torch.zeros(1, 1, 3)
+    alphas = torch.tensor([0.5])
+    out = torch.empty(2, 1, 1, 3)
+    kw = {
+        "x": _ext.buf(x),
+        "base": _ext.buf(base),
+        "alphas": _ext.buf(alphas),
+        "out": _ext.buf(out),
+        "B": 2,
+        "K": 1,
+        "J": 1,
+        "E": 3,
+        "base_bstride": 0,
+        **_ext.where(x),
+    }
+    C.path_points(**kw)
+    with pytest.raises(TypeError, match="path_points: unexpected argument 'bogus'"):
+        C.path_points(**kw, bogus=1)
+    with pytest.raises(TypeError, match="path_points: missing argument 'alphas'"):
+        C.path_points(**{k: v for k, v in kw.items() if k != "alphas"})
+    with pytest.raises(TypeError, match="E: path_points cannot take"):
+        C.path_points(**{**kw, "E": "three"})
+    with pytest.raises(TypeError):
+        C.path_points(*kw.values())
+
+
+def test_limits_come_from_the_kernels():
+    assert _ext.MAX_ENUMERATION_FEATURES == _ext.lib().max_enumeration_features() == 20
+    assert ops.sampling.MAX_ENUMERATION_FEATURES == _ext.MAX_ENUMERATION_FEATURES
+    with pytest.raises(ValueError, match="d"):
+        ops.enumerate_coalitions(_ext.MAX_ENUMERATION_FEATURES + 1)
+
+
 def test_every_op_is_covered():
     names = {
         "sample_",

@@ -26,6 +26,11 @@ else:
 
 _warned: set[str] = set()
 
+# Limits the kernels define (csrc/include/xattr/common.h), read from _C. A build without
+# _C runs the references, which keep the kernels' limits: the number after `else` is
+# that fallback (tests/test_opcheck.py holds it to _C's).
+MAX_ENUMERATION_FEATURES: int = _C.max_enumeration_features() if _C is not None else 20
+
 DTYPE_CODES = {
     torch.float32: 0,
     torch.float64: 1,

@@ -84,4 +84,9 @@ struct CpuLaunch {
   }
 };
 
+// The CPU driver of kernel `name` (kernel_list.h): its launch recipe in
+// dispatch.h run by CpuLaunch.
+#define XATTR_CPU_DRIVER(name, Params) \
+  void name##_cpu(const Params& p, const CpuOptions& o) { run_##name(p, CpuLaunch{o}); }
+
 }  // namespace xattr

@@ -270,17 +270,19 @@ XATTR_HD void weighted_column_sums(const uint8_t* masks, int64_t n, int64_t d, c
 // weights, so when both are shared across the batch one factorisation serves
 // every input. Group block: Gram [q * q] + aux [q] (primal: row sums of H;
 // dual: |z_r|), q = d (primal) or n (dual).
-XATTR_HD bool wls_dual(const WlsParams& p) { return p.n < p.d; }
-XATTR_HD int64_t wls_size(const WlsParams& p) { return wls_dual(p) ? p.n : p.d; }
-XATTR_HD int64_t wls_groups(const WlsParams& p) {
+XATTR_HD bool kernel_shap_solve_dual(const KernelShapSolveParams& p) { return p.n < p.d; }
+XATTR_HD int64_t kernel_shap_solve_size(const KernelShapSolveParams& p) {
+  return kernel_shap_solve_dual(p) ? p.n : p.d;
+}
+XATTR_HD int64_t kernel_shap_solve_groups(const KernelShapSolveParams& p) {
   return (p.mask_bstride == 0 && p.weight_bstride == 0) ? 1 : p.B;
 }
 
 template <typename T>
-struct WlsGramOp {  // row = group
-  WlsParams p;
+struct KernelShapSolveGramOp {  // row = group
+  KernelShapSolveParams p;
   XATTR_HD void operator()(int64_t g, int64_t) const {
-    const int64_t d = p.d, n = p.n, q = wls_size(p);
+    const int64_t d = p.d, n = p.n, q = kernel_shap_solve_size(p);
     if (d < 2) return;  // phi = delta
     double* M = p.work + g * (q * q + q);
     double* aux = M + q * q;
@@ -288,7 +290,7 @@ struct WlsGramOp {  // row = group
     const uint8_t* masks = p.masks + g * p.mask_bstride;
     const void* w = p.weights;
     const int64_t wo = g * p.weight_bstride;
-    if (wls_dual(p)) {
+    if (kernel_shap_solve_dual(p)) {
       for (int64_t r = 0; r < n; ++r) {
         int64_t cnt = 0;
         for (int64_t i = 0; i < d; ++i) cnt += mask_bit(masks[r * d + i]);
@@ -326,10 +328,10 @@ struct WlsGramOp {  // row = group
 };
 
 template <typename T>
-struct WlsSolveOp {  // row = b * T + t
-  WlsParams p;
+struct KernelShapSolveOp {  // row = b * T + t
+  KernelShapSolveParams p;
   XATTR_HD void operator()(int64_t bt, int64_t) const {
-    const int64_t b = bt / p.T, t = bt % p.T, d = p.d, n = p.n, q = wls_size(p);
+    const int64_t b = bt / p.T, t = bt % p.T, d = p.d, n = p.n, q = kernel_shap_solve_size(p);
     const double v0 = ld<T>(p.v_empty, bt);
     const double delta = ld<T>(p.v_full, bt) - v0;
     T* out = static_cast<T*>(p.out) + bt * d;
@@ -337,16 +339,16 @@ struct WlsSolveOp {  // row = b * T + t
       if (d == 1) out[0] = static_cast<T>(delta);
       return;
     }
-    const int64_t g = wls_groups(p) == 1 ? 0 : b;
+    const int64_t g = kernel_shap_solve_groups(p) == 1 ? 0 : b;
     double* M = p.work + g * (q * q + q);
     const double* aux = M + q * q;
     const int32_t* info = p.scratch + g * (2 * q + 1);
-    double* c = p.work + wls_groups(p) * (q * q + q) + bt * 2 * q;
+    double* c = p.work + kernel_shap_solve_groups(p) * (q * q + q) + bt * 2 * q;
     double* tmp = c + q;
     const uint8_t* masks = p.masks + b * p.mask_bstride;
     const int64_t wo = b * p.weight_bstride;
     const double dd = static_cast<double>(d);
-    if (wls_dual(p)) {
+    if (kernel_shap_solve_dual(p)) {
       for (int64_t r = 0; r < n; ++r) {
         const double y = ld<T>(p.values, (b * n + r) * p.T + t) - v0 - aux[r] * delta / dd;
         c[r] = sqrt(ld<T>(p.weights, wo + r)) * y;
@@ -417,7 +419,7 @@ XATTR_HD int64_t linear_fit_block(const LinearFitParams& p) {
 }
 
 template <typename T>
-struct LinearGramOp {  // row = group
+struct LinearFitGramOp {  // row = group
   LinearFitParams p;
   XATTR_HD void operator()(int64_t g, int64_t) const {
     const int64_t d = p.d, n = p.n, q = linear_fit_size(p);
@@ -493,7 +495,7 @@ XATTR_HD double cd_step(double& beta_j, double rho, double gjj, double alpha, do
 }
 
 template <typename T>
-struct LinearSolveOp {  // row = b * T + t
+struct LinearFitSolveOp {  // row = b * T + t
   LinearFitParams p;
 
   XATTR_HD double y(int64_t b, int64_t r, int64_t t) const {
@@ -605,8 +607,8 @@ struct LinearSolveOp {  // row = b * T + t
 // permutation, or an antithetic pair averaged first). Welford's update gives
 // the mean and the standard error of the mean over units in one pass.
 template <typename T>
-struct PermAccumOp {  // row = b * T + t
-  PermAccumParams p;
+struct PermutationAccumulateOp {  // row = b * T + t
+  PermutationAccumulateParams p;
   XATTR_HD void operator()(int64_t bt, int64_t) const {
     const int64_t b = bt / p.T, t = bt % p.T, d = p.d;
     double* mean = p.work + bt * 3 * d;
@@ -652,9 +654,9 @@ struct PermAccumOp {  // row = b * T + t
 // (b, t) (shared by a row's features on the CPU) and the loops multiply by
 // 0/1 instead of branching on random mask bits.
 template <typename T>
-struct BanzhafOp {                      // row = b * T + t, col = i
+struct BanzhafMsrOp {                   // row = b * T + t, col = i
   static constexpr bool kHeavy = true;  // each element loops over n rows
-  BanzhafParams p;
+  BanzhafMsrParams p;
 
   // Coalition r of (b, t): its count c and its count-weighted value c v(S_r).
   XATTR_HD void row(int64_t bt, int64_t r, double* c, double* v) const {
@@ -720,9 +722,9 @@ struct BanzhafOp {                      // row = b * T + t, col = i
 // where the rows containing i are runs of 2^i consecutive rows: on the CPU,
 // after one pass that forms u, every feature is a few contiguous sums.
 template <typename T>
-struct ExactOp {                        // row = b * T + t, col = i
+struct ExactValuesOp {                  // row = b * T + t, col = i
   static constexpr bool kHeavy = true;  // each element loops over 2^d coalitions
-  ExactParams p;
+  ExactValuesParams p;
 
   // w[k + 1] = w_k for k < d; w[0] = w[d + 1] = 0.
   XATTR_HD void weights(double* w) const {
@@ -788,8 +790,8 @@ struct ExactOp {                        // row = b * T + t, col = i
 };
 
 // --------------------------------------------------------- de-duplication
-struct PackOp {  // row = r, col = word
-  PackParams p;
+struct PackMasksOp {  // row = r, col = word
+  PackMasksParams p;
   XATTR_HD void operator()(int64_t r, int64_t w) const {
     const int64_t W = (p.d + 63) / 64;
     uint64_t key = 0;
@@ -801,8 +803,8 @@ struct PackOp {  // row = r, col = word
   }
 };
 
-struct UnpackOp {  // row = r, col = i
-  PackParams p;
+struct UnpackMasksOp {  // row = r, col = i
+  PackMasksParams p;
   XATTR_HD void operator()(int64_t r, int64_t i) const {
     const int64_t W = (p.d + 63) / 64;
     const uint64_t key = static_cast<uint64_t>(p.keys[r * W + i / 64]);
