@@ -279,10 +279,10 @@ def _rows(
     name: str, t: torch.Tensor | None, B: int, n: int, like: torch.Tensor, nonneg: bool = True
 ) -> torch.Tensor:
     """Per-coalition weights or counts: [n] shared or [B, n]."""
-    _checks.tensor(name, t, dtypes=_checks.FLOATS + (torch.int32, torch.int64), ndim=(1, 2))
-    t2 = t.unsqueeze(0) if t.dim() == 1 else t
+    t1 = _checks.tensor(name, t, dtypes=_checks.FLOATS + (torch.int32, torch.int64), ndim=(1, 2))
+    t2 = t1.unsqueeze(0) if t1.dim() == 1 else t1
     if t2.shape[0] not in (1, B) or t2.shape[1] != n:
-        raise ValueError(f"{name}: expected [{n}] or [{B}, {n}], got {tuple(t.shape)}")
+        raise ValueError(f"{name}: expected [{n}] or [{B}, {n}], got {tuple(t1.shape)}")
     t2 = t2.to(like.dtype)
     _checks.finite(name, t2)
     if nonneg and t2.numel() and bool((t2 < 0).any()):
