@@ -7,13 +7,15 @@ VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 # AUTO builds the CUDA drivers when nvcc is found; .ci/run sets ON.
 XATTR_CUDA ?= AUTO
+# ON makes compiler warnings errors (host compiler and nvcc); .ci/run sets ON.
+XATTR_WERROR ?= OFF
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Every install names the pinned torch so that nothing can pull another one.
 TORCH_PIN := "torch==$(TORCH_VERSION)"
 SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
 
-.PHONY: all venv install demo test test-all lint format bench experiments-install dist clean
+.PHONY: all venv install demo test test-all lint format bench experiments-install dist clean sanitize
 
 all: test
 
@@ -25,7 +27,7 @@ $(VENV)/.stamp-venv:
 
 # Editable install built in build/<wheel tag>: later builds are incremental.
 $(VENV)/.stamp-install: $(VENV)/.stamp-venv $(SOURCES)
-	XATTR_CUDA=$(XATTR_CUDA) $(PIP) install -q --no-build-isolation -e ".[test,lint,demo]" $(TORCH_PIN)
+	XATTR_CUDA=$(XATTR_CUDA) XATTR_WERROR=$(XATTR_WERROR) $(PIP) install -q --no-build-isolation -e ".[test,lint,demo]" $(TORCH_PIN)
 	touch $@
 
 venv: $(VENV)/.stamp-venv
@@ -61,5 +63,28 @@ dist: $(VENV)/.stamp-venv
 	$(PIP) install -q build
 	XATTR_CUDA=$(XATTR_CUDA) $(PY) -m build --outdir dist .
 
+# AddressSanitizer + UndefinedBehaviorSanitizer, CUDA off: a venv and a build folder
+# of its own (.venv-sanitize, build/sanitize; .venv is left alone), then the op tests
+# under both CPU launchers. Python is not built with ASan, so its runtime is preloaded,
+# with libstdc++ (else ASan cannot intercept the C++ exceptions torch throws); leaks
+# are not checked (the interpreter and torch keep memory until exit by design).
+SAN_VENV := .venv-sanitize
+SAN_PY := $(SAN_VENV)/bin/python
+SAN_TESTS := tests/test_sampling.py tests/test_masking.py tests/test_coalition.py \
+	tests/test_path.py tests/test_opcheck.py tests/fuzz/test_ops_fuzz.py
+
+$(SAN_VENV)/.stamp-venv:
+	$(PYTHON) -m venv $(SAN_VENV)
+	$(SAN_PY) -m pip install -q $(TORCH_PIN) "scikit-build-core>=0.10" "pybind11>=2.12" ninja
+	touch $@
+
+sanitize: $(SAN_VENV)/.stamp-venv
+	XATTR_CUDA=OFF XATTR_SANITIZE=ON XATTR_WERROR=$(XATTR_WERROR) $(SAN_PY) -m pip install -q \
+		--no-build-isolation -C build-dir=build/sanitize -e ".[test]" $(TORCH_PIN)
+	LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libstdc++.so)" \
+		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(SAN_PY) -m pytest -q -p no:cacheprovider $(SAN_TESTS)
+
 clean:
-	rm -rf build dist $(VENV) .pytest_cache .ruff_cache
+	rm -rf build dist $(VENV) $(SAN_VENV) .pytest_cache .ruff_cache

@@ -10,6 +10,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from _devices import (  # noqa: F401
+    DEVICES,
+    assert_same_bits,
+    cpu_launch,
+    held_to_cpu,
+    on,
+    pytest_generate_tests,
+    to,
+)
 
 from xattr import ops
 from xattr.ops import _reference as ref
@@ -333,9 +342,13 @@ def test_kernel_shap_dual_memory_follows_the_smaller_side():
     if not _ext.kernels_available():
         pytest.skip("no compiled kernels")
     n, d = 25, 16384
-    doubles, ints = _ext.lib().wls_workspace(1, n, d, 1, 0, 0)
+    doubles, ints = _ext.lib().kernel_shap_solve_workspace(
+        B=1, n=n, d=d, T=1, mask_bstride=0, weight_bstride=0
+    )
     assert doubles == n * n + n + 2 * n and ints == 2 * n + 1
-    doubles, _ = _ext.lib().linear_fit_workspace(1, n, d, 1, 0, 0)
+    doubles, _ = _ext.lib().linear_fit_workspace(
+        B=1, n=n, d=d, T=1, mask_bstride=0, weight_bstride=0
+    )
     assert doubles <= n * n + n + 2 * d + 1 + 2 * n
     masks = rand_masks((n, d), 141)
     values = torch.randn((1, n), generator=gen(142), dtype=F64)
@@ -1159,3 +1172,109 @@ def test_banzhaf_still_blames_the_masks_when_a_side_is_empty():
     masks = torch.tensor([[True, False], [True, True]])
     with pytest.raises(ValueError, match="masks: feature 0 is in every sampled coalition"):
         ops.banzhaf_msr(masks, torch.tensor([[1.0, 2.0]], dtype=F64))
+
+
+# ------------------------------------------------------------------ every device
+# Each op on every device (the CPU's fast path and element launch, CUDA) against the
+# CPU's fast path: the element launch runs the same arithmetic in the same order
+# (bitwise); the GPU's solvers and reductions are compared to rounding (1e-10), its
+# integer work (packing, de-duplication) bitwise.
+def smooth_values(masks: torch.Tensor, B: int, T: int, seed: int) -> torch.Tensor:
+    """Values of a smooth nonlinear game on the coalitions: [B, n, T]."""
+    d = masks.shape[-1]
+    w = torch.randn((B, T, d), generator=gen(seed), dtype=F64)
+    m = masks.double()
+    eq = "nd,btd->bnt" if masks.dim() == 2 else "bnd,btd->bnt"
+    lin = torch.einsum(eq, m, w)
+    return lin + 0.3 * torch.tanh(lin) ** 2
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("T", (1, 3))
+def test_kernel_shap_solve_on_every_device(T, device):
+    B, n, d = 3, 200, 9
+    masks = ops.shapley_kernel_masks(n, d, seed=15)
+    values = smooth_values(masks, B, T, 16)
+    full = smooth_values(torch.ones(1, d, dtype=torch.bool), B, T, 16)[:, 0]
+    empty = torch.zeros(B, T, dtype=F64)
+    if T == 1:
+        values, full, empty = values[..., 0], full[:, 0], empty[:, 0]
+    w = torch.ones(n, dtype=F64)
+    want = ops.kernel_shap_solve(masks, w, values, empty, full)
+    with on(device) as dev:
+        got = ops.kernel_shap_solve(*to(dev, masks, w, values, empty, full))
+    held_to_cpu(device, got, want)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("method", ("ridge", "lasso"))
+def test_linear_fit_on_every_device(method, device):
+    B, n, d, T = 2, 300, 10, 2
+    masks = ops.bernoulli_masks(B * n, d, seed=17).reshape(B, n, d)
+    values = smooth_values(masks, B, T, 18)
+    w = torch.rand((B, n), generator=gen(19), dtype=F64) + 0.1
+    # tol=0: coordinate descent runs to its fixed point, so a last-bit difference
+    # between devices cannot stop one of them a sweep earlier.
+    kw = {"alpha": 0.01, "method": method, "max_iter": 2000, "tol": 0.0}
+    want = ops.linear_fit(masks, w, values, **kw)
+    with on(device) as dev:
+        got = ops.linear_fit(*to(dev, masks, w, values), **kw)
+    held_to_cpu(device, got, want)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("antithetic", (False, True))
+def test_permutation_accumulate_on_every_device(antithetic, device):
+    B, P, d = 3, 40, 7
+    perms = ops.permutations(P, d, seed=20, antithetic=antithetic)
+    values = torch.randn(B, P, d + 1, 2, generator=gen(21), dtype=F64).cumsum(2)
+    kw = {"antithetic": antithetic, "return_stderr": True}
+    want = ops.permutation_accumulate(perms, values, **kw)
+    with on(device) as dev:
+        got = ops.permutation_accumulate(*to(dev, perms, values), **kw)
+    held_to_cpu(device, got, want)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", (torch.float32, F64))
+def test_banzhaf_msr_on_every_device(dtype, device):
+    B, n, d = 2, 500, 300  # 300 features: two tiles of the CPU's fast path
+    masks = ops.bernoulli_masks(n, d, seed=22)
+    uniq, _, counts = ops.unique_coalitions(masks)
+    for m, c in ((uniq, counts.to(dtype)), (masks, None)):
+        values = smooth_values(m, B, 1, 23)[..., 0].to(dtype)
+        want = ops.banzhaf_msr(m, values, c)
+        with on(device) as dev:
+            got = ops.banzhaf_msr(*to(dev, m, values, c))
+        held_to_cpu(device, got, want, rtol=1e-6 if dtype == torch.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("d", (1, 4, 12))
+def test_exact_shapley_and_banzhaf_on_every_device(d, device):
+    masks = ops.enumerate_coalitions(d)
+    values = smooth_values(masks, 2, 2, 24)
+    for fn in (ops.exact_shapley, ops.exact_banzhaf):
+        for v in (values, values[..., 0], values.float()):
+            want = fn(v)
+            with on(device) as dev:
+                got = fn(v.to(dev))
+            tol = {"rtol": 1e-6, "atol": 1e-6} if v.dtype == torch.float32 else {}
+            held_to_cpu(device, got, want, **tol)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("d", (1, 63, 64, 65, 130))
+def test_pack_unpack_unique_on_every_device(d, device):
+    masks = ops.bernoulli_masks(400, d, seed=25)
+    masks = torch.cat([masks, masks[:50]])  # duplicates
+    keys = ops.pack_masks(masks)
+    u, inv, cnt = ops.unique_coalitions(masks)
+    with on(device) as dev:
+        (md,) = to(dev, masks)
+        gkeys = ops.pack_masks(md)
+        unpacked = ops.unpack_masks(gkeys, d)
+        got = ops.unique_coalitions(md)
+    assert_same_bits(gkeys, keys)
+    assert_same_bits(unpacked, masks)
+    assert_same_bits(got, (u, inv, cnt))

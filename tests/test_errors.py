@@ -441,7 +441,9 @@ def _wls_kwargs(**over):
         "v_full": torch.zeros(B_, T_, dtype=F64),
         "out": torch.empty(B_, T_, d, dtype=F64),
     }
-    doubles, ints = C.wls_workspace(B_, n, d, T_, 0, 0)
+    doubles, ints = C.kernel_shap_solve_workspace(
+        B=B_, n=n, d=d, T=T_, mask_bstride=0, weight_bstride=0
+    )
     t["work"] = torch.empty(doubles, dtype=F64)
     t["scratch"] = torch.empty(ints, dtype=torch.int32)
     sizes = {"B": B_, "n": n, "d": d, "T": T_, "mask_bstride": 0, "weight_bstride": 0}
@@ -474,7 +476,7 @@ C_WLS_CASES = {
 
 def test_c_wls_valid_call_works():
     kw, keep = _wls_kwargs()
-    C.wls(**kw, **WHERE)
+    C.kernel_shap_solve(**kw, **WHERE)
     assert torch.isfinite(keep[5]).all()
 
 
@@ -483,7 +485,7 @@ def test_c_wls_checks(cid):
     over, name = C_WLS_CASES[cid]
     kw, keep = _wls_kwargs(**over)
     with pytest.raises(ValueError, match=name):
-        C.wls(**kw, **WHERE)
+        C.kernel_shap_solve(**kw, **WHERE)
 
 
 def _lf_call(**over):
@@ -495,7 +497,7 @@ def _lf_call(**over):
         "coef": torch.empty(B_, T_, d, dtype=F64),
         "intercept": torch.empty(B_, T_, dtype=F64),
     }
-    doubles, ints = C.linear_fit_workspace(B_, n, d, T_, 0, 0)
+    doubles, ints = C.linear_fit_workspace(B=B_, n=n, d=d, T=T_, mask_bstride=0, weight_bstride=0)
     t["work"] = torch.empty(doubles, dtype=F64)
     t["scratch"] = torch.empty(ints, dtype=torch.int32)
     kw = {"B": B_, "n": n, "d": d, "T": T_, "mask_bstride": 0, "weight_bstride": 0}
@@ -539,7 +541,7 @@ def _perm_call(**over):
     for k, v in over.items():
         (kw if k in kw else t)[k] = v
     bufs = {k: (buf(v) if isinstance(v, torch.Tensor) else v) for k, v in t.items()}
-    C.perm_accum(**bufs, **kw, **WHERE)
+    C.permutation_accumulate(**bufs, **kw, **WHERE)
     return t
 
 
@@ -584,7 +586,7 @@ def _banzhaf_call(**over):
     for k, v in over.items():
         (kw if k in kw else t)[k] = v
     bufs = {k: (buf(v) if isinstance(v, torch.Tensor) else v) for k, v in t.items()}
-    C.banzhaf(**bufs, **kw, **WHERE)
+    C.banzhaf_msr(**bufs, **kw, **WHERE)
     return t
 
 
@@ -612,7 +614,7 @@ def _exact_call(d=3, B=1, T=1, values=None, out=None):
     v = torch.zeros(max(B, 1), 2 ** max(d, 0), T, dtype=F64) if values is None else values
     o = torch.empty(max(B, 1), T, max(d, 1), dtype=F64) if out is None else out
     vb = buf(v) if isinstance(v, torch.Tensor) else v
-    C.exact(values=vb, out=buf(o), B=B, d=d, T=T, banzhaf=False, **WHERE)
+    C.exact_values(values=vb, out=buf(o), B=B, d=d, T=T, banzhaf=False, **WHERE)
     return o
 
 
@@ -654,11 +656,12 @@ def test_c_pack_checks(kw, name, unpack):
         "keys": torch.zeros(4, 2, dtype=torch.int64),
     }
     sizes = {"n": 4, "d": 70}
-    C.pack(masks=buf(t["masks"]), keys=buf(t["keys"]), **sizes, unpack=unpack, **WHERE)
+    fn = C.unpack_masks if unpack else C.pack_masks
+    fn(masks=buf(t["masks"]), keys=buf(t["keys"]), **sizes, **WHERE)
     for k, v in kw.items():
         (sizes if k in sizes else t)[k] = v
     with pytest.raises(ValueError, match=name):
-        C.pack(masks=buf(t["masks"]), keys=buf(t["keys"]), **sizes, unpack=unpack, **WHERE)
+        fn(masks=buf(t["masks"]), keys=buf(t["keys"]), **sizes, **WHERE)
 
 
 def _path_points_call(**over):
@@ -796,11 +799,11 @@ OVERFLOW = {
     """,
     "exact": """
         v = torch.zeros(1, dtype=torch.float64)
-        C.exact(values=buf(v, 0), out=buf(v, 0), B=2**62, d=4, T=1, banzhaf=False, **WHERE)
+        C.exact_values(values=buf(v, 0), out=buf(v, 0), B=2**62, d=4, T=1, banzhaf=False, **WHERE)
     """,
     "pack": """
         m = torch.zeros(1, dtype=torch.bool); k = torch.zeros(1, dtype=torch.int64)
-        C.pack(masks=buf(m, 0), keys=buf(k, 0), n=2**62, d=256, unpack=False, **WHERE)
+        C.pack_masks(masks=buf(m, 0), keys=buf(k, 0), n=2**62, d=256, **WHERE)
     """,
     "path_points": """
         x = torch.zeros(1, dtype=torch.float64)
@@ -838,7 +841,9 @@ def test_c_rejects_sizes_that_overflow(name):
 def test_subprocess_harness_sees_value_errors():
     # The harness above reports a ValueError raised in the child, so the overflow tests
     # fail only when the binding does not raise (or the child crashes).
-    body = "    C.exact(values=buf(torch.zeros(1), 1), out=buf(torch.zeros(1), 1), B=1, d=21,\n"
+    body = (
+        "    C.exact_values(values=buf(torch.zeros(1), 1), out=buf(torch.zeros(1), 1), B=1, d=21,\n"
+    )
     body += "            T=1, banzhaf=False, **WHERE)"
     proc = subprocess.run(
         [sys.executable, "-c", PRELUDE % body], capture_output=True, text=True, timeout=60
@@ -888,28 +893,37 @@ def _named_c_cases():
         ),
         "mask-d": (lambda: call_mask_apply(d=0), "d"),
         "mask-S": (lambda: call_mask_apply(S=-2), "S"),
-        "wls-d": (lambda: C.wls(**_wls_kwargs(d=0)[0], **WHERE), "d"),
-        "wls-workspace-B": (lambda: C.wls_workspace(-1, 8, 4, 1, 0, 0), "B"),
+        "wls-d": (lambda: C.kernel_shap_solve(**_wls_kwargs(d=0)[0], **WHERE), "d"),
+        "wls-workspace-B": (
+            lambda: C.kernel_shap_solve_workspace(
+                B=-1, n=8, d=4, T=1, mask_bstride=0, weight_bstride=0
+            ),
+            "B",
+        ),
         "wls-workspace-sizes": (
-            lambda: C.wls_workspace(big, big, 4, 1, 0, 0),
+            lambda: C.kernel_shap_solve_workspace(
+                B=big, n=big, d=4, T=1, mask_bstride=0, weight_bstride=0
+            ),
             "B \\* n",
         ),
         "lf-alpha": (lambda: _lf_call(alpha=-1.0), "alpha"),
         "lf-max_iter": (lambda: _lf_call(max_iter=0), "max_iter"),
         "lf-tol": (lambda: _lf_call(tol=NAN), "tol"),
-        "lf-workspace-T": (lambda: C.linear_fit_workspace(1, 6, 3, -1, 0, 0), "T"),
+        "lf-workspace-T": (
+            lambda: C.linear_fit_workspace(B=1, n=6, d=3, T=-1, mask_bstride=0, weight_bstride=0),
+            "T",
+        ),
         "perm-unit": (lambda: _perm_call(unit=3), "unit"),
         "perm-P": (lambda: _perm_call(P=3, unit=2), "P"),
         "perm-d": (lambda: _perm_call(d=0), "d"),
         "banzhaf-d": (lambda: _banzhaf_call(d=0), "d"),
         "exact-d": (lambda: _exact_call(d=0), "d"),
         "pack-d": (
-            lambda: C.pack(
+            lambda: C.pack_masks(
                 masks=buf(torch.zeros(4, 1, dtype=torch.bool)),
                 keys=buf(torch.zeros(4, 1, dtype=torch.int64)),
                 n=4,
                 d=0,
-                unpack=False,
                 **WHERE,
             ),
             "d",

@@ -6,6 +6,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _devices import (  # noqa: F401
+    DEVICES,
+    HAVE_CUDA,
+    assert_same_bits,
+    cpu_launch,
+    on,
+    pytest_generate_tests,
+    to,
+)
 
 import xattr
 from xattr import ops
@@ -490,13 +499,95 @@ def test_error_messages_name_the_argument():
         ops.mask_apply(_x().index_fill(1, torch.tensor([2]), float("nan")), M, FM)
 
 
-@pytest.mark.skipif(not xattr.cuda_available(), reason="needs a CUDA GPU (xattr.cuda_available())")
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAVE_CUDA, reason="needs a CUDA GPU (xattr.cuda_available())")
 def test_device_mix():
     x = _x().cuda()
     with pytest.raises(ValueError, match="device"):
         ops.mask_apply(x, M, FM)
     with pytest.raises(ValueError, match="device"):
         ops.mask_apply(x, M.cuda(), FM, torch.zeros(6))
+    with pytest.raises(ValueError, match="device"):
+        ops.mask_apply(x, M, FM.cuda())
+    with pytest.raises(ValueError, match="device"):
+        ops.path_points(x, torch.zeros(1, 1, 6), torch.tensor([0.5]).cuda())
+
+
+# ------------------------------------------------------------- every device
+# A select copies bits and the fused samplers are integer work: every device (the
+# CPU's fast path and element launch, CUDA) gives the CPU's and the reference's bits.
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES + (torch.int64,))
+@pytest.mark.parametrize("per_example", (False, True))
+def test_mask_apply_on_every_device(dtype, per_example, device):
+    B, S, d = 4, 6, 49
+    x = make_x((B, 1, 28, 28), dtype, 1)
+    if dtype == torch.int64:
+        base = torch.full((B, 1, 28, 28), 103) if per_example else 103
+    else:
+        base = make_x((B, 1, 28, 28), dtype, 2) if per_example else 0.5
+    fm = patches(28, 28, 4, 4)
+    if per_example:
+        fm = torch.stack([fm.roll(b, 1) for b in range(B)]).unsqueeze(1)
+        masks = ops.bernoulli_masks(B * S, d, seed=3).reshape(B, S, d)
+    else:
+        masks = ops.bernoulli_masks(S, d, seed=3)
+    want = ops.mask_apply(x, masks, fm, base)
+    with on(device) as dev:
+        got = ops.mask_apply(*to(dev, x, masks, fm, base))
+    assert got.device.type == dev
+    assert_same_bits(got, want)
+    assert_same_bits(got, flat_ref(x, masks, fm, base))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES + (torch.int64,))
+@pytest.mark.parametrize(
+    "kw",
+    (
+        {"p": 0.3},
+        {"p": 0.7, "per_example": True},
+        {"p": 0.5, "row_offset": 2**32 - 3},
+        {"sampler": "mus", "lambda_": 0.375, "q": 8},
+        {"sampler": "mus", "lambda_": 0.5, "q": 16, "row_offset": 8},
+    ),
+)
+def test_mask_apply_sampled_on_every_device(dtype, kw, device):
+    x = make_x((3, 2, 40), dtype, 4)
+    base = 7 if dtype == torch.int64 else 0.25
+    fm = torch.arange(80).reshape(2, 40) % 13
+    want = ops.mask_apply_sampled(x, fm, 8, seed=2**64 - 1, baselines=base, **kw)
+    with on(device) as dev:
+        got = ops.mask_apply_sampled(*to(dev, x, fm), 8, seed=2**64 - 1, baselines=base, **kw)
+    assert_same_bits(got, want)
+    # The same draws as the sampler's masks, applied by the reference.
+    if kw.get("sampler") == "mus":
+        o = kw.get("row_offset", 0)
+        masks = ops.mus_noise(kw["q"], 13, kw["lambda_"], seed=2**64 - 1)[o : o + 8]
+    else:
+        rows = 3 * 8 if kw.get("per_example") else 8
+        masks = ops.bernoulli_masks(
+            rows, 13, kw["p"], seed=2**64 - 1, row_offset=kw.get("row_offset", 0)
+        )
+        masks = masks.reshape(3, 8, 13) if kw.get("per_example") else masks
+    assert_same_bits(got, flat_ref(x, masks, fm, base))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mask_apply_backward_on_every_device(device):
+    x = make_x((2, 6), torch.float64, 5).requires_grad_()
+    base = make_x((6,), torch.float64, 6).requires_grad_()
+    fm = torch.tensor([0, 0, 1, 2, 2, 2])
+    masks = ops.bernoulli_masks(4, 3, seed=7)
+    g = make_x((2, 4, 6), torch.float64, 8)
+    want = torch.autograd.grad(ops.mask_apply(x, masks, fm, base), (x, base), g)
+    with on(device) as dev:
+        xd = x.detach().to(dev).requires_grad_()
+        bd = base.detach().to(dev).requires_grad_()
+        got = torch.autograd.grad(ops.mask_apply(xd, *to(dev, masks, fm), bd), (xd, bd), g.to(dev))
+    # The gradients are sums over the masks' rows (torch's reductions): to rounding.
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.cpu(), b, rtol=0, atol=1e-14)
 
 
 # ----------------------------------------------------------------- layouts
@@ -528,17 +619,21 @@ def test_empty_batch(sampled):
 
 
 # ------------------------------------------------- many features, long rows
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("d", (1023, 1024, 1025, 3000))
 @pytest.mark.parametrize("per_example", (False, True))
-def test_sampled_many_features(d, per_example):
-    # The CPU kernel draws a row's d bits into a buffer (on the stack up to
-    # 1024 features, on the heap beyond): both sides of the boundary.
+def test_sampled_many_features(d, per_example, device):
+    # The CPU's fast path draws a row's d bits into a buffer (on the stack up to
+    # 1024 features, on the heap beyond): both sides of the boundary. The element
+    # launch and the GPU draw each element's bit on its own.
     B, S, E = 2, 3, 2 * d + 5
     x = make_x((B, E), torch.float64, 18)
     g = torch.Generator().manual_seed(19)
     fm = torch.randint(0, d, (E,), generator=g)
     fm[:d] = torch.arange(d)  # every feature used
-    out = ops.mask_apply_sampled(x, fm, S, p=0.4, seed=20, per_example=per_example, baselines=-1.0)
+    with on(device) as dev:
+        kw = {"p": 0.4, "seed": 20, "per_example": per_example, "baselines": -1.0}
+        out = ops.mask_apply_sampled(*to(dev, x, fm), S, **kw).cpu()
     rows = B * S if per_example else S
     masks = ops.bernoulli_masks(rows, d, 0.4, seed=20)
     masks = masks.reshape(B, S, d) if per_example else masks

@@ -9,6 +9,7 @@ import warnings
 
 import pytest
 import torch
+from _devices import HAVE_CUDA, to
 from _helpers import F64, gen, rand_masks, randn  # noqa: F401
 
 import xattr
@@ -20,6 +21,55 @@ XOPS = torch.ops.xattr
 def check(op, args, kwargs=None) -> None:
     result = torch.library.opcheck(op, args, kwargs)
     assert all(v == "SUCCESS" for v in result.values()), result
+
+
+def test_one_name_per_kernel():
+    # The kernel list (csrc/include/xattr/kernel_list.h) names each kernel as its op does:
+    # the C++ drivers <name>_cpu / <name>_cuda, the binding _C.<name> and the custom op
+    # torch.ops.xattr.<name> (the samplers' op is sample_, torch's mark of a writer).
+    names = _ext.lib().kernel_names()
+    assert len(names) == len(set(names)) == 11
+    for name in names:
+        assert callable(getattr(_ext.lib(), name)), name
+        assert hasattr(XOPS, "sample_" if name == "sample" else name), name
+
+
+def test_kernels_take_their_params_fields_by_name():
+    # A binding reads its params struct's fields by name, in one place: a misspelt or
+    # missing field, or a positional call, is a TypeError naming it.
+    C = _ext.lib()
+    x = torch.zeros(2, 3)
+    base = torch.zeros(1, 1, 3)
+    alphas = torch.tensor([0.5])
+    out = torch.empty(2, 1, 1, 3)
+    kw = {
+        "x": _ext.buf(x),
+        "base": _ext.buf(base),
+        "alphas": _ext.buf(alphas),
+        "out": _ext.buf(out),
+        "B": 2,
+        "K": 1,
+        "J": 1,
+        "E": 3,
+        "base_bstride": 0,
+        **_ext.where(x),
+    }
+    C.path_points(**kw)
+    with pytest.raises(TypeError, match="path_points: unexpected argument 'bogus'"):
+        C.path_points(**kw, bogus=1)
+    with pytest.raises(TypeError, match="path_points: missing argument 'alphas'"):
+        C.path_points(**{k: v for k, v in kw.items() if k != "alphas"})
+    with pytest.raises(TypeError, match="E: path_points cannot take"):
+        C.path_points(**{**kw, "E": "three"})
+    with pytest.raises(TypeError):
+        C.path_points(*kw.values())
+
+
+def test_limits_come_from_the_kernels():
+    assert _ext.MAX_ENUMERATION_FEATURES == _ext.lib().max_enumeration_features() == 20
+    assert ops.sampling.MAX_ENUMERATION_FEATURES == _ext.MAX_ENUMERATION_FEATURES
+    with pytest.raises(ValueError, match="d"):
+        ops.enumerate_coalitions(_ext.MAX_ENUMERATION_FEATURES + 1)
 
 
 def test_every_op_is_covered():
@@ -325,3 +375,127 @@ def test_fallback_to_reference(monkeypatch):
             torch.testing.assert_close(b, a, rtol=0, atol=1e-12, msg=k)
         else:
             assert torch.equal(a, b), k
+
+
+# --------------------------------------------------------------------------- CUDA
+def test_cuda_available_is_a_bool():
+    avail = xattr.cuda_available()
+    assert isinstance(avail, bool)
+    if not torch.cuda.is_available():
+        # No GPU visible to torch: xattr cannot have one either.
+        assert avail is False
+    if _ext.lib() is not None and not _ext.lib().built_with_cuda():
+        assert avail is False
+
+
+def _rand(shape, dtype, seed):
+    return torch.randn(shape, generator=gen(seed), dtype=F64).to(dtype)
+
+
+def _values(masks, B, seed):
+    """Values of a smooth game on the coalitions: [B, n]."""
+    w = torch.randn((B, masks.shape[-1]), generator=gen(seed), dtype=F64)
+    lin = masks.double() @ w.T
+    return (lin + 0.3 * torch.tanh(lin) ** 2).T.contiguous()
+
+
+# ------------------------------------------------------------------ streams
+def _poison(t: torch.Tensor) -> torch.Tensor:
+    """Values that differ from ``t`` everywhere."""
+    return ~t if t.dtype == torch.bool else t + 1
+
+
+def _stream_cases():
+    """name -> (op on CUDA tensors made here, its CPU result)."""
+    r = torch.arange(28)
+    fm = (r.unsqueeze(1) // 4) * 7 + r.unsqueeze(0) // 4
+    x = _rand((4, 1, 28, 28), torch.float32, 26)
+    base = _rand((1, 2, 1, 28, 28), torch.float32, 27)
+    masks = ops.bernoulli_masks(6, 49, seed=28)
+    a, w = ops.quadrature("riemann_middle", 5, dtype=torch.float32)
+    grads = _rand((4, 2, 5, 1, 28, 28), torch.float32, 29)
+    coal = ops.enumerate_coalitions(6)
+    values = _values(coal, 2, 30)
+    ones = torch.ones(64, dtype=F64)
+    xc, fmc, basec, masksc, ac, wc, gc, coalc, vc, onesc = to(
+        "cuda", x, fm, base, masks, a, w, grads, coal, values, ones
+    )
+    return {
+        "bernoulli_masks": (
+            lambda: ops.bernoulli_masks(512, 33, seed=31, device="cuda"),
+            ops.bernoulli_masks(512, 33, seed=31),
+        ),
+        "shapley_kernel_masks": (
+            lambda: ops.shapley_kernel_masks(512, 33, seed=31, device="cuda"),
+            ops.shapley_kernel_masks(512, 33, seed=31),
+        ),
+        "permutations": (
+            lambda: ops.permutations(512, 33, seed=31, device="cuda"),
+            ops.permutations(512, 33, seed=31),
+        ),
+        "mask_apply": (lambda: ops.mask_apply(xc, masksc, fmc), ops.mask_apply(x, masks, fm)),
+        "mask_apply_sampled": (
+            lambda: ops.mask_apply_sampled(xc, fmc, 6, seed=32),
+            ops.mask_apply_sampled(x, fm, 6, seed=32),
+        ),
+        "path_points": (lambda: ops.path_points(xc, basec, ac), ops.path_points(x, base, a)),
+        "path_integrate": (
+            lambda: ops.path_integrate(gc, xc, basec, wc),
+            ops.path_integrate(grads, x, base, w),
+        ),
+        "exact_shapley": (lambda: ops.exact_shapley(vc), ops.exact_shapley(values)),
+        "kernel_shap_solve": (
+            lambda: ops.kernel_shap_solve(coalc, onesc, vc, vc[:, 0], vc[:, -1]),
+            ops.kernel_shap_solve(coal, ones, values, values[:, 0], values[:, -1]),
+        ),
+        "pack_masks": (lambda: ops.pack_masks(coalc), ops.pack_masks(coal)),
+    }
+
+
+STREAM_CASES = (
+    "bernoulli_masks",
+    "shapley_kernel_masks",
+    "permutations",
+    "mask_apply",
+    "mask_apply_sampled",
+    "path_points",
+    "path_integrate",
+    "exact_shapley",
+    "kernel_shap_solve",
+    "pack_masks",
+)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAVE_CUDA, reason="needs a CUDA GPU (xattr.cuda_available())")
+@pytest.mark.parametrize("name", STREAM_CASES)
+def test_op_runs_on_current_stream(name):
+    """The op must run on torch's current stream.
+
+    The default stream is kept busy (a long sleep) while the op is called on
+    a side stream (non-blocking, so it does not wait for the default stream)
+    and its result is copied on that side stream at once. Had the kernel gone
+    to the default stream, it would still be queued behind the sleep and the
+    copy would hold the poisoned contents of the reused output block.
+    """
+    if not hasattr(torch.cuda, "_sleep"):
+        pytest.skip("torch.cuda._sleep is not available")
+    fn, want = _stream_cases()[name]
+    side = torch.cuda.Stream()
+    torch.cuda.synchronize()
+    with torch.cuda.stream(side):
+        assert torch.cuda.current_stream() == side
+        warm = fn()  # warms caches and the allocator's pool of the side stream
+        warm.copy_(_poison(warm))
+        del warm  # its block, now poisoned, is reused for the next result
+        side.synchronize()
+    torch.cuda._sleep(500_000_000)  # on the default stream
+    with torch.cuda.stream(side):
+        snap = fn().clone()
+    side.synchronize()
+    torch.cuda.synchronize()
+    tol = {"rtol": 1e-6, "atol": 1e-6} if want.dtype == torch.float32 else {}
+    if want.dtype.is_floating_point:
+        torch.testing.assert_close(snap.cpu(), want, **tol)
+    else:
+        assert torch.equal(snap.cpu(), want)

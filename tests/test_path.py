@@ -8,6 +8,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _devices import (  # noqa: F401
+    DEVICES,
+    assert_same_bits,
+    cpu_launch,
+    held_to_cpu,
+    on,
+    pytest_generate_tests,
+    to,
+)
 
 from xattr import ops
 from xattr.ops import _reference
@@ -634,3 +643,64 @@ def test_gausslegendre_against_50_digit_arithmetic():
         exact = (1 - x * x) / (n * p1) ** 2  # half of 2 (1 - x^2) / (n P_{n-1})^2
         assert abs(float((Decimal(float(w[i])) - exact) / exact)) < rtol, i
         assert abs(float(Decimal(float(a[i])) - (1 - x) / 2)) < 1.2e-16, i
+
+
+# ------------------------------------------------------------------ every device
+def _rand(shape, dtype, seed):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=F64).to(dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", (torch.float32, F64))
+@pytest.mark.parametrize("shared", (True, False))
+def test_path_points_on_every_device(dtype, shared, device):
+    B, K = 3, 4
+    x = _rand((B, 3, 16, 16), dtype, 10)
+    base = _rand((1 if shared else B, K, 3, 16, 16), dtype, 11)
+    a, _ = ops.quadrature("gausslegendre", 20, dtype=dtype)
+    want = ops.path_points(x, base, a)
+    with on(device) as dev:
+        got = ops.path_points(*to(dev, x, base, a))
+    # b + a * (x - b) with each operation rounded: no fused multiply-add on either
+    # device (CMakeLists.txt), so bitwise on every device. A GPU failure here that
+    # vanishes at rtol=1e-6 (float32) / 1e-14 (float64) means contraction came back.
+    assert_same_bits(got, want)
+    xs = x.reshape(B, -1)
+    bs = base.reshape(base.shape[0], K, -1)
+    assert_same_bits(got.reshape(B, K, 20, -1), _reference.path_points(xs, bs, a))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", (torch.float32, F64))
+@pytest.mark.parametrize("reduction", ("mean", "sum", "none"))
+@pytest.mark.parametrize("mbi", (True, False))
+def test_path_integrate_on_every_device(dtype, reduction, mbi, device):
+    B, K, J = 3, 2, 16
+    x = _rand((B, 3, 8, 8), dtype, 12)
+    base = _rand((B, K, 3, 8, 8), dtype, 13)
+    _, w = ops.quadrature("gausslegendre", J, dtype=dtype)
+    grads = _rand((B, K, J, 3, 8, 8), dtype, 14)
+    pw = _rand((1, K, 3, 8, 8), dtype, 15)  # SIG's per-path element weights
+    kw = {"reduction": reduction, "multiply_by_inputs": mbi}
+    # The element launch sums in the fast path's order (bitwise); the GPU's float64
+    # sums are the same operations too, compared to rounding (float32 outputs: 1e-6).
+    tol = {"rtol": 1e-6, "atol": 1e-6} if dtype == torch.float32 else {}
+    for extra in ({}, {"path_weights": pw}):
+        want = ops.path_integrate(grads, x, base, w, **kw, **extra)
+        with on(device) as dev:
+            got = ops.path_integrate(*to(dev, grads, x, base, w), **kw, **to_dev(extra, dev))
+        held_to_cpu(device, got, want, **tol)
+        ref = _reference.path_integrate(
+            grads.reshape(B, K, J, -1),
+            x.reshape(B, -1),
+            base.reshape(B, K, -1),
+            w,
+            reduction=reduction,
+            multiply_by_inputs=mbi,
+            path_weights=pw.reshape(1, K, -1) if extra else None,
+        )
+        torch.testing.assert_close(got.cpu().reshape(ref.shape), ref, **tol)
+
+
+def to_dev(kw, dev):
+    return {k: v.to(dev) for k, v in kw.items()}

@@ -11,9 +11,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from _devices import DEVICES, cpu_launch, on, pytest_generate_tests  # noqa: F401
 from scipy import stats
 
-from xattr import ops
+from xattr import _ext, ops
 from xattr.ops import _reference
 
 SEEDS = (0, 1, 2**40 + 7, 2**64 - 1)
@@ -40,20 +41,17 @@ def ref(name, n, d, seed, row_offset=0, p=0.5, k=0, paired=False, q=0, L=0, m=0)
     )
 
 
-def call(name, n, d, seed, row_offset=0):
+def call(name, n, d, seed, row_offset=0, device="cpu"):
     """The public sampler ``name`` with fixed parameters derived from d."""
+    kw = {"seed": seed, "row_offset": row_offset, "device": device}
     if name == "bernoulli":
-        return ops.bernoulli_masks(n, d, 0.3, seed=seed, row_offset=row_offset)
+        return ops.bernoulli_masks(n, d, 0.3, **kw)
     if name == "exact_k":
-        return ops.subset_masks(n, d, d // 3, seed=seed, row_offset=row_offset)
+        return ops.subset_masks(n, d, d // 3, **kw)
     if name in ("shapley", "shapley_unpaired"):
-        return ops.shapley_kernel_masks(
-            n, d, seed=seed, paired=name == "shapley", row_offset=row_offset
-        )
+        return ops.shapley_kernel_masks(n, d, paired=name == "shapley", **kw)
     if name in ("permutation", "permutation_antithetic"):
-        return ops.permutations(
-            n, d, seed=seed, antithetic=name == "permutation_antithetic", row_offset=row_offset
-        )
+        return ops.permutations(n, d, antithetic=name == "permutation_antithetic", **kw)
     raise AssertionError(name)
 
 
@@ -101,40 +99,78 @@ def threads():
 
 
 # -------------------------------------------------------- vs the reference
+# Samplers are integer work: every device (the CPU's fast path and element launch,
+# CUDA) must give the reference's bits.
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize(
     "name,d",
     [(name, d) for name in CHUNKABLE for d in DIMS if d >= 2 or not name.startswith("shapley")],
 )
-def test_matches_reference(name, d, seed):
-    for n, row_offset in ((1, 0), (37, 0), (8, 5), (6, 2**32 - 3)):
-        out, want = call(name, n, d, seed, row_offset), call_ref(name, n, d, seed, row_offset)
-        assert out.shape == (n, d)
-        assert out.dtype == want.dtype
-        assert torch.equal(out, want), (name, n, d, seed, row_offset)
+def test_matches_reference(name, d, seed, device):
+    with on(device) as dev:
+        for n, row_offset in ((1, 0), (37, 0), (8, 5), (6, 2**32 - 3), (300, 5)):
+            out = call(name, n, d, seed, row_offset, dev)
+            want = call_ref(name, n, d, seed, row_offset)
+            assert out.shape == (n, d) and out.device.type == dev
+            assert out.dtype == want.dtype
+            assert torch.equal(out.cpu(), want), (name, n, d, seed, row_offset)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("d", DIMS)
-def test_mus_matches_reference(d, seed):
-    for q, lam in ((1, 1.0), (4, 0.25), (10, 0.3), (16, 0.5), (33, 0.0)):
-        L = round(lam * q)
-        out = ops.mus_noise(q, d, lam, seed=seed)
-        assert torch.equal(out, ref("mus", q, d, seed, q=q, L=L)), (q, lam, d, seed)
+def test_mus_matches_reference(d, seed, device):
+    with on(device) as dev:
+        for q, lam in ((1, 1.0), (4, 0.25), (10, 0.3), (16, 0.5), (33, 0.0), (100, 0.5)):
+            L = round(lam * q)
+            out = ops.mus_noise(q, d, lam, seed=seed, device=dev)
+            want = ref("mus", q, d, seed, q=q, L=L)
+            assert torch.equal(out.cpu(), want), (q, lam, d, seed)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("d", DIMS)
-def test_stratified_matches_reference(d, seed):
-    for m in (1, 3):
-        out = ops.stratified_masks(m, d, seed=seed)
-        assert torch.equal(out, ref("stratified", m * d, d, seed, m=m)), (m, d, seed)
+def test_stratified_matches_reference(d, seed, device):
+    with on(device) as dev:
+        for m in (1, 3):
+            out = ops.stratified_masks(m, d, seed=seed, device=dev)
+            assert torch.equal(out.cpu(), ref("stratified", m * d, d, seed, m=m)), (m, d, seed)
 
 
-@pytest.mark.parametrize("d", (1, 2, 3, 7, 12))
-def test_enumerate_matches_reference(d):
-    out = ops.enumerate_coalitions(d)
-    assert torch.equal(out, ref("enumerate", 2**d, d, 0))
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("d", (1, 2, 3, 7, 12, 16))
+def test_enumerate_matches_reference(d, device):
+    with on(device) as dev:
+        out = ops.enumerate_coalitions(d, device=dev)
+    assert torch.equal(out.cpu(), ref("enumerate", 2**d, d, 0))
+
+
+# Philox4x32-10's known answers, from Random123's kat_vectors (Salmon et al. 2011,
+# github.com/DEShawResearch/random123, tests/kat_vectors): counter, key, result.
+PHILOX_KAT = [
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    (
+        (0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF),
+        (0xFFFFFFFF, 0xFFFFFFFF),
+        (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD),
+    ),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
+]
+
+
+@pytest.mark.parametrize("counter,key,want", PHILOX_KAT)
+def test_philox_known_answers(counter, key, want):
+    # The C++ generator itself (csrc/include/xattr/philox.h), which every sampler on
+    # every device draws from, and the reference's vectorised copy of it.
+    assert _ext.lib().philox4x32_10(counter, *key) == want
+    words = _reference.philox4x32_10(*(torch.tensor([c]) for c in counter), *key)
+    assert tuple(int(w) for w in words) == want
 
 
 @pytest.mark.parametrize("p", (0.0, 1e-9, 0.1, 0.5, 0.9, 1 - 1e-9, 1.0))

@@ -8,7 +8,10 @@ run their references in ``xattr.ops._reference`` instead and say so once.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -22,6 +25,11 @@ else:
     _LOAD_ERROR = None
 
 _warned: set[str] = set()
+
+# Limits the kernels define (csrc/include/xattr/common.h), read from _C. A build without
+# _C runs the references, which keep the kernels' limits: the number after `else` is
+# that fallback (tests/test_opcheck.py holds it to _C's).
+MAX_ENUMERATION_FEATURES: int = _C.max_enumeration_features() if _C is not None else 20
 
 DTYPE_CODES = {
     torch.float32: 0,
@@ -51,6 +59,66 @@ def cuda_available() -> bool:
         True
     """
     return _C is not None and bool(_C.built_with_cuda()) and _C.cuda_device_count() > 0
+
+
+CPU_LAUNCHES = ("fast", "element")
+
+
+def _check_launch(mode: str, name: str) -> bool:
+    if mode not in CPU_LAUNCHES:
+        raise ValueError(f"{name}: expected one of {CPU_LAUNCHES}, got {mode!r}")
+    return mode == "element"
+
+
+def get_cpu_launch() -> str:
+    """How the CPU kernels run their grids: ``"fast"`` (the default: an op's loop over a
+    row, ``span()``, where it has one) or ``"element"`` (one per-element call, exactly as
+    the CUDA launcher makes them, so the CPU runs the code the GPU runs)."""
+    return "element" if _C is not None and _C.element_launch() else "fast"
+
+
+def set_cpu_launch(mode: str) -> None:
+    """Set how the CPU kernels run their grids (see :func:`get_cpu_launch`).
+
+    The environment variable ``XATTR_CPU_LAUNCH`` (``fast`` or ``element``) sets it when
+    xattr is imported. Both give the same bits; ``"element"`` is slower and is meant
+    for tests.
+
+    Example:
+        >>> from xattr import _ext
+        >>> _ext.set_cpu_launch("element"); _ext.get_cpu_launch()
+        'element'
+        >>> _ext.set_cpu_launch("fast")
+    """
+    element = _check_launch(mode, "mode")
+    if _C is not None:
+        _C.set_element_launch(element)
+
+
+@contextlib.contextmanager
+def cpu_launch(mode: str) -> Iterator[None]:
+    """Run the CPU kernels with ``mode`` (``"fast"`` or ``"element"``) inside the block.
+
+    Example:
+        >>> import torch
+        >>> from xattr import _ext, ops
+        >>> with _ext.cpu_launch("element"):
+        ...     a = ops.bernoulli_masks(4, 5, seed=0)
+        >>> torch.equal(a, ops.bernoulli_masks(4, 5, seed=0))
+        True
+    """
+    _check_launch(mode, "mode")
+    before = get_cpu_launch()
+    set_cpu_launch(mode)
+    try:
+        yield
+    finally:
+        set_cpu_launch(before)
+
+
+_ENV_LAUNCH = os.environ.get("XATTR_CPU_LAUNCH", "") or "fast"
+_check_launch(_ENV_LAUNCH, "XATTR_CPU_LAUNCH")
+set_cpu_launch(_ENV_LAUNCH)
 
 
 def _warn_once(key: str, message: str) -> None:

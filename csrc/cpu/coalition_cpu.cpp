@@ -5,18 +5,6 @@
 
 namespace xattr {
 
-void wls_cpu(const WlsParams& p, const CpuOptions& o) { run_wls(p, CpuLaunch{o.threads}); }
-void linear_fit_cpu(const LinearFitParams& p, const CpuOptions& o) {
-  run_linear_fit(p, CpuLaunch{o.threads});
-}
-void perm_accum_cpu(const PermAccumParams& p, const CpuOptions& o) {
-  run_perm_accum(p, CpuLaunch{o.threads});
-}
-void banzhaf_cpu(const BanzhafParams& p, const CpuOptions& o) {
-  run_banzhaf(p, CpuLaunch{o.threads});
-}
-void exact_cpu(const ExactParams& p, const CpuOptions& o) { run_exact(p, CpuLaunch{o.threads}); }
-void pack_cpu(const PackParams& p, const CpuOptions& o) { run_pack(p, CpuLaunch{o.threads}); }
-void unpack_cpu(const PackParams& p, const CpuOptions& o) { run_unpack(p, CpuLaunch{o.threads}); }
+XATTR_COALITION_KERNELS(XATTR_CPU_DRIVER)
 
 }  // namespace xattr

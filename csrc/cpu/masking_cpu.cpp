@@ -5,8 +5,6 @@
 
 namespace xattr {
 
-void mask_apply_cpu(const MaskApplyParams& p, const CpuOptions& o) {
-  run_mask_apply(p, CpuLaunch{o.threads});
-}
+XATTR_MASKING_KERNELS(XATTR_CPU_DRIVER)
 
 }  // namespace xattr

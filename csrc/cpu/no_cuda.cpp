@@ -16,17 +16,7 @@ int cuda_device_count() { return 0; }
                              "CUDA build (XATTR_CUDA=ON) for GPU tensors"); \
   }
 
-XATTR_NO_CUDA(sample, SampleParams)
-XATTR_NO_CUDA(mask_apply, MaskApplyParams)
-XATTR_NO_CUDA(wls, WlsParams)
-XATTR_NO_CUDA(linear_fit, LinearFitParams)
-XATTR_NO_CUDA(perm_accum, PermAccumParams)
-XATTR_NO_CUDA(banzhaf, BanzhafParams)
-XATTR_NO_CUDA(exact, ExactParams)
-XATTR_NO_CUDA(pack, PackParams)
-XATTR_NO_CUDA(unpack, PackParams)
-XATTR_NO_CUDA(path_points, PathPointsParams)
-XATTR_NO_CUDA(path_integrate, PathIntegrateParams)
+XATTR_KERNELS(XATTR_NO_CUDA)
 
 #undef XATTR_NO_CUDA
 

@@ -11,12 +11,7 @@
 
 namespace xattr {
 
-void path_points_cpu(const PathPointsParams& p, const CpuOptions& o) {
-  run_path_points(p, CpuLaunch{o.threads});
-}
-void path_integrate_cpu(const PathIntegrateParams& p, const CpuOptions& o) {
-  run_path_integrate(p, CpuLaunch{o.threads});
-}
+XATTR_PATH_KERNELS(XATTR_CPU_DRIVER)
 
 namespace {
 

@@ -5,6 +5,6 @@
 
 namespace xattr {
 
-void sample_cpu(const SampleParams& p, const CpuOptions& o) { run_sample(p, CpuLaunch{o.threads}); }
+XATTR_SAMPLING_KERNELS(XATTR_CPU_DRIVER)
 
 }  // namespace xattr

@@ -44,6 +44,14 @@ struct CudaLaunch {
   }
 };
 
+// The CUDA driver of kernel `name` (kernel_list.h): its launch recipe in
+// dispatch.h run by CudaLaunch on the caller's device and stream.
+#define XATTR_CUDA_DRIVER(name, Params)                             \
+  void name##_cuda(const Params& p, const CudaOptions& o) {         \
+    DeviceGuard g(o.device);                                        \
+    run_##name(p, CudaLaunch{static_cast<cudaStream_t>(o.stream)}); \
+  }
+
 // Makes `device` current for the calling thread while in scope.
 class DeviceGuard {
  public:

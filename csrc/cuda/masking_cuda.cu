@@ -5,9 +5,6 @@
 
 namespace xattr {
 
-void mask_apply_cuda(const MaskApplyParams& p, const CudaOptions& o) {
-  DeviceGuard g(o.device);
-  run_mask_apply(p, CudaLaunch{static_cast<cudaStream_t>(o.stream)});
-}
+XATTR_MASKING_KERNELS(XATTR_CUDA_DRIVER)
 
 }  // namespace xattr

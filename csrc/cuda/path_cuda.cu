@@ -5,14 +5,6 @@
 
 namespace xattr {
 
-void path_points_cuda(const PathPointsParams& p, const CudaOptions& o) {
-  DeviceGuard g(o.device);
-  run_path_points(p, CudaLaunch{static_cast<cudaStream_t>(o.stream)});
-}
-
-void path_integrate_cuda(const PathIntegrateParams& p, const CudaOptions& o) {
-  DeviceGuard g(o.device);
-  run_path_integrate(p, CudaLaunch{static_cast<cudaStream_t>(o.stream)});
-}
+XATTR_PATH_KERNELS(XATTR_CUDA_DRIVER)
 
 }  // namespace xattr

@@ -5,9 +5,6 @@
 
 namespace xattr {
 
-void sample_cuda(const SampleParams& p, const CudaOptions& o) {
-  DeviceGuard g(o.device);
-  run_sample(p, CudaLaunch{static_cast<cudaStream_t>(o.stream)});
-}
+XATTR_SAMPLING_KERNELS(XATTR_CUDA_DRIVER)
 
 }  // namespace xattr

@@ -5,8 +5,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <initializer_list>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -30,6 +32,11 @@ struct Where {
   uint64_t stream;
   int threads;
 };
+
+// How CPU grids run (csrc/cpu/cpu_launch.h): false = the fast path (span()
+// where an op has one), true = one op(row, col) call per element, as on the
+// GPU. Set from Python (xattr._ext: XATTR_CPU_LAUNCH, cpu_launch()).
+std::atomic<bool> g_element_launch{false};
 
 [[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument(msg); }
 
@@ -100,21 +107,86 @@ void check_nonneg(int64_t v, const char* name) {
   if (v < 0) bad(std::string(name) + ": must be >= 0, got " + std::to_string(v));
 }
 
+// The named arguments of one kernel call, as Python passes them (keyword arguments
+// only): each binding reads its params struct's fields by name in one place, and a
+// name it does not read (misspelt, or meant for another kernel) is an error too.
+class Args {
+ public:
+  Args(const char* kernel, const py::kwargs& kw) : kernel_(kernel), kw_(kw) {}
+
+  template <typename V>
+  V get(const char* name) {
+    return cast<V>(name, take(name, true));
+  }
+  // An argument that may be left out: `fallback` when absent.
+  template <typename V>
+  V get(const char* name, V fallback) {
+    py::handle h = take(name, false);
+    return h ? cast<V>(name, h) : fallback;
+  }
+  OptBuf opt_buf(const char* name) {
+    py::handle h = take(name, false);
+    if (!h || h.is_none()) return std::nullopt;
+    return cast<Buf>(name, h);
+  }
+  Where where() { return Where{get<int>("device"), get<uint64_t>("stream"), get<int>("threads")}; }
+  // Every argument given must have been read.
+  void done() const {
+    for (auto item : kw_) {
+      const std::string name = py::str(item.first);
+      if (!read_.count(name)) {
+        throw py::type_error(std::string(kernel_) + ": unexpected argument '" + name + "'");
+      }
+    }
+  }
+
+ private:
+  py::handle take(const char* name, bool required) {
+    read_.insert(name);
+    if (kw_.contains(name)) return kw_[name];
+    if (required) {
+      throw py::type_error(std::string(kernel_) + ": missing argument '" + name + "'");
+    }
+    return py::handle();
+  }
+  template <typename V>
+  V cast(const char* name, py::handle h) const {
+    try {
+      return h.cast<V>();
+    } catch (const py::cast_error&) {
+      throw py::type_error(std::string(name) + ": " + kernel_ + " cannot take " +
+                           std::string(py::str(py::repr(h))));
+    }
+  }
+  const char* kernel_;
+  const py::kwargs& kw_;
+  std::set<std::string> read_;
+};
+
 template <typename Params, typename CpuFn, typename CudaFn>
 void run(const Params& p, const Where& w, CpuFn cpu, CudaFn cuda) {
   py::gil_scoped_release nogil;
   if (w.device < 0) {
-    cpu(p, CpuOptions{w.threads});
+    cpu(p, CpuOptions{w.threads, g_element_launch.load()});
   } else {
     cuda(p, CudaOptions{w.device, reinterpret_cast<void*>(static_cast<uintptr_t>(w.stream))});
   }
 }
 
-#define WHERE_ARGS py::arg("device"), py::arg("stream"), py::arg("threads")
-
-void sample(int sampler, const Buf& out, int64_t n, int64_t d, int64_t row_offset, uint64_t seed,
-            uint64_t bern_threshold, int64_t k, const OptBuf& thresholds, bool paired, int64_t q,
-            int64_t L, int64_t m, const OptBuf& work, int device, uint64_t stream, int threads) {
+void sample(const py::kwargs& kw) {
+  Args a("sample", kw);
+  const int sampler = a.get<int>("sampler");
+  const Buf out = a.get<Buf>("out");
+  const int64_t n = a.get<int64_t>("n"), d = a.get<int64_t>("d");
+  const int64_t row_offset = a.get<int64_t>("row_offset");
+  const uint64_t seed = a.get<uint64_t>("seed"), bern_threshold = a.get<uint64_t>("bern_threshold");
+  const int64_t k = a.get<int64_t>("k");
+  const OptBuf thresholds = a.opt_buf("thresholds");
+  const bool paired = a.get<bool>("paired");
+  const int64_t q = a.get<int64_t>("q"), L = a.get<int64_t>("L"), m = a.get<int64_t>("m");
+  const OptBuf work = a.opt_buf("work");
+  const Where w = a.where();
+  a.done();
   SampleParams p;
   if (sampler < 0 || sampler > static_cast<int>(Sampler::kEnumerate)) {
     bad("sampler: unknown sampler code " + std::to_string(sampler) + ", expected 0.." +
@@ -188,14 +260,30 @@ void sample(int sampler, const Buf& out, int64_t n, int64_t d, int64_t row_offse
     default:
       break;
   }
-  run(p, Where{device, stream, threads}, sample_cpu, sample_cuda);
+  run(p, w, sample_cpu, sample_cuda);
 }
 
-void mask_apply(const Buf& x, const Buf& base, const Buf& group, const OptBuf& masks,
-                const Buf& out, int64_t B, int64_t S, int64_t E, int64_t d, int64_t base_bstride,
-                int64_t group_bstride, int64_t mask_bstride, int sampler, uint64_t seed,
-                uint64_t bern_threshold, int64_t q, int64_t L, int64_t row_offset, bool per_example,
-                int device, uint64_t stream, int threads) {
+// mask_apply takes masks (mask_bstride) or, without them, the fused sampler's
+// fields (sampler, seed, bern_threshold or q and L, row_offset, per_example).
+void mask_apply(const py::kwargs& kw) {
+  Args a("mask_apply", kw);
+  const Buf x = a.get<Buf>("x"), base = a.get<Buf>("base"), group = a.get<Buf>("group");
+  const OptBuf masks = a.opt_buf("masks");
+  const Buf out = a.get<Buf>("out");
+  const int64_t B = a.get<int64_t>("B"), S = a.get<int64_t>("S"), E = a.get<int64_t>("E");
+  const int64_t d = a.get<int64_t>("d");
+  const int64_t base_bstride = a.get<int64_t>("base_bstride");
+  const int64_t group_bstride = a.get<int64_t>("group_bstride");
+  const int64_t mask_bstride = a.get<int64_t>("mask_bstride", 0);
+  const int sampler = a.get<int>("sampler", 0);
+  const uint64_t seed = a.get<uint64_t>("seed", 0);
+  const uint64_t bern_threshold = a.get<uint64_t>("bern_threshold", 0);
+  const int64_t q = a.get<int64_t>("q", 0), L = a.get<int64_t>("L", 0);
+  const int64_t row_offset = a.get<int64_t>("row_offset", 0);
+  const bool per_example = a.get<bool>("per_example", false);
+  const Where w = a.where();
+  const int device = w.device;
+  a.done();
   MaskApplyParams p;
   check_nonneg(B, "B"), check_nonneg(S, "S"), check_nonneg(E, "E");
   check_positive(d, "d");
@@ -254,87 +342,102 @@ void mask_apply(const Buf& x, const Buf& base, const Buf& group, const OptBuf& m
       }
     }
   }
-  run(p, Where{device, stream, threads}, mask_apply_cpu, mask_apply_cuda);
+  run(p, w, mask_apply_cpu, mask_apply_cuda);
 }
 
-std::tuple<int64_t, int64_t> wls_workspace(int64_t B, int64_t n, int64_t d, int64_t T,
-                                           int64_t mask_bstride, int64_t weight_bstride) {
-  WlsParams p;
-  // workspaces: min(n, d)^2 <= n d doubles per group, a few more per (b, t)
-  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}, {"4 (workspace factor)", 4}});
-  p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
-  p.weight_bstride = weight_bstride;
-  return {wls_workspace_doubles(p), wls_scratch_ints(p)};
+// The sizes of a coalition design (the two solvers and their workspace queries).
+// Workspaces hold min(n, d)^2 <= n d doubles per group and a few more per (b, t).
+void read_design_sizes(Args& a, CoalitionDesign* p) {
+  p->B = a.get<int64_t>("B"), p->n = a.get<int64_t>("n"), p->d = a.get<int64_t>("d");
+  p->T = a.get<int64_t>("T");
+  p->mask_bstride = a.get<int64_t>("mask_bstride");
+  p->weight_bstride = a.get<int64_t>("weight_bstride");
+  check_dims({{"B", p->B}, {"n", p->n}, {"d", p->d}, {"T", p->T}, {"4 (workspace factor)", 4}});
 }
 
-void wls(const Buf& masks, const Buf& weights, const Buf& values, const Buf& v_empty,
-         const Buf& v_full, const Buf& out, const Buf& work, const Buf& scratch, int64_t B,
-         int64_t n, int64_t d, int64_t T, int64_t mask_bstride, int64_t weight_bstride, int device,
-         uint64_t stream, int threads) {
-  WlsParams p;
-  check_nonneg(B, "B"), check_nonneg(n, "n"), check_nonneg(T, "T");
-  check_positive(d, "d");
-  // workspaces: min(n, d)^2 <= n d doubles per group, a few more per (b, t)
-  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}, {"4 (workspace factor)", 4}});
-  check_bstride(mask_bstride, n * d, "masks");
-  check_bstride(weight_bstride, n, "weights");
-  p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
-  p.weight_bstride = weight_bstride;
-  p.dtype = float_dtype(values, "values");
-  p.masks = check<uint8_t>(masks, "masks", (mask_bstride ? B : 1) * n * d, Dtype::kUInt8);
-  p.weights = check<void>(weights, "weights", (weight_bstride ? B : 1) * n, p.dtype);
-  p.values = check<void>(values, "values", B * n * T, p.dtype);
-  p.v_empty = check<void>(v_empty, "v_empty", B * T, p.dtype);
-  p.v_full = check<void>(v_full, "v_full", B * T, p.dtype);
-  p.out = check<void>(out, "out", B * T * d, p.dtype);
-  p.work = check<double>(work, "work", wls_workspace_doubles(p), Dtype::kFloat64);
-  p.scratch = check<int32_t>(scratch, "scratch", wls_scratch_ints(p), Dtype::kInt32);
-  run(p, Where{device, stream, threads}, wls_cpu, wls_cuda);
+// A solver's design: its sizes, then masks, weights and values (the workspaces,
+// whose sizes depend on the solver, are read by the solver).
+void read_design(Args& a, CoalitionDesign* p) {
+  read_design_sizes(a, p);
+  check_nonneg(p->B, "B"), check_nonneg(p->n, "n"), check_nonneg(p->T, "T");
+  check_positive(p->d, "d");
+  check_bstride(p->mask_bstride, p->n * p->d, "masks");
+  check_bstride(p->weight_bstride, p->n, "weights");
+  const Buf values = a.get<Buf>("values");
+  p->dtype = float_dtype(values, "values");
+  p->masks = check<uint8_t>(a.get<Buf>("masks"), "masks",
+                            (p->mask_bstride ? p->B : 1) * p->n * p->d, Dtype::kUInt8);
+  p->weights = check<void>(a.get<Buf>("weights"), "weights", (p->weight_bstride ? p->B : 1) * p->n,
+                           p->dtype);
+  p->values = check<void>(values, "values", p->B * p->n * p->T, p->dtype);
 }
 
-std::tuple<int64_t, int64_t> linear_fit_workspace(int64_t B, int64_t n, int64_t d, int64_t T,
-                                                  int64_t mask_bstride, int64_t weight_bstride) {
+std::tuple<int64_t, int64_t> kernel_shap_solve_workspace(const py::kwargs& kw) {
+  Args a("kernel_shap_solve_workspace", kw);
+  KernelShapSolveParams p;
+  read_design_sizes(a, &p);
+  a.done();
+  return {kernel_shap_solve_workspace_doubles(p), kernel_shap_solve_scratch_ints(p)};
+}
+
+void kernel_shap_solve(const py::kwargs& kw) {
+  Args a("kernel_shap_solve", kw);
+  KernelShapSolveParams p;
+  read_design(a, &p);
+  const int64_t B = p.B, d = p.d, T = p.T;
+  p.v_empty = check<void>(a.get<Buf>("v_empty"), "v_empty", B * T, p.dtype);
+  p.v_full = check<void>(a.get<Buf>("v_full"), "v_full", B * T, p.dtype);
+  p.out = check<void>(a.get<Buf>("out"), "out", B * T * d, p.dtype);
+  p.work = check<double>(a.get<Buf>("work"), "work", kernel_shap_solve_workspace_doubles(p),
+                         Dtype::kFloat64);
+  p.scratch = check<int32_t>(a.get<Buf>("scratch"), "scratch", kernel_shap_solve_scratch_ints(p),
+                             Dtype::kInt32);
+  const Where w = a.where();
+  a.done();
+  run(p, w, kernel_shap_solve_cpu, kernel_shap_solve_cuda);
+}
+
+std::tuple<int64_t, int64_t> linear_fit_workspace(const py::kwargs& kw) {
+  Args a("linear_fit_workspace", kw);
   LinearFitParams p;
-  // workspaces: min(n, d)^2 <= n d doubles per group, a few more per (b, t)
-  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}, {"4 (workspace factor)", 4}});
-  p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
-  p.weight_bstride = weight_bstride;
+  read_design_sizes(a, &p);
+  a.done();
   return {linear_fit_workspace_doubles(p), linear_fit_scratch_ints(p)};
 }
 
-void linear_fit(const Buf& masks, const Buf& weights, const Buf& values, const Buf& coef,
-                const Buf& intercept, const Buf& work, const Buf& scratch, int64_t B, int64_t n,
-                int64_t d, int64_t T, int64_t mask_bstride, int64_t weight_bstride, double alpha,
-                bool lasso, int64_t max_iter, double tol, int device, uint64_t stream,
-                int threads) {
+void linear_fit(const py::kwargs& kw) {
+  Args a("linear_fit", kw);
   LinearFitParams p;
-  check_nonneg(B, "B"), check_nonneg(n, "n"), check_nonneg(T, "T");
-  check_positive(d, "d");
-  if (!(alpha >= 0.0)) bad("alpha: must be a number >= 0, got " + std::to_string(alpha));
-  check_positive(max_iter, "max_iter");
-  if (!(tol >= 0.0)) bad("tol: must be a number >= 0, got " + std::to_string(tol));
-  // workspaces: min(n, d)^2 <= n d doubles per group, a few more per (b, t)
-  check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}, {"4 (workspace factor)", 4}});
-  check_bstride(mask_bstride, n * d, "masks");
-  check_bstride(weight_bstride, n, "weights");
-  p.B = B, p.n = n, p.d = d, p.T = T, p.mask_bstride = mask_bstride,
-  p.weight_bstride = weight_bstride;
-  p.alpha = alpha, p.lasso = lasso, p.max_iter = max_iter, p.tol = tol;
-  p.dtype = float_dtype(values, "values");
-  p.masks = check<uint8_t>(masks, "masks", (mask_bstride ? B : 1) * n * d, Dtype::kUInt8);
-  p.weights = check<void>(weights, "weights", (weight_bstride ? B : 1) * n, p.dtype);
-  p.values = check<void>(values, "values", B * n * T, p.dtype);
-  p.coef = check<void>(coef, "coef", B * T * d, p.dtype);
-  p.intercept = check<void>(intercept, "intercept", B * T, p.dtype);
-  p.work = check<double>(work, "work", linear_fit_workspace_doubles(p), Dtype::kFloat64);
-  p.scratch = check<int32_t>(scratch, "scratch", linear_fit_scratch_ints(p), Dtype::kInt32);
-  run(p, Where{device, stream, threads}, linear_fit_cpu, linear_fit_cuda);
+  p.alpha = a.get<double>("alpha"), p.lasso = a.get<bool>("lasso");
+  p.max_iter = a.get<int64_t>("max_iter"), p.tol = a.get<double>("tol");
+  if (!(p.alpha >= 0.0)) bad("alpha: must be a number >= 0, got " + std::to_string(p.alpha));
+  check_positive(p.max_iter, "max_iter");
+  if (!(p.tol >= 0.0)) bad("tol: must be a number >= 0, got " + std::to_string(p.tol));
+  read_design(a, &p);
+  const int64_t B = p.B, d = p.d, T = p.T;
+  p.coef = check<void>(a.get<Buf>("coef"), "coef", B * T * d, p.dtype);
+  p.intercept = check<void>(a.get<Buf>("intercept"), "intercept", B * T, p.dtype);
+  p.work =
+      check<double>(a.get<Buf>("work"), "work", linear_fit_workspace_doubles(p), Dtype::kFloat64);
+  p.scratch =
+      check<int32_t>(a.get<Buf>("scratch"), "scratch", linear_fit_scratch_ints(p), Dtype::kInt32);
+  const Where w = a.where();
+  a.done();
+  run(p, w, linear_fit_cpu, linear_fit_cuda);
 }
 
-void perm_accum(const Buf& perms, const Buf& values, const Buf& mean, const OptBuf& stderr_out,
-                const Buf& work, int64_t B, int64_t P, int64_t d, int64_t T, int64_t perm_bstride,
-                int64_t unit, int device, uint64_t stream, int threads) {
-  PermAccumParams p;
+void permutation_accumulate(const py::kwargs& kw) {
+  Args a("permutation_accumulate", kw);
+  const Buf perms = a.get<Buf>("perms"), values = a.get<Buf>("values"), mean = a.get<Buf>("mean");
+  const OptBuf stderr_out = a.opt_buf("stderr");
+  const Buf work = a.get<Buf>("work");
+  const int64_t B = a.get<int64_t>("B"), P = a.get<int64_t>("P"), d = a.get<int64_t>("d");
+  const int64_t T = a.get<int64_t>("T"), perm_bstride = a.get<int64_t>("perm_bstride");
+  const int64_t unit = a.get<int64_t>("unit");
+  const Where w = a.where();
+  const int device = w.device;
+  a.done();
+  PermutationAccumulateParams p;
   check_nonneg(B, "B"), check_nonneg(T, "T");
   check_positive(d, "d");
   if (unit != 1 && unit != 2) bad("unit: must be 1 or 2, got " + std::to_string(unit));
@@ -350,7 +453,8 @@ void perm_accum(const Buf& perms, const Buf& values, const Buf& mean, const OptB
   p.values = check<void>(values, "values", B * P * (d + 1) * T, p.dtype);
   p.mean = check<void>(mean, "mean", B * T * d, p.dtype);
   if (stderr_out) p.stderr_out = check<void>(*stderr_out, "stderr", B * T * d, p.dtype);
-  p.work = check<double>(work, "work", perm_accum_workspace_doubles(p), Dtype::kFloat64);
+  p.work =
+      check<double>(work, "work", permutation_accumulate_workspace_doubles(p), Dtype::kFloat64);
   if (device < 0) {  // every row must be a permutation of 0..d-1
     std::vector<int64_t> seen(static_cast<size_t>(d), -1);
     const int64_t rows = (perm_bstride ? B : 1) * P;
@@ -365,13 +469,20 @@ void perm_accum(const Buf& perms, const Buf& values, const Buf& mean, const OptB
       }
     }
   }
-  run(p, Where{device, stream, threads}, perm_accum_cpu, perm_accum_cuda);
+  run(p, w, permutation_accumulate_cpu, permutation_accumulate_cuda);
 }
 
-void banzhaf(const Buf& masks, const OptBuf& counts, const Buf& values, const Buf& out, int64_t B,
-             int64_t n, int64_t d, int64_t T, int64_t mask_bstride, int64_t count_bstride,
-             int device, uint64_t stream, int threads) {
-  BanzhafParams p;
+void banzhaf_msr(const py::kwargs& kw) {
+  Args a("banzhaf_msr", kw);
+  const Buf masks = a.get<Buf>("masks");
+  const OptBuf counts = a.opt_buf("counts");
+  const Buf values = a.get<Buf>("values"), out = a.get<Buf>("out");
+  const int64_t B = a.get<int64_t>("B"), n = a.get<int64_t>("n"), d = a.get<int64_t>("d");
+  const int64_t T = a.get<int64_t>("T"), mask_bstride = a.get<int64_t>("mask_bstride");
+  const int64_t count_bstride = a.get<int64_t>("count_bstride");
+  const Where w = a.where();
+  a.done();
+  BanzhafMsrParams p;
   check_nonneg(B, "B"), check_nonneg(n, "n"), check_nonneg(T, "T");
   check_positive(d, "d");
   check_dims({{"B", B}, {"n", n}, {"d", d}, {"T", T}});
@@ -384,12 +495,17 @@ void banzhaf(const Buf& masks, const OptBuf& counts, const Buf& values, const Bu
   if (counts) p.counts = check<void>(*counts, "counts", (count_bstride ? B : 1) * n, p.dtype);
   p.values = check<void>(values, "values", B * n * T, p.dtype);
   p.out = check<void>(out, "out", B * T * d, p.dtype);
-  run(p, Where{device, stream, threads}, banzhaf_cpu, banzhaf_cuda);
+  run(p, w, banzhaf_msr_cpu, banzhaf_msr_cuda);
 }
 
-void exact(const Buf& values, const Buf& out, int64_t B, int64_t d, int64_t T, bool banzhaf_mode,
-           int device, uint64_t stream, int threads) {
-  ExactParams p;
+void exact_values(const py::kwargs& kw) {
+  Args a("exact_values", kw);
+  const Buf values = a.get<Buf>("values"), out = a.get<Buf>("out");
+  const int64_t B = a.get<int64_t>("B"), d = a.get<int64_t>("d"), T = a.get<int64_t>("T");
+  const bool banzhaf_mode = a.get<bool>("banzhaf");
+  const Where w = a.where();
+  a.done();
+  ExactValuesParams p;
   check_nonneg(B, "B"), check_nonneg(T, "T");
   if (d < 1 || d > kMaxEnumerationFeatures) {
     bad("d: exact enumeration needs 1 <= d <= " + std::to_string(kMaxEnumerationFeatures) +
@@ -400,70 +516,95 @@ void exact(const Buf& values, const Buf& out, int64_t B, int64_t d, int64_t T, b
   p.dtype = float_dtype(values, "values");
   p.values = check<void>(values, "values", B * (int64_t(1) << d) * T, p.dtype);
   p.out = check<void>(out, "out", B * T * d, p.dtype);
-  run(p, Where{device, stream, threads}, exact_cpu, exact_cuda);
+  run(p, w, exact_values_cpu, exact_values_cuda);
 }
 
-void pack(const Buf& masks, const Buf& keys, int64_t n, int64_t d, bool unpack_mode, int device,
-          uint64_t stream, int threads) {
-  PackParams p;
+// pack_masks and unpack_masks share their sizes and checks.
+PackMasksParams pack_params(Args& a) {
+  const Buf masks = a.get<Buf>("masks"), keys = a.get<Buf>("keys");
+  const int64_t n = a.get<int64_t>("n"), d = a.get<int64_t>("d");
+  PackMasksParams p;
   check_nonneg(n, "n");
   check_positive(d, "d");
   check_dims({{"n", n}, {"d", d}});
   p.n = n, p.d = d;
   p.masks = check<uint8_t>(masks, "masks", n * d, Dtype::kUInt8);
   p.keys = check<int64_t>(keys, "keys", n * ((d + 63) / 64), Dtype::kInt64);
-  if (unpack_mode) {
-    run(p, Where{device, stream, threads}, unpack_cpu, unpack_cuda);
-  } else {
-    run(p, Where{device, stream, threads}, pack_cpu, pack_cuda);
-  }
+  return p;
 }
 
-void path_points(const Buf& x, const Buf& base, const Buf& alphas, const Buf& out, int64_t B,
-                 int64_t K, int64_t J, int64_t E, int64_t base_bstride, int device, uint64_t stream,
-                 int threads) {
-  PathPointsParams p;
+void pack_masks(const py::kwargs& kw) {
+  Args a("pack_masks", kw);
+  const PackMasksParams p = pack_params(a);
+  const Where w = a.where();
+  a.done();
+  run(p, w, pack_masks_cpu, pack_masks_cuda);
+}
+
+void unpack_masks(const py::kwargs& kw) {
+  Args a("unpack_masks", kw);
+  const PackMasksParams p = pack_params(a);
+  const Where w = a.where();
+  a.done();
+  run(p, w, unpack_masks_cpu, unpack_masks_cuda);
+}
+
+// The paths of both path kernels: sizes, x and the baselines (of x's dtype, or of
+// `dtype_of`'s when given: path_integrate's gradients).
+void read_path_grid(Args& a, PathGrid* p, const Buf* dtype_of, const char* dtype_name) {
+  p->B = a.get<int64_t>("B"), p->K = a.get<int64_t>("K"), p->J = a.get<int64_t>("J");
+  p->E = a.get<int64_t>("E"), p->base_bstride = a.get<int64_t>("base_bstride");
+  const int64_t B = p->B, K = p->K, J = p->J, E = p->E;
   check_nonneg(B, "B"), check_nonneg(K, "K"), check_nonneg(J, "J"), check_nonneg(E, "E");
   check_dims({{"B", B}, {"K", K}, {"J", J}, {"E", E}});
-  check_bstride(base_bstride, K * E, "baselines");
-  p.B = B, p.K = K, p.J = J, p.E = E, p.base_bstride = base_bstride;
-  p.dtype = float_dtype(x, "x");
-  p.x = check<void>(x, "x", B * E, p.dtype);
-  p.base = check<void>(base, "baselines", (base_bstride ? B : 1) * K * E, p.dtype);
-  p.alphas = check<void>(alphas, "alphas", J, p.dtype);
-  p.out = check<void>(out, "out", B * K * J * E, p.dtype);
-  run(p, Where{device, stream, threads}, path_points_cpu, path_points_cuda);
+  check_bstride(p->base_bstride, K * E, "baselines");
+  const Buf x = a.get<Buf>("x");
+  p->dtype = float_dtype(dtype_of ? *dtype_of : x, dtype_name);
+  p->x = check<void>(x, "x", B * E, p->dtype);
+  p->base =
+      check<void>(a.get<Buf>("base"), "baselines", (p->base_bstride ? B : 1) * K * E, p->dtype);
 }
 
-void path_integrate(const Buf& grads, const Buf& x, const Buf& base, const Buf& weights,
-                    const Buf& out, int64_t B, int64_t K, int64_t J, int64_t E,
-                    int64_t base_bstride, int reduction, bool multiply_by_inputs,
-                    const OptBuf& path_weights, int64_t pw_bstride, int device, uint64_t stream,
-                    int threads) {
+void path_points(const py::kwargs& kw) {
+  Args a("path_points", kw);
+  PathPointsParams p;
+  read_path_grid(a, &p, nullptr, "x");
+  p.alphas = check<void>(a.get<Buf>("alphas"), "alphas", p.J, p.dtype);
+  p.out = check<void>(a.get<Buf>("out"), "out", p.B * p.K * p.J * p.E, p.dtype);
+  const Where w = a.where();
+  a.done();
+  run(p, w, path_points_cpu, path_points_cuda);
+}
+
+void path_integrate(const py::kwargs& kw) {
+  Args a("path_integrate", kw);
   PathIntegrateParams p;
-  check_nonneg(B, "B"), check_nonneg(K, "K"), check_nonneg(J, "J"), check_nonneg(E, "E");
+  const int reduction = a.get<int>("reduction");
   if (reduction < 0 || reduction > 2) {
     bad("reduction: must be 0 (mean), 1 (sum) or 2 (none), got " + std::to_string(reduction));
   }
+  p.reduction = static_cast<Reduction>(reduction);
+  p.multiply_by_inputs = a.get<bool>("multiply_by_inputs");
+  const Buf grads = a.get<Buf>("grads");
+  read_path_grid(a, &p, &grads, "grads");
+  const int64_t B = p.B, K = p.K, J = p.J, E = p.E;
   // The mean over no baselines is 0 / 0; their sum (or no per-path rows) is fine.
   if (K < 1 && reduction == 0) bad("K: the mean over baselines needs K >= 1, got 0");
-  check_dims({{"B", B}, {"K", K}, {"J", J}, {"E", E}});
-  check_bstride(base_bstride, K * E, "baselines");
-  p.B = B, p.K = K, p.J = J, p.E = E, p.base_bstride = base_bstride;
-  p.reduction = static_cast<Reduction>(reduction), p.multiply_by_inputs = multiply_by_inputs;
-  p.dtype = float_dtype(grads, "grads");
   p.grads = check<void>(grads, "grads", B * K * J * E, p.dtype);
-  p.x = check<void>(x, "x", B * E, p.dtype);
-  p.base = check<void>(base, "baselines", (base_bstride ? B : 1) * K * E, p.dtype);
-  p.weights = check<void>(weights, "weights", J, p.dtype);
+  p.weights = check<void>(a.get<Buf>("weights"), "weights", J, p.dtype);
+  const OptBuf path_weights = a.opt_buf("path_weights");
+  const int64_t pw_bstride = a.get<int64_t>("pw_bstride", 0);
   if (path_weights) {
     check_bstride(pw_bstride, K * E, "path_weights");
     p.pw_bstride = pw_bstride;
     p.path_weights =
         check<void>(*path_weights, "path_weights", (pw_bstride ? B : 1) * K * E, p.dtype);
   }
-  p.out = check<void>(out, "out", (p.reduction == Reduction::kNone ? B * K : B) * E, p.dtype);
-  run(p, Where{device, stream, threads}, path_integrate_cpu, path_integrate_cuda);
+  p.out = check<void>(a.get<Buf>("out"), "out", (p.reduction == Reduction::kNone ? B * K : B) * E,
+                      p.dtype);
+  const Where w = a.where();
+  a.done();
+  run(p, w, path_integrate_cpu, path_integrate_cuda);
 }
 
 }  // namespace
@@ -472,47 +613,45 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "xattr kernels (torch-free C++/CUDA); use xattr.ops, not this module";
   m.def("built_with_cuda", &built_with_cuda);
   m.def("cuda_device_count", &cuda_device_count);
+  m.def(
+      "set_element_launch", [](bool on) { g_element_launch.store(on); }, py::arg("on"),
+      "CPU grids: one op(row, col) call per element as on the GPU (True), or the fast "
+      "path (False); use xattr._ext.cpu_launch");
+  m.def("element_launch", [] { return g_element_launch.load(); });
+  m.def(
+      "philox4x32_10",
+      [](std::tuple<uint32_t, uint32_t, uint32_t, uint32_t> c, uint32_t k0, uint32_t k1) {
+        const U32x4 r = philox4x32_10(
+            U32x4{{std::get<0>(c), std::get<1>(c), std::get<2>(c), std::get<3>(c)}}, k0, k1);
+        return std::make_tuple(r.v[0], r.v[1], r.v[2], r.v[3]);
+      },
+      py::arg("counter"), py::arg("k0"), py::arg("k1"),
+      "The generator itself (csrc/include/xattr/philox.h) on one counter, for the "
+      "known-answer tests");
+  m.def("kernel_names", [] {
+#define XATTR_KERNEL_NAME(name, Params) #name,
+    return std::vector<std::string>{XATTR_KERNELS(XATTR_KERNEL_NAME)};
+#undef XATTR_KERNEL_NAME
+  });
   m.def("max_enumeration_features", [] { return kMaxEnumerationFeatures; });
   m.def("quadrature", [](const std::string& method, int64_t n) {
     std::vector<double> a, w;
     quadrature(method.c_str(), n, &a, &w);
     return std::make_tuple(a, w);
   });
-  m.def("sample", &sample, py::arg("sampler"), py::arg("out"), py::arg("n"), py::arg("d"),
-        py::arg("row_offset"), py::arg("seed"), py::arg("bern_threshold"), py::arg("k"),
-        py::arg("thresholds"), py::arg("paired"), py::arg("q"), py::arg("L"), py::arg("m"),
-        py::arg("work") = py::none(), WHERE_ARGS);
-  m.def("mask_apply", &mask_apply, py::arg("x"), py::arg("base"), py::arg("group"),
-        py::arg("masks"), py::arg("out"), py::arg("B"), py::arg("S"), py::arg("E"), py::arg("d"),
-        py::arg("base_bstride"), py::arg("group_bstride"), py::arg("mask_bstride"),
-        py::arg("sampler"), py::arg("seed"), py::arg("bern_threshold"), py::arg("q"), py::arg("L"),
-        py::arg("row_offset"), py::arg("per_example"), WHERE_ARGS);
-  m.def("wls_workspace", &wls_workspace);
-  m.def("wls", &wls, py::arg("masks"), py::arg("weights"), py::arg("values"), py::arg("v_empty"),
-        py::arg("v_full"), py::arg("out"), py::arg("work"), py::arg("scratch"), py::arg("B"),
-        py::arg("n"), py::arg("d"), py::arg("T"), py::arg("mask_bstride"),
-        py::arg("weight_bstride"), WHERE_ARGS);
+  // The kernels take keyword arguments only, named as their params structs' fields
+  // (csrc/include/xattr/params.h), plus device, stream and threads (xattr._ext.where).
+  m.def("sample", &sample);
+  m.def("mask_apply", &mask_apply);
+  m.def("kernel_shap_solve_workspace", &kernel_shap_solve_workspace);
+  m.def("kernel_shap_solve", &kernel_shap_solve);
   m.def("linear_fit_workspace", &linear_fit_workspace);
-  m.def("linear_fit", &linear_fit, py::arg("masks"), py::arg("weights"), py::arg("values"),
-        py::arg("coef"), py::arg("intercept"), py::arg("work"), py::arg("scratch"), py::arg("B"),
-        py::arg("n"), py::arg("d"), py::arg("T"), py::arg("mask_bstride"),
-        py::arg("weight_bstride"), py::arg("alpha"), py::arg("lasso"), py::arg("max_iter"),
-        py::arg("tol"), WHERE_ARGS);
-  m.def("perm_accum", &perm_accum, py::arg("perms"), py::arg("values"), py::arg("mean"),
-        py::arg("stderr"), py::arg("work"), py::arg("B"), py::arg("P"), py::arg("d"), py::arg("T"),
-        py::arg("perm_bstride"), py::arg("unit"), WHERE_ARGS);
-  m.def("banzhaf", &banzhaf, py::arg("masks"), py::arg("counts"), py::arg("values"), py::arg("out"),
-        py::arg("B"), py::arg("n"), py::arg("d"), py::arg("T"), py::arg("mask_bstride"),
-        py::arg("count_bstride"), WHERE_ARGS);
-  m.def("exact", &exact, py::arg("values"), py::arg("out"), py::arg("B"), py::arg("d"),
-        py::arg("T"), py::arg("banzhaf"), WHERE_ARGS);
-  m.def("pack", &pack, py::arg("masks"), py::arg("keys"), py::arg("n"), py::arg("d"),
-        py::arg("unpack"), WHERE_ARGS);
-  m.def("path_points", &path_points, py::arg("x"), py::arg("base"), py::arg("alphas"),
-        py::arg("out"), py::arg("B"), py::arg("K"), py::arg("J"), py::arg("E"),
-        py::arg("base_bstride"), WHERE_ARGS);
-  m.def("path_integrate", &path_integrate, py::arg("grads"), py::arg("x"), py::arg("base"),
-        py::arg("weights"), py::arg("out"), py::arg("B"), py::arg("K"), py::arg("J"), py::arg("E"),
-        py::arg("base_bstride"), py::arg("reduction"), py::arg("multiply_by_inputs"),
-        py::arg("path_weights") = py::none(), py::arg("pw_bstride") = 0, WHERE_ARGS);
+  m.def("linear_fit", &linear_fit);
+  m.def("permutation_accumulate", &permutation_accumulate);
+  m.def("banzhaf_msr", &banzhaf_msr);
+  m.def("exact_values", &exact_values);
+  m.def("pack_masks", &pack_masks);
+  m.def("unpack_masks", &unpack_masks);
+  m.def("path_points", &path_points);
+  m.def("path_integrate", &path_integrate);
 }

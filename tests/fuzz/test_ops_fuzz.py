@@ -13,7 +13,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xattr import ops
+from xattr import _ext, ops
 from xattr.ops import _reference as ref
 
 F32, F64 = torch.float32, torch.float64
@@ -77,13 +77,38 @@ def expect_clear(exc: Exception) -> None:
     assert re.match(r"^[A-Za-z_][\w ,*+]*:", str(exc)), str(exc)
 
 
-def call(fn):
-    """(result, None) or (None, exception) for a clear refusal; anything else fails."""
+def bits(t: torch.Tensor) -> torch.Tensor:
+    """Floats as same-size integers: equal bits, NaN payloads and signed zeros included."""
+    t = t.contiguous()
+    if t.dtype in (F32, F64):
+        return t.view(torch.int32 if t.dtype == F32 else torch.int64)
+    return t
+
+
+def call_once(fn):
     try:
         return fn(), None
     except (ValueError, TypeError) as exc:
         expect_clear(exc)
         return None, exc
+
+
+def call(fn):
+    """(result, None) or (None, exception) for a clear refusal; anything else fails.
+
+    The op runs under both CPU launchers (the fast path, and the element launch that
+    makes the GPU's per-element calls), which must give the same bits or the same
+    refusal."""
+    got, exc = call_once(fn)
+    with _ext.cpu_launch("element"):
+        got_e, exc_e = call_once(fn)
+    assert repr(exc) == repr(exc_e)
+    if got is not None:
+        many = isinstance(got, tuple)
+        for a, b in zip(got if many else [got], got_e if many else [got_e]):
+            assert a.shape == b.shape and a.dtype == b.dtype
+            assert torch.equal(bits(a), bits(b)), "the CPU launchers differ"
+    return got, exc
 
 
 def close(got: torch.Tensor, want: torch.Tensor, rtol: float, scale: float = 0.0) -> None:

@@ -26,12 +26,18 @@ Philox on the CPU).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from xattr._ext import MAX_ENUMERATION_FEATURES
+from xattr.ops._thresholds import (  # noqa: F401  (the kernels' inputs, re-exported)
+    _shapley_thresholds_exact,
+    bernoulli_threshold,
+    shapley_size_thresholds,
+)
 
 Tensor = torch.Tensor
 
@@ -44,7 +50,6 @@ QUADRATURE_METHODS = (
     "gausslegendre",
 )
 REDUCTIONS = ("mean", "sum", "none")
-MAX_ENUMERATION_FEATURES = 20  # kMaxEnumerationFeatures in common.h
 
 _MASK32 = 0xFFFFFFFF
 _TWO32 = 1 << 32
@@ -75,18 +80,6 @@ _CPU_CHUNK = 1 << 15
 
 
 # --------------------------------------------------------------------------- random words
-def bernoulli_threshold(p: float) -> int:
-    """The integer threshold of a Bernoulli(p) bit: a 32-bit word w gives 1 iff w < threshold.
-
-    round(p * 2^32) clamped to [0, 2^32], so p = 0 never and p = 1 always gives 1. Kernels
-    and references both take the threshold from here, so they compare the same integers.
-    """
-    if math.isnan(p):
-        raise ValueError("bernoulli_threshold: p must be a number in [0, 1], got nan")
-    p = min(max(float(p), 0.0), 1.0)
-    return min(max(int(round(p * _TWO32)), 0), _TWO32)
-
-
 def philox4x32_10(
     c0: Tensor, c1: Tensor, c2: Tensor, c3: Tensor, k0: int, k1: int
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -191,41 +184,6 @@ def _subset_rows(seed: int, tag: int, rows: Tensor, d: int, k: Tensor | int) -> 
         keep = torch.lt(u[i], need, out=out[i])
         need -= keep.to(torch.int64)
     return out.t().contiguous()
-
-
-@functools.lru_cache(maxsize=256)
-def _shapley_thresholds_exact(d: int, sizes: tuple[int, ...] = ()) -> tuple[int, ...]:
-    # With 1/(k(d-k)) = (1/k + 1/(d-k)) / d, a size's mass times D = lcm(1..d-1) is the
-    # integer D/k + D/(d-k) (the common factor 1/d cancels), so the cumulative mass of
-    # the allowed sizes and floor(cum / total * 2^64) are computed exactly.
-    den = math.lcm(*range(1, d))
-    allowed = set(range(1, d)) if not sizes else set(sizes)
-    mass = [den // k + den // (d - k) if k in allowed else 0 for k in range(1, d)]
-    total = sum(mass)
-    out, cum = [], 0
-    for m in mass:
-        cum += m
-        out.append(min((cum << 64) // total, _UINT64_MAX))
-    # Every word must select an allowed size: from the last allowed size on, saturate.
-    last = max(allowed) - 1
-    for s in range(last, d - 1):
-        out[s] = _UINT64_MAX
-    return tuple(out)
-
-
-def shapley_size_thresholds(d: int, sizes: Sequence[int] = ()) -> list[int]:
-    """Cumulative Shapley-kernel size thresholds for the Shapley sampler (unsigned ints).
-
-    Size k in 1..d-1 (or in ``sizes`` only, when given) has probability proportional to
-    (d - 1) / (k (d - k)); entry s is floor(P(size <= s + 1) * 2^64), computed exactly in
-    integers, saturating at 2^64 - 1 from the last allowed size on.
-    """
-    if int(d) < 2:
-        raise ValueError(f"shapley_size_thresholds: d must be >= 2, got {d}")
-    sizes = tuple(sorted({int(k) for k in sizes}))
-    if sizes and (sizes[0] < 1 or sizes[-1] > d - 1):
-        raise ValueError(f"sizes: coalition sizes must be in [1, {d - 1}], got {list(sizes)}")
-    return list(_shapley_thresholds_exact(int(d), sizes))
 
 
 def _shapley_rows(
@@ -443,7 +401,7 @@ def _min_norm(A: Tensor, b: Tensor, alpha: float = 0.0) -> Tensor:
 def kernel_shap_solve(
     masks: Tensor, weights: Tensor, values: Tensor, v_empty: Tensor, v_full: Tensor
 ) -> Tensor:
-    """KernelSHAP's constrained weighted least squares (WlsGramOp / WlsSolveOp).
+    """KernelSHAP's constrained weighted least squares (KernelShapSolveGramOp, KernelShapSolveOp).
 
     Among the minimisers of sum_r w_r (values_r - v_empty - z_r . phi)^2 subject to
     sum(phi) = delta = v_full - v_empty, the one of least norm: phi = delta / d + psi with
@@ -558,7 +516,7 @@ def linear_fit(
     max_iter: int = 1000,
     tol: float = 1e-7,
 ) -> tuple[Tensor, Tensor]:
-    """LIME's weighted linear fits with an unpenalised intercept (LinearGramOp / LinearSolveOp).
+    """LIME's weighted linear fits with an unpenalised intercept (LinearFit{Gram,Solve}Op).
 
     Ridge: scikit-learn's Ridge(alpha) with sample_weight, (Xc' W Xc + alpha I) b = Xc' W yc,
     and for alpha = 0 the minimum-norm least-squares fit (LinearRegression's lstsq).
@@ -597,7 +555,7 @@ def linear_fit(
 
 
 def permutation_accumulate(perms: Tensor, values: Tensor, unit: int) -> tuple[Tensor, Tensor]:
-    """Shapley sampling: marginal contributions along permutations (PermAccumOp).
+    """Shapley sampling: marginal contributions along permutations (PermutationAccumulateOp).
 
     values[b, p, j] = v(first j features of perm p), j = 0..d; the step j -> j + 1 is
     credited to feature perms[p, j]. Each unit of `unit` consecutive permutations (2: an
@@ -626,7 +584,7 @@ def permutation_accumulate(perms: Tensor, values: Tensor, unit: int) -> tuple[Te
 
 
 def banzhaf_msr(masks: Tensor, counts: Tensor | None, values: Tensor) -> Tensor:
-    """Maximum-sample-reuse Banzhaf values (BanzhafOp).
+    """Maximum-sample-reuse Banzhaf values (BanzhafMsrOp).
 
     beta_i = mean{v(S) : i in S} - mean{v(S) : i not in S} over the sampled coalitions,
     each weighted by its count. masks bool [Bm, n, d]; counts [Bc, n] or None (all ones);
@@ -645,7 +603,7 @@ def banzhaf_msr(masks: Tensor, counts: Tensor | None, values: Tensor) -> Tensor:
 
 
 def exact_values(values: Tensor, banzhaf: bool) -> Tensor:
-    """Exact Shapley (or Banzhaf) values from all 2^d coalition values (ExactOp).
+    """Exact Shapley (or Banzhaf) values from all 2^d coalition values (ExactValuesOp).
 
     phi_i = sum_{S without i} w_|S| (v(S + i) - v(S)), w_k = k! (d - 1 - k)! / d!
     (Shapley) or 2^-(d-1) (Banzhaf). Row r of values [B, 2^d, T] is the coalition with
@@ -678,7 +636,7 @@ def exact_values(values: Tensor, banzhaf: bool) -> Tensor:
 
 
 def pack_masks(masks: Tensor) -> Tensor:
-    """Bit-packs masks bool [n, d] into int64 keys [n, ceil(d / 64)] (PackOp).
+    """Bit-packs masks bool [n, d] into int64 keys [n, ceil(d / 64)] (PackMasksOp).
 
     Feature i is bit i % 64 of word i // 64; a word is the int64 with the uint64's bits.
     """
@@ -694,7 +652,7 @@ def pack_masks(masks: Tensor) -> Tensor:
 
 
 def unpack_masks(keys: Tensor, d: int) -> Tensor:
-    """Inverse of :func:`pack_masks`: keys int64 [n, W] -> masks bool [n, d] (UnpackOp)."""
+    """Inverse of :func:`pack_masks`: keys int64 [n, W] -> masks bool [n, d] (UnpackMasksOp)."""
     n, W = keys.shape
     shifts = torch.arange(64, dtype=torch.int64, device=keys.device)
     bits = (keys.unsqueeze(-1) >> shifts) & 1  # arithmetic shift: bit 63 still lands in bit 0

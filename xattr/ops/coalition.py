@@ -31,7 +31,7 @@ def _bstride(t: torch.Tensor, per_item: int) -> int:
 
 # ----------------------------------------------------------------- custom ops
 @torch.library.custom_op("xattr::kernel_shap_solve", mutates_args=(), device_types=("cpu", "cuda"))
-def _wls_op(
+def _kernel_shap_solve_op(
     masks: torch.Tensor,
     weights: torch.Tensor,
     values: torch.Tensor,
@@ -47,8 +47,13 @@ def _wls_op(
     d = masks.shape[2]
     mbs, wbs = _bstride(masks, n * d), _bstride(weights, n)
     out = values.new_empty((B, T, d))
-    work, scratch = _workspace(_ext.lib().wls_workspace(B, n, d, T, mbs, wbs), values.device)
-    _ext.lib().wls(
+    work, scratch = _workspace(
+        _ext.lib().kernel_shap_solve_workspace(
+            B=B, n=n, d=d, T=T, mask_bstride=mbs, weight_bstride=wbs
+        ),
+        values.device,
+    )
+    _ext.lib().kernel_shap_solve(
         masks=_ext.buf(masks),
         weights=_ext.buf(weights),
         values=_ext.buf(values),
@@ -68,7 +73,7 @@ def _wls_op(
     return out
 
 
-@_wls_op.register_fake
+@_kernel_shap_solve_op.register_fake
 def _(masks, weights, values, v_empty, v_full):
     return values.new_empty((values.shape[0], values.shape[2], masks.shape[2]))
 
@@ -91,7 +96,10 @@ def _linear_fit_op(
     mbs, wbs = _bstride(masks, n * d), _bstride(weights, n)
     coef = values.new_empty((B, T, d))
     intercept = values.new_empty((B, T))
-    work, scratch = _workspace(_ext.lib().linear_fit_workspace(B, n, d, T, mbs, wbs), values.device)
+    work, scratch = _workspace(
+        _ext.lib().linear_fit_workspace(B=B, n=n, d=d, T=T, mask_bstride=mbs, weight_bstride=wbs),
+        values.device,
+    )
     _ext.lib().linear_fit(
         masks=_ext.buf(masks),
         weights=_ext.buf(weights),
@@ -135,7 +143,7 @@ def _perm_op(
     mean = values.new_empty((B, T, d))
     se = values.new_empty((B, T, d))
     work = torch.empty(B * T * 3 * d, dtype=torch.float64, device=values.device)
-    _ext.lib().perm_accum(
+    _ext.lib().permutation_accumulate(
         perms=_ext.buf(perms),
         values=_ext.buf(values),
         mean=_ext.buf(mean),
@@ -166,7 +174,7 @@ def _banzhaf_op(masks: torch.Tensor, counts: torch.Tensor, values: torch.Tensor)
     B, n, T = values.shape
     d = masks.shape[2]
     out = values.new_empty((B, T, d))
-    _ext.lib().banzhaf(
+    _ext.lib().banzhaf_msr(
         masks=_ext.buf(masks),
         counts=_ext.buf(counts),
         values=_ext.buf(values),
@@ -188,13 +196,13 @@ def _(masks, counts, values):
 
 
 @torch.library.custom_op("xattr::exact_values", mutates_args=(), device_types=("cpu", "cuda"))
-def _exact_op(values: torch.Tensor, d: int, banzhaf: bool) -> torch.Tensor:
+def _exact_values_op(values: torch.Tensor, d: int, banzhaf: bool) -> torch.Tensor:
     values = values.contiguous()
     if not _ext.use_kernels(values.device):
         return _reference.exact_values(values, banzhaf)
     B, _, T = values.shape
     out = values.new_empty((B, T, d))
-    _ext.lib().exact(
+    _ext.lib().exact_values(
         values=_ext.buf(values),
         out=_ext.buf(out),
         B=B,
@@ -206,7 +214,7 @@ def _exact_op(values: torch.Tensor, d: int, banzhaf: bool) -> torch.Tensor:
     return out
 
 
-@_exact_op.register_fake
+@_exact_values_op.register_fake
 def _(values, d, banzhaf):
     return values.new_empty((values.shape[0], values.shape[2], d))
 
@@ -218,9 +226,7 @@ def _pack_op(masks: torch.Tensor) -> torch.Tensor:
         return _reference.pack_masks(masks)
     n, d = masks.shape
     keys = torch.empty((n, (d + 63) // 64), dtype=torch.int64, device=masks.device)
-    _ext.lib().pack(
-        masks=_ext.buf(masks), keys=_ext.buf(keys), n=n, d=d, unpack=False, **_ext.where(masks)
-    )
+    _ext.lib().pack_masks(masks=_ext.buf(masks), keys=_ext.buf(keys), n=n, d=d, **_ext.where(masks))
     return keys
 
 
@@ -230,19 +236,19 @@ def _(masks):
 
 
 @torch.library.custom_op("xattr::unpack_masks", mutates_args=(), device_types=("cpu", "cuda"))
-def _unpack_op(keys: torch.Tensor, d: int) -> torch.Tensor:
+def _unpack_masks_op(keys: torch.Tensor, d: int) -> torch.Tensor:
     keys = keys.contiguous()
     if not _ext.use_kernels(keys.device):
         return _reference.unpack_masks(keys, d)
     n = keys.shape[0]
     masks = torch.empty((n, d), dtype=torch.bool, device=keys.device)
-    _ext.lib().pack(
-        masks=_ext.buf(masks), keys=_ext.buf(keys), n=n, d=d, unpack=True, **_ext.where(keys)
+    _ext.lib().unpack_masks(
+        keys=_ext.buf(keys), masks=_ext.buf(masks), n=n, d=d, **_ext.where(keys)
     )
     return masks
 
 
-@_unpack_op.register_fake
+@_unpack_masks_op.register_fake
 def _(keys, d):
     return keys.new_empty((keys.shape[0], d), dtype=torch.bool)
 
@@ -273,10 +279,10 @@ def _rows(
     name: str, t: torch.Tensor | None, B: int, n: int, like: torch.Tensor, nonneg: bool = True
 ) -> torch.Tensor:
     """Per-coalition weights or counts: [n] shared or [B, n]."""
-    _checks.tensor(name, t, dtypes=_checks.FLOATS + (torch.int32, torch.int64), ndim=(1, 2))
-    t2 = t.unsqueeze(0) if t.dim() == 1 else t
+    t1 = _checks.tensor(name, t, dtypes=_checks.FLOATS + (torch.int32, torch.int64), ndim=(1, 2))
+    t2 = t1.unsqueeze(0) if t1.dim() == 1 else t1
     if t2.shape[0] not in (1, B) or t2.shape[1] != n:
-        raise ValueError(f"{name}: expected [{n}] or [{B}, {n}], got {tuple(t.shape)}")
+        raise ValueError(f"{name}: expected [{n}] or [{B}, {n}], got {tuple(t1.shape)}")
     t2 = t2.to(like.dtype)
     _checks.finite(name, t2)
     if nonneg and t2.numel() and bool((t2 < 0).any()):
@@ -341,7 +347,7 @@ def kernel_shap_solve(
     ve = _per_output("v_empty", v_empty, B, T, squeezed, v3)
     vf = _per_output("v_full", v_full, B, T, squeezed, v3)
     _checks.same_device(masks=m3, weights=w, values=v3, v_empty=ve, v_full=vf)
-    phi = _wls_op(m3, w, v3, ve, vf)
+    phi = _kernel_shap_solve_op(m3, w, v3, ve, vf)
     _checks.finite_result("kernel_shap_solve", "values, v_empty, v_full or weights", phi)
     return _out(phi, squeezed)
 
@@ -534,7 +540,7 @@ def _exact(values: torch.Tensor, banzhaf: bool) -> torch.Tensor:
         raise ValueError(
             f"values: exact enumeration supports d <= {MAX_ENUMERATION_FEATURES}, got {d}"
         )
-    out = _exact_op(v3.contiguous(), d, banzhaf)
+    out = _exact_values_op(v3.contiguous(), d, banzhaf)
     _checks.finite_result("exact_banzhaf" if banzhaf else "exact_shapley", "values", out)
     return _out(out, squeezed)
 
@@ -593,7 +599,7 @@ def unpack_masks(keys: torch.Tensor, d: int) -> torch.Tensor:
     d = _checks.int_arg("d", d, minimum=1)
     if keys.shape[1] != (d + 63) // 64:
         raise ValueError(f"keys: d = {d} needs {(d + 63) // 64} words per row, got {keys.shape[1]}")
-    return _unpack_op(keys.contiguous(), d)
+    return _unpack_masks_op(keys.contiguous(), d)
 
 
 def unique_coalitions(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

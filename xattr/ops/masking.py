@@ -15,7 +15,7 @@ import math
 import torch
 
 from xattr import _ext
-from xattr.ops import _checks, _reference
+from xattr.ops import _checks, _reference, _thresholds
 from xattr.ops.sampling import SAMPLER_CODES, to_signed64
 
 MASKABLE = (torch.float32, torch.float64, torch.int64)
@@ -46,13 +46,6 @@ def _mask_apply_impl(
         base_bstride=_ext.batch_stride(base, E),
         group_bstride=_ext.batch_stride(group, E),
         mask_bstride=_ext.batch_stride(masks, S * d),
-        sampler=0,
-        seed=0,
-        bern_threshold=0,
-        q=0,
-        L=0,
-        row_offset=0,
-        per_example=False,
         **_ext.where(x),
     )
     return out
@@ -140,7 +133,6 @@ def _mask_apply_sampled_op(
         x=_ext.buf(x),
         base=_ext.buf(base),
         group=_ext.buf(group),
-        masks=None,
         out=_ext.buf(out),
         B=B,
         S=n_samples,
@@ -148,10 +140,9 @@ def _mask_apply_sampled_op(
         d=d,
         base_bstride=_ext.batch_stride(base, E),
         group_bstride=_ext.batch_stride(group, E),
-        mask_bstride=0,
         sampler=sampler,
         seed=seed_u,
-        bern_threshold=_reference.bernoulli_threshold(p),
+        bern_threshold=_thresholds.bernoulli_threshold(p),
         q=q,
         L=L,
         row_offset=row_offset,

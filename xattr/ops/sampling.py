@@ -14,11 +14,11 @@ from functools import lru_cache
 import torch
 
 from xattr import _ext
-from xattr.ops import _checks, _reference
+from xattr.ops import _checks, _reference, _thresholds
 
 SAMPLERS = ("bernoulli", "exact_k", "shapley", "permutation", "mus", "stratified", "enumerate")
 SAMPLER_CODES = {name: code for code, name in enumerate(SAMPLERS)}
-MAX_ENUMERATION_FEATURES = 20
+MAX_ENUMERATION_FEATURES = _ext.MAX_ENUMERATION_FEATURES  # kMaxEnumerationFeatures (C++)
 
 
 def to_signed64(v: int) -> int:
@@ -29,7 +29,7 @@ def to_signed64(v: int) -> int:
 @lru_cache(maxsize=64)
 def _size_thresholds(d: int, sizes: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """The exact integer size table, as int64 words with the same bits."""
-    table = [to_signed64(t) for t in _reference.shapley_size_thresholds(d, sizes)]
+    table = [to_signed64(t) for t in _thresholds.shapley_size_thresholds(d, sizes)]
     return torch.tensor(table, dtype=torch.int64, device=device)
 
 
@@ -65,7 +65,7 @@ def _sample_op(
                 m=m,
                 device=out.device,
                 thresholds=(
-                    _reference.shapley_size_thresholds(d, sizes)
+                    _thresholds.shapley_size_thresholds(d, sizes)
                     if SAMPLERS[sampler] == "shapley"
                     else None
                 ),
@@ -84,7 +84,7 @@ def _sample_op(
         d=d,
         row_offset=row_offset,
         seed=seed_u,
-        bern_threshold=_reference.bernoulli_threshold(p),
+        bern_threshold=_thresholds.bernoulli_threshold(p),
         k=k,
         thresholds=None if thresholds is None else _ext.buf(thresholds),
         work=None if work is None else _ext.buf(work),

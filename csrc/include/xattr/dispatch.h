@@ -37,12 +37,12 @@ void dispatch_float(const char* kernel, Dtype t, F&& f) {
 // ------------------------------------------------------------- workspaces
 // KernelSHAP and LIME work on a Gram matrix of q = min-side vectors (see
 // coalition.h): q * q per group, so the memory follows min(n, d)^2, not d^2.
-inline int64_t wls_workspace_doubles(const WlsParams& p) {
-  const int64_t q = wls_size(p);
-  return wls_groups(p) * (q * q + q) + p.B * p.T * 2 * q;
+inline int64_t kernel_shap_solve_workspace_doubles(const KernelShapSolveParams& p) {
+  const int64_t q = kernel_shap_solve_size(p);
+  return kernel_shap_solve_groups(p) * (q * q + q) + p.B * p.T * 2 * q;
 }
-inline int64_t wls_scratch_ints(const WlsParams& p) {
-  return wls_groups(p) * (2 * wls_size(p) + 1);
+inline int64_t kernel_shap_solve_scratch_ints(const KernelShapSolveParams& p) {
+  return kernel_shap_solve_groups(p) * (2 * kernel_shap_solve_size(p) + 1);
 }
 inline int64_t linear_fit_workspace_doubles(const LinearFitParams& p) {
   const int64_t per = linear_fit_dual(p) ? p.d + 2 * p.n : 3 * p.d;
@@ -51,7 +51,7 @@ inline int64_t linear_fit_workspace_doubles(const LinearFitParams& p) {
 inline int64_t linear_fit_scratch_ints(const LinearFitParams& p) {
   return linear_fit_groups(p) * (2 * linear_fit_size(p) + 1);
 }
-inline int64_t perm_accum_workspace_doubles(const PermAccumParams& p) {
+inline int64_t permutation_accumulate_workspace_doubles(const PermutationAccumulateParams& p) {
   return p.B * p.T * 3 * p.d;
 }
 
@@ -86,11 +86,11 @@ void run_mask_apply(const MaskApplyParams& p, const Launch& launch) {
 }
 
 template <typename Launch>
-void run_wls(const WlsParams& p, const Launch& launch) {
+void run_kernel_shap_solve(const KernelShapSolveParams& p, const Launch& launch) {
   dispatch_float("kernel_shap_solve", p.dtype, [&](auto tag) {
     using T = decltype(tag);
-    launch(wls_groups(p), 1, WlsGramOp<T>{p});
-    launch(p.B * p.T, 1, WlsSolveOp<T>{p});
+    launch(kernel_shap_solve_groups(p), 1, KernelShapSolveGramOp<T>{p});
+    launch(p.B * p.T, 1, KernelShapSolveOp<T>{p});
   });
 }
 
@@ -98,43 +98,43 @@ template <typename Launch>
 void run_linear_fit(const LinearFitParams& p, const Launch& launch) {
   dispatch_float("linear_fit", p.dtype, [&](auto tag) {
     using T = decltype(tag);
-    launch(linear_fit_groups(p), 1, LinearGramOp<T>{p});
-    launch(p.B * p.T, 1, LinearSolveOp<T>{p});
+    launch(linear_fit_groups(p), 1, LinearFitGramOp<T>{p});
+    launch(p.B * p.T, 1, LinearFitSolveOp<T>{p});
   });
 }
 
 template <typename Launch>
-void run_perm_accum(const PermAccumParams& p, const Launch& launch) {
+void run_permutation_accumulate(const PermutationAccumulateParams& p, const Launch& launch) {
   dispatch_float("permutation_accumulate", p.dtype, [&](auto tag) {
     using T = decltype(tag);
-    launch(p.B * p.T, 1, PermAccumOp<T>{p});
+    launch(p.B * p.T, 1, PermutationAccumulateOp<T>{p});
   });
 }
 
 template <typename Launch>
-void run_banzhaf(const BanzhafParams& p, const Launch& launch) {
+void run_banzhaf_msr(const BanzhafMsrParams& p, const Launch& launch) {
   dispatch_float("banzhaf_msr", p.dtype, [&](auto tag) {
     using T = decltype(tag);
-    launch(p.B * p.T, p.d, BanzhafOp<T>{p});
+    launch(p.B * p.T, p.d, BanzhafMsrOp<T>{p});
   });
 }
 
 template <typename Launch>
-void run_exact(const ExactParams& p, const Launch& launch) {
+void run_exact_values(const ExactValuesParams& p, const Launch& launch) {
   dispatch_float("exact_values", p.dtype, [&](auto tag) {
     using T = decltype(tag);
-    launch(p.B * p.T, p.d, ExactOp<T>{p});
+    launch(p.B * p.T, p.d, ExactValuesOp<T>{p});
   });
 }
 
 template <typename Launch>
-void run_pack(const PackParams& p, const Launch& launch) {
-  launch(p.n, (p.d + 63) / 64, PackOp{p});
+void run_pack_masks(const PackMasksParams& p, const Launch& launch) {
+  launch(p.n, (p.d + 63) / 64, PackMasksOp{p});
 }
 
 template <typename Launch>
-void run_unpack(const PackParams& p, const Launch& launch) {
-  launch(p.n, p.d, UnpackOp{p});
+void run_unpack_masks(const PackMasksParams& p, const Launch& launch) {
+  launch(p.n, p.d, UnpackMasksOp{p});
 }
 
 template <typename Launch>

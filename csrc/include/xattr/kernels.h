@@ -1,16 +1,21 @@
-// Entry points of the kernel library, one CPU and one CUDA driver per kernel.
+// Entry points of the kernel library, one CPU and one CUDA driver per kernel
+// of the list in kernel_list.h.
 // The CUDA drivers exist only when the library is built with CUDA
 // (XATTR_WITH_CUDA); `stream` is a cudaStream_t passed as void*.
 #pragma once
 
 #include <vector>
 
+#include "xattr/kernel_list.h"
 #include "xattr/params.h"
 
 namespace xattr {
 
 struct CpuOptions {
   int threads = 1;
+  // The element launch: op(row, col) per element, never span() (the GPU's
+  // code path on the CPU; see csrc/cpu/cpu_launch.h).
+  bool element = false;
 };
 
 struct CudaOptions {
@@ -22,17 +27,7 @@ struct CudaOptions {
   void name##_cpu(const Params& p, const CpuOptions& o); \
   void name##_cuda(const Params& p, const CudaOptions& o);
 
-XATTR_DECLARE_KERNEL(sample, SampleParams)
-XATTR_DECLARE_KERNEL(mask_apply, MaskApplyParams)
-XATTR_DECLARE_KERNEL(wls, WlsParams)
-XATTR_DECLARE_KERNEL(linear_fit, LinearFitParams)
-XATTR_DECLARE_KERNEL(perm_accum, PermAccumParams)
-XATTR_DECLARE_KERNEL(banzhaf, BanzhafParams)
-XATTR_DECLARE_KERNEL(exact, ExactParams)
-XATTR_DECLARE_KERNEL(pack, PackParams)
-XATTR_DECLARE_KERNEL(unpack, PackParams)
-XATTR_DECLARE_KERNEL(path_points, PathPointsParams)
-XATTR_DECLARE_KERNEL(path_integrate, PathIntegrateParams)
+XATTR_KERNELS(XATTR_DECLARE_KERNEL)
 
 #undef XATTR_DECLARE_KERNEL
 

@@ -32,7 +32,7 @@ struct SampleParams {
   uint64_t bern_threshold = 0;  // kBernoulli: round(p * 2^32), in [0, 2^32]
   int64_t k = 0;                // kExactK
   // kShapley: cumulative size thresholds [d - 1] as 64-bit words, computed
-  // exactly in integers by xattr.ops._reference.shapley_size_thresholds
+  // exactly in integers by xattr.ops._thresholds.shapley_size_thresholds
   // (floor(P(size <= s + 1) * 2^64), the last 2^64 - 1); size s + 1 is drawn
   // when T[s-1] <= r < T[s]. Exact integers, so no platform's rounding leaks in.
   const uint64_t* size_thresholds = nullptr;
@@ -67,35 +67,32 @@ struct MaskApplyParams {
 };
 
 // ------------------------------------------------------- coalition solvers
-// KernelSHAP: weighted least squares with sum(phi) = v_full - v_empty exact.
-struct WlsParams {
-  Dtype dtype = Dtype::kFloat32;   // of weights, values, v_empty, v_full, out
+// The weighted coalition design the KernelSHAP and LIME solvers share: binary
+// masks, sample weights, the game's values on them, and the solvers' workspaces.
+struct CoalitionDesign {
+  Dtype dtype = Dtype::kFloat32;   // of weights, values and the results
   const uint8_t* masks = nullptr;  // [Bm, n, d]
   const void* weights = nullptr;   // [Bw, n]
   const void* values = nullptr;    // [B, n, T]
-  const void* v_empty = nullptr;   // [B, T]
-  const void* v_full = nullptr;    // [B, T]
-  void* out = nullptr;             // [B, T, d]
-  double* work = nullptr;          // [wls_workspace_size()]
+  double* work = nullptr;          // [<kernel>_workspace_doubles()]
   int32_t* scratch = nullptr;      // [NG, 2d] 0/1 activity and index lists
   int64_t B = 0, n = 0, d = 0, T = 0;
   int64_t mask_bstride = 0, weight_bstride = 0;
 };
 
+// KernelSHAP: weighted least squares with sum(phi) = v_full - v_empty exact.
+struct KernelShapSolveParams : CoalitionDesign {
+  const void* v_empty = nullptr;  // [B, T]
+  const void* v_full = nullptr;   // [B, T]
+  void* out = nullptr;            // [B, T, d]
+};
+
 // LIME: weighted ridge (closed form) or weighted lasso (coordinate descent),
 // both with an unpenalised intercept, as scikit-learn's Ridge / Lasso with
 // sample_weight.
-struct LinearFitParams {
-  Dtype dtype = Dtype::kFloat32;
-  const uint8_t* masks = nullptr;  // [Bm, n, d]
-  const void* weights = nullptr;   // [Bw, n]
-  const void* values = nullptr;    // [B, n, T]
-  void* coef = nullptr;            // [B, T, d]
-  void* intercept = nullptr;       // [B, T]
-  double* work = nullptr;          // [linear_fit_workspace_size()]
-  int32_t* scratch = nullptr;      // [NG, 2d] 0/1 activity and index lists
-  int64_t B = 0, n = 0, d = 0, T = 0;
-  int64_t mask_bstride = 0, weight_bstride = 0;
+struct LinearFitParams : CoalitionDesign {
+  void* coef = nullptr;       // [B, T, d]
+  void* intercept = nullptr;  // [B, T]
   double alpha = 0.0;
   bool lasso = false;
   int64_t max_iter = 0;
@@ -104,7 +101,7 @@ struct LinearFitParams {
 
 // Shapley sampling: marginal contributions along permutations.
 // values[b, p, j] = v(first j features of perm p), j = 0..d.
-struct PermAccumParams {
+struct PermutationAccumulateParams {
   Dtype dtype = Dtype::kFloat32;
   const int32_t* perms = nullptr;  // [Bp, P, d]
   const void* values = nullptr;    // [B, P, d + 1, T]
@@ -117,7 +114,7 @@ struct PermAccumParams {
 };
 
 // Maximum-sample-reuse Banzhaf over sampled coalitions (with counts).
-struct BanzhafParams {
+struct BanzhafMsrParams {
   Dtype dtype = Dtype::kFloat32;
   const uint8_t* masks = nullptr;  // [Bm, n, d]
   const void* counts = nullptr;    // [Bc, n] or null (all ones)
@@ -129,7 +126,7 @@ struct BanzhafParams {
 
 // Exact Shapley / Banzhaf from all 2^d coalition values; row r of values is
 // the coalition whose feature i is present iff bit i of r is set.
-struct ExactParams {
+struct ExactValuesParams {
   Dtype dtype = Dtype::kFloat32;
   const void* values = nullptr;  // [B, 2^d, T]
   void* out = nullptr;           // [B, T, d]
@@ -138,36 +135,35 @@ struct ExactParams {
 };
 
 // Bit packing for de-duplication: key[r, w] holds features 64w..64w+63.
-struct PackParams {
+struct PackMasksParams {
   uint8_t* masks = nullptr;  // [n, d]
   int64_t* keys = nullptr;   // [n, W], W = ceil(d / 64)
   int64_t n = 0, d = 0;
 };
 
 // ------------------------------------------------------- path integration
-// out[b, k, j, e] = base[b, k, e] + alpha[j] * (x[b, e] - base[b, k, e])
-struct PathPointsParams {
+// The paths both path kernels walk: B inputs, K baselines each, J steps.
+struct PathGrid {
   Dtype dtype = Dtype::kFloat32;
-  const void* x = nullptr;       // [B, E]
-  const void* base = nullptr;    // [Bb, K, E]
-  const void* alphas = nullptr;  // [J]
-  void* out = nullptr;           // [B, K, J, E]
+  const void* x = nullptr;     // [B, E]
+  const void* base = nullptr;  // [Bb, K, E]
   int64_t B = 0, K = 0, J = 0, E = 0;
   int64_t base_bstride = 0;
+};
+
+// out[b, k, j, e] = base[b, k, e] + alpha[j] * (x[b, e] - base[b, k, e])
+struct PathPointsParams : PathGrid {
+  const void* alphas = nullptr;  // [J]
+  void* out = nullptr;           // [B, K, J, E]
 };
 
 // attr[b, (k,) e] = reduce_k (x - base_k)[e] * sum_j w[j] grads[b, k, j, e]
 enum class Reduction : int32_t { kMean = 0, kSum = 1, kNone = 2 };
 
-struct PathIntegrateParams {
-  Dtype dtype = Dtype::kFloat32;
+struct PathIntegrateParams : PathGrid {
   const void* grads = nullptr;    // [B, K, J, E]
-  const void* x = nullptr;        // [B, E]
-  const void* base = nullptr;     // [Bb, K, E]
   const void* weights = nullptr;  // [J]
   void* out = nullptr;            // [B, E] (mean, sum) or [B, K, E] (none)
-  int64_t B = 0, K = 0, J = 0, E = 0;
-  int64_t base_bstride = 0;
   // Optional [Bw, K, E] weight of every path's every element (Shapley Integrated
   // Gradients' combinations), applied before the reduction; pw_bstride 0 or K * E.
   const void* path_weights = nullptr;

@@ -270,17 +270,19 @@ XATTR_HD void weighted_column_sums(const uint8_t* masks, int64_t n, int64_t d, c
 // weights, so when both are shared across the batch one factorisation serves
 // every input. Group block: Gram [q * q] + aux [q] (primal: row sums of H;
 // dual: |z_r|), q = d (primal) or n (dual).
-XATTR_HD bool wls_dual(const WlsParams& p) { return p.n < p.d; }
-XATTR_HD int64_t wls_size(const WlsParams& p) { return wls_dual(p) ? p.n : p.d; }
-XATTR_HD int64_t wls_groups(const WlsParams& p) {
+XATTR_HD bool kernel_shap_solve_dual(const KernelShapSolveParams& p) { return p.n < p.d; }
+XATTR_HD int64_t kernel_shap_solve_size(const KernelShapSolveParams& p) {
+  return kernel_shap_solve_dual(p) ? p.n : p.d;
+}
+XATTR_HD int64_t kernel_shap_solve_groups(const KernelShapSolveParams& p) {
   return (p.mask_bstride == 0 && p.weight_bstride == 0) ? 1 : p.B;
 }
 
 template <typename T>
-struct WlsGramOp {  // row = group
-  WlsParams p;
+struct KernelShapSolveGramOp {  // row = group
+  KernelShapSolveParams p;
   XATTR_HD void operator()(int64_t g, int64_t) const {
-    const int64_t d = p.d, n = p.n, q = wls_size(p);
+    const int64_t d = p.d, n = p.n, q = kernel_shap_solve_size(p);
     if (d < 2) return;  // phi = delta
     double* M = p.work + g * (q * q + q);
     double* aux = M + q * q;
@@ -288,7 +290,7 @@ struct WlsGramOp {  // row = group
     const uint8_t* masks = p.masks + g * p.mask_bstride;
     const void* w = p.weights;
     const int64_t wo = g * p.weight_bstride;
-    if (wls_dual(p)) {
+    if (kernel_shap_solve_dual(p)) {
       for (int64_t r = 0; r < n; ++r) {
         int64_t cnt = 0;
         for (int64_t i = 0; i < d; ++i) cnt += mask_bit(masks[r * d + i]);
@@ -326,10 +328,10 @@ struct WlsGramOp {  // row = group
 };
 
 template <typename T>
-struct WlsSolveOp {  // row = b * T + t
-  WlsParams p;
+struct KernelShapSolveOp {  // row = b * T + t
+  KernelShapSolveParams p;
   XATTR_HD void operator()(int64_t bt, int64_t) const {
-    const int64_t b = bt / p.T, t = bt % p.T, d = p.d, n = p.n, q = wls_size(p);
+    const int64_t b = bt / p.T, t = bt % p.T, d = p.d, n = p.n, q = kernel_shap_solve_size(p);
     const double v0 = ld<T>(p.v_empty, bt);
     const double delta = ld<T>(p.v_full, bt) - v0;
     T* out = static_cast<T*>(p.out) + bt * d;
@@ -337,16 +339,16 @@ struct WlsSolveOp {  // row = b * T + t
       if (d == 1) out[0] = static_cast<T>(delta);
       return;
     }
-    const int64_t g = wls_groups(p) == 1 ? 0 : b;
+    const int64_t g = kernel_shap_solve_groups(p) == 1 ? 0 : b;
     double* M = p.work + g * (q * q + q);
     const double* aux = M + q * q;
     const int32_t* info = p.scratch + g * (2 * q + 1);
-    double* c = p.work + wls_groups(p) * (q * q + q) + bt * 2 * q;
+    double* c = p.work + kernel_shap_solve_groups(p) * (q * q + q) + bt * 2 * q;
     double* tmp = c + q;
     const uint8_t* masks = p.masks + b * p.mask_bstride;
     const int64_t wo = b * p.weight_bstride;
     const double dd = static_cast<double>(d);
-    if (wls_dual(p)) {
+    if (kernel_shap_solve_dual(p)) {
       for (int64_t r = 0; r < n; ++r) {
         const double y = ld<T>(p.values, (b * n + r) * p.T + t) - v0 - aux[r] * delta / dd;
         c[r] = sqrt(ld<T>(p.weights, wo + r)) * y;
@@ -417,7 +419,7 @@ XATTR_HD int64_t linear_fit_block(const LinearFitParams& p) {
 }
 
 template <typename T>
-struct LinearGramOp {  // row = group
+struct LinearFitGramOp {  // row = group
   LinearFitParams p;
   XATTR_HD void operator()(int64_t g, int64_t) const {
     const int64_t d = p.d, n = p.n, q = linear_fit_size(p);
@@ -493,7 +495,7 @@ XATTR_HD double cd_step(double& beta_j, double rho, double gjj, double alpha, do
 }
 
 template <typename T>
-struct LinearSolveOp {  // row = b * T + t
+struct LinearFitSolveOp {  // row = b * T + t
   LinearFitParams p;
 
   XATTR_HD double y(int64_t b, int64_t r, int64_t t) const {
@@ -605,8 +607,8 @@ struct LinearSolveOp {  // row = b * T + t
 // permutation, or an antithetic pair averaged first). Welford's update gives
 // the mean and the standard error of the mean over units in one pass.
 template <typename T>
-struct PermAccumOp {  // row = b * T + t
-  PermAccumParams p;
+struct PermutationAccumulateOp {  // row = b * T + t
+  PermutationAccumulateParams p;
   XATTR_HD void operator()(int64_t bt, int64_t) const {
     const int64_t b = bt / p.T, t = bt % p.T, d = p.d;
     double* mean = p.work + bt * 3 * d;
@@ -647,35 +649,48 @@ struct PermAccumOp {  // row = b * T + t
 
 // ---------------------------------------------------------------- Banzhaf
 // Maximum sample reuse: beta_i = mean{v(S) : i in S} - mean{v(S) : i not in S}
-// over the sampled coalitions, each counted with its multiplicity.
+// over the sampled coalitions, each counted with its multiplicity. The "out"
+// sums are the totals minus the "in" sums, so that the totals are one sum per
+// (b, t) (shared by a row's features on the CPU) and the loops multiply by
+// 0/1 instead of branching on random mask bits.
 template <typename T>
-struct BanzhafOp {                      // row = b * T + t, col = i
+struct BanzhafMsrOp {                   // row = b * T + t, col = i
   static constexpr bool kHeavy = true;  // each element loops over n rows
-  BanzhafParams p;
-  XATTR_HD void operator()(int64_t bt, int64_t i) const {
+  BanzhafMsrParams p;
+
+  // Coalition r of (b, t): its count c and its count-weighted value c v(S_r).
+  XATTR_HD void row(int64_t bt, int64_t r, double* c, double* v) const {
     const int64_t b = bt / p.T, t = bt % p.T;
-    double s1 = 0.0, n1 = 0.0, s0 = 0.0, n0 = 0.0;
-    for (int64_t r = 0; r < p.n; ++r) {
-      const double c = p.counts == nullptr ? 1.0 : ld<T>(p.counts, b * p.count_bstride + r);
-      const double v = c * ld<T>(p.values, (b * p.n + r) * p.T + t);
-      if (mask_bit(p.masks[b * p.mask_bstride + r * p.d + i])) {
-        s1 += v;
-        n1 += c;
-      } else {
-        s0 += v;
-        n0 += c;
-      }
-    }
-    static_cast<T*>(p.out)[bt * p.d + i] = static_cast<T>(s1 / n1 - s0 / n0);
+    *c = p.counts == nullptr ? 1.0 : ld<T>(p.counts, b * p.count_bstride + r);
+    *v = *c * ld<T>(p.values, (b * p.n + r) * p.T + t);
+  }
+  XATTR_HD const uint8_t* mask_row(int64_t bt, int64_t r) const {
+    return p.masks + (bt / p.T) * p.mask_bstride + r * p.d;
+  }
+  XATTR_HD static T finish(double s1, double n1, double stot, double ntot) {
+    return static_cast<T>(s1 / n1 - (stot - s1) / (ntot - n1));
   }
 
-  // CPU: a tile of features per pass over the rows, read row by row (the
-  // GPU's per-feature loop would walk the masks with stride d). The "out"
-  // sums are totals minus "in" sums, so they may differ from the GPU's in
-  // the last bits.
+  // The one element formula (GPU, and the CPU's element launch).
+  XATTR_HD void operator()(int64_t bt, int64_t i) const {
+    double s1 = 0.0, n1 = 0.0, stot = 0.0, ntot = 0.0;
+    for (int64_t r = 0; r < p.n; ++r) {
+      double c, v;
+      row(bt, r, &c, &v);
+      stot += v;
+      ntot += c;
+      const double in = static_cast<double>(mask_bit(mask_row(bt, r)[i]));
+      s1 += in * v;
+      n1 += in * c;
+    }
+    static_cast<T*>(p.out)[bt * p.d + i] = finish(s1, n1, stot, ntot);
+  }
+
+  // CPU: the same sums, a tile of features per pass over the rows, read row by
+  // row (per feature the masks would be walked with stride d); each row's
+  // totals are added once for the tile.
   void span(int64_t bt, int64_t i0, int64_t i1) const {
     constexpr int64_t kTile = 256;
-    const int64_t b = bt / p.T, t = bt % p.T;
     T* out = static_cast<T*>(p.out) + bt * p.d;
     double s1[kTile], n1[kTile];
     for (int64_t t0 = i0; t0 < i1; t0 += kTile) {
@@ -683,93 +698,91 @@ struct BanzhafOp {                      // row = b * T + t, col = i
       double stot = 0.0, ntot = 0.0;
       for (int64_t i = 0; i < nt; ++i) s1[i] = n1[i] = 0.0;
       for (int64_t r = 0; r < p.n; ++r) {
-        const double c = p.counts == nullptr ? 1.0 : ld<T>(p.counts, b * p.count_bstride + r);
-        const double v = c * ld<T>(p.values, (b * p.n + r) * p.T + t);
-        const uint8_t* z = p.masks + b * p.mask_bstride + r * p.d + t0;
+        double c, v;
+        row(bt, r, &c, &v);
         stot += v;
         ntot += c;
-        for (int64_t i = 0; i < nt; ++i) {  // multiply by 0/1, no branch: masks are random
+        const uint8_t* z = mask_row(bt, r) + t0;
+        for (int64_t i = 0; i < nt; ++i) {
           const double in = static_cast<double>(mask_bit(z[i]));
           s1[i] += in * v;
           n1[i] += in * c;
         }
       }
-      for (int64_t i = 0; i < nt; ++i) {
-        out[t0 + i] = static_cast<T>(s1[i] / n1[i] - (stot - s1[i]) / (ntot - n1[i]));
-      }
+      for (int64_t i = 0; i < nt; ++i) out[t0 + i] = finish(s1[i], n1[i], stot, ntot);
     }
   }
 };
 
 // ------------------------------------------------------ exact enumeration
 // phi_i = sum_{S not containing i} w_|S| (v(S + i) - v(S)),
-// w_k = k! (d - 1 - k)! / d!  (Shapley) or 2^-(d-1) (Banzhaf).
-// Differences are summed per coalition size first, then weighted.
+// w_k = k! (d - 1 - k)! / d!  (Shapley) or 2^-(d-1) (Banzhaf). Regrouped by
+// coalition r (k = |r|): with u_r = v(r) (w_{k-1} + w_k) and b_r = v(r) w_k,
+//   phi_i = sum_{r containing i} u_r - sum_r b_r,
+// where the rows containing i are runs of 2^i consecutive rows: on the CPU,
+// after one pass that forms u, every feature is a few contiguous sums.
 template <typename T>
-struct ExactOp {                        // row = b * T + t, col = i
-  static constexpr bool kHeavy = true;  // each element loops over 2^(d-1) coalitions
-  ExactParams p;
-  XATTR_HD void operator()(int64_t bt, int64_t i) const {
-    const int64_t b = bt / p.T, t = bt % p.T, d = p.d;
-    const int64_t half = int64_t(1) << (d - 1);
-    const int64_t bit = int64_t(1) << i;
-    const int64_t base = b * (int64_t(1) << d) * p.T + t;
-    double acc[kMaxEnumerationFeatures + 1];
-    for (int64_t k = 0; k <= d; ++k) acc[k] = 0.0;
-    for (int64_t s = 0; s < half; ++s) {
-      // Insert a zero at bit i: the s-th coalition without feature i.
-      const int64_t r = ((s >> i) << (i + 1)) | (s & (bit - 1));
-      const double diff = ld<T>(p.values, base + (r | bit) * p.T) - ld<T>(p.values, base + r * p.T);
-      acc[popcount64(static_cast<uint64_t>(r))] += diff;
-    }
-    double phi = 0.0;
-    if (p.banzhaf) {
-      for (int64_t k = 0; k < d; ++k) phi += acc[k];
-      phi /= static_cast<double>(half);
-    } else {
-      double w = 1.0 / static_cast<double>(d);  // w_0 = 0! (d-1)! / d!
-      for (int64_t k = 0; k < d; ++k) {
-        phi += w * acc[k];
-        w = w * static_cast<double>(k + 1) / static_cast<double>(d - 1 - k);
-      }
-    }
-    static_cast<T*>(p.out)[bt * d + i] = static_cast<T>(phi);
-  }
+struct ExactValuesOp {                  // row = b * T + t, col = i
+  static constexpr bool kHeavy = true;  // each element loops over 2^d coalitions
+  ExactValuesParams p;
 
-  // CPU: with k = |r|, u_r = v(r) (w_{k-1} + w_k) and b_r = v(r) w_k,
-  //   phi_i = sum_{r containing i} u_r - sum_r b_r,
-  // and the rows containing i are runs of 2^i consecutive rows: after one pass
-  // that forms u, every feature is a few contiguous (vectorisable) sums. The
-  // same sum as operator() regrouped: equal to rounding, not bit for bit.
-  void span(int64_t bt, int64_t i0, int64_t i1) const {
-    const int64_t b = bt / p.T, t = bt % p.T, d = p.d;
-    const int64_t rows = int64_t(1) << d;
-    const int64_t base = b * rows * p.T + t;
-    double w[kMaxEnumerationFeatures + 2];  // w[k + 1] = w_k; w[0] = w[d + 1] = 0
+  // w[k + 1] = w_k for k < d; w[0] = w[d + 1] = 0.
+  XATTR_HD void weights(double* w) const {
+    const int64_t d = p.d;
     w[0] = w[d + 1] = 0.0;
-    double wk = 1.0 / static_cast<double>(d);  // Shapley: w_0 = 1/d, same recursion as above
+    double wk = 1.0 / static_cast<double>(d);  // Shapley: w_0 = 0! (d-1)! / d!
     for (int64_t k = 0; k < d; ++k) {
-      w[k + 1] = p.banzhaf ? 1.0 / static_cast<double>(rows / 2) : wk;
+      w[k + 1] = p.banzhaf ? 1.0 / static_cast<double>(int64_t(1) << (d - 1)) : wk;
       if (k + 1 < d) wk = wk * static_cast<double>(k + 1) / static_cast<double>(d - 1 - k);
     }
-    std::vector<double> u(static_cast<size_t>(rows));
+  }
+  XATTR_HD double value(int64_t bt, int64_t r) const {
+    const int64_t b = bt / p.T, t = bt % p.T;
+    return ld<T>(p.values, (b * (int64_t(1) << p.d) + r) * p.T + t);
+  }
+  XATTR_HD static double u(double v, const double* w, int k) { return v * (w[k] + w[k + 1]); }
+  XATTR_HD static double bterm(double v, const double* w, int k) { return v * w[k + 1]; }
+
+  // The one element formula (GPU, and the CPU's element launch): b summed over
+  // the rows in order, u over the rows containing i in order.
+  XATTR_HD void operator()(int64_t bt, int64_t i) const {
+    const int64_t rows = int64_t(1) << p.d;
+    double w[kMaxEnumerationFeatures + 2];
+    weights(w);
+    double btot = 0.0, acc = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const double v = value(bt, r);
+      const int k = popcount64(static_cast<uint64_t>(r));
+      btot += bterm(v, w, k);
+      if ((r >> i) & 1) acc += u(v, w, k);
+    }
+    static_cast<T*>(p.out)[bt * p.d + i] = static_cast<T>(acc - btot);
+  }
+
+  // CPU: u and the total of b in one pass over the rows, then every feature's
+  // sum over its runs of rows (contiguous, in the same order).
+  void span(int64_t bt, int64_t i0, int64_t i1) const {
+    const int64_t rows = int64_t(1) << p.d;
+    double w[kMaxEnumerationFeatures + 2];
+    weights(w);
+    std::vector<double> us(static_cast<size_t>(rows));
     double btot = 0.0;
     for (int64_t hi = 0; hi < rows; hi += 64) {  // popcount = popcount(hi) + popcount(lo)
       const int khi = popcount64(static_cast<uint64_t>(hi));
       const int64_t n = rows - hi < 64 ? rows - hi : 64;
       for (int64_t lo = 0; lo < n; ++lo) {
         const int k = khi + popcount64(static_cast<uint64_t>(lo));
-        const double v = ld<T>(p.values, base + (hi + lo) * p.T);
-        u[static_cast<size_t>(hi + lo)] = v * (w[k] + w[k + 1]);
-        btot += v * w[k + 1];
+        const double v = value(bt, hi + lo);
+        us[static_cast<size_t>(hi + lo)] = u(v, w, k);
+        btot += bterm(v, w, k);
       }
     }
-    T* out = static_cast<T*>(p.out) + bt * d;
+    T* out = static_cast<T*>(p.out) + bt * p.d;
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t run = int64_t(1) << i;
       double acc = 0.0;
       for (int64_t start = run; start < rows; start += 2 * run) {
-        for (int64_t r = start; r < start + run; ++r) acc += u[static_cast<size_t>(r)];
+        for (int64_t r = start; r < start + run; ++r) acc += us[static_cast<size_t>(r)];
       }
       out[i] = static_cast<T>(acc - btot);
     }
@@ -777,8 +790,8 @@ struct ExactOp {                        // row = b * T + t, col = i
 };
 
 // --------------------------------------------------------- de-duplication
-struct PackOp {  // row = r, col = word
-  PackParams p;
+struct PackMasksOp {  // row = r, col = word
+  PackMasksParams p;
   XATTR_HD void operator()(int64_t r, int64_t w) const {
     const int64_t W = (p.d + 63) / 64;
     uint64_t key = 0;
@@ -790,8 +803,8 @@ struct PackOp {  // row = r, col = word
   }
 };
 
-struct UnpackOp {  // row = r, col = i
-  PackParams p;
+struct UnpackMasksOp {  // row = r, col = i
+  PackMasksParams p;
   XATTR_HD void operator()(int64_t r, int64_t i) const {
     const int64_t W = (p.d + 63) / 64;
     const uint64_t key = static_cast<uint64_t>(p.keys[r * W + i / 64]);

@@ -51,72 +51,70 @@ struct MaskApplyOp {
     return bernoulli_bit(p.seed, p.bern_threshold, r, g);
   }
 
-  // bits: the row's d mask bytes. An id out of [0, d) reads nothing and
-  // keeps the base (the ops reject such ids before calling).
-  XATTR_HD static void apply(const Row& r, const uint8_t* bits, int64_t d, int64_t e) {
-    const int64_t g = r.group[e];
-    const uint8_t bit = (g >= 0 && g < d) ? mask_bit(bits[g]) : 0;
-    r.out[e] = bit ? r.x[e] : r.base[e];
+  // The mask bit (0 or 1) of feature g in row r: the row's mask byte, or the
+  // fused sampler's draw. An id out of [0, d) reads nothing and keeps the base
+  // (the ops reject such ids before calling).
+  XATTR_HD uint8_t bit(const Row& r, int64_t g) const {
+    if (g < 0 || g >= p.d) return 0;
+    return r.masks != nullptr ? mask_bit(r.masks[g]) : sampled_bit(r.b, r.s, g);
   }
 
-  // The element bits of [e0, e1) (0 or 1) from the row's d feature bits; an
-  // id out of [0, d) reads nothing and keeps the base (the ops reject such ids).
-  static void expand(const uint8_t* bits, int64_t d, const int64_t* group, uint8_t* ebits,
-                     int64_t e0, int64_t e1) {
-    for (int64_t e = e0; e < e1; ++e) {
-      const int64_t g = group[e];
-      ebits[e] = (g >= 0 && g < d) ? mask_bit(bits[g]) : 0;
-    }
-  }
-
-  // out[e] = m[e] ? x[e] : base[e] over [e0, e1), written so that compilers
-  // vectorise it (a bitwise blend of the two values' bytes).
-  static void select(const uint8_t* __restrict m, const T* __restrict x, const T* __restrict base,
-                     T* __restrict out, int64_t e0, int64_t e1) {
+  // m ? x : base, as a bitwise blend of the two values' bytes (exact, and
+  // compilers vectorise a loop of it).
+  XATTR_HD static T blend(uint8_t m, const T& x, const T& base) {
     using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-    for (int64_t e = e0; e < e1; ++e) {
-      U xv, bv;
-      std::memcpy(&xv, x + e, sizeof(T));
-      std::memcpy(&bv, base + e, sizeof(T));
-      const U keep = U{0} - static_cast<U>(m[e]);
-      const U v = bv ^ ((xv ^ bv) & keep);
-      std::memcpy(out + e, &v, sizeof(T));
-    }
+    U xv, bv;
+    memcpy(&xv, &x, sizeof(T));
+    memcpy(&bv, &base, sizeof(T));
+    const U keep = U{0} - static_cast<U>(m);
+    const U v = bv ^ ((xv ^ bv) & keep);
+    T out;
+    memcpy(&out, &v, sizeof(T));
+    return out;
   }
 
-  // GPU path: one element per thread; a fused sampler draws the bit here.
-  XATTR_HD void operator()(int64_t row, int64_t e) const {
-    const Row r = row_at(row);
-    if (r.masks != nullptr) {
-      apply(r, r.masks, p.d, e);
-      return;
-    }
-    const int64_t g = r.group[e];
-    const uint8_t bit = (g >= 0 && g < p.d) ? sampled_bit(r.b, r.s, g) : 0;
-    r.out[e] = bit ? r.x[e] : r.base[e];
+  // The one element formula. The GPU (and the CPU's element launch) calls it
+  // per element; span() calls it over a row.
+  XATTR_HD void element(const Row& r, int64_t e) const {
+    r.out[e] = blend(bit(r, r.group[e]), r.x[e], r.base[e]);
   }
 
-  // CPU path: a span of one row. A fused sampler draws the row's d bits once
-  // into a small buffer (never the whole mask tensor), then applies them.
-  void span(int64_t row, int64_t e0, int64_t e1) const {
-    const Row r = row_at(row);
-    const uint8_t* bits = r.masks;
+  XATTR_HD void operator()(int64_t row, int64_t e) const { element(row_at(row), e); }
+
+  // A fused sampler's row: its d bits drawn once into `buf` (never the whole
+  // mask tensor), after which bit() reads them as a mask row.
+  struct Bits {
     uint8_t local[1024];
     std::vector<uint8_t> heap;
-    if (bits == nullptr) {
-      uint8_t* buf = local;
-      if (p.d > 1024) {
-        heap.resize(static_cast<size_t>(p.d));
-        buf = heap.data();
-      }
-      for (int64_t g = 0; g < p.d; ++g) buf[g] = sampled_bit(r.b, r.s, g);
-      bits = buf;
+  };
+  void draw(Row& r, Bits& buf) const {
+    if (r.masks != nullptr) return;
+    uint8_t* bits = buf.local;
+    if (p.d > 1024) {
+      buf.heap.resize(static_cast<size_t>(p.d));
+      bits = buf.heap.data();
     }
-    // Element bits in blocks (a lookup each), then a vectorised select.
+    for (int64_t g = 0; g < p.d; ++g) bits[g] = bit(r, g);
+    r.masks = bits;
+  }
+
+  // out[e] = blend(m[e], x[e], base[e]) over [e0, e1): element() once the bits
+  // are looked up, in a loop that compilers vectorise.
+  static void select(const uint8_t* __restrict m, const T* __restrict x, const T* __restrict base,
+                     T* __restrict out, int64_t e0, int64_t e1) {
+    for (int64_t e = e0; e < e1; ++e) out[e] = blend(m[e], x[e], base[e]);
+  }
+
+  // CPU: element() over a span of one row, in blocks: the bits first (a lookup
+  // each), then the vectorised select.
+  void span(int64_t row, int64_t e0, int64_t e1) const {
+    Row r = row_at(row);
+    Bits buf;
+    draw(r, buf);
     uint8_t ebits[1024];
     for (int64_t a = e0; a < e1; a += 1024) {
       const int64_t z = a + 1024 < e1 ? a + 1024 : e1;
-      expand(bits, p.d, r.group + a, ebits, 0, z - a);
+      for (int64_t e = a; e < z; ++e) ebits[e - a] = bit(r, r.group[e]);
       select(ebits, r.x + a, r.base + a, r.out + a, 0, z - a);
     }
   }
@@ -135,35 +133,28 @@ struct MaskApplySharedRowOp {
     op(b * op.p.S + s, c - b * op.p.E);
   }
 
+  // CPU: element() over the span, the row's bits drawn once for the batch.
   void span(int64_t s, int64_t c0, int64_t c1) const {
     const MaskApplyParams& p = op.p;
-    uint8_t local[1024];
-    std::vector<uint8_t> heap;
-    const uint8_t* bits = p.masks == nullptr ? nullptr : p.masks + s * p.d;
-    if (bits == nullptr) {
-      uint8_t* buf = local;
-      if (p.d > 1024) {
-        heap.resize(static_cast<size_t>(p.d));
-        buf = heap.data();
-      }
-      for (int64_t g = 0; g < p.d; ++g) buf[g] = op.sampled_bit(0, s, g);
-      bits = buf;
-    }
+    typename MaskApplyOp<T>::Row r0 = op.row_at(s);  // example 0 of mask row s
+    typename MaskApplyOp<T>::Bits buf;
+    op.draw(r0, buf);
     // Groups shared by the batch and a span of at least one whole example: look
     // the element bits up once, then every example is a plain (vectorised) select.
     std::vector<uint8_t> ebits;
     if (p.group_bstride == 0 && c1 - c0 >= p.E) {
       ebits.resize(static_cast<size_t>(p.E));
-      MaskApplyOp<T>::expand(bits, p.d, p.group, ebits.data(), 0, p.E);
+      for (int64_t e = 0; e < p.E; ++e) ebits[static_cast<size_t>(e)] = op.bit(r0, p.group[e]);
     }
     for (int64_t b = c0 / p.E; b * p.E < c1; ++b) {
-      const typename MaskApplyOp<T>::Row r = op.row_at(b * p.S + s);
+      typename MaskApplyOp<T>::Row r = op.row_at(b * p.S + s);
+      r.masks = r0.masks;  // the same mask row (shared), or its drawn bits
       const int64_t e0 = c0 > b * p.E ? c0 - b * p.E : 0;
       const int64_t e1 = c1 < (b + 1) * p.E ? c1 - b * p.E : p.E;
       if (!ebits.empty()) {
         MaskApplyOp<T>::select(ebits.data(), r.x, r.base, r.out, e0, e1);
       } else {
-        for (int64_t e = e0; e < e1; ++e) MaskApplyOp<T>::apply(r, bits, p.d, e);
+        for (int64_t e = e0; e < e1; ++e) op.element(r, e);
       }
     }
   }

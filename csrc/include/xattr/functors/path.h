@@ -11,28 +11,35 @@ template <typename T>
 struct PathPointsOp {
   PathPointsParams p;
 
-  XATTR_HD void operator()(int64_t row, int64_t e) const {
+  // Everything about output row (b, k, j) that does not depend on the element.
+  struct Row {
+    const T* x;
+    const T* base;
+    T alpha;
+    T* out;
+  };
+
+  XATTR_HD Row row_at(int64_t row) const {
     const int64_t j = row % p.J;
     const int64_t bk = row / p.J;
     const int64_t k = bk % p.K;
     const int64_t b = bk / p.K;
-    const T* x = static_cast<const T*>(p.x);
-    const T* base = static_cast<const T*>(p.base);
-    const T alpha = static_cast<const T*>(p.alphas)[j];
-    const T bv = base[b * p.base_bstride + k * p.E + e];
-    static_cast<T*>(p.out)[row * p.E + e] = bv + alpha * (x[b * p.E + e] - bv);
+    return Row{static_cast<const T*>(p.x) + b * p.E,
+               static_cast<const T*>(p.base) + b * p.base_bstride + k * p.E,
+               static_cast<const T*>(p.alphas)[j], static_cast<T*>(p.out) + row * p.E};
   }
 
-  // CPU: one row with its pointers and alpha hoisted.
+  // The one element formula (GPU, and the CPU's element launch).
+  XATTR_HD static void element(const Row& r, int64_t e) {
+    r.out[e] = r.base[e] + r.alpha * (r.x[e] - r.base[e]);
+  }
+
+  XATTR_HD void operator()(int64_t row, int64_t e) const { element(row_at(row), e); }
+
+  // CPU: element() over one row, its pointers and alpha hoisted.
   void span(int64_t row, int64_t e0, int64_t e1) const {
-    const int64_t j = row % p.J;
-    const int64_t k = (row / p.J) % p.K;
-    const int64_t b = row / (p.J * p.K);
-    const T* x = static_cast<const T*>(p.x) + b * p.E;
-    const T* base = static_cast<const T*>(p.base) + b * p.base_bstride + k * p.E;
-    const T alpha = static_cast<const T*>(p.alphas)[j];
-    T* out = static_cast<T*>(p.out) + row * p.E;
-    for (int64_t e = e0; e < e1; ++e) out[e] = base[e] + alpha * (x[e] - base[e]);
+    const Row r = row_at(row);
+    for (int64_t e = e0; e < e1; ++e) element(r, e);
   }
 };
 
@@ -46,45 +53,68 @@ struct PathIntegrateOp {
   static constexpr bool kHeavy = true;  // each element sums K * J gradients
   PathIntegrateParams p;
 
-  XATTR_HD double one_baseline(int64_t b, int64_t k, int64_t e) const {
-    const T* g = static_cast<const T*>(p.grads) + ((b * p.K + k) * p.J) * p.E + e;
-    const T* w = static_cast<const T*>(p.weights);
-    double acc = 0.0;
-    for (int64_t j = 0; j < p.J; ++j) acc += static_cast<double>(w[j]) * g[j * p.E];
-    if (p.multiply_by_inputs) {
-      const double xv = static_cast<const T*>(p.x)[b * p.E + e];
-      const double bv = static_cast<const T*>(p.base)[b * p.base_bstride + k * p.E + e];
-      acc *= xv - bv;
-    }
-    if (p.path_weights != nullptr) {
-      acc *= static_cast<double>(
-          static_cast<const T*>(p.path_weights)[b * p.pw_bstride + k * p.E + e]);
-    }
-    return acc;
+  // Output row -> example b and its baselines k0 .. k1 - 1.
+  XATTR_HD void baselines(int64_t row, int64_t* b, int64_t* k0, int64_t* k1) const {
+    const bool none = p.reduction == Reduction::kNone;
+    *b = none ? row / p.K : row;
+    *k0 = none ? row % p.K : 0;
+    *k1 = none ? *k0 + 1 : p.K;
   }
 
-  XATTR_HD void operator()(int64_t row, int64_t e) const {
-    T* out = static_cast<T*>(p.out);
-    if (p.reduction == Reduction::kNone) {
-      out[row * p.E + e] = static_cast<T>(one_baseline(row / p.K, row % p.K, e));
-      return;
-    }
-    double acc = 0.0;
-    for (int64_t k = 0; k < p.K; ++k) acc += one_baseline(row, k, e);
+  // Pointers of baseline k of example b, at element 0.
+  XATTR_HD const T* grads_at(int64_t b, int64_t k) const {
+    return static_cast<const T*>(p.grads) + ((b * p.K + k) * p.J) * p.E;
+  }
+  XATTR_HD const T* base_at(int64_t b, int64_t k) const {
+    return static_cast<const T*>(p.base) + b * p.base_bstride + k * p.E;
+  }
+  XATTR_HD const T* pw_at(int64_t b, int64_t k) const {
+    return p.path_weights == nullptr
+               ? nullptr
+               : static_cast<const T*>(p.path_weights) + b * p.pw_bstride + k * p.E;
+  }
+
+  // Step j's term of element e's weighted sum: acc + w_j g_j.
+  XATTR_HD double step(double acc, int64_t j, const T* g, int64_t e) const {
+    return acc + static_cast<double>(static_cast<const T*>(p.weights)[j]) * g[j * p.E + e];
+  }
+
+  // One baseline's weighted sum `one` times its factors: (x - base) (with
+  // multiply_by_inputs) and the path weight (when given).
+  XATTR_HD double scaled(double one, const T* x, const T* base, const T* pw, int64_t e) const {
+    if (p.multiply_by_inputs) one *= static_cast<double>(x[e]) - static_cast<double>(base[e]);
+    if (pw != nullptr) one *= static_cast<double>(pw[e]);
+    return one;
+  }
+
+  XATTR_HD T finish(double acc) const {
     if (p.reduction == Reduction::kMean) acc /= static_cast<double>(p.K);
-    out[row * p.E + e] = static_cast<T>(acc);
+    return static_cast<T>(acc);
   }
 
-  // CPU: the same sums, accumulated a tile of elements at a time so that the
-  // gradients are read contiguously (step by step) rather than with stride E.
-  // Each element's additions happen in the same order as in operator().
+  // The one element formula (GPU, and the CPU's element launch):
+  //   acc = sum_k scaled(sum_j w_j g[k, j, e]), each sum from 0.0 in order.
+  XATTR_HD void operator()(int64_t row, int64_t e) const {
+    int64_t b, k0, k1;
+    baselines(row, &b, &k0, &k1);
+    const T* x = static_cast<const T*>(p.x) + b * p.E;
+    double acc = 0.0;
+    for (int64_t k = k0; k < k1; ++k) {
+      const T* g = grads_at(b, k);
+      double one = 0.0;
+      for (int64_t j = 0; j < p.J; ++j) one = step(one, j, g, e);
+      acc += scaled(one, x, base_at(b, k), pw_at(b, k), e);
+    }
+    static_cast<T*>(p.out)[row * p.E + e] = finish(acc);
+  }
+
+  // CPU: operator()'s sums in the same order for every element, a tile of
+  // elements at a time, so that the gradients are read contiguously (step by
+  // step) rather than with stride E.
   void span(int64_t row, int64_t e0, int64_t e1) const {
     constexpr int64_t kTile = 256;
-    const bool none = p.reduction == Reduction::kNone;
-    const int64_t b = none ? row / p.K : row;
-    const int64_t k0 = none ? row % p.K : 0;
-    const int64_t k1 = none ? k0 + 1 : p.K;
-    const T* w = static_cast<const T*>(p.weights);
+    int64_t b, k0, k1;
+    baselines(row, &b, &k0, &k1);
     const T* x = static_cast<const T*>(p.x) + b * p.E;
     T* out = static_cast<T*>(p.out) + row * p.E;
     double acc[kTile], one[kTile];
@@ -92,40 +122,17 @@ struct PathIntegrateOp {
       const int64_t n = (e1 - t0) < kTile ? (e1 - t0) : kTile;
       for (int64_t i = 0; i < n; ++i) acc[i] = 0.0;
       for (int64_t k = k0; k < k1; ++k) {
-        const T* g = static_cast<const T*>(p.grads) + ((b * p.K + k) * p.J) * p.E + t0;
-        const T* base = static_cast<const T*>(p.base) + b * p.base_bstride + k * p.E + t0;
-        const T* pw = p.path_weights == nullptr
-                          ? nullptr
-                          : static_cast<const T*>(p.path_weights) + b * p.pw_bstride + k * p.E + t0;
-        // one = sum_j w_j g_j (the first step assigns: 0 + y == y), then one fused pass
-        // for the factors and the sum over baselines, in operator()'s order.
-        const double w0 = p.J > 0 ? static_cast<double>(w[0]) : 0.0;
-        for (int64_t i = 0; i < n; ++i) one[i] = p.J > 0 ? w0 * g[i] : 0.0;
-        for (int64_t j = 1; j < p.J; ++j) {
-          const double wj = static_cast<double>(w[j]);
-          const T* gj = g + j * p.E;
-          for (int64_t i = 0; i < n; ++i) one[i] += wj * gj[i];
+        const T* g = grads_at(b, k) + t0;
+        const T* base = base_at(b, k) + t0;
+        const T* pw = pw_at(b, k);
+        if (pw != nullptr) pw += t0;
+        for (int64_t i = 0; i < n; ++i) one[i] = 0.0;
+        for (int64_t j = 0; j < p.J; ++j) {
+          for (int64_t i = 0; i < n; ++i) one[i] = step(one[i], j, g, i);
         }
-        if (p.multiply_by_inputs && pw != nullptr) {
-          for (int64_t i = 0; i < n; ++i) {
-            const double d = static_cast<double>(x[t0 + i]) - static_cast<double>(base[i]);
-            acc[i] += one[i] * d * static_cast<double>(pw[i]);
-          }
-        } else if (p.multiply_by_inputs) {
-          for (int64_t i = 0; i < n; ++i) {
-            acc[i] += one[i] * (static_cast<double>(x[t0 + i]) - static_cast<double>(base[i]));
-          }
-        } else if (pw != nullptr) {
-          for (int64_t i = 0; i < n; ++i) acc[i] += one[i] * static_cast<double>(pw[i]);
-        } else {
-          for (int64_t i = 0; i < n; ++i) acc[i] += one[i];
-        }
+        for (int64_t i = 0; i < n; ++i) acc[i] += scaled(one[i], x + t0, base, pw, i);
       }
-      for (int64_t i = 0; i < n; ++i) {
-        double v = acc[i];
-        if (p.reduction == Reduction::kMean) v /= static_cast<double>(p.K);
-        out[t0 + i] = static_cast<T>(v);
-      }
+      for (int64_t i = 0; i < n; ++i) out[t0 + i] = finish(acc[i]);
     }
   }
 };
