@@ -36,7 +36,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import math
+import multiprocessing
 import statistics
 import sys
 import time
@@ -537,6 +539,26 @@ def markdown(results: list[dict[str, Any]], info: dict[str, Any], config: dict[s
     return "\n".join(lines) + "\n"
 
 
+def _case_in_child(
+    case_id: str, quick: bool, repeats: int, warmup: int, min_time: float, malloc: str, threads: int
+) -> dict[str, Any]:
+    set_malloc(malloc)
+    torch.set_num_threads(threads)
+    (case,) = [c for c in build_cases(quick, case_id) if c.id == case_id]
+    return run_case(case, repeats, warmup, min_time)
+
+
+def run_isolated(
+    case_id: str, quick: bool, repeats: int, warmup: int, min_time: float, malloc: str
+) -> dict[str, Any]:
+    """run_case in a fresh process: a reference's time once depended 3x on which cases ran
+    before it (exact_shapley's: 9.6 ms after the others, 3.8 ms alone)."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        args = (case_id, quick, repeats, warmup, min_time, malloc, torch.get_num_threads())
+        return pool.submit(_case_in_child, *args).result()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -557,6 +579,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="only cases whose id contains SUBSTRING")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="time every case in this process (default, except with --quick: each case in a "
+        "fresh process, so that the allocator and caches left by earlier cases cannot "
+        "change its timings)",
     )
     parser.add_argument(
         "--out",
@@ -598,7 +627,10 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     for i, case in enumerate(cases, 1):
         t0 = time.perf_counter()
-        r = run_case(case, repeats, args.warmup, min_time)
+        if args.in_process or args.quick:  # a smoke run needs no isolation
+            r = run_case(case, repeats, args.warmup, min_time)
+        else:
+            r = run_isolated(case.id, args.quick, repeats, args.warmup, min_time, args.malloc)
         results.append(r)
         print(
             f"[{i:2d}/{len(cases)}] {case.id:38s} op {_fmt_ms(r['op_ms']):>8s} ms  "
