@@ -56,6 +56,7 @@ def _checks(model: torch.nn.Linear, x: Tensor, y: Tensor, flag: bool) -> None:
     assert_type(ig.attribute(x, return_convergence_delta=flag), Tensor | tuple[Tensor, Tensor])
     gs = GradientShap(model)
     assert_type(gs.attribute(x, x), Tensor)
+    assert_type(gs.attribute(x, lambda: x), Tensor)  # a baseline function
     assert_type(gs.attribute(x, x, return_convergence_delta=True), tuple[Tensor, Tensor])
     es = ExactShapley(model)
     assert_type(es.attribute(x, return_convergence_delta=True), tuple[Tensor, Tensor])

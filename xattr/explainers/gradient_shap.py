@@ -95,7 +95,7 @@ class GradientShap(GradientAttribution):
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
-        baselines: Tensor | tuple[Tensor, ...] | Callable[..., Any],
+        baselines: Tensor | tuple[Tensor, ...] | Callable[..., TensorOrTuple],
         n_samples: int = 5,
         stdevs: float | tuple[float, ...] = 0.0,
         target: TargetType = None,
@@ -110,7 +110,7 @@ class GradientShap(GradientAttribution):
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
-        baselines: Tensor | tuple[Tensor, ...] | Callable[..., Any],
+        baselines: Tensor | tuple[Tensor, ...] | Callable[..., TensorOrTuple],
         n_samples: int = 5,
         stdevs: float | tuple[float, ...] = 0.0,
         target: TargetType = None,
@@ -125,7 +125,7 @@ class GradientShap(GradientAttribution):
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
-        baselines: Tensor | tuple[Tensor, ...] | Callable[..., Any],
+        baselines: Tensor | tuple[Tensor, ...] | Callable[..., TensorOrTuple],
         n_samples: int = 5,
         stdevs: float | tuple[float, ...] = 0.0,
         target: TargetType = None,
@@ -139,7 +139,7 @@ class GradientShap(GradientAttribution):
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
-        baselines: Tensor | tuple[Tensor, ...] | Callable[..., Any],
+        baselines: Tensor | tuple[Tensor, ...] | Callable[..., TensorOrTuple],
         n_samples: int = 5,
         stdevs: float | tuple[float, ...] = 0.0,
         target: TargetType = None,
