@@ -10,7 +10,7 @@ from typing import Any, cast
 from torch import Tensor
 
 from xattr._core.batching import as_args, batch_rows, expand_base
-from xattr._core.inputs import TensorOrTuple, format_baselines, format_inputs
+from xattr._core.inputs import BaselineType, TensorOrTuple, format_baselines, format_inputs
 from xattr._core.model import outputs_at
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import check_forward_func
@@ -67,7 +67,7 @@ class GradientAttribution(Attribution):
     def compute_convergence_delta(
         self,
         attributions: TensorOrTuple,
-        start_point: Any,
+        start_point: BaselineType,
         end_point: TensorOrTuple,
         target: TargetType = None,
         additional_forward_args: Any = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import torch
 from torch import Tensor
@@ -13,6 +13,11 @@ from torch import Tensor
 from xattr._core.validation import all_finite
 
 TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
+
+# The public ``attribute`` methods return what they were given: a tensor for a tensor, a
+# tuple for a tuple (Captum's ``TensorOrTupleOfTensorsGeneric``). Constrained rather than
+# bound, so that a subclass (an ``nn.Parameter`` input) still gives a plain ``Tensor`` back.
+TensorOrTupleGeneric = TypeVar("TensorOrTupleGeneric", Tensor, tuple[Tensor, ...])
 
 
 BaselineType = Union[None, int, float, Tensor, tuple[Union[int, float, Tensor], ...]]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch import Tensor
@@ -12,7 +12,7 @@ from xattr import ops
 from xattr._core import validation
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
-from xattr._core.inputs import BaselineType, TensorOrTuple
+from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr.explainers.exact_shapley import MAX_EXACT_FEATURES
@@ -69,9 +69,43 @@ class Banzhaf(PerturbationAttribution):
         [[1.0, 1.0]]
     """
 
+    @overload
     def attribute(
         self,
-        inputs: TensorOrTuple,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int | None = None,
+        seed: int | None = None,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+        return_std: Literal[False] = False,
+    ) -> TensorOrTupleGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int | None = None,
+        seed: int | None = None,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+        *,
+        return_std: Literal[True],
+    ) -> tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
         baselines: BaselineType = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
@@ -82,7 +116,22 @@ class Banzhaf(PerturbationAttribution):
         memory_budget: int | str | None = None,
         show_progress: bool = False,
         return_std: bool = False,
-    ) -> TensorOrTuple | tuple[TensorOrTuple, TensorOrTuple]:
+    ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]: ...
+
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int | None = None,
+        seed: int | None = None,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+        return_std: bool = False,
+    ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]:
         """Attributions shaped like ``inputs`` (forms of ``baselines``, ``target``,
         ``feature_mask`` as in :class:`FeatureAblation`).
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Literal, cast, overload
 
 from torch import Tensor
 
 from xattr import ops
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
-from xattr._core.inputs import BaselineType, TensorOrTuple
+from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import per_eval
@@ -51,9 +51,39 @@ class ExactShapley(PerturbationAttribution):
         [[1.0, 1.0]]
     """
 
+    @overload
     def attribute(
         self,
-        inputs: TensorOrTuple,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+        return_convergence_delta: Literal[False] = False,
+    ) -> TensorOrTupleGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+        *,
+        return_convergence_delta: Literal[True],
+    ) -> tuple[TensorOrTupleGeneric, Tensor]: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
         baselines: BaselineType = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
@@ -62,7 +92,20 @@ class ExactShapley(PerturbationAttribution):
         memory_budget: int | str | None = None,
         show_progress: bool = False,
         return_convergence_delta: bool = False,
-    ) -> TensorOrTuple | tuple[TensorOrTuple, Tensor]:
+    ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]: ...
+
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+        return_convergence_delta: bool = False,
+    ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]:
         """Attributions shaped like ``inputs`` (see :class:`FeatureAblation` for the
         forms of ``baselines``, ``target`` and ``feature_mask``).
 
@@ -116,7 +159,7 @@ class ShapleyValues(ExactShapley):
 
     def attribute(  # type: ignore[override]
         self,
-        inputs: TensorOrTuple,
+        inputs: TensorOrTupleGeneric,
         baselines: BaselineType = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
@@ -126,7 +169,7 @@ class ShapleyValues(ExactShapley):
         *,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-    ) -> TensorOrTuple:
+    ) -> TensorOrTupleGeneric:
         """Attributions shaped like ``inputs``, as :meth:`ExactShapley.attribute`.
 
         ``perturbations_per_eval`` is checked for Captum compatibility; batches follow
@@ -143,4 +186,4 @@ class ShapleyValues(ExactShapley):
             memory_budget,
             show_progress,
         )
-        return cast(TensorOrTuple, attributions)  # no convergence delta was asked for
+        return cast(TensorOrTupleGeneric, attributions)  # no convergence delta was asked for

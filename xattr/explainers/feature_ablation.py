@@ -9,7 +9,7 @@ from torch import Tensor
 
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
-from xattr._core.inputs import BaselineType, TensorOrTuple
+from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import per_eval
@@ -39,7 +39,7 @@ class FeatureAblation(PerturbationAttribution):
 
     def attribute(
         self,
-        inputs: TensorOrTuple,
+        inputs: TensorOrTupleGeneric,
         baselines: BaselineType = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
@@ -49,7 +49,7 @@ class FeatureAblation(PerturbationAttribution):
         *,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-    ) -> TensorOrTuple:
+    ) -> TensorOrTupleGeneric:
         """Attributions shaped like ``inputs``.
 
         Args:

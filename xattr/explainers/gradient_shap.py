@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Literal, cast, overload
 
 import torch
 from torch import Tensor
 
 from xattr._core.attribution import GradientAttribution, convergence_delta
 from xattr._core.batching import as_args, batch_rows
-from xattr._core.inputs import TensorOrTuple, format_baselines, format_inputs, format_output
+from xattr._core.inputs import (
+    TensorOrTuple,
+    TensorOrTupleGeneric,
+    format_baselines,
+    format_inputs,
+    format_output,
+)
 from xattr._core.model import warn_if_training
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import positive_int
@@ -85,10 +91,41 @@ class GradientShap(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @overload
     def attribute(
         self,
-        inputs: TensorOrTuple,
-        baselines: Tensor | tuple[Tensor, ...] | Callable[..., Any],
+        inputs: TensorOrTupleGeneric,
+        baselines: Tensor | tuple[Tensor, ...] | Callable[..., TensorOrTuple],
+        n_samples: int = 5,
+        stdevs: float | tuple[float, ...] = 0.0,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        return_convergence_delta: Literal[False] = False,
+        *,
+        seed: int | None = None,
+        memory_budget: int | str | None = None,
+    ) -> TensorOrTupleGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: Tensor | tuple[Tensor, ...] | Callable[..., TensorOrTuple],
+        n_samples: int = 5,
+        stdevs: float | tuple[float, ...] = 0.0,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        *,
+        return_convergence_delta: Literal[True],
+        seed: int | None = None,
+        memory_budget: int | str | None = None,
+    ) -> tuple[TensorOrTupleGeneric, Tensor]: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: Tensor | tuple[Tensor, ...] | Callable[..., TensorOrTuple],
         n_samples: int = 5,
         stdevs: float | tuple[float, ...] = 0.0,
         target: TargetType = None,
@@ -97,7 +134,21 @@ class GradientShap(GradientAttribution):
         *,
         seed: int | None = None,
         memory_budget: int | str | None = None,
-    ) -> TensorOrTuple | tuple[TensorOrTuple, Tensor]:
+    ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]: ...
+
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: Tensor | tuple[Tensor, ...] | Callable[..., TensorOrTuple],
+        n_samples: int = 5,
+        stdevs: float | tuple[float, ...] = 0.0,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        return_convergence_delta: bool = False,
+        *,
+        seed: int | None = None,
+        memory_budget: int | str | None = None,
+    ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]:
         """Expected gradients.
 
         Args:

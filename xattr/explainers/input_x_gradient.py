@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from xattr._core.attribution import GradientAttribution
-from xattr._core.inputs import TensorOrTuple, format_output
+from xattr._core.inputs import TensorOrTupleGeneric, format_output
 from xattr._core.targets import TargetType
 from xattr.explainers._gradient import finish, gradients_at_inputs
 from xattr.explainers.registry import register
@@ -31,13 +31,13 @@ class InputXGradient(GradientAttribution):
 
     def attribute(
         self,
-        inputs: TensorOrTuple,
+        inputs: TensorOrTupleGeneric,
         target: TargetType = None,
         additional_forward_args: Any = None,
         *,
         memory_budget: int | str | None = None,
         show_progress: bool = False,
-    ) -> TensorOrTuple:
+    ) -> TensorOrTupleGeneric:
         """``inputs * d output / d inputs``.
 
         Args:
@@ -66,4 +66,4 @@ class InputXGradient(GradientAttribution):
             "InputXGradient",
         )
         out = tuple(gi * x.unsqueeze(1) for gi, x in zip(g, xs))
-        return format_output(finish(out, targets.multi), is_tuple)
+        return cast(TensorOrTupleGeneric, format_output(finish(out, targets.multi), is_tuple))

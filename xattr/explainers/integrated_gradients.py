@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 from torch import Tensor
 
@@ -11,7 +11,7 @@ from xattr._core.attribution import GradientAttribution, convergence_delta
 from xattr._core.batching import as_args, batch_rows
 from xattr._core.inputs import (
     BaselineType,
-    TensorOrTuple,
+    TensorOrTupleGeneric,
     format_baselines,
     format_inputs,
     format_output,
@@ -47,9 +47,42 @@ class IntegratedGradients(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @overload
     def attribute(
         self,
-        inputs: TensorOrTuple,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        return_convergence_delta: Literal[False] = False,
+        *,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+    ) -> TensorOrTupleGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        *,
+        return_convergence_delta: Literal[True],
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+    ) -> tuple[TensorOrTupleGeneric, Tensor]: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
         baselines: BaselineType = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
@@ -60,7 +93,22 @@ class IntegratedGradients(GradientAttribution):
         *,
         memory_budget: int | str | None = None,
         show_progress: bool = False,
-    ) -> TensorOrTuple | tuple[TensorOrTuple, Tensor]:
+    ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]: ...
+
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        return_convergence_delta: bool = False,
+        *,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+    ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]:
         """Integrated gradients of the target output along the straight path from the
         baselines to the inputs.
 
@@ -114,7 +162,7 @@ class IntegratedGradients(GradientAttribution):
             show_progress=show_progress,
             desc="IntegratedGradients",
         )
-        out = format_output(finish(attrs, targets.multi), is_tuple)
+        out = cast(TensorOrTupleGeneric, format_output(finish(attrs, targets.multi), is_tuple))
         if not return_convergence_delta:
             return out
         delta = convergence_delta(self.forward_func, attrs, xs, bases, args, targets, rows)

@@ -11,7 +11,7 @@ coalition enumerated its solution is the exact Shapley value.
 from __future__ import annotations
 
 import math
-from typing import Any, cast
+from typing import Any, Literal, cast, overload
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from xattr import ops
 from xattr._core import validation
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
-from xattr._core.inputs import BaselineType, TensorOrTuple
+from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import flag, positive_int
@@ -402,9 +402,48 @@ class KernelShap(PerturbationAttribution):
         """False, as in Captum: the attributions are a surrogate's coefficients."""
         return False
 
+    @overload
     def attribute(
         self,
-        inputs: TensorOrTuple,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int = 25,
+        perturbations_per_eval: int = 1,
+        return_input_shape: Literal[True] = True,
+        show_progress: bool = False,
+        *,
+        seed: int | None = None,
+        return_std: Literal[False] = False,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+    ) -> TensorOrTupleGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int = 25,
+        perturbations_per_eval: int = 1,
+        return_input_shape: Literal[True] = True,
+        show_progress: bool = False,
+        *,
+        seed: int | None = None,
+        return_std: Literal[True],
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+    ) -> tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
         baselines: BaselineType = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
@@ -418,7 +457,35 @@ class KernelShap(PerturbationAttribution):
         return_std: bool = False,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-    ) -> TensorOrTuple | tuple[TensorOrTuple, TensorOrTuple]:
+    ) -> (
+        TensorOrTupleGeneric
+        | tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]
+        | Tensor
+        | tuple[Tensor, Tensor]
+    ): ...
+
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int = 25,
+        perturbations_per_eval: int = 1,
+        return_input_shape: bool = True,
+        show_progress: bool = False,
+        *,
+        seed: int | None = None,
+        return_std: bool = False,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+    ) -> (
+        TensorOrTupleGeneric
+        | tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]
+        | Tensor
+        | tuple[Tensor, Tensor]
+    ):
         """KernelSHAP attributions.
 
         Args:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, Union, overload
 
 import torch
 from torch import Tensor, nn
@@ -15,6 +15,10 @@ from xattr._core.model import warn_if_training
 from xattr._core.targets import Targets, TargetType
 from xattr.explainers._gradient import check_n_steps, finish, integrate_paths
 from xattr.explainers.registry import register
+
+# Attributions shaped like the layer's activations (not like the inputs): a tensor or a
+# tuple per layer, a list of those for a list of layers.
+LayerAttributions = Union[TensorOrTuple, list[TensorOrTuple]]
 
 
 def describe(value: Any) -> str:
@@ -146,6 +150,41 @@ class LayerIntegratedGradients(GradientAttribution):
         acts = [tuple(torch.cat(ts, 0) for ts in zip(*p)) for p in parts]
         return acts, single
 
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        return_convergence_delta: Literal[False] = False,
+        attribute_to_layer_input: bool = False,
+        *,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+    ) -> LayerAttributions: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        *,
+        return_convergence_delta: Literal[True],
+        attribute_to_layer_input: bool = False,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+    ) -> tuple[LayerAttributions, Tensor]: ...
+
+    @overload
     def attribute(
         self,
         inputs: TensorOrTuple,
@@ -160,7 +199,23 @@ class LayerIntegratedGradients(GradientAttribution):
         *,
         memory_budget: int | str | None = None,
         show_progress: bool = False,
-    ) -> Any:
+    ) -> LayerAttributions | tuple[LayerAttributions, Tensor]: ...
+
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        internal_batch_size: int | None = None,
+        return_convergence_delta: bool = False,
+        attribute_to_layer_input: bool = False,
+        *,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+    ) -> LayerAttributions | tuple[LayerAttributions, Tensor]:
         """Integrated gradients at the layer.
 
         Args:
@@ -244,7 +299,8 @@ class LayerIntegratedGradients(GradientAttribution):
             layer_call=layer_call,
         )
         done = finish(attrs, targets.multi)
-        per_layer, o = [], 0
+        per_layer: list[TensorOrTuple] = []
+        o = 0
         for c, one in zip(counts, single):
             per_layer.append(done[o] if one else tuple(done[o : o + c]))
             o += c

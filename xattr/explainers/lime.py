@@ -14,7 +14,7 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Union, cast
+from typing import Any, Literal, Union, cast, overload
 
 import torch
 from torch import Tensor
@@ -23,7 +23,7 @@ from xattr import ops
 from xattr._core import validation
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
-from xattr._core.inputs import BaselineType, TensorOrTuple, n_elements
+from xattr._core.inputs import BaselineType, TensorOrTupleGeneric, n_elements
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import flag, positive_int
@@ -273,9 +273,28 @@ class Lime(PerturbationAttribution):
         """False, as in Captum: the attributions are a surrogate's coefficients."""
         return False
 
+    @overload
     def attribute(
         self,
-        inputs: TensorOrTuple,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int = 25,
+        perturbations_per_eval: int = 1,
+        return_input_shape: Literal[True] = True,
+        show_progress: bool = False,
+        *,
+        seed: int | None = None,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+    ) -> TensorOrTupleGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
         baselines: BaselineType = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
@@ -288,7 +307,24 @@ class Lime(PerturbationAttribution):
         seed: int | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-    ) -> TensorOrTuple:
+    ) -> TensorOrTupleGeneric | Tensor: ...
+
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int = 25,
+        perturbations_per_eval: int = 1,
+        return_input_shape: bool = True,
+        show_progress: bool = False,
+        *,
+        seed: int | None = None,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+    ) -> TensorOrTupleGeneric | Tensor:
         """LIME coefficients.
 
         Args:

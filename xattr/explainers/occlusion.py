@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import torch
 from torch import Tensor
@@ -12,7 +12,7 @@ from xattr._core.attribution import PerturbationAttribution
 from xattr._core.batching import expand_additional_args, rows_per_batch
 from xattr._core.inputs import (
     BaselineType,
-    TensorOrTuple,
+    TensorOrTupleGeneric,
     attribution_dtype,
     format_baselines,
     format_inputs,
@@ -110,7 +110,7 @@ class Occlusion(PerturbationAttribution):
 
     def attribute(
         self,
-        inputs: TensorOrTuple,
+        inputs: TensorOrTupleGeneric,
         sliding_window_shapes: ShapeArg,
         strides: StrideArg = None,
         baselines: BaselineType = None,
@@ -121,7 +121,7 @@ class Occlusion(PerturbationAttribution):
         *,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-    ) -> TensorOrTuple:
+    ) -> TensorOrTupleGeneric:
         """Attributions shaped like ``inputs``.
 
         Args:
@@ -226,4 +226,4 @@ class Occlusion(PerturbationAttribution):
             a = a.to(attribution_dtype(x, output_dtype))
             results.append(a if targets.multi else a[:, 0])
         bar.close()
-        return format_output(tuple(results), is_tuple)
+        return cast(TensorOrTupleGeneric, format_output(tuple(results), is_tuple))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from xattr._core.attribution import GradientAttribution
-from xattr._core.inputs import TensorOrTuple, format_output
+from xattr._core.inputs import TensorOrTupleGeneric, format_output
 from xattr._core.targets import TargetType
 from xattr.explainers._gradient import finish, gradients_at_inputs
 from xattr.explainers.registry import register
@@ -27,14 +27,14 @@ class Saliency(GradientAttribution):
 
     def attribute(
         self,
-        inputs: TensorOrTuple,
+        inputs: TensorOrTupleGeneric,
         target: TargetType = None,
         abs: bool = True,
         additional_forward_args: Any = None,
         *,
         memory_budget: int | str | None = None,
         show_progress: bool = False,
-    ) -> TensorOrTuple:
+    ) -> TensorOrTupleGeneric:
         """Gradients (absolute values by default) of the target output.
 
         Args:
@@ -67,4 +67,4 @@ class Saliency(GradientAttribution):
         )
         if abs:
             g = tuple(t.abs() for t in g)
-        return format_output(finish(g, targets.multi), is_tuple)
+        return cast(TensorOrTupleGeneric, format_output(finish(g, targets.multi), is_tuple))

@@ -35,7 +35,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Literal, Union, cast, overload
 
 import torch
 from torch import Tensor
@@ -46,7 +46,8 @@ from xattr._core.attribution import GradientAttribution
 from xattr._core.batching import as_args, batch_rows, chunk_args, expand_base
 from xattr._core.features import feature_sets, format_feature_mask
 from xattr._core.inputs import (
-    TensorOrTuple,
+    BaselineType,
+    TensorOrTupleGeneric,
     example_bytes,
     format_baselines,
     format_inputs,
@@ -72,8 +73,16 @@ NORMALIZE_BOUND = 2.0
 CHUNK_BYTES = 256 * 2**20
 
 
+# Captum's baselines plus the reference images this method defines per input: "blur"
+# (Gaussian-blurred inputs) and "mean" (each example's channel means).
+PathBaselines = Union[BaselineType, str, tuple[Union[int, float, Tensor, str], ...]]
+
+
 def stratified_coalitions(
-    d: int, n_coalitions_per_size: int | str = 4, seed: int | None = None, device: Any = "cpu"
+    d: int,
+    n_coalitions_per_size: int | str = 4,
+    seed: int | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[Tensor, Tensor]:
     """SIG's coalitions: ``n_coalitions_per_size`` uniform subsets of every size
     k = 0..d-1 (``"all"``: every subset of those sizes), de-duplicated.
@@ -131,7 +140,7 @@ def combination_weights(coalitions: Tensor, counts: Tensor, combine: str) -> Ten
     return torch.nan_to_num(w, nan=0.0)  # i in S: IG_i is 0 there, weight unused
 
 
-def exact_paths(d: int, device: Any = "cpu") -> tuple[Tensor, Tensor, Tensor]:
+def exact_paths(d: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor, Tensor]:
     """Exact mode's single-feature paths: for every feature i and coalition S without
     i, the path from b_S to b_{S+i}.
 
@@ -198,10 +207,57 @@ class ShapleyIntegratedGradients(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @overload
     def attribute(
         self,
-        inputs: TensorOrTuple,
-        baselines: Any = None,
+        inputs: TensorOrTupleGeneric,
+        baselines: PathBaselines = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_coalitions_per_size: int | str = 4,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        seed: int | None = None,
+        combine: str = "per_size",
+        normalize: bool = True,
+        internal_batch_size: int | None = None,
+        exact: bool = False,
+        return_convergence_delta: Literal[False] = False,
+        *,
+        blur_sigma: float = 5.0,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+    ) -> TensorOrTupleGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: PathBaselines = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_coalitions_per_size: int | str = 4,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        seed: int | None = None,
+        combine: str = "per_size",
+        normalize: bool = True,
+        internal_batch_size: int | None = None,
+        exact: bool = False,
+        *,
+        return_convergence_delta: Literal[True],
+        blur_sigma: float = 5.0,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+    ) -> tuple[TensorOrTupleGeneric, Tensor]: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: PathBaselines = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
@@ -218,7 +274,29 @@ class ShapleyIntegratedGradients(GradientAttribution):
         blur_sigma: float = 5.0,
         memory_budget: int | str | None = None,
         show_progress: bool = False,
-    ) -> TensorOrTuple | tuple[TensorOrTuple, Tensor]:
+    ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]: ...
+
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: PathBaselines = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_coalitions_per_size: int | str = 4,
+        n_steps: int = 50,
+        method: str = "gausslegendre",
+        seed: int | None = None,
+        combine: str = "per_size",
+        normalize: bool = True,
+        internal_batch_size: int | None = None,
+        exact: bool = False,
+        return_convergence_delta: bool = False,
+        *,
+        blur_sigma: float = 5.0,
+        memory_budget: int | str | None = None,
+        show_progress: bool = False,
+    ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]:
         """SIG attributions of the target output.
 
         Args:
@@ -328,7 +406,7 @@ class ShapleyIntegratedGradients(GradientAttribution):
         attrs, deltas = _stitch(parts, B)
         if normalize:
             attrs = run.normalized(attrs)
-        out = format_output(finish(attrs, targets.multi), is_tuple)
+        out = cast(TensorOrTupleGeneric, format_output(finish(attrs, targets.multi), is_tuple))
         if not return_convergence_delta:
             return out
         deltas = cast(Tensor, deltas)  # asked for: every run returned its deltas

@@ -10,7 +10,7 @@ permutation's contributions sum to v(N) - v(empty), so efficiency is exact.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch import Tensor
@@ -19,7 +19,7 @@ from xattr import ops
 from xattr._core import validation
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
-from xattr._core.inputs import BaselineType, TensorOrTuple
+from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import flag, positive_int
@@ -52,9 +52,50 @@ class ShapleyValueSampling(PerturbationAttribution):
         [[1.0, 1.0, 1.0]]
     """
 
+    @overload
     def attribute(
         self,
-        inputs: TensorOrTuple,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int = 25,
+        perturbations_per_eval: int = 1,
+        show_progress: bool = False,
+        *,
+        seed: int | None = None,
+        return_std: Literal[False] = False,
+        antithetic: bool = True,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+        return_input_shape: Literal[True] = True,
+    ) -> TensorOrTupleGeneric: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int = 25,
+        perturbations_per_eval: int = 1,
+        show_progress: bool = False,
+        *,
+        seed: int | None = None,
+        return_std: Literal[True],
+        antithetic: bool = True,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+        return_input_shape: Literal[True] = True,
+    ) -> tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]: ...
+
+    @overload
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
         baselines: BaselineType = None,
         target: TargetType = None,
         additional_forward_args: Any = None,
@@ -69,7 +110,36 @@ class ShapleyValueSampling(PerturbationAttribution):
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
         return_input_shape: bool = True,
-    ) -> TensorOrTuple | tuple[TensorOrTuple, TensorOrTuple]:
+    ) -> (
+        TensorOrTupleGeneric
+        | tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]
+        | Tensor
+        | tuple[Tensor, Tensor]
+    ): ...
+
+    def attribute(
+        self,
+        inputs: TensorOrTupleGeneric,
+        baselines: BaselineType = None,
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
+        n_samples: int = 25,
+        perturbations_per_eval: int = 1,
+        show_progress: bool = False,
+        *,
+        seed: int | None = None,
+        return_std: bool = False,
+        antithetic: bool = True,
+        removal: Removal | None = None,
+        memory_budget: int | str | None = None,
+        return_input_shape: bool = True,
+    ) -> (
+        TensorOrTupleGeneric
+        | tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]
+        | Tensor
+        | tuple[Tensor, Tensor]
+    ):
         """Shapley value sampling attributions.
 
         Args:
