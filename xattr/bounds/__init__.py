@@ -1,0 +1,49 @@
+"""Robustness bounds for removal-based attributions (Lin, Covert & Lee, NeurIPS 2023).
+
+A removal-based attribution is a linear map of the game: phi = A v, where v holds
+v(S) for the 2^d coalitions S (row r of :func:`xattr.ops.enumerate_coalitions`:
+feature i is in S iff bit i of r is set) and row a_i of A is the summary's weight
+on each coalition. If two games differ by at most ``dv = max_S |v(S) - v'(S)|``
+(an input moved, or the model replaced by a nearby one), then
+
+    ||A (v - v')||_2 <= h * dv,        |phi_i - phi'_i| <= ||a_i||_1 * dv,
+
+with the summary factor h = min(h1, h2), h1 = sqrt(sum_i ||a_i||_1^2) and
+h2 = ||A||_2 * 2^(d/2) (the spectral norm, times sqrt of the number of coalitions).
+
+Summaries (a_i(S) for i in S / i not in S):
+
+- semivalues with size weights p_0..p_{d-1}: p_{|S|-1} / -p_{|S|};
+  Shapley p_k = k! (d-1-k)! / d!, Banzhaf p_k = 1 / 2^(d-1), leave-one-out
+  p_k = 1{k = d-1}. For each, ||a_i||_1 = 2 sum_k C(d-1, k) p_k (2 for all three,
+  so h1 = 2 sqrt(d)), and A A' = alpha I + beta (11' - I) has the eigenvalues
+  alpha + (d-1) beta and alpha - beta in closed form (Banzhaf: h2 = 2 for every d);
+- mean-when-included (RISE-like): 1 / 2^(d-1) / 0, h1 = sqrt(d).
+
+This module holds the summaries and their factors; the input- and model-perturbation
+bounds and the Lipschitz constants build on them.
+
+Example:
+    >>> from xattr.bounds import summary_factor
+    >>> f = summary_factor("banzhaf", 10)
+    >>> round(f.h1, 4), round(f.h2, 4), round(f.h, 4)
+    (6.3246, 2.0, 2.0)
+"""
+
+from xattr.bounds.summary import (
+    SUMMARIES,
+    SummaryFactor,
+    factor_of_matrix,
+    semivalue_weights,
+    summary_factor,
+    summary_matrix,
+)
+
+__all__ = [
+    "SUMMARIES",
+    "SummaryFactor",
+    "factor_of_matrix",
+    "semivalue_weights",
+    "summary_factor",
+    "summary_matrix",
+]
