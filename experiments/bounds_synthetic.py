@@ -567,8 +567,8 @@ def markdown(report: dict) -> str:
     lines = [
         "# Robustness bounds, synthetic Gaussian case (experiments/bounds_synthetic.py)",
         "",
-        f"Lin, Covert & Lee (NeurIPS 2023), Section 5.1: x ~ N(0, Sigma), d = {c['d']}, "
-        f"Sigma_01 = rho; f = sigmoid(beta . x), beta = {c['beta']}; f' with beta' = "
+        "Lin, Covert & Lee (NeurIPS 2023), the synthetic experiment: x ~ N(0, Sigma), "
+        f"d = {c['d']}, Sigma_01 = rho; f = sigmoid(beta . x), beta = {c['beta']}; f' with beta' = "
         f"{c['beta_prime']}. {c['points']} points per rho; marginal background "
         f"{c['background']} rows; conditional removal exact (Gaussian). L = ||beta|| / 4 = "
         f"{c['lipschitz']:.4f}, B = {c['output_bound']} (f - 1/2). "
@@ -650,20 +650,9 @@ def plot(report: dict, path: Path) -> None:
     for kind, color in zip(REMOVALS, ("C0", "C1", "C2")):
         rows = ip[rho][kind]["shapley"]
         eps = [row["eps"] for row in rows]
-        ax.plot(
-            eps,
-            [row["adversarial"]["max"] for row in rows],
-            "o-",
-            color=color,
-            label=f"{kind}: adversarial (max)",
-        )
-        ax.plot(
-            eps,
-            [row["random"]["mean"] for row in rows],
-            "x:",
-            color=color,
-            label=f"{kind}: random (mean)",
-        )
+        for key, stat, style in (("adversarial", "max", "o-"), ("random", "mean", "x:")):
+            values = [row[key][stat] for row in rows]
+            ax.plot(eps, values, style, color=color, label=f"{kind}: {key} ({stat})")
         ax.plot(eps, [row["bound"] for row in rows], "--", color=color, label=f"{kind}: bound")
     ax.set(
         xscale="log",
