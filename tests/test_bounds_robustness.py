@@ -33,6 +33,7 @@ from xattr.bounds import (
     summary_factor,
     summary_matrix,
 )
+from xattr.explainers.kernel_shap import kernel_design
 
 F64 = torch.float64
 D = 5
@@ -87,6 +88,19 @@ def test_estimator_matrix_is_the_explainers_estimate(cls, method, n, seed):
     values = Setup(model, x, baselines=b, target=0).game(em.coalitions)[:, :, 0]  # [B, u]
     phi = cls(model).attribute(x, baselines=b, target=0, n_samples=n, seed=seed)
     torch.testing.assert_close(values @ em.A.T, phi, rtol=0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [2, 3, 6, 10, 17])
+def test_kernel_shap_matrix_is_the_solve_of_the_unit_games(d):
+    # every budget, rank-deficient designs (n < d - 1) included: A_hat's columns are
+    # ops.kernel_shap_solve applied to the unit games (v = e_j, v_empty, v_full)
+    for n in (1, 2, 3, d - 1, d + 3, 3 * d):
+        em = estimator_matrix("kernel_shap", d, n_samples=n, seed=n)
+        masks, weights, _, _ = kernel_design(d, n, n)
+        m = masks.shape[0]
+        unit = torch.eye(m + 2, dtype=F64)
+        phi = ops.kernel_shap_solve(masks, weights, unit[None, :m], unit[None, m], unit[None, -1])
+        torch.testing.assert_close(em.A, phi[0].T, rtol=0.0, atol=1e-10)
 
 
 def test_kernel_shap_matrix_is_exact_shapley_when_enumerated():

@@ -23,6 +23,7 @@ from xattr.bounds.summary import (
     summary_factor,
 )
 from xattr.explainers.kernel_shap import kernel_design
+from xattr.ops._reference import _psd_pinv
 
 # The estimators A_hat is rebuilt for (by their draws), with the summary they estimate.
 SAMPLED = {
@@ -140,12 +141,22 @@ def estimator_matrix(
         if d < 2:
             raise ValueError("d: KernelShap's estimate is exact for one feature; use 'shapley'")
         masks, weights, _, _ = kernel_design(d, n_samples, seed)
-        n = masks.shape[0]
-        # the estimate is linear in (values, v_empty, v_full): solve for the unit games
-        unit = torch.eye(n + 2, dtype=f64)
-        phi = ops.kernel_shap_solve(masks, weights, unit[None, :n], unit[None, n], unit[None, -1])
-        full = torch.ones((1, d), dtype=torch.bool)
-        return EstimatorMatrix(method, torch.cat([masks, ~full, full]), phi[0].T.contiguous())
+        # ops.kernel_shap_solve: phi = delta / d + A^+ W^{1/2} (v - v_empty - |z| delta / d)
+        # with A = W^{1/2} Z (I - 11'/d), delta = v_full - v_empty: linear in (v, v_empty,
+        # v_full). A^+ through the same pseudo-inverse of the Gram matrix as the op's
+        # reference (d x d, so no n x n work); tests check A_hat v against the explainer.
+        z = masks.to(f64)
+        k = z.sum(1)
+        sw = weights.to(f64).sqrt()
+        A = sw[:, None] * (z - k[:, None] / d)  # [n, d]
+        M = _psd_pinv((A.T @ A)[None])[0] @ (A.T * sw[None])  # [d, n]
+        M = M - M.mean(0, keepdim=True)
+        mk = M @ k / d
+        empty = -1.0 / d - M.sum(1) + mk
+        full = 1.0 / d - mk
+        A_hat = torch.cat([M, empty[:, None], full[:, None]], 1)
+        whole = torch.ones((1, d), dtype=torch.bool)
+        return EstimatorMatrix(method, torch.cat([masks, ~whole, whole]), A_hat)
     if method == "shapley_value_sampling":
         anti = validation.flag("antithetic", antithetic) and n_samples % 2 == 0
         perms = ops.permutations(n_samples, d, seed=seed, antithetic=anti).long()  # [P, d]
