@@ -23,7 +23,6 @@ from xattr.bounds.summary import (
     summary_factor,
 )
 from xattr.explainers.kernel_shap import kernel_design
-from xattr.ops._reference import _psd_pinv
 
 # The estimators A_hat is rebuilt for (by their draws), with the summary they estimate.
 SAMPLED = {
@@ -143,13 +142,14 @@ def estimator_matrix(
         masks, weights, _, _ = kernel_design(d, n_samples, seed)
         # ops.kernel_shap_solve: phi = delta / d + A^+ W^{1/2} (v - v_empty - |z| delta / d)
         # with A = W^{1/2} Z (I - 11'/d), delta = v_full - v_empty: linear in (v, v_empty,
-        # v_full). A^+ through the same pseudo-inverse of the Gram matrix as the op's
-        # reference (d x d, so no n x n work); tests check A_hat v against the explainer.
+        # v_full). A^+ = (A'A)^+ A' through the d x d Gram matrix (no n x n work); its
+        # null space (rank-deficient designs) is exact zeros up to rounding, far below
+        # pinv's cutoff. Tests check A_hat against the op on unit games, every budget.
         z = masks.to(f64)
         k = z.sum(1)
         sw = weights.to(f64).sqrt()
         A = sw[:, None] * (z - k[:, None] / d)  # [n, d]
-        M = _psd_pinv((A.T @ A)[None])[0] @ (A.T * sw[None])  # [d, n]
+        M = torch.linalg.pinv(A.T @ A, hermitian=True) @ (A.T * sw[None])  # [d, n]
         M = M - M.mean(0, keepdim=True)
         mk = M @ k / d
         empty = -1.0 / d - M.sum(1) + mk
