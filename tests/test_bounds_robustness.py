@@ -94,7 +94,7 @@ def test_estimator_matrix_is_the_explainers_estimate(cls, method, n, seed):
 def test_kernel_shap_matrix_is_the_solve_of_the_unit_games(d):
     # every budget, rank-deficient designs (n < d - 1) included: A_hat's columns are
     # ops.kernel_shap_solve applied to the unit games (v = e_j, v_empty, v_full)
-    for n in (1, 2, 3, d - 1, d + 3, 3 * d):
+    for n in (1, 2, 3, d - 1, d + 3, 3 * d, 30 * d):
         em = estimator_matrix("kernel_shap", d, n_samples=n, seed=n)
         masks, weights, _, _ = kernel_design(d, n, n)
         m = masks.shape[0]

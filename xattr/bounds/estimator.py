@@ -142,14 +142,15 @@ def estimator_matrix(
         masks, weights, _, _ = kernel_design(d, n_samples, seed)
         # ops.kernel_shap_solve: phi = delta / d + A^+ W^{1/2} (v - v_empty - |z| delta / d)
         # with A = W^{1/2} Z (I - 11'/d), delta = v_full - v_empty: linear in (v, v_empty,
-        # v_full). A^+ = (A'A)^+ A' through the d x d Gram matrix (no n x n work); its
-        # null space (rank-deficient designs) is exact zeros up to rounding, far below
-        # pinv's cutoff. Tests check A_hat against the op on unit games, every budget.
+        # v_full). A^+ = (A'A)^+ A' through the d x d Gram matrix (no n x n work), its
+        # eigenvalues below 1e-11 of the largest taken as 0, as the op's pivoted Cholesky
+        # drops pivots (A 1 = 0 always: without the cutoff, rounding in that direction
+        # blows up). Tests check A_hat against the op on unit games, every budget.
         z = masks.to(f64)
         k = z.sum(1)
         sw = weights.to(f64).sqrt()
         A = sw[:, None] * (z - k[:, None] / d)  # [n, d]
-        M = torch.linalg.pinv(A.T @ A, hermitian=True) @ (A.T * sw[None])  # [d, n]
+        M = torch.linalg.pinv(A.T @ A, hermitian=True, rtol=1e-11) @ (A.T * sw[None])  # [d, n]
         M = M - M.mean(0, keepdim=True)
         mk = M @ k / d
         empty = -1.0 / d - M.sum(1) + mk
