@@ -19,13 +19,38 @@ from xattr.explainers.exact_shapley import MAX_EXACT_FEATURES
 from xattr.explainers.registry import register
 
 
+def weighted_mean_var(values: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Per feature, the mean of v over the coalitions weighted by ``w`` and the
+    variance of that mean.
+
+    ``mean_i = sum_u w_ui v_u / n_i`` with ``n_i = sum_u w_ui``, and ``s_i^2 / n_i``
+    with ``s_i^2`` the unbiased sample variance of v over those coalitions (``w`` read
+    as counts). Used by :func:`msr_stderr` (one side each) and MeanWhenIncluded.
+
+    Args:
+        values: [B, u, T] float64; w: [u, d] counts (zero where a coalition is off
+            the side).
+
+    Returns:
+        (mean, var_of_mean), each [B, T, d]; the mean is NaN where n_i = 0 and the
+        variance inf where n_i < 2.
+    """
+    n = w.sum(0)  # [d]
+    s1 = torch.einsum("but,ud->btd", values, w)
+    s2 = torch.einsum("but,ud->btd", values * values, w)
+    mean = s1 / n
+    var = (s2 - n * mean * mean).clamp_min(0.0) / (n - 1)
+    var = torch.where(n > 1, var, torch.full_like(var, float("inf")))
+    return mean, var / n
+
+
 def msr_stderr(masks: Tensor, counts: Tensor, values: Tensor) -> Tensor:
     """Standard error of the MSR Banzhaf estimate, from the same evaluations.
 
     ``beta_i = mean_in - mean_out`` is a difference of two independent sample means
     (given the split), so ``se_i^2 = var_in / n_in + var_out / n_out`` with the
     unbiased sample variances of v over the coalitions holding / lacking i
-    (duplicates weighted by their counts).
+    (duplicates weighted by their counts; see :func:`weighted_mean_var`).
 
     Args:
         masks: bool [u, d]; counts: [u]; values: [B, u, T] float64.
@@ -35,18 +60,9 @@ def msr_stderr(masks: Tensor, counts: Tensor, values: Tensor) -> Tensor:
     """
     m = masks.to(values.dtype)  # [u, d]
     c = counts.to(values.dtype)  # [u]
-    cin = c[:, None] * m  # [u, d]
-    cout = c[:, None] * (1.0 - m)
-    out = []
-    for w in (cin, cout):
-        n = w.sum(0)  # [d]
-        s1 = torch.einsum("but,ud->btd", values, w)
-        s2 = torch.einsum("but,ud->btd", values * values, w)
-        mean = s1 / n
-        var = (s2 - n * mean * mean).clamp_min(0.0) / (n - 1)
-        var = torch.where(n > 1, var, torch.full_like(var, float("inf")))
-        out.append(var / n)
-    return (out[0] + out[1]).sqrt()
+    _, var_in = weighted_mean_var(values, c[:, None] * m)
+    _, var_out = weighted_mean_var(values, c[:, None] * (1.0 - m))
+    return (var_in + var_out).sqrt()
 
 
 @register(captum=False)
