@@ -44,6 +44,25 @@ def weighted_mean_var(values: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
     return mean, var / n
 
 
+def msr_coalitions(
+    n_samples: int, d: int, seed: int, device: torch.device | str = "cpu"
+) -> tuple[Tensor, Tensor]:
+    """The coalitions of the MSR estimate (Banzhaf's, and MeanWhenIncluded's with the
+    same seed): ``n_samples`` Bernoulli(1/2) rows over d features, de-duplicated.
+
+    Returns:
+        (distinct coalitions bool [u, d], their counts int64 [u]).
+
+    Example:
+        >>> masks, counts = msr_coalitions(100, 3, seed=0)
+        >>> masks.shape[1], int(counts.sum())
+        (3, 100)
+    """
+    masks = ops.bernoulli_masks(n_samples, d, 0.5, seed=seed, device=device)
+    uniq, _, counts = ops.unique_coalitions(masks)
+    return uniq, counts
+
+
 def msr_stderr(masks: Tensor, counts: Tensor, values: Tensor) -> Tensor:
     """Standard error of the MSR Banzhaf estimate, from the same evaluations.
 
@@ -191,8 +210,7 @@ class Banzhaf(PerturbationAttribution):
             phi = ops.exact_banzhaf(values)
             std = torch.zeros_like(phi)
         else:
-            masks = ops.bernoulli_masks(n_samples, d, 0.5, seed=seed_value, device=device)
-            uniq, _, counts = ops.unique_coalitions(masks)
+            uniq, counts = msr_coalitions(n_samples, d, seed_value, device)
             values = setup.game(uniq)  # [B, u, T]
             phi = ops.banzhaf_msr(uniq, values, counts.to(values.dtype))
             std = msr_stderr(uniq, counts, values) if return_std else None

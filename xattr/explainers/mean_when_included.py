@@ -15,7 +15,7 @@ from xattr._core.game import Setup
 from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
-from xattr.explainers.banzhaf import weighted_mean_var
+from xattr.explainers.banzhaf import msr_coalitions, weighted_mean_var
 from xattr.explainers.exact_shapley import MAX_EXACT_FEATURES
 from xattr.explainers.registry import register
 
@@ -160,8 +160,7 @@ class MeanWhenIncluded(PerturbationAttribution):
             phi = 0.5 * ops.exact_banzhaf(values) + values.mean(1).unsqueeze(-1)
             std = torch.zeros_like(phi)
         else:
-            masks = ops.bernoulli_masks(n_samples, d, 0.5, seed=seed_value, device=device)
-            uniq, _, counts = ops.unique_coalitions(masks)
+            uniq, counts = msr_coalitions(n_samples, d, seed_value, device)
             missing = uniq.sum(0) == 0  # a feature in no sampled coalition
             if bool(missing.any()):
                 feature = int(torch.nonzero(missing)[0, 0])
