@@ -20,8 +20,23 @@ Summaries (a_i(S) for i in S / i not in S):
   alpha + (d-1) beta and alpha - beta in closed form (Banzhaf: h2 = 2 for every d);
 - mean-when-included (RISE-like): 1 / 2^(d-1) / 0, h1 = sqrt(d).
 
-This module holds the summaries and their factors; the input- and model-perturbation
-bounds and the Lipschitz constants build on them.
+Sampling estimators with common random numbers (the same ``seed=`` for both games)
+are linear maps A_hat of the values they evaluate (KernelShap's constrained least
+squares, permutation sampling, MSR Banzhaf): :func:`estimator_matrix` rebuilds A_hat
+from the seed, and its factors replace the exact ones (much larger at small budgets).
+
+Input perturbation x' = x + delta, f L-Lipschitz in l2, |f| <= B:
+|v_x(S) - v_x'(S)| <= L ||delta_S||_2 for baseline and marginal removal, and
+(L + 2 B M) ||delta_S||_2 for conditional removal when the conditional law of X_{not S}
+given X_S = x_S is M-Lipschitz in total variation; so ||phi(x) - phi(x')||_2 <= g h eps
+(:func:`input_bound`). Model perturbation f -> f': |v(S) - v'(S)| <= sup |f - f'| over
+the points the removal queries (:func:`model_gap`), or Q sup_{X'} |f - f'| + 2 B (1 - Q)
+for conditional removal when an imputed point lies in X' with probability Q
+(:func:`model_bound`). :func:`attribution_change` measures the actual change with
+common random numbers.
+
+Reference: C. Lin, I. Covert, S.-I. Lee, "On the Robustness of Removal-Based Feature
+Attributions", NeurIPS 2023.
 
 Example:
     >>> from xattr.bounds import summary_factor
@@ -30,6 +45,22 @@ Example:
     (6.3246, 2.0, 2.0)
 """
 
+from xattr.bounds.estimator import (
+    SAMPLED,
+    EstimatorMatrix,
+    attribution_factor,
+    estimator_matrix,
+    resolve_method,
+)
+from xattr.bounds.robustness import (
+    REMOVALS,
+    RobustnessBound,
+    attribution_change,
+    input_bound,
+    model_bound,
+    model_gap,
+    removal_kind,
+)
 from xattr.bounds.summary import (
     SUMMARIES,
     SummaryFactor,
@@ -40,6 +71,18 @@ from xattr.bounds.summary import (
 )
 
 __all__ = [
+    "REMOVALS",
+    "SAMPLED",
+    "EstimatorMatrix",
+    "RobustnessBound",
+    "attribution_change",
+    "attribution_factor",
+    "estimator_matrix",
+    "input_bound",
+    "model_bound",
+    "model_gap",
+    "removal_kind",
+    "resolve_method",
     "SUMMARIES",
     "SummaryFactor",
     "factor_of_matrix",

@@ -1,0 +1,469 @@
+"""Input- and model-perturbation bounds on removal-based attributions, and the measured
+change they bound (see the package docstring for the mathematics)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from xattr import ops
+from xattr._core.features import format_feature_mask, group_scores
+from xattr._core.game import Setup
+from xattr._core.inputs import format_inputs
+from xattr._core.removal import BaselineRemoval, ConditionalRemoval, MarginalRemoval
+from xattr.bounds.estimator import attribution_factor, resolve_method
+from xattr.bounds.summary import MAX_MATRIX_FEATURES, SUMMARIES, SummaryFactor
+
+REMOVALS = ("baseline", "marginal", "conditional")
+
+
+def removal_kind(removal: Any) -> str:
+    """ "baseline", "marginal" or "conditional" for a name or a removal object.
+
+    Example:
+        >>> import torch
+        >>> removal_kind(MarginalRemoval(torch.zeros(4, 3)))
+        'marginal'
+    """
+    if isinstance(removal, str):
+        if removal in REMOVALS:
+            return removal
+        raise ValueError(f"removal: expected one of {REMOVALS}, got {removal!r}")
+    if removal is None or isinstance(removal, BaselineRemoval):
+        return "baseline"
+    if isinstance(removal, MarginalRemoval):
+        return "marginal"
+    if isinstance(removal, ConditionalRemoval):
+        return "conditional"
+    raise ValueError(
+        "removal: the bounds cover BaselineRemoval, MarginalRemoval and ConditionalRemoval "
+        f"(or their names {REMOVALS}), not {type(removal).__name__}"
+    )
+
+
+def _nonnegative(name: str, value: Any) -> Tensor:
+    """A float or a tensor of them, >= 0 and finite, as float64 [n] (a scalar -> [1])."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Tensor)):
+        raise TypeError(f"{name}: expected a number or a tensor, got {type(value).__name__}")
+    t = torch.as_tensor(value, dtype=torch.float64).detach().cpu().reshape(-1)
+    if t.numel() == 0:
+        raise ValueError(f"{name}: empty")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name}: must be finite")
+    if bool((t < 0).any()):
+        raise ValueError(f"{name}: must be >= 0, got {float(t.min()):g}")
+    return t
+
+
+def _scalar(name: str, value: Any) -> float:
+    t = _nonnegative(name, value)
+    if t.numel() != 1:
+        raise ValueError(f"{name}: expected one number, got {t.numel()}")
+    return float(t[0])
+
+
+@dataclass(frozen=True)
+class RobustnessBound:
+    """A bound on how far attributions move, and (optionally) how far they did.
+
+    Attributes:
+        perturbation: "input" or "model".
+        method: the summary or estimator bounded (e.g. "shapley", "kernel_shap").
+        removal: "baseline", "marginal" or "conditional".
+        factor: the method's :class:`SummaryFactor` (h, h1, h2, per_feature).
+        game_gap: float64 [n]: the bound on max_S |v(S) - v'(S)| (one per radius or
+            per example).
+        l2: float64 [n]: the bound on ||phi - phi'||_2 = factor.h * game_gap.
+        per_feature: float64 [n, d]: the bound on |phi_i - phi'_i|.
+        radius: float64 [n] for input perturbations (||delta||_2), else None.
+        lipschitz: the g of the input bound (L, or L + 2 B M for conditional removal).
+        measured: float64 [n] measured ||phi - phi'||_2, when given (:meth:`with_measured`).
+    """
+
+    perturbation: str
+    method: str
+    removal: str
+    factor: SummaryFactor
+    game_gap: Tensor
+    l2: Tensor
+    per_feature: Tensor
+    radius: Tensor | None = None
+    lipschitz: float | None = None
+    measured: Tensor | None = None
+
+    def with_measured(self, measured: Tensor | float) -> RobustnessBound:
+        """A copy holding the measured change ||phi - phi'||_2 ([n] or one number)."""
+        m = _nonnegative("measured", measured)
+        if m.numel() not in (1, self.l2.numel()):
+            raise ValueError(f"measured: expected 1 or {self.l2.numel()} values, got {m.numel()}")
+        return replace(self, measured=m.expand(self.l2.numel()).clone())
+
+    @property
+    def tightness(self) -> Tensor | None:
+        """measured / bound, float64 [n] (1 = tight; None without a measurement)."""
+        if self.measured is None:
+            return None
+        return torch.where(self.l2 > 0, self.measured / self.l2, torch.zeros_like(self.l2))
+
+    @property
+    def holds(self) -> bool | None:
+        """Whether every measured change is within its bound (up to float64 rounding)."""
+        if self.measured is None:
+            return None
+        slack = 1e-9 * (1.0 + self.l2)
+        return bool((self.measured <= self.l2 + slack).all())
+
+    def summary(self) -> str:
+        """A few lines for a report.
+
+        Example:
+            >>> b = input_bound("banzhaf", 4, 0.1, lipschitz=2.0)
+            >>> print(b.summary().splitlines()[0])
+            input perturbation, banzhaf under baseline removal (d = 4)
+        """
+        f = self.factor
+        lines = [
+            f"{self.perturbation} perturbation, {self.method} under {self.removal} removal "
+            f"(d = {f.per_feature.numel()})",
+            f"  factor h = {f.h:.4g} (h1 = {f.h1:.4g}, h2 = {f.h2:.4g})",
+        ]
+        if self.radius is not None:
+            lines.append(
+                f"  radius ||delta||_2: {_range(self.radius)}, Lipschitz g = {self.lipschitz:.4g}"
+            )
+        lines.append(f"  max_S |v(S) - v'(S)| <= {_range(self.game_gap)}")
+        lines.append(f"  ||phi - phi'||_2 <= {_range(self.l2)}")
+        if self.measured is not None:
+            tight = self.tightness
+            assert tight is not None
+            lines.append(
+                f"  measured: {_range(self.measured)}, tightness {_range(tight)}, "
+                f"{'within' if self.holds else 'OUTSIDE'} the bound"
+            )
+        return "\n".join(lines)
+
+
+def _range(t: Tensor) -> str:
+    lo, hi = float(t.min()), float(t.max())
+    return f"{lo:.4g}" if lo == hi else f"{lo:.4g} .. {hi:.4g}"
+
+
+def _bound(
+    perturbation: str,
+    method: Any,
+    d: int,
+    gap: Tensor,
+    removal: str,
+    n_samples: int | None,
+    seed: int | None,
+    weights: Sequence[float] | Tensor | None,
+    antithetic: bool,
+    **extra: Any,
+) -> RobustnessBound:
+    factor = attribution_factor(
+        method, d, n_samples=n_samples, seed=seed, weights=weights, antithetic=antithetic
+    )
+    name, _ = resolve_method(method, n_samples)
+    return RobustnessBound(
+        perturbation,
+        name,
+        removal,
+        factor,
+        gap,
+        factor.h * gap,
+        gap[:, None] * factor.per_feature[None],
+        **extra,
+    )
+
+
+def input_bound(
+    method: Any,
+    d: int,
+    eps: float | Tensor,
+    *,
+    lipschitz: float,
+    removal: Any = "baseline",
+    output_bound: float | None = None,
+    tv_lipschitz: float | None = None,
+    n_samples: int | None = None,
+    seed: int | None = None,
+    weights: Sequence[float] | Tensor | None = None,
+    antithetic: bool = True,
+) -> RobustnessBound:
+    """How far attributions can move when the input moves by ``||delta||_2 <= eps``.
+
+    ``||phi(x) - phi(x + delta)||_2 <= g * h * eps`` and ``|phi_i - phi'_i| <=
+    g * ||a_i||_1 * eps``, with g = L for baseline and marginal removal and
+    g = L + 2 B M for conditional removal (f is L-Lipschitz in l2 with |f| <= B, and the
+    conditional law of the removed features given the kept ones is M-Lipschitz in
+    total variation). Sampled estimators are bounded for two runs with the same seed.
+
+    Args:
+        method: a summary name, an estimator name or the explainer (see
+            :func:`attribution_factor`).
+        d: number of features (groups).
+        eps: radius ||delta||_2 >= 0: a number or a tensor [n] (one bound per radius).
+        lipschitz: L, an upper bound on the model's Lipschitz constant (e.g.
+            :func:`lipschitz_upper`); an empirical lower estimate gives no guarantee.
+        removal: "baseline" (default), "marginal", "conditional", or the removal object.
+        output_bound: B = sup |f|; needed for conditional removal.
+        tv_lipschitz: M; needed for conditional removal (0 for independent features).
+        n_samples, seed, weights, antithetic: as in :func:`attribution_factor`.
+
+    Returns:
+        :class:`RobustnessBound` with ``radius`` and ``lipschitz = g``.
+
+    Example:
+        >>> b = input_bound("shapley", 4, 0.5, lipschitz=3.0)
+        >>> round(b.factor.h1, 4), round(b.factor.h2, 4)  # h1 = 2 sqrt(4)
+        (4.0, 2.8284)
+        >>> round(float(b.l2[0]), 4)  # 3 * h * 0.5
+        4.2426
+    """
+    kind = removal_kind(removal)
+    radius = _nonnegative("eps", eps)
+    L = _scalar("lipschitz", lipschitz)
+    g = L
+    if kind == "conditional":
+        if output_bound is None or tv_lipschitz is None:
+            raise ValueError(
+                "tv_lipschitz, output_bound: conditional removal's bound is (L + 2 B M) h eps; "
+                "give B = sup |f| (output_bound=) and M (tv_lipschitz=, the total-variation "
+                "Lipschitz constant of the conditional law; 0 for independent features)"
+            )
+        g = L + 2.0 * _scalar("output_bound", output_bound) * _scalar("tv_lipschitz", tv_lipschitz)
+    elif tv_lipschitz is not None:
+        raise ValueError(f"tv_lipschitz: only conditional removal uses it, not {kind} removal")
+    return _bound(
+        "input",
+        method,
+        d,
+        g * radius,
+        kind,
+        n_samples,
+        seed,
+        weights,
+        antithetic,
+        radius=radius,
+        lipschitz=g,
+    )
+
+
+def model_bound(
+    method: Any,
+    d: int,
+    model_gap: float | Tensor,
+    *,
+    removal: Any = "baseline",
+    inside_prob: float | None = None,
+    output_bound: float | None = None,
+    n_samples: int | None = None,
+    seed: int | None = None,
+    weights: Sequence[float] | Tensor | None = None,
+    antithetic: bool = True,
+) -> RobustnessBound:
+    """How far attributions can move when the model f is replaced by f'.
+
+    ``||phi(f) - phi(f')||_2 <= h * gap`` and ``|phi_i - phi'_i| <= ||a_i||_1 * gap``,
+    with gap >= max_S |v(S) - v'(S)|: ``model_gap`` = sup |f - f'| over the points the
+    removal queries (:func:`model_gap` computes it for baseline and marginal removal).
+    For conditional removal the queried points are the data's support: give sup |f - f'|
+    over a set X' and the probability ``inside_prob`` = Q that an imputed point lies in
+    X'; then gap = Q model_gap + 2 B (1 - Q) (Q = 1 when X' holds the whole support).
+
+    Args:
+        method: as in :func:`attribution_factor`.
+        d: number of features.
+        model_gap: number or tensor [n] (e.g. one per example), >= 0.
+        removal: "baseline" (default), "marginal", "conditional" or the removal object.
+        inside_prob: Q in [0, 1], conditional removal only (default 1).
+        output_bound: B = sup |f|, |f'| (needed when Q < 1).
+        n_samples, seed, weights, antithetic: as in :func:`attribution_factor`.
+
+    Example:
+        >>> round(float(model_bound("banzhaf", 6, 0.1).l2[0]), 6)  # h = 2 for Banzhaf
+        0.2
+    """
+    kind = removal_kind(removal)
+    gap = _nonnegative("model_gap", model_gap)
+    if inside_prob is not None:
+        if kind != "conditional":
+            raise ValueError(f"inside_prob: only conditional removal uses it, not {kind} removal")
+        q = _scalar("inside_prob", inside_prob)
+        if q > 1.0:
+            raise ValueError(f"inside_prob: a probability in [0, 1], got {q:g}")
+        if q < 1.0:
+            if output_bound is None:
+                raise ValueError("output_bound: with inside_prob < 1 the bound needs B = sup |f|")
+            gap = q * gap + 2.0 * _scalar("output_bound", output_bound) * (1.0 - q)
+    return _bound("model", method, d, gap, kind, n_samples, seed, weights, antithetic)
+
+
+def model_gap(
+    model: Callable[..., Any],
+    model_prime: Callable[..., Any],
+    inputs: Tensor | tuple[Tensor, ...],
+    *,
+    coalitions: Tensor | None = None,
+    baselines: Any = None,
+    removal: Any = None,
+    target: Any = None,
+    additional_forward_args: Any = None,
+    feature_mask: Any = None,
+) -> Tensor:
+    """sup |f - f'| over the points baseline or marginal removal queries: the hybrids
+    (x_S, b_{not S}) of every coalition S, with b the baselines or each background row.
+
+    Args:
+        model, model_prime: f and f' (same inputs, same outputs).
+        inputs: [B, *F] (or a tuple), the explained examples.
+        coalitions: bool [n, d], the coalitions the explainer evaluates
+            (``estimator_matrix(...).coalitions``); None = all 2^d (d <= 20).
+        baselines, removal, target, additional_forward_args, feature_mask: as given to
+            the explainer (removal: BaselineRemoval (default) or MarginalRemoval).
+
+    Returns:
+        float64 [B]: one gap per example, for :func:`model_bound`.
+
+    Example:
+        >>> import torch
+        >>> f = lambda x: x.sum(1)
+        >>> g = lambda x: x.sum(1) + 0.1 * x[:, 0]
+        >>> x = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+        >>> model_gap(f, g, x).round(decimals=12).tolist()  # 0.1 |x_0| at S = {0}, {0, 1}
+        [0.1]
+    """
+    kind = removal_kind(removal)
+    if kind == "conditional":
+        raise ValueError(
+            "removal: conditional removal queries the data distribution, not a finite set of "
+            "points; measure sup |f - f'| on data (or a set X' and its probability Q) and "
+            "pass it to model_bound(..., removal='conditional', inside_prob=Q)"
+        )
+    xs, is_tuple = format_inputs(inputs)
+    rows: list[Any] = [baselines]
+    if isinstance(removal, MarginalRemoval):  # each background row as the baselines
+        background, _ = format_inputs(removal.background, "background")
+        rows = [tuple(z[k : k + 1] for z in background) for k in range(background[0].shape[0])]
+        rows = rows if is_tuple else [r[0] for r in rows]
+    elif kind == "marginal":
+        raise ValueError("removal: give the MarginalRemoval(background) itself, not its name")
+
+    def diff(*args: Any) -> Tensor:
+        return model(*args) - model_prime(*args)
+
+    gap = torch.zeros(xs[0].shape[0], dtype=torch.float64)
+    for base in rows:
+        setup = Setup(
+            diff,
+            inputs,
+            baselines=base,
+            target=target,
+            additional_forward_args=additional_forward_args,
+            feature_mask=feature_mask,
+        )
+        masks = coalitions
+        if masks is None:
+            if setup.d > MAX_MATRIX_FEATURES:
+                raise ValueError(
+                    f"coalitions: all 2^d coalitions for d = {setup.d} are too many; give the "
+                    "coalitions the explainer evaluates (estimator_matrix(...).coalitions)"
+                )
+            masks = ops.enumerate_coalitions(setup.d)
+        if masks.dim() != 2 or masks.shape[1] != setup.d or masks.dtype != torch.bool:
+            raise ValueError(f"coalitions: expected bool [n, {setup.d}], got {tuple(masks.shape)}")
+        values = setup.game(masks.to(xs[0].device))  # [B, n, T]
+        gap = torch.maximum(gap, values.abs().amax(dim=(1, 2)).to(torch.float64).cpu())
+    return gap
+
+
+def attribution_change(
+    explainer: Any,
+    inputs: Tensor | tuple[Tensor, ...],
+    inputs_prime: Tensor | tuple[Tensor, ...] | None = None,
+    *,
+    explainer_prime: Any = None,
+    feature_mask: Any = None,
+    **attribute_kwargs: Any,
+) -> tuple[Tensor, Tensor]:
+    """The measured change of attributions, with common random numbers: the same
+    ``attribute`` arguments (``seed=`` included) for both runs.
+
+    Either the inputs move (``inputs_prime``) or the model does (``explainer_prime``,
+    the same explainer class over f'), not both.
+
+    Args:
+        explainer: the explainer (over f).
+        inputs: [B, *F] (or a tuple).
+        inputs_prime: the moved inputs, shaped like ``inputs``.
+        explainer_prime: the explainer over f', for a model change.
+        feature_mask: as given to ``attribute`` (features = its groups).
+        **attribute_kwargs: the rest of ``attribute``'s arguments (one target); a
+            sampling explainer needs ``seed=``.
+
+    Returns:
+        (l2 [B], per_feature [B, d]) float64: ||phi - phi'||_2 and |phi_i - phi'_i|.
+
+    Example:
+        >>> import torch
+        >>> from xattr import ExactShapley
+        >>> ex = ExactShapley(lambda x: x.prod(1))
+        >>> l2, per = attribution_change(ex, torch.ones(1, 2), torch.tensor([[1.0, 2.0]]))
+        >>> per.tolist()
+        [[0.5, 0.5]]
+    """
+    if (inputs_prime is None) == (explainer_prime is None):
+        raise ValueError(
+            "inputs_prime, explainer_prime: give exactly one (the input or the model moves)"
+        )
+    if "seed" not in attribute_kwargs and _samples(explainer, attribute_kwargs.get("n_samples")):
+        raise ValueError(
+            f"seed: {type(explainer).__name__} samples; give seed= so that both runs share "
+            "their draws (common random numbers)"
+        )
+    xs, _ = format_inputs(inputs)
+    groups, ids = format_feature_mask(feature_mask, xs)
+    d = int(ids.numel())
+    kw = dict(attribute_kwargs)
+    if feature_mask is not None:
+        kw["feature_mask"] = feature_mask
+    other = explainer if explainer_prime is None else explainer_prime
+    moved = inputs if inputs_prime is None else inputs_prime
+    scores = []
+    for ex, x in ((explainer, inputs), (other, moved)):
+        out = ex.attribute(x, **kw)
+        attrs, _ = format_inputs(out, "attributions")
+        if any(tuple(a.shape) != tuple(z.shape) for a, z in zip(attrs, xs)):
+            raise ValueError(
+                "target: attribution_change compares one target at a time; the explainer "
+                "returned attributions of another shape than the inputs"
+            )
+        scores.append(group_scores(attrs, groups, d, "group"))
+    per = (scores[0] - scores[1]).abs()
+    return per.square().sum(1).sqrt(), per
+
+
+def _samples(explainer: Any, n_samples: int | None) -> bool:
+    """Whether ``explainer.attribute`` draws at random with these ``n_samples``."""
+    if "seed" not in inspect.signature(explainer.attribute).parameters:
+        return False
+    try:
+        return resolve_method(explainer, n_samples)[0] not in SUMMARIES
+    except ValueError:  # an explainer the bounds do not cover, with a seed: it samples
+        return True
+
+
+__all__ = [
+    "REMOVALS",
+    "RobustnessBound",
+    "attribution_change",
+    "input_bound",
+    "model_bound",
+    "model_gap",
+    "removal_kind",
+]
