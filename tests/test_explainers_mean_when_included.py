@@ -12,7 +12,8 @@ from torch import nn
 
 from tests._helpers import EXACT, F32, F64, mlp, randn
 from xattr import ops
-from xattr.bounds import summary_matrix
+from xattr._core.game import Setup
+from xattr.bounds import estimator_matrix, summary_matrix
 from xattr.explainers.banzhaf import Banzhaf
 from xattr.explainers.mean_when_included import MeanWhenIncluded
 from xattr.explainers.removal import ConditionalRemoval, MarginalRemoval
@@ -179,6 +180,17 @@ def test_sampled_is_the_mean_over_the_banzhaf_draws():
     torch.testing.assert_close(se[0], se_in, **EXACT)
     bz = Banzhaf(model).attribute(x, baselines=b, n_samples=n, seed=seed)
     torch.testing.assert_close(bz[0], mean_in - mean_out, **EXACT)
+
+
+@pytest.mark.parametrize("d, n, seed", [(1, 2, 0), (5, 40, 3), (9, 100, 4)])
+def test_sampled_is_the_bounds_estimator_matrix(d, n, seed):
+    """xattr.bounds rebuilds the sampled estimate as A_hat @ v over the same draws."""
+    model = mlp(d, 6, 2, seed=d)
+    x, b = randn(3, d, seed=50), randn(1, d, seed=51)
+    em = estimator_matrix("mean_when_included_sampled", d, n_samples=n, seed=seed)
+    values = Setup(model, x, baselines=b, target=1).game(em.coalitions)[:, :, 0]  # [B, u]
+    phi = MeanWhenIncluded(model).attribute(x, baselines=b, target=1, n_samples=n, seed=seed)
+    torch.testing.assert_close(phi, values @ em.A.T, **EXACT)
 
 
 def test_sampled_converges_to_exact():
