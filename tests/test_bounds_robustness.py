@@ -17,6 +17,7 @@ from xattr import (
     FeatureAblation,
     KernelShap,
     Lime,
+    MeanWhenIncluded,
     Saliency,
     ShapleyValueSampling,
     ops,
@@ -43,6 +44,8 @@ CASES = [
     (ExactShapley, {}),
     (Banzhaf, {}),
     (Banzhaf, {"n_samples": 40, "seed": 3}),
+    (MeanWhenIncluded, {}),
+    (MeanWhenIncluded, {"n_samples": 40, "seed": 3}),
     (FeatureAblation, {}),
     (KernelShap, {"n_samples": 12, "seed": 1}),
     (ShapleyValueSampling, {"n_samples": 6, "seed": 2}),
@@ -76,6 +79,7 @@ def _lipschitz_and_bound(model: nn.Module) -> tuple[float, float]:
         (ShapleyValueSampling, "shapley_value_sampling", 6, 2),
         (ShapleyValueSampling, "shapley_value_sampling", 5, 9),
         (Banzhaf, "banzhaf_msr", 40, 3),
+        (MeanWhenIncluded, "mean_when_included_sampled", 40, 3),
     ],
 )
 def test_estimator_matrix_is_the_explainers_estimate(cls, method, n, seed):
