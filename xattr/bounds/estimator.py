@@ -22,6 +22,7 @@ from xattr.bounds.summary import (
     factor_of_matrix,
     summary_factor,
 )
+from xattr.explainers.banzhaf import msr_coalitions
 from xattr.explainers.kernel_shap import kernel_design
 
 # The estimators A_hat is rebuilt for (by their draws), with the summary they estimate.
@@ -173,8 +174,7 @@ def estimator_matrix(
         A.index_put_((feat, col[:, :-1].reshape(-1)), -share, accumulate=True)
         return EstimatorMatrix(method, uniq, A)
     if method in ("banzhaf_msr", "mean_when_included_sampled"):
-        drawn = ops.bernoulli_masks(n_samples, d, 0.5, seed=seed)
-        uniq, _, counts = ops.unique_coalitions(drawn)
+        uniq, counts = msr_coalitions(n_samples, d, seed)  # the explainers' own draws
         z = uniq.to(f64).T  # [d, u]
         c = counts.to(f64)
         n_in = z @ c
