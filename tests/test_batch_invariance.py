@@ -11,6 +11,8 @@ arithmetic (the order of its sums).
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from torch import Tensor
@@ -165,6 +167,8 @@ PERTURBATION = [
     (xattr.ShapleyValueSampling, {"n_samples": 3, "seed": 6}),
     (xattr.ShapleyValueSampling, {"n_samples": 3, "seed": 6, "return_std": True}),
     (xattr.Banzhaf, {"n_samples": 40, "seed": 7, "return_std": True}),
+    (xattr.MeanWhenIncluded, {}),
+    (xattr.MeanWhenIncluded, {"n_samples": 40, "seed": 7, "return_std": True}),
     (xattr.ExactShapley, {}),
     (xattr.ShapleyValues, {}),
     (xattr.KernelShap, {"n_samples": 30, "seed": 8}),
@@ -179,7 +183,7 @@ def test_perturbation_explainers(data, make, kw, removal):
     if removal == "marginal":
         kw = dict(kw, removal=xattr.MarginalRemoval(randn(3, 3, 4, seed=10).to(x.dtype)))
     knobs = [{"memory_budget": b} for b in BUDGETS]
-    if make not in (xattr.Banzhaf, xattr.ExactShapley):  # Captum's argument, where it exists
+    if "perturbations_per_eval" in inspect.signature(make.attribute).parameters:  # Captum's
         knobs += [{"perturbations_per_eval": n} for n in (1, 3)]
     explainer = make(model)
     _same([explainer.attribute(x, target=1, feature_mask=MASK, **kw, **knob) for knob in knobs])

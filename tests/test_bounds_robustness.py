@@ -17,6 +17,7 @@ from xattr import (
     FeatureAblation,
     KernelShap,
     Lime,
+    MeanWhenIncluded,
     Saliency,
     ShapleyValueSampling,
     ops,
@@ -33,6 +34,7 @@ from xattr.bounds import (
     summary_factor,
     summary_matrix,
 )
+from xattr.explainers.kernel_shap import kernel_design
 
 F64 = torch.float64
 D = 5
@@ -42,6 +44,8 @@ CASES = [
     (ExactShapley, {}),
     (Banzhaf, {}),
     (Banzhaf, {"n_samples": 40, "seed": 3}),
+    (MeanWhenIncluded, {}),
+    (MeanWhenIncluded, {"n_samples": 40, "seed": 3}),
     (FeatureAblation, {}),
     (KernelShap, {"n_samples": 12, "seed": 1}),
     (ShapleyValueSampling, {"n_samples": 6, "seed": 2}),
@@ -75,6 +79,7 @@ def _lipschitz_and_bound(model: nn.Module) -> tuple[float, float]:
         (ShapleyValueSampling, "shapley_value_sampling", 6, 2),
         (ShapleyValueSampling, "shapley_value_sampling", 5, 9),
         (Banzhaf, "banzhaf_msr", 40, 3),
+        (MeanWhenIncluded, "mean_when_included_sampled", 40, 3),
     ],
 )
 def test_estimator_matrix_is_the_explainers_estimate(cls, method, n, seed):
@@ -87,6 +92,19 @@ def test_estimator_matrix_is_the_explainers_estimate(cls, method, n, seed):
     values = Setup(model, x, baselines=b, target=0).game(em.coalitions)[:, :, 0]  # [B, u]
     phi = cls(model).attribute(x, baselines=b, target=0, n_samples=n, seed=seed)
     torch.testing.assert_close(values @ em.A.T, phi, rtol=0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [2, 3, 6, 10, 17])
+def test_kernel_shap_matrix_is_the_solve_of_the_unit_games(d):
+    # every budget, rank-deficient designs (n < d - 1) included: A_hat's columns are
+    # ops.kernel_shap_solve applied to the unit games (v = e_j, v_empty, v_full)
+    for n in (1, 2, 3, d - 1, d + 3, 3 * d, 30 * d):
+        em = estimator_matrix("kernel_shap", d, n_samples=n, seed=n)
+        masks, weights, _, _ = kernel_design(d, n, n)
+        m = masks.shape[0]
+        unit = torch.eye(m + 2, dtype=F64)
+        phi = ops.kernel_shap_solve(masks, weights, unit[None, :m], unit[None, m], unit[None, -1])
+        torch.testing.assert_close(em.A, phi[0].T, rtol=0.0, atol=1e-10)
 
 
 def test_kernel_shap_matrix_is_exact_shapley_when_enumerated():

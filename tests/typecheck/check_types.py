@@ -24,6 +24,7 @@ from xattr import (
     KernelShap,
     LayerIntegratedGradients,
     Lime,
+    MeanWhenIncluded,
     NoiseTunnel,
     Occlusion,
     Saliency,
@@ -65,6 +66,8 @@ def _checks(model: torch.nn.Linear, x: Tensor, y: Tensor, flag: bool) -> None:
 
     # return_std=True: (attributions, std), both in the input's form
     assert_type(Banzhaf(model).attribute(x, return_std=True), tuple[Tensor, Tensor])
+    assert_type(MeanWhenIncluded(model).attribute(x), Tensor)
+    assert_type(MeanWhenIncluded(model).attribute((x, y), return_std=True), tuple[Tensors, Tensors])
     assert_type(KernelShap(model).attribute((x, y), return_std=True), tuple[Tensors, Tensors])
     assert_type(ShapleyValueSampling(model).attribute(x), Tensor)
     assert_type(ShapleyValueSampling(model).attribute(x, return_std=True), tuple[Tensor, Tensor])

@@ -22,6 +22,7 @@ from xattr.bounds.summary import (
     factor_of_matrix,
     summary_factor,
 )
+from xattr.explainers.banzhaf import msr_coalitions
 from xattr.explainers.kernel_shap import kernel_design
 
 # The estimators A_hat is rebuilt for (by their draws), with the summary they estimate.
@@ -140,12 +141,24 @@ def estimator_matrix(
         if d < 2:
             raise ValueError("d: KernelShap's estimate is exact for one feature; use 'shapley'")
         masks, weights, _, _ = kernel_design(d, n_samples, seed)
-        n = masks.shape[0]
-        # the estimate is linear in (values, v_empty, v_full): solve for the unit games
-        unit = torch.eye(n + 2, dtype=f64)
-        phi = ops.kernel_shap_solve(masks, weights, unit[None, :n], unit[None, n], unit[None, -1])
-        full = torch.ones((1, d), dtype=torch.bool)
-        return EstimatorMatrix(method, torch.cat([masks, ~full, full]), phi[0].T.contiguous())
+        # ops.kernel_shap_solve: phi = delta / d + A^+ W^{1/2} (v - v_empty - |z| delta / d)
+        # with A = W^{1/2} Z (I - 11'/d), delta = v_full - v_empty: linear in (v, v_empty,
+        # v_full). A^+ = (A'A)^+ A' through the d x d Gram matrix (no n x n work), its
+        # eigenvalues below 1e-11 of the largest taken as 0, as the op's pivoted Cholesky
+        # drops pivots (A 1 = 0 always: without the cutoff, rounding in that direction
+        # blows up). Tests check A_hat against the op on unit games, every budget.
+        z = masks.to(f64)
+        k = z.sum(1)
+        sw = weights.to(f64).sqrt()
+        A = sw[:, None] * (z - k[:, None] / d)  # [n, d]
+        M = torch.linalg.pinv(A.T @ A, hermitian=True, rtol=1e-11) @ (A.T * sw[None])  # [d, n]
+        M = M - M.mean(0, keepdim=True)
+        mk = M @ k / d
+        empty = -1.0 / d - M.sum(1) + mk
+        full = 1.0 / d - mk
+        A_hat = torch.cat([M, empty[:, None], full[:, None]], 1)
+        whole = torch.ones((1, d), dtype=torch.bool)
+        return EstimatorMatrix(method, torch.cat([masks, ~whole, whole]), A_hat)
     if method == "shapley_value_sampling":
         anti = validation.flag("antithetic", antithetic) and n_samples % 2 == 0
         perms = ops.permutations(n_samples, d, seed=seed, antithetic=anti).long()  # [P, d]
@@ -161,8 +174,7 @@ def estimator_matrix(
         A.index_put_((feat, col[:, :-1].reshape(-1)), -share, accumulate=True)
         return EstimatorMatrix(method, uniq, A)
     if method in ("banzhaf_msr", "mean_when_included_sampled"):
-        drawn = ops.bernoulli_masks(n_samples, d, 0.5, seed=seed)
-        uniq, _, counts = ops.unique_coalitions(drawn)
+        uniq, counts = msr_coalitions(n_samples, d, seed)  # the explainers' own draws
         z = uniq.to(f64).T  # [d, u]
         c = counts.to(f64)
         n_in = z @ c

@@ -141,7 +141,9 @@ def factor_of_matrix(A: Tensor) -> SummaryFactor:
         raise ValueError("A: contains NaN or inf")
     per_feature = A.abs().sum(1)
     h1 = float(per_feature.square().sum().sqrt())
-    spectral = float(torch.linalg.matrix_norm(A, ord=2)) if A.numel() else 0.0
+    # ||A||_2^2 = the largest eigenvalue of the smaller Gram matrix (d x d for d <= n)
+    gram = A @ A.T if A.shape[0] <= A.shape[1] else A.T @ A
+    spectral = math.sqrt(max(float(torch.linalg.eigvalsh(gram)[-1]), 0.0)) if A.numel() else 0.0
     return SummaryFactor(h1, spectral * math.sqrt(A.shape[1]), per_feature)
 
 

@@ -4,7 +4,8 @@ Gradient methods: Saliency, InputXGradient, IntegratedGradients, GradientShap,
 NoiseTunnel, LayerIntegratedGradients, ShapleyIntegratedGradients (IG from
 coalition baselines stratified by size). Perturbation methods (each computes a
 game v(S) chosen by ``removal=``): FeatureAblation, Occlusion, KernelShap, Lime,
-ShapleyValueSampling, Banzhaf, ExactShapley (ShapleyValues under Captum's name).
+ShapleyValueSampling, Banzhaf, MeanWhenIncluded (RISE-like mean of v(S) over the
+coalitions holding a feature), ExactShapley (ShapleyValues under Captum's name).
 """
 
 from xattr.explainers.banzhaf import Banzhaf
@@ -16,6 +17,7 @@ from xattr.explainers.integrated_gradients import IntegratedGradients
 from xattr.explainers.kernel_shap import KernelShap
 from xattr.explainers.layer_integrated_gradients import LayerIntegratedGradients
 from xattr.explainers.lime import Lime, LinearSurrogate
+from xattr.explainers.mean_when_included import MeanWhenIncluded
 from xattr.explainers.noise_tunnel import NoiseTunnel
 from xattr.explainers.occlusion import Occlusion
 from xattr.explainers.registry import EXPLAINERS, ExplainerInfo, explainer_names
@@ -42,6 +44,7 @@ __all__ = [
     "Lime",
     "LinearSurrogate",
     "MarginalRemoval",
+    "MeanWhenIncluded",
     "NoiseTunnel",
     "Occlusion",
     "Saliency",

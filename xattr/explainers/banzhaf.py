@@ -19,13 +19,57 @@ from xattr.explainers.exact_shapley import MAX_EXACT_FEATURES
 from xattr.explainers.registry import register
 
 
+def weighted_mean_var(values: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Per feature, the mean of v over the coalitions weighted by ``w`` and the
+    variance of that mean.
+
+    ``mean_i = sum_u w_ui v_u / n_i`` with ``n_i = sum_u w_ui``, and ``s_i^2 / n_i``
+    with ``s_i^2`` the unbiased sample variance of v over those coalitions (``w`` read
+    as counts). Used by :func:`msr_stderr` (one side each) and MeanWhenIncluded.
+
+    Args:
+        values: [B, u, T] float64; w: [u, d] counts (zero where a coalition is off
+            the side).
+
+    Returns:
+        (mean, var_of_mean), each [B, T, d]; the mean is NaN where n_i = 0 and the
+        variance inf where n_i < 2.
+    """
+    n = w.sum(0)  # [d]
+    s1 = torch.einsum("but,ud->btd", values, w)
+    s2 = torch.einsum("but,ud->btd", values * values, w)
+    mean = s1 / n
+    var = (s2 - n * mean * mean).clamp_min(0.0) / (n - 1)
+    var = torch.where(n > 1, var, torch.full_like(var, float("inf")))
+    return mean, var / n
+
+
+def msr_coalitions(
+    n_samples: int, d: int, seed: int, device: torch.device | str = "cpu"
+) -> tuple[Tensor, Tensor]:
+    """The coalitions of the MSR estimate (Banzhaf's, and MeanWhenIncluded's with the
+    same seed): ``n_samples`` Bernoulli(1/2) rows over d features, de-duplicated.
+
+    Returns:
+        (distinct coalitions bool [u, d], their counts int64 [u]).
+
+    Example:
+        >>> masks, counts = msr_coalitions(100, 3, seed=0)
+        >>> masks.shape[1], int(counts.sum())
+        (3, 100)
+    """
+    masks = ops.bernoulli_masks(n_samples, d, 0.5, seed=seed, device=device)
+    uniq, _, counts = ops.unique_coalitions(masks)
+    return uniq, counts
+
+
 def msr_stderr(masks: Tensor, counts: Tensor, values: Tensor) -> Tensor:
     """Standard error of the MSR Banzhaf estimate, from the same evaluations.
 
     ``beta_i = mean_in - mean_out`` is a difference of two independent sample means
     (given the split), so ``se_i^2 = var_in / n_in + var_out / n_out`` with the
     unbiased sample variances of v over the coalitions holding / lacking i
-    (duplicates weighted by their counts).
+    (duplicates weighted by their counts; see :func:`weighted_mean_var`).
 
     Args:
         masks: bool [u, d]; counts: [u]; values: [B, u, T] float64.
@@ -35,18 +79,9 @@ def msr_stderr(masks: Tensor, counts: Tensor, values: Tensor) -> Tensor:
     """
     m = masks.to(values.dtype)  # [u, d]
     c = counts.to(values.dtype)  # [u]
-    cin = c[:, None] * m  # [u, d]
-    cout = c[:, None] * (1.0 - m)
-    out = []
-    for w in (cin, cout):
-        n = w.sum(0)  # [d]
-        s1 = torch.einsum("but,ud->btd", values, w)
-        s2 = torch.einsum("but,ud->btd", values * values, w)
-        mean = s1 / n
-        var = (s2 - n * mean * mean).clamp_min(0.0) / (n - 1)
-        var = torch.where(n > 1, var, torch.full_like(var, float("inf")))
-        out.append(var / n)
-    return (out[0] + out[1]).sqrt()
+    _, var_in = weighted_mean_var(values, c[:, None] * m)
+    _, var_out = weighted_mean_var(values, c[:, None] * (1.0 - m))
+    return (var_in + var_out).sqrt()
 
 
 @register(captum=False)
@@ -175,8 +210,7 @@ class Banzhaf(PerturbationAttribution):
             phi = ops.exact_banzhaf(values)
             std = torch.zeros_like(phi)
         else:
-            masks = ops.bernoulli_masks(n_samples, d, 0.5, seed=seed_value, device=device)
-            uniq, _, counts = ops.unique_coalitions(masks)
+            uniq, counts = msr_coalitions(n_samples, d, seed_value, device)
             values = setup.game(uniq)  # [B, u, T]
             phi = ops.banzhaf_msr(uniq, values, counts.to(values.dtype))
             std = msr_stderr(uniq, counts, values) if return_std else None

@@ -92,7 +92,7 @@ def explainer_names(
     Example:
         >>> import xattr
         >>> explainer_names("perturbation", captum=False)
-        ['Banzhaf', 'ExactShapley']
+        ['Banzhaf', 'ExactShapley', 'MeanWhenIncluded']
     """
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS} or None, got {kind!r}")
