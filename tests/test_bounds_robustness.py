@@ -343,6 +343,19 @@ def test_off_manifold_change_moves_baseline_and_marginal_but_not_conditional():
         phi = cls(f).attribute(x, target=0, removal=cond)
         phi_prime = cls(f_prime).attribute(x, target=0, removal=cond_prime)
         torch.testing.assert_close(phi, phi_prime, **EXACT)
+        l2, _ = attribution_change(
+            cls(f),
+            x,
+            explainer_prime=cls(f_prime),
+            target=0,
+            removal=cond,
+            removal_prime=cond_prime,
+        )
+        assert float(l2.max()) <= 1e-12
+        moved, _ = attribution_change(
+            cls(f), x, explainer_prime=cls(f_prime), target=0, removal=cond
+        )
+        assert float(moved.max()) == 0.0  # the same surrogate for both: nothing can move
         # and the conditional bound with the gap on the support (0) and Q = 1 is 0
         assert float(model_bound(cls, 3, 0.0, removal="conditional", inside_prob=1.0).l2) == 0.0
 

@@ -273,15 +273,19 @@ def model_bound(
     with gap >= max_S |v(S) - v'(S)|: ``model_gap`` = sup |f - f'| over the points the
     removal queries (:func:`model_gap` computes it for baseline and marginal removal).
     For conditional removal the queried points are the data's support: give sup |f - f'|
-    over a set X' and the probability ``inside_prob`` = Q that an imputed point lies in
-    X'; then gap = Q model_gap + 2 B (1 - Q) (Q = 1 when X' holds the whole support).
+    over a set X' and ``inside_prob`` = Q, a lower bound, over the coalitions S and the
+    explained inputs x, of the probability that the imputed point (x_S, X_{not S}),
+    X_{not S} ~ p(. | x_S), lies in X'; then gap = Q model_gap + 2 B (1 - Q) (Q = 1 when
+    X' holds the whole support). The unconditional P(X in X') is not enough: for S = N
+    the point is x itself (experiments/bounds_synthetic.py shows a case where it fails).
 
     Args:
         method: as in :func:`attribution_factor`.
         d: number of features.
         model_gap: number or tensor [n] (e.g. one per example), >= 0.
         removal: "baseline" (default), "marginal", "conditional" or the removal object.
-        inside_prob: Q in [0, 1], conditional removal only (default 1).
+        inside_prob: Q in [0, 1], conditional removal only (default 1); the smallest
+            probability over coalitions and inputs, as above.
         output_bound: B = sup |f|, |f'| (needed when Q < 1).
         n_samples, seed, weights, antithetic: as in :func:`attribution_factor`.
 
@@ -388,6 +392,7 @@ def attribution_change(
     inputs_prime: Tensor | tuple[Tensor, ...] | None = None,
     *,
     explainer_prime: Any = None,
+    removal_prime: Any = None,
     feature_mask: Any = None,
     **attribute_kwargs: Any,
 ) -> tuple[Tensor, Tensor]:
@@ -402,6 +407,9 @@ def attribution_change(
         inputs: [B, *F] (or a tuple).
         inputs_prime: the moved inputs, shaped like ``inputs``.
         explainer_prime: the explainer over f', for a model change.
+        removal_prime: the second run's ``removal=`` when it differs from the first's (a
+            model change under conditional removal: the surrogate of f'); default: the
+            same removal for both runs.
         feature_mask: as given to ``attribute`` (features = its groups).
         **attribute_kwargs: the rest of ``attribute``'s arguments (one target); a
             sampling explainer needs ``seed=``.
@@ -435,8 +443,9 @@ def attribution_change(
     other = explainer if explainer_prime is None else explainer_prime
     moved = inputs if inputs_prime is None else inputs_prime
     scores = []
-    for ex, x in ((explainer, inputs), (other, moved)):
-        out = ex.attribute(x, **kw)
+    kw_prime = kw if removal_prime is None else {**kw, "removal": removal_prime}
+    for ex, x, args in ((explainer, inputs, kw), (other, moved, kw_prime)):
+        out = ex.attribute(x, **args)
         attrs, _ = format_inputs(out, "attributions")
         if any(tuple(a.shape) != tuple(z.shape) for a, z in zip(attrs, xs)):
             raise ValueError(
