@@ -314,6 +314,45 @@ def test_upper_is_at_least_the_lower_bound(case, monkeypatch):
     assert lipschitz_upper(net, shape) >= upper * (1 - 1e-12), name
 
 
+def test_runs_too_large_to_unroll_multiply_their_units(monkeypatch):
+    """conv1 + BatchNorm fits the unrolling limit alone, the whole run does not: the
+    run's bound is the exact norm of the folded conv1 times conv2's own bound."""
+    torch.manual_seed(13)
+    conv1, bn, conv2 = nn.Conv2d(1, 2, 3, padding=1), _bn(2, 3, True), nn.Conv2d(2, 8, 3, padding=1)
+    run = nn.Sequential(conv1, bn, conv2).double().eval()
+    side = 6
+    monkeypatch.setattr(lip, "UNROLL_MAX_ENTRIES", side**2 * 2 * side**2)
+    first = _exact_linear_norm(lambda x: run[1](run[0](x)) - run[1](run[0](0 * x)), (1, side, side))
+    second = lipschitz_upper(nn.Sequential(run[2]), (2, side, side))
+    assert lipschitz_upper(run, (1, side, side)) == pytest.approx(first * second, rel=1e-10)
+    # conv2's own bound is a proven one, >= its exact norm
+    exact2 = _exact_linear_norm(
+        lambda x: conv2.double()._conv_forward(x, conv2.weight, None), (2, side, side)
+    )
+    assert second >= exact2 * (1 - 1e-12)
+
+
+def test_rows_of_a_convolution(monkeypatch):
+    """Output j of a conv is <kernel of its channel, patch>: its norm is <= the kernel's
+    Frobenius norm, with equality for windows inside the input."""
+    torch.manual_seed(14)
+    conv = nn.Conv2d(2, 3, 3, padding=1).double()
+    exact_rows = (
+        torch.autograd.functional.jacobian(
+            lambda x: conv._conv_forward(x[None], conv.weight, None).flatten(),
+            torch.zeros((2, 5, 5), dtype=F64),
+        )
+        .reshape(75, -1)
+        .norm(dim=1)
+    )
+    _no_unroll(monkeypatch)
+    for j in (0, 12, 37, 62, 74):  # corners and centres of the three channels
+        bound = lipschitz_upper(conv, (2, 5, 5), target=j)
+        assert bound >= float(exact_rows[j]) * (1 - 1e-12)
+        if j in (12, 37, 62):  # the centre pixel's window is inside
+            assert bound == pytest.approx(float(exact_rows[j]), rel=1e-12)
+
+
 def test_large_cnn_uses_the_proven_bounds():
     """A 3 x 40 x 40 input (4800 elements) is not unrolled: the conv gets the Fourier or
     window bound; it still covers the lower bound and the exact first-layer norm."""
@@ -366,8 +405,12 @@ def test_cache_is_reused_and_invalidated(monkeypatch):
     assert calls == [1]
     assert lipschitz_upper(net, (5,), target=1) <= 2 * first  # its own key
     assert calls == [1, 1]
-    net[1] = nn.Sigmoid()  # a layer replaced: no parameter changes
+    net[1] = nn.Sigmoid().eval()  # a layer replaced: no parameter or mode changes
     assert lipschitz_upper(net, (5,)) == pytest.approx(first / 2, rel=1e-12)
+    net[1] = nn.LeakyReLU(2.0).eval()
+    assert lipschitz_upper(net, (5,)) == pytest.approx(4 * first, rel=1e-12)
+    net[1].negative_slope = -3.0  # a hyperparameter changed in place
+    assert lipschitz_upper(net, (5,)) == pytest.approx(6 * first, rel=1e-12)
 
 
 # ------------------------------------------------------------------ errors
