@@ -673,25 +673,51 @@ def lipschitz_lower(
         dx = (x - y).reshape(x.shape[0], -1).norm(dim=1)
         return torch.where(dx > 0, (fx - fy).norm(dim=1) / dx.clamp_min(1e-300), 0.0)
 
-    best = float(local(x0).max())
-    # random points in the ball: x0 + radius u z / ||z||, z ~ N(0, I), u ~ U(0, 1)
     gen = torch.Generator().manual_seed(seed)
-    start = x0.clone()
-    if n_random > 0:
-        z = torch.randn((n_random, *x0.shape), generator=gen, dtype=F64).to(device)
-        u = torch.rand((n_random, n), generator=gen, dtype=F64).to(device)
-        z = z / z.reshape(n_random, n, -1).norm(dim=2).clamp_min(1e-300).view(
-            n_random, n, *([1] * (x0.dim() - 1))
-        )
-        pts = x0[None] + radius * u.view(n_random, n, *([1] * (x0.dim() - 1))) * z
-        values = torch.stack([local(p) for p in pts])  # [n_random, N]
-        best = max(best, float(values.max()))
-        best = max(best, max(float(ratio(x0, p).max()) for p in pts))
-        top = values.argmax(0)
-        start_val = local(x0)
-        better = values.gather(0, top[None])[0] > start_val
-        start = torch.where(better.view(n, *([1] * (x0.dim() - 1))), pts[top, torch.arange(n)], x0)
-    # pairs of rows (a few hundred at most)
+
+    def search(x0: Tensor) -> float:
+        """The data rows x0, random points around them, then gradient ascent."""
+        n = x0.shape[0]
+        shape1 = (n, *([1] * (x0.dim() - 1)))
+        values0 = local(x0)
+        best = float(values0.max())
+        start = x0
+        if n_random > 0:  # x0 + radius u z / ||z||, z ~ N(0, I), u ~ U(0, 1)
+            z = torch.randn((n_random, *x0.shape), generator=gen, dtype=F64).to(device)
+            u = torch.rand((n_random, n), generator=gen, dtype=F64).to(device)
+            z = z / z.reshape(n_random, n, -1).norm(dim=2).clamp_min(1e-300).view(n_random, *shape1)
+            pts = x0[None] + radius * u.view(n_random, *shape1) * z
+            values = torch.stack([local(p) for p in pts])  # [n_random, n]
+            best = max(best, float(values.max()), max(float(ratio(x0, p).max()) for p in pts))
+            top = values.argmax(0)
+            better = values.gather(0, top[None])[0] > values0
+            start = torch.where(better.view(shape1), pts[top, torch.arange(n)], x0)
+        # projected gradient ascent on the local norm, inside the ball around each row
+        step = 2.5 * radius / max(adversarial_steps, 1)
+        x = start.clone()
+        for _ in range(adversarial_steps):
+            x = x.detach().requires_grad_()
+            val = local(x, create_graph=True)
+            best = max(best, float(val.detach().max()))
+            if not val.requires_grad:
+                break  # piecewise linear: the local norm has no gradient to follow
+            (g,) = torch.autograd.grad(val.sum(), x, allow_unused=True)
+            if g is None or not bool(torch.isfinite(g).all()):
+                break
+            with torch.no_grad():
+                gn = g.reshape(n, -1).norm(dim=1).clamp_min(1e-300).view(shape1)
+                delta = x + step * g / gn - x0
+                dn = delta.reshape(n, -1).norm(dim=1).view(shape1)
+                x = x0 + delta * torch.clamp(radius / dn.clamp_min(1e-300), max=1.0)
+        if adversarial_steps > 0:
+            x = x.detach()
+            best = max(best, float(local(x).max()), float(ratio(x0, x).max()))
+        return best
+
+    # rows in chunks: a chunk's Jacobians hold at most ~2^22 numbers
+    chunk = max(1, 2**22 // (len(outputs) * max(1, x0[0].numel())))
+    best = max(search(x0[i : i + chunk]) for i in range(0, n, chunk))
+    # secants between pairs of rows (the first 256)
     if n > 1:
         m = min(n, 256)
         with torch.no_grad():
@@ -701,25 +727,4 @@ def lipschitz_lower(
         mask = dx > 0
         if bool(mask.any()):
             best = max(best, float((dy[mask] / dx[mask]).max()))
-    # projected gradient ascent on the local norm, inside the ball around each row
-    step = 2.5 * radius / max(adversarial_steps, 1)
-    x = start.clone()
-    shape1 = (n, *([1] * (x0.dim() - 1)))
-    for _ in range(adversarial_steps):
-        x = x.detach().requires_grad_()
-        val = local(x, create_graph=True)
-        best = max(best, float(val.detach().max()))
-        if not val.requires_grad:
-            break  # piecewise linear: the local norm has no gradient to follow
-        (g,) = torch.autograd.grad(val.sum(), x, allow_unused=True)
-        if g is None or not bool(torch.isfinite(g).all()):
-            break
-        with torch.no_grad():
-            gn = g.reshape(n, -1).norm(dim=1).clamp_min(1e-300).view(shape1)
-            x = x + step * g / gn
-            delta = x - x0
-            dn = delta.reshape(n, -1).norm(dim=1).view(shape1)
-            x = x0 + delta * torch.clamp(radius / dn.clamp_min(1e-300), max=1.0)
-    if adversarial_steps > 0:
-        best = max(best, float(local(x.detach()).max()), float(ratio(x0, x.detach()).max()))
     return best
