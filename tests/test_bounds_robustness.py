@@ -430,3 +430,17 @@ def test_measurement_errors():
     bound = input_bound("banzhaf", D, 0.1, lipschitz=1.0)
     with pytest.raises(ValueError, match="measured"):
         bound.with_measured(torch.ones(3))
+
+
+def test_factors_are_cached_per_draw_and_returned_as_copies():
+    f = attribution_factor("kernel_shap", 9, n_samples=30, seed=4)
+    fresh = estimator_matrix("kernel_shap", 9, n_samples=30, seed=4).factor()
+    assert (f.h1, f.h2) == (fresh.h1, fresh.h2)
+    f.per_feature.zero_()  # the caller's copy: the cache keeps its own
+    again = attribution_factor("kernel_shap", 9, n_samples=30, seed=4)
+    torch.testing.assert_close(again.per_feature, fresh.per_feature, **EXACT)
+    other = attribution_factor("kernel_shap", 9, n_samples=30, seed=5)
+    assert other.h1 != f.h1  # another seed, another design
+    exact = attribution_factor("shapley", 9)
+    exact.per_feature.fill_(7.0)
+    assert float(attribution_factor("shapley", 9).per_feature.max()) < 2.0 + 1e-12

@@ -52,6 +52,7 @@ from xattr.bounds.estimator import (
     estimator_matrix,
     resolve_method,
 )
+from xattr.bounds.lipschitz import lipschitz_lower, lipschitz_upper
 from xattr.bounds.robustness import (
     REMOVALS,
     RobustnessBound,
@@ -79,6 +80,8 @@ __all__ = [
     "attribution_factor",
     "estimator_matrix",
     "input_bound",
+    "lipschitz_lower",
+    "lipschitz_upper",
     "model_bound",
     "model_gap",
     "removal_kind",

@@ -6,6 +6,7 @@ permutations are fixed by their seed, so that with common random numbers (the sa
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -228,7 +229,9 @@ def attribution_factor(
     """
     name, n = resolve_method(method, n_samples)
     if name in SUMMARIES:
-        return summary_factor(name, d, weights)
+        if weights is not None:  # any weights: not cached
+            return summary_factor(name, d, weights)
+        return _copy(_factor(name, validation.positive_int("d", d), None, None, True))
     if weights is not None:
         raise ValueError('weights: only method="semivalue" takes weights')
     if seed is None:
@@ -237,7 +240,28 @@ def attribution_factor(
             "seed= the explainer was called with (and call it with that seed)"
         )
     assert n is not None
+    key = (
+        validation.positive_int("d", d),
+        validation.positive_int("n_samples", n),
+        validation.seed(seed),
+        validation.flag("antithetic", antithetic),
+    )
+    return _copy(_factor(name, *key))
+
+
+# The factors are a function of (method, d, n_samples, seed, antithetic) alone: the last
+# 32 are kept, so bounding batch after batch explained with one seed costs no A_hat.
+@functools.lru_cache(maxsize=32)
+def _factor(name: str, d: int, n: int | None, seed: int | None, antithetic: bool) -> SummaryFactor:
+    if n is None:
+        return summary_factor(name, d)
+    assert seed is not None
     return estimator_matrix(name, d, n_samples=n, seed=seed, antithetic=antithetic).factor()
+
+
+def _copy(f: SummaryFactor) -> SummaryFactor:
+    """A cached factor with its own per_feature tensor (callers may write to theirs)."""
+    return SummaryFactor(f.h1, f.h2, f.per_feature.clone())
 
 
 __all__ = [

@@ -474,12 +474,13 @@ _CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, float]] = weakref.WeakK
 def _fingerprint(model: nn.Module) -> tuple:
     """Changes whenever a parameter or buffer is replaced or modified in place, a layer
     is added or removed, or a hyperparameter in the layers' repr changes."""
-    tensors = [*model.parameters(), *model.buffers()]
-    return (
-        repr(model),
-        tuple(m.training for m in model.modules()),
-        tuple((t.data_ptr(), t._version, tuple(t.shape), t.dtype, t.device) for t in tensors),
-    )
+    parts: list = []
+    for m in model.modules():  # one walk: each layer's kind, hyperparameters, mode, tensors
+        parts += (type(m), m.extra_repr(), m.training)
+        for t in (*m._parameters.values(), *m._buffers.values()):
+            if t is not None:
+                parts += (t.data_ptr(), t._version, t.shape, t.dtype, t.device)
+    return tuple(parts)
 
 
 def _input_shape(input_shape: object) -> tuple[int, ...]:

@@ -4,6 +4,7 @@ change they bound (see the package docstring for the mathematics)."""
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -48,7 +49,9 @@ def removal_kind(removal: Any) -> str:
 
 def _nonnegative(name: str, value: Any) -> Tensor:
     """A float or a tensor of them, >= 0 and finite, as float64 [n] (a scalar -> [1])."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, Tensor)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return torch.tensor([_scalar(name, value)], dtype=torch.float64)
+    if not isinstance(value, Tensor):
         raise TypeError(f"{name}: expected a number or a tensor, got {type(value).__name__}")
     t = torch.as_tensor(value, dtype=torch.float64).detach().cpu().reshape(-1)
     if t.numel() == 0:
@@ -61,10 +64,20 @@ def _nonnegative(name: str, value: Any) -> Tensor:
 
 
 def _scalar(name: str, value: Any) -> float:
-    t = _nonnegative(name, value)
-    if t.numel() != 1:
-        raise ValueError(f"{name}: expected one number, got {t.numel()}")
-    return float(t[0])
+    """One number >= 0 and finite (a Python number or a one-element tensor)."""
+    if isinstance(value, Tensor):
+        t = _nonnegative(name, value)
+        if t.numel() != 1:
+            raise ValueError(f"{name}: expected one number, got {t.numel()}")
+        return float(t[0])
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"{name}: must be finite")
+    if x < 0:
+        raise ValueError(f"{name}: must be >= 0, got {x:g}")
+    return x
 
 
 @dataclass(frozen=True)
