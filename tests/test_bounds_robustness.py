@@ -427,9 +427,11 @@ def test_measurement_errors():
         model_gap(model, model, x, removal="marginal")
     with pytest.raises(ValueError, match="coalitions: expected bool"):
         model_gap(model, model, x, coalitions=torch.ones(3, D - 1, dtype=torch.bool))
-    bound = input_bound("banzhaf", D, 0.1, lipschitz=1.0)
+    bound = input_bound("banzhaf", D, torch.tensor([0.1, 0.2]), lipschitz=1.0)
     with pytest.raises(ValueError, match="measured"):
         bound.with_measured(torch.ones(3))
+    one = input_bound("banzhaf", D, 0.1, lipschitz=1.0).with_measured(torch.tensor([0.1, 0.3]))
+    assert one.l2.shape == (2,) and one.per_feature.shape == (2, D) and one.holds is False
 
 
 def test_factors_are_cached_per_draw_and_returned_as_copies():

@@ -110,11 +110,32 @@ class RobustnessBound:
     measured: Tensor | None = None
 
     def with_measured(self, measured: Tensor | float) -> RobustnessBound:
-        """A copy holding the measured change ||phi - phi'||_2 ([n] or one number)."""
+        """A copy holding the measured change ||phi - phi'||_2: one value, or one per
+        bound (a single bound, e.g. one radius for the whole batch, is compared with
+        every measured value).
+
+        Example:
+            >>> import torch
+            >>> b = input_bound("banzhaf", 4, 0.1, lipschitz=1.0)  # h = 2: bound 0.2
+            >>> b = b.with_measured(torch.tensor([0.05, 0.3]))
+            >>> b.l2.tolist(), b.holds
+            ([0.2, 0.2], False)
+        """
         m = _nonnegative("measured", measured)
-        if m.numel() not in (1, self.l2.numel()):
-            raise ValueError(f"measured: expected 1 or {self.l2.numel()} values, got {m.numel()}")
-        return replace(self, measured=m.expand(self.l2.numel()).clone())
+        n = self.l2.numel()
+        if m.numel() != n and 1 not in (m.numel(), n):
+            raise ValueError(f"measured: expected 1 or {n} values, got {m.numel()}")
+        n = max(n, m.numel())
+        if n == self.l2.numel():
+            return replace(self, measured=m.expand(n).clone())
+        return replace(
+            self,
+            game_gap=self.game_gap.expand(n).clone(),
+            l2=self.l2.expand(n).clone(),
+            per_feature=self.per_feature.expand(n, -1).clone(),
+            radius=None if self.radius is None else self.radius.expand(n).clone(),
+            measured=m,
+        )
 
     @property
     def tightness(self) -> Tensor | None:
