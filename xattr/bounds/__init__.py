@@ -35,6 +35,11 @@ for conditional removal when an imputed point lies in X' with probability Q
 (:func:`model_bound`). :func:`attribution_change` measures the actual change with
 common random numbers.
 
+L comes from :func:`lipschitz_upper`, a guaranteed upper bound for Sequential networks
+(exact spectral norms of small linear runs, proven bounds for larger convolutions, no
+power iteration); :func:`lipschitz_lower` is the empirical lower estimate (the largest
+local constant found), reported next to it: the bounds use the upper one.
+
 Reference: C. Lin, I. Covert, S.-I. Lee, "On the Robustness of Removal-Based Feature
 Attributions", NeurIPS 2023.
 
