@@ -477,3 +477,35 @@ def test_bad_arguments():
         lipschitz_lower(net, data, target=5)
     with pytest.raises(ValueError, match=r"model\.eval\(\)"):
         lipschitz_lower(nn.Sequential(nn.Linear(3, 3), nn.Dropout()).train(), data)
+
+
+def test_cache_sees_writes_through_data_numpy_and_attributes():
+    # version counters miss writes through .data and numpy: the fingerprint hashes values
+    net = nn.Sequential(nn.Linear(3, 3)).to(F64).eval()
+    first = lipschitz_upper(net, (3,))
+    nn.init.normal_(net[0].weight.data, std=10.0)
+    exact = float(torch.linalg.matrix_norm(net[0].weight.detach(), ord=2))
+    assert lipschitz_upper(net, (3,)) == pytest.approx(exact, rel=1e-12) != first
+    net[0].weight.detach().numpy()[:] *= 2.0
+    assert lipschitz_upper(net, (3,)) == pytest.approx(2 * exact, rel=1e-12)
+    pool = nn.AvgPool2d(2, 1)  # divisor_override is not in AvgPool's repr
+    model = nn.Sequential(pool)
+    before = lipschitz_upper(model, (1, 4, 4))
+    pool.divisor_override = 1
+    assert lipschitz_upper(model, (1, 4, 4)) == pytest.approx(4 * before, rel=1e-12)
+
+
+def test_hooks_and_indices_are_refused():
+    net = nn.Sequential(nn.Linear(3, 3), nn.Tanh()).eval()
+    handle = net[1].register_forward_hook(lambda m, i, o: 100 * o)
+    with pytest.raises(ValueError, match=r"layer 1 \(Tanh\) has forward hooks"):
+        lipschitz_upper(net, (3,))
+    handle.remove()
+    lipschitz_upper(net, (3,))
+    net.register_forward_pre_hook(lambda m, i: (10 * i[0],))
+    with pytest.raises(ValueError, match="forward hooks"):
+        lipschitz_upper(net, (3,))
+    with pytest.raises(ValueError, match="return_indices"):
+        lipschitz_upper(nn.Sequential(nn.MaxPool1d(2, return_indices=True)), (1, 4))
+    with pytest.raises(ValueError, match=r"data: the model cannot take rows of shape \(5,\)"):
+        lipschitz_lower(nn.Linear(3, 2), torch.randn(4, 5, generator=gen(0)))

@@ -152,17 +152,42 @@ def _supported(m: nn.Module) -> bool:
     return any(type(m) is t for t in (*_ELEMENTWISE, *_LINEAR, *_MAXPOOLS, nn.Softmax))
 
 
+def _check_hooks(model: nn.Module, fn: str) -> None:
+    """Forward hooks can change any layer's output, which the bound does not read."""
+    global_hooks = (
+        nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks
+    )
+    if global_hooks:
+        raise ValueError(
+            f"{fn}: global forward hooks are registered; they can change any layer's output"
+        )
+    for name, m in model.named_modules():
+        if m._forward_hooks or m._forward_pre_hooks:
+            raise ValueError(
+                f"{fn}: layer {name or '(the model)'} ({type(m).__name__}) has forward hooks, "
+                "which can change its output: the bound reads the layers, not the hooks"
+            )
+
+
 def _read(model: nn.Module, input_shape: tuple[int, ...], fn: str) -> list[_Layer]:
     """The model's layers with their input and output shapes (batch 1); errors name
     the first layer the bound cannot read."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"{fn}: model: expected an nn.Module, got {type(model).__name__}")
     leaves = list(_leaves(model, ""))
+    _check_hooks(model, fn)
     for name, m in leaves:
+        if isinstance(m, _MAXPOOLS) and getattr(m, "return_indices", False):
+            raise ValueError(
+                f"{fn}: layer {name} ({type(m).__name__}) returns indices "
+                "(return_indices=True): not a network's forward"
+            )
         if not _supported(m):
             what = (
                 "a container whose forward the bound cannot read (pass an nn.Sequential)"
-                if len(list(m.children()))
+                if len(list(m.children())) and not hasattr(m, "parametrizations")
+                else "not a layer the bound covers (parametrized layers included)"
+                if hasattr(m, "parametrizations")
                 else "not a layer the bound covers"
             )
             raise ValueError(f"{fn}: unsupported layer {name} ({type(m).__name__}): {what}")
@@ -472,14 +497,29 @@ _CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, float]] = weakref.WeakK
 
 
 def _fingerprint(model: nn.Module) -> tuple:
-    """Changes whenever a parameter or buffer is replaced or modified in place, a layer
-    is added or removed, or a hyperparameter in the layers' repr changes."""
+    """Changes whenever a layer is added, removed or replaced, a layer's attribute
+    changes (kernel sizes, slopes, divisor_override, training mode, ...), or any value
+    of a parameter or buffer changes, however it was written (in place, through
+    ``.data``, through numpy): the tensors' contents are hashed, as their version
+    counters miss writes through ``.data``."""
     parts: list = []
-    for m in model.modules():  # one walk: each layer's kind, hyperparameters, mode, tensors
-        parts += (type(m), m.extra_repr(), m.training)
+    for m in model.modules():
+        plain = (int, float, bool, str, tuple, type(None))
+        attrs = tuple(
+            sorted(
+                (k, v) for k, v in vars(m).items() if not k.startswith("_") and isinstance(v, plain)
+            )
+        )
+        parts += (type(m), attrs)
         for t in (*m._parameters.values(), *m._buffers.values()):
             if t is not None:
-                parts += (t.data_ptr(), t._version, t.shape, t.dtype, t.device)
+                data = t.detach().contiguous().cpu()
+                parts += (
+                    t.shape,
+                    t.dtype,
+                    t.device,
+                    hash(data.view(-1).view(torch.uint8).numpy().tobytes()),
+                )
     return tuple(parts)
 
 
@@ -546,6 +586,7 @@ def lipschitz_upper(
     if target is not None:
         int_arg("target", target, minimum=0)
     if isinstance(model, nn.Module):
+        _check_hooks(model, "lipschitz_upper")  # before the cache: hooks are not in it
         fingerprint = _fingerprint(model)
         entry = _CACHE.get(model)
         key = (fingerprint, shape, target)
@@ -654,7 +695,12 @@ def lipschitz_lower(
         return y.reshape(x.shape[0], -1)
 
     with torch.no_grad():
-        y0 = f(x0)
+        try:
+            y0 = f(x0)
+        except RuntimeError as e:  # a shape the model cannot take
+            raise ValueError(
+                f"data: the model cannot take rows of shape {tuple(data.shape[1:])}: {e}"
+            ) from e
     n_out = y0.shape[1]
     if target is not None:
         int_arg("target", target, minimum=0, maximum=n_out - 1)
