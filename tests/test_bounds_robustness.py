@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -28,6 +29,7 @@ from xattr.bounds import (
     attribution_change,
     attribution_factor,
     estimator_matrix,
+    feature_counts,
     input_bound,
     model_bound,
     model_gap,
@@ -446,3 +448,63 @@ def test_factors_are_cached_per_draw_and_returned_as_copies():
     exact = attribution_factor("shapley", 9)
     exact.per_feature.fill_(7.0)
     assert float(attribution_factor("shapley", 9).per_feature.max()) < 2.0 + 1e-12
+
+
+@pytest.mark.parametrize(
+    "cls, kw",
+    [
+        (KernelShap, {"n_samples": 2, "seed": 0}),
+        (KernelShap, {"n_samples": 4, "seed": 1}),
+        (ShapleyValueSampling, {"n_samples": 3, "seed": 2}),
+        (Banzhaf, {"n_samples": 8, "seed": 3}),
+    ],
+)
+def test_per_example_feature_masks_use_each_examples_own_count(cls, kw):
+    # examples with fewer features are drawn over their own d: the bound takes the counts
+    c = 0.1
+
+    def f(z):
+        return z.sum(1, keepdim=True)
+
+    def f_prime(z):
+        return f(z) + c * torch.where(z[:, :1] > 0.5, 1.0, -1.0)
+
+    x = torch.ones(3, 7, dtype=F64)
+    fm = torch.tensor([[0, 0, 0, 1, 1, 2, 2], [0, 1, 2, 3, 4, 5, 6], [0, 0, 1, 1, 1, 1, 1]])
+    counts = feature_counts(x, fm)
+    assert counts.tolist() == [3, 7, 2]
+    common = dict(kw, target=0, feature_mask=fm)
+    l2, per = attribution_change(cls(f), x, explainer_prime=cls(f_prime), **common)
+    gap = model_gap(f, f_prime, x, target=0, feature_mask=fm, coalitions=None)
+    bound = model_bound(cls, counts, gap, n_samples=kw["n_samples"], seed=kw["seed"])
+    assert bound.with_measured(l2).holds, bound.summary()
+    assert bool((per <= bound.per_feature * (1 + 1e-9) + 1e-12).all())
+    for k, n in enumerate(counts.tolist()):  # each example's factor is its own d's
+        own = attribution_factor(cls, n, n_samples=kw["n_samples"], seed=kw["seed"])
+        assert float(bound.l2[k]) == pytest.approx(own.h * float(gap[k]), rel=1e-12)
+
+
+def test_review_findings_are_errors_now():
+    model = _tanh_mlp(0)
+    x = torch.randn(2, D, generator=gen(0), dtype=F64)
+    with pytest.raises(ValueError, match="seed: KernelShap samples"):
+        attribution_change(KernelShap(model), x, x + 0.1, n_samples=10, seed=None)
+    with pytest.raises(ValueError, match="explainer_prime: expected the same explainer class"):
+        attribution_change(ExactShapley(model), x, explainer_prime=Banzhaf(model), target=0)
+    with pytest.raises(ValueError, match="inputs: an empty batch"):
+        attribution_change(ExactShapley(model), x[:0], x[:0], target=0)
+    with pytest.raises(TypeError, match="eps: expected a number or a real tensor"):
+        input_bound("shapley", 4, torch.tensor([True, False]), lipschitz=1.0)
+    with pytest.raises(ValueError, match="eps: expected one number or one per example"):
+        input_bound("shapley", 4, torch.ones(2, 2), lipschitz=1.0)
+    with pytest.raises(ValueError, match="output_bound: only conditional"):
+        input_bound("shapley", 4, 0.1, lipschitz=1.0, output_bound=1.0)
+    with pytest.raises(ValueError, match="output_bound: only conditional"):
+        model_bound("shapley", 4, 0.1, output_bound=1.0)
+    with pytest.raises(ValueError, match="d: 2 feature counts for 3"):
+        input_bound("shapley", torch.tensor([2, 3]), torch.ones(3), lipschitz=1.0)
+    # numpy scalars are numbers; KernelShap on one feature is exact
+    assert float(input_bound("banzhaf", 4, np.float32(0.5), lipschitz=np.float32(2.0)).l2) == 2.0
+    assert (
+        attribution_factor(KernelShap, 1, n_samples=8, seed=0).h == summary_factor("shapley", 1).h
+    )

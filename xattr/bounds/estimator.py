@@ -234,6 +234,8 @@ def attribution_factor(
         return _copy(_factor(name, validation.positive_int("d", d), None, None, True))
     if weights is not None:
         raise ValueError('weights: only method="semivalue" takes weights')
+    if name == "kernel_shap" and d == 1:  # KernelShap gives one feature v(N) - v(empty)
+        return attribution_factor("shapley", 1)
     if seed is None:
         raise ValueError(
             "seed: a sampled estimate is bounded for two runs with the same draws; give the "

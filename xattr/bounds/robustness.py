@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from xattr import ops
-from xattr._core.features import format_feature_mask, group_scores
+from xattr._core import validation
+from xattr._core.features import feature_sets, format_feature_mask, group_scores
 from xattr._core.game import Setup
 from xattr._core.inputs import format_inputs
 from xattr._core.removal import BaselineRemoval, ConditionalRemoval, MarginalRemoval
@@ -49,11 +52,16 @@ def removal_kind(removal: Any) -> str:
 
 def _nonnegative(name: str, value: Any) -> Tensor:
     """A float or a tensor of them, >= 0 and finite, as float64 [n] (a scalar -> [1])."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
         return torch.tensor([_scalar(name, value)], dtype=torch.float64)
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name}: expected a number or a tensor, got {type(value).__name__}")
-    t = torch.as_tensor(value, dtype=torch.float64).detach().cpu().reshape(-1)
+    if not isinstance(value, Tensor) or value.dtype == torch.bool or value.is_complex():
+        what = f"a {value.dtype} tensor" if isinstance(value, Tensor) else type(value).__name__
+        raise TypeError(f"{name}: expected a number or a real tensor, got {what}")
+    if value.dim() > 1:
+        raise ValueError(
+            f"{name}: expected one number or one per example [n], got shape {tuple(value.shape)}"
+        )
+    t = value.detach().to(device="cpu", dtype=torch.float64).reshape(-1)
     if t.numel() == 0:
         raise ValueError(f"{name}: empty")
     if not bool(torch.isfinite(t).all()):
@@ -70,7 +78,7 @@ def _scalar(name: str, value: Any) -> float:
         if t.numel() != 1:
             raise ValueError(f"{name}: expected one number, got {t.numel()}")
         return float(t[0])
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
     x = float(value)
     if not math.isfinite(x):
@@ -146,7 +154,8 @@ class RobustnessBound:
 
     @property
     def holds(self) -> bool | None:
-        """Whether every measured change is within its bound (up to float64 rounding)."""
+        """Whether every measured l2 change is within its l2 bound (up to float64
+        rounding; compare per-feature changes with ``per_feature`` yourself)."""
         if self.measured is None:
             return None
         slack = 1e-9 * (1.0 + self.l2)
@@ -187,10 +196,46 @@ def _range(t: Tensor) -> str:
     return f"{lo:.4g}" if lo == hi else f"{lo:.4g} .. {hi:.4g}"
 
 
+def feature_counts(inputs: Tensor | tuple[Tensor, ...], feature_mask: Any = None) -> Tensor:
+    """The number of features each example has under ``feature_mask`` (as the
+    explainers count them: distinct ids per example), int64 [B]: the ``d`` to give
+    :func:`input_bound` / :func:`model_bound` when per-example masks give examples
+    different features (sampled estimators are then drawn per example over its own d).
+
+    Example:
+        >>> import torch
+        >>> mask = torch.tensor([[0, 0, 1], [0, 1, 2]])
+        >>> feature_counts(torch.ones(2, 3), mask).tolist()
+        [2, 3]
+    """
+    xs, _ = format_inputs(inputs)
+    groups, ids = format_feature_mask(feature_mask, xs)
+    B, d = xs[0].shape[0], int(ids.numel())
+    present = feature_sets(groups, B, d)
+    if present is None:
+        return torch.full((B,), d, dtype=torch.int64)
+    return present.sum(1).to(torch.int64).cpu()
+
+
+def _counts(d: Any) -> Tensor:
+    """``d``: an int, or one count per example (int64 [n], each >= 1)."""
+    if isinstance(d, Tensor):
+        if d.dtype.is_floating_point or d.dtype == torch.bool or d.dim() != 1 or not d.numel():
+            raise ValueError(f"d: expected an int or an int tensor [n] of feature counts, got {d}")
+        t = d.to(device="cpu", dtype=torch.int64)
+    elif isinstance(d, (list, tuple)):
+        t = torch.tensor([validation.positive_int("d", x) for x in d], dtype=torch.int64)
+    else:
+        t = torch.tensor([validation.positive_int("d", d)], dtype=torch.int64)
+    if not t.numel() or bool((t < 1).any()):
+        raise ValueError(f"d: feature counts must be >= 1, got {t.tolist()}")
+    return t
+
+
 def _bound(
     perturbation: str,
     method: Any,
-    d: int,
+    d: Any,
     gap: Tensor,
     removal: str,
     n_samples: int | None,
@@ -199,25 +244,59 @@ def _bound(
     antithetic: bool,
     **extra: Any,
 ) -> RobustnessBound:
-    factor = attribution_factor(
-        method, d, n_samples=n_samples, seed=seed, weights=weights, antithetic=antithetic
-    )
+    counts = _counts(d)
     name, _ = resolve_method(method, n_samples)
+    factors = {
+        int(k): attribution_factor(
+            method, int(k), n_samples=n_samples, seed=seed, weights=weights, antithetic=antithetic
+        )
+        for k in counts.unique()
+    }
+    n = max(counts.numel(), gap.numel())
+    if 1 not in (counts.numel(), gap.numel()) and counts.numel() != gap.numel():
+        raise ValueError(
+            f"d: {counts.numel()} feature counts for {gap.numel()} radii / gaps: give one of "
+            "each per example, or one for all"
+        )
+    if counts.numel() == 1:
+        factor = factors[int(counts[0])]
+        return RobustnessBound(
+            perturbation,
+            name,
+            removal,
+            factor,
+            gap,
+            factor.h * gap,
+            gap[:, None] * factor.per_feature[None],
+            **extra,
+        )
+    # one factor per example (its own d): the per-feature bound of each example is its
+    # largest per-feature factor, valid for whichever of its features a column holds
+    counts = counts.expand(n)
+    gap = gap.expand(n).clone()
+    h = torch.tensor([factors[int(k)].h for k in counts], dtype=torch.float64)
+    top = torch.tensor(
+        [float(factors[int(k)].per_feature.max()) for k in counts], dtype=torch.float64
+    )
+    width = int(counts.max())
+    worst = max(factors.values(), key=lambda f: f.h)
+    if "radius" in extra and extra["radius"] is not None:
+        extra["radius"] = extra["radius"].expand(n).clone()
     return RobustnessBound(
         perturbation,
         name,
         removal,
-        factor,
+        worst,
         gap,
-        factor.h * gap,
-        gap[:, None] * factor.per_feature[None],
+        h * gap,
+        (top * gap)[:, None].expand(n, width).clone(),
         **extra,
     )
 
 
 def input_bound(
     method: Any,
-    d: int,
+    d: int | Sequence[int] | Tensor,
     eps: float | Tensor,
     *,
     lipschitz: float,
@@ -236,11 +315,16 @@ def input_bound(
     g = L + 2 B M for conditional removal (f is L-Lipschitz in l2 with |f| <= B, and the
     conditional law of the removed features given the kept ones is M-Lipschitz in
     total variation). Sampled estimators are bounded for two runs with the same seed.
+    For conditional removal the bound assumes the surrogate is the exact conditional
+    expectation (as for Gaussian data); a learned surrogate needs its own Lipschitz
+    constant in x_S, to be given as ``lipschitz`` with ``tv_lipschitz=0``.
 
     Args:
         method: a summary name, an estimator name or the explainer (see
             :func:`attribution_factor`).
-        d: number of features (groups).
+        d: number of features (groups), or one count per example (int64 [n], e.g.
+            :func:`feature_counts`) when per-example masks give examples different
+            features.
         eps: radius ||delta||_2 >= 0: a number or a tensor [n] (one bound per radius).
         lipschitz: L, an upper bound on the model's Lipschitz constant (e.g.
             :func:`lipschitz_upper`); an empirical lower estimate gives no guarantee.
@@ -271,8 +355,9 @@ def input_bound(
                 "Lipschitz constant of the conditional law; 0 for independent features)"
             )
         g = L + 2.0 * _scalar("output_bound", output_bound) * _scalar("tv_lipschitz", tv_lipschitz)
-    elif tv_lipschitz is not None:
-        raise ValueError(f"tv_lipschitz: only conditional removal uses it, not {kind} removal")
+    elif tv_lipschitz is not None or output_bound is not None:
+        name = "tv_lipschitz" if tv_lipschitz is not None else "output_bound"
+        raise ValueError(f"{name}: only conditional removal uses it, not {kind} removal")
     return _bound(
         "input",
         method,
@@ -290,7 +375,7 @@ def input_bound(
 
 def model_bound(
     method: Any,
-    d: int,
+    d: int | Sequence[int] | Tensor,
     model_gap: float | Tensor,
     *,
     removal: Any = "baseline",
@@ -315,7 +400,7 @@ def model_bound(
 
     Args:
         method: as in :func:`attribution_factor`.
-        d: number of features.
+        d: number of features, or one count per example (see :func:`input_bound`).
         model_gap: number or tensor [n] (e.g. one per example), >= 0.
         removal: "baseline" (default), "marginal", "conditional" or the removal object.
         inside_prob: Q in [0, 1], conditional removal only (default 1); the smallest
@@ -329,6 +414,8 @@ def model_bound(
     """
     kind = removal_kind(removal)
     gap = _nonnegative("model_gap", model_gap)
+    if output_bound is not None and kind != "conditional":
+        raise ValueError(f"output_bound: only conditional removal uses it, not {kind} removal")
     if inside_prob is not None:
         if kind != "conditional":
             raise ValueError(f"inside_prob: only conditional removal uses it, not {kind} removal")
@@ -463,12 +550,20 @@ def attribution_change(
         raise ValueError(
             "inputs_prime, explainer_prime: give exactly one (the input or the model moves)"
         )
-    if "seed" not in attribute_kwargs and _samples(explainer, attribute_kwargs.get("n_samples")):
+    if explainer_prime is not None and type(explainer_prime) is not type(explainer):
+        raise ValueError(
+            f"explainer_prime: expected the same explainer class as explainer "
+            f"({type(explainer).__name__}) over f', got {type(explainer_prime).__name__}"
+        )
+    sampled = _samples(explainer, attribute_kwargs.get("n_samples"))
+    if sampled and attribute_kwargs.get("seed") is None:
         raise ValueError(
             f"seed: {type(explainer).__name__} samples; give seed= so that both runs share "
             "their draws (common random numbers)"
         )
     xs, _ = format_inputs(inputs)
+    if xs[0].shape[0] == 0:
+        raise ValueError("inputs: an empty batch (0 examples): there is no change to measure")
     groups, ids = format_feature_mask(feature_mask, xs)
     d = int(ids.numel())
     kw = dict(attribute_kwargs)
@@ -505,6 +600,7 @@ __all__ = [
     "REMOVALS",
     "RobustnessBound",
     "attribution_change",
+    "feature_counts",
     "input_bound",
     "model_bound",
     "model_gap",
