@@ -117,11 +117,13 @@ def test_efficiency_exact_after_normalisation(dtype):
     torch.testing.assert_close(phi.to(F64).sum(1), gap, rtol=0, atol=tol)
 
 
-def test_multiclass_head_recovers_every_class():
+@pytest.mark.parametrize("objective", ["fastshap", "regression"])
+def test_multiclass_head_recovers_every_class(objective):
+    # regression: KernelShap's default 512 coalitions enumerate the 30 of d = 5 (exact)
     C = 3
     f, W, _ = linear_model(n_out=C, seed=5)
     ae = AmortizedExplainer(f, "mlp", input_shape=(D,), hidden=(), n_classes=C)
-    ae.fit(data(256), patience=None, **FIT)
+    ae.fit(data(256), objective=objective, patience=None, **FIT)
     x = data(32, seed=8)
     exact = W.float()[None] * x[:, None]  # [B, C, d]
     all_classes = ae.attribute(x, target="all")
@@ -278,6 +280,10 @@ def test_errors():
         AmortizedExplainer(f, "cnn", input_shape=(D,))
     with pytest.raises(TypeError, match="input_shape: expected a tuple of positive ints"):
         AmortizedExplainer(f, input_shape=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="hidden: expected a tuple of positive ints"):
+        AmortizedExplainer(f, input_shape=(D,), hidden=64)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n_classes: expected a positive int, got 0"):
+        AmortizedExplainer(f, input_shape=(D,), n_classes=0)
     ae = AmortizedExplainer(f, input_shape=(D,), hidden=(4,))
     with pytest.raises(ValueError, match="attribute: the explainer is not trained"):
         ae.attribute(x)
@@ -287,6 +293,10 @@ def test_errors():
         ae.fit(x, n_coalitions=0)
     with pytest.raises(ValueError, match=r"x_train: expected \[B, 5\]"):
         ae.fit(data(16, d=4))
+    with pytest.raises(ValueError, match="lr: expected a positive float"):
+        ae.fit(x, lr=0.0)
+    with pytest.raises(ValueError, match="val_fraction: expected a float in"):
+        ae.fit(x, val_fraction=1.5)
     with pytest.raises(ValueError, match="target_explainer: expected one of"):
         ae.fit(x, objective="regression", target_explainer="lime")
     with pytest.raises(ValueError, match="baselines: the amortized explainer needs baselines"):

@@ -70,11 +70,14 @@ BLOCK_BYTES = 16 * 2**20
 SAVE_FORMAT = 1
 
 
-def _shape(name: str, value: Any) -> tuple[int, ...]:
+def _shape(name: str, value: Any, allow_empty: bool = False) -> tuple[int, ...]:
+    """A tuple of positive ints (a shape, or layer widths)."""
     if isinstance(value, torch.Size):
         value = tuple(value)
-    if not isinstance(value, (tuple, list)) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
+    if (
+        not isinstance(value, (tuple, list))
+        or not (value or allow_empty)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
     ):
         raise TypeError(f"{name}: expected a tuple of positive ints, got {value!r}")
     return tuple(value)
@@ -155,7 +158,7 @@ class AmortizedExplainer:
         validation.check_forward_func(model)
         self.model = model
         self.input_shape = _shape("input_shape", input_shape)
-        self.hidden = _shape("hidden", hidden) if len(hidden) else ()
+        self.hidden = _shape("hidden", hidden, allow_empty=True)
         self.channels = _shape("channels", channels)
         self.dtype = torch.get_default_dtype() if dtype is None else dtype
         if not isinstance(self.dtype, torch.dtype) or not self.dtype.is_floating_point:
@@ -355,27 +358,22 @@ class AmortizedExplainer:
         """Additive efficiency: phi [B, T, d] + (gap [B, T] - sum phi) / d."""
         return phi + ((gap - phi.sum(-1)) / phi.shape[-1]).unsqueeze(-1)
 
+    def _game_args(
+        self, feature_mask: Tensor, target: Any, memory_budget: int | str | None
+    ) -> dict[str, Any]:
+        """The game's arguments, as the explainers' ``attribute`` and ``Setup`` take them."""
+        return {
+            "baselines": self.baselines,
+            "target": target,
+            "feature_mask": feature_mask,
+            "removal": self.removal,
+            "memory_budget": memory_budget,
+        }
+
     def _setup(
-        self,
-        x: Tensor,
-        feature_mask: Tensor,
-        target: Any,
-        memory_budget: int | str | None,
-        show_progress: bool = False,
-        desc: str = "coalitions",
+        self, x: Tensor, feature_mask: Tensor, target: Any, memory_budget: int | str | None
     ) -> Setup:
-        setup = Setup(
-            self.model,
-            x,
-            baselines=self.baselines,
-            target=target,
-            feature_mask=feature_mask,
-            removal=self.removal,
-            memory_budget=memory_budget,
-            show_progress=show_progress,
-            desc=desc,
-        )
-        return setup
+        return Setup(self.model, x, **self._game_args(feature_mask, target, memory_budget))
 
     def _gaps(self, setup: Setup) -> tuple[Tensor, Tensor]:
         """(v(N) - v(empty), v(empty)), each [B, T] float64, with T checked."""
@@ -551,6 +549,9 @@ class AmortizedExplainer:
                         {"epoch": float(epoch), "train_loss": total / N, "val_loss": val}
                     )
                     bar.update(1)
+                    postfix = getattr(bar, "set_postfix", None)  # tqdm's, when shown
+                    if postfix is not None:
+                        postfix(train_loss=f"{total / N:.3g}", val_loss=f"{val:.3g}")
                     if val < best:
                         best, waited, self.best_epoch = val, 0, epoch
                         best_state = copy.deepcopy(self.net.state_dict())
@@ -615,14 +616,10 @@ class AmortizedExplainer:
             explainer = TARGET_EXPLAINERS[name](self.model)
             phi = explainer.attribute(
                 x,
-                baselines=self.baselines,
-                target=self.target,
-                feature_mask=self.feature_mask,
                 n_samples=samples,
                 seed=seed,
-                removal=self.removal,
-                memory_budget=memory_budget,
                 return_input_shape=False,
+                **self._game_args(self.feature_mask, self.target, memory_budget),
             )
             phi = phi if self.n_classes is not None else phi.unsqueeze(1)  # [N, T, D]
             cols = (self.ids - self.ids[0]).to(phi.device)
