@@ -16,7 +16,7 @@ from torch import nn
 from tests._helpers import F32, F64, gen
 from xattr.amortized import AmortizedExplainer
 from xattr.explainers import ExactShapley, KernelShap
-from xattr.explainers.removal import MarginalRemoval
+from xattr.explainers.removal import BaselineRemoval, MarginalRemoval
 
 D = 5
 
@@ -167,6 +167,38 @@ def test_cnn_backbone_over_patches():
     torch.testing.assert_close(phi[:, 0, :4, :4], per[:, :1, None].expand(3, 4, 4))
     gap = (model(x[:3]) - model(torch.zeros(1, 1, 8, 8)))[:, 1]
     torch.testing.assert_close(per.sum(1), gap, rtol=0, atol=1e-5)
+
+
+class CountingModel:
+    """A model that counts the rows it evaluates."""
+
+    def __init__(self, f):
+        self.f, self.rows = f, 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += x.shape[0]
+        return self.f(x)
+
+
+class OwnRemoval(BaselineRemoval):
+    """A removal written outside xattr (it could read the inputs): v(empty) per example."""
+
+
+@pytest.mark.parametrize("n_classes", [None, 3])
+def test_attribute_costs_one_model_row_per_input_plus_one(n_classes):
+    f, _, _ = linear_model(n_out=n_classes or 0, seed=3)
+    model = CountingModel(f)
+    ae = AmortizedExplainer(model, "mlp", input_shape=(D,), hidden=(8,), n_classes=n_classes)
+    ae.fit(data(32), baselines=0.5, epochs=1, batch_size=16, show_progress=False)
+    x = data(16, seed=4)
+    target = None if n_classes is None else [i % 3 for i in range(16)]
+    model.rows = 0
+    phi = ae.attribute(x, target=target)
+    assert model.rows == 16 + 1  # v(N) per input, v(empty) once
+    model.rows = 0
+    per_example = ae.attribute(x, target=target, removal=OwnRemoval())
+    assert model.rows == 2 * 16
+    assert torch.equal(phi, per_example)
 
 
 # ------------------------------------------------------------------ regression

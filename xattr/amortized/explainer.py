@@ -45,7 +45,13 @@ from xattr._core.features import format_feature_mask
 from xattr._core.game import Setup
 from xattr._core.inputs import BaselineType, format_baselines
 from xattr._core.progress import progress
-from xattr._core.removal import BaselineRemoval, Removal, check_removal
+from xattr._core.removal import (
+    BaselineRemoval,
+    ConditionalRemoval,
+    MarginalRemoval,
+    Removal,
+    check_removal,
+)
 from xattr._core.targets import TargetType
 from xattr.amortized import backbones
 from xattr.explainers.kernel_shap import KernelShap
@@ -68,6 +74,11 @@ VALIDATION_SEED_SALT = 0x9E37_79B9_7F4A_7C15
 # Mask bytes per block of training examples whose game values are computed together.
 BLOCK_BYTES = 16 * 2**20
 SAVE_FORMAT = 1
+# The removals whose v(empty) does not depend on the explained input when the baselines
+# are shared (every feature takes the baselines / background / surrogate's value):
+# attribute() evaluates it on one example. A removal written elsewhere may read the
+# inputs in prepare(), so it gets v(empty) per example.
+SHARED_EMPTY = (BaselineRemoval, MarginalRemoval, ConditionalRemoval)
 
 
 def _shape(name: str, value: Any, allow_empty: bool = False) -> tuple[int, ...]:
@@ -359,21 +370,27 @@ class AmortizedExplainer:
         return phi + ((gap - phi.sum(-1)) / phi.shape[-1]).unsqueeze(-1)
 
     def _game_args(
-        self, feature_mask: Tensor, target: Any, memory_budget: int | str | None
+        self,
+        feature_mask: Tensor,
+        target: Any,
+        memory_budget: int | str | None,
+        baselines: Tensor | None = None,
+        removal: Removal | None = None,
     ) -> dict[str, Any]:
-        """The game's arguments, as the explainers' ``attribute`` and ``Setup`` take them."""
+        """The game's arguments, as the explainers' ``attribute`` and ``Setup`` take them
+        (``baselines`` and ``removal`` default to the explainer's)."""
         return {
-            "baselines": self.baselines,
+            "baselines": self.baselines if baselines is None else baselines,
             "target": target,
             "feature_mask": feature_mask,
-            "removal": self.removal,
+            "removal": self.removal if removal is None else removal,
             "memory_budget": memory_budget,
         }
 
     def _setup(
-        self, x: Tensor, feature_mask: Tensor, target: Any, memory_budget: int | str | None
+        self, x: Tensor, feature_mask: Tensor, target: Any, memory_budget: int | str | None, **kw
     ) -> Setup:
-        return Setup(self.model, x, **self._game_args(feature_mask, target, memory_budget))
+        return Setup(self.model, x, **self._game_args(feature_mask, target, memory_budget, **kw))
 
     def _gaps(self, setup: Setup) -> tuple[Tensor, Tensor]:
         """(v(N) - v(empty), v(empty)), each [B, T] float64, with T checked."""
@@ -639,7 +656,9 @@ class AmortizedExplainer:
         memory_budget: int | str | None = None,
     ) -> Tensor:
         """Attributions in one forward pass of the network, made efficient with the
-        game's v(N) and v(empty) (two model rows per input).
+        game's v(N) and v(empty): one model row per input for v(N) (one per background
+        row under marginal removal) and one for v(empty), which shared baselines make
+        the same for every input.
 
         Args:
             inputs: [B, *F].
@@ -666,16 +685,22 @@ class AmortizedExplainer:
         x = self._check_inputs(inputs)
         validation.flag("return_input_shape", return_input_shape)
         index, game_target = self._class_index(target, x.shape[0])
-        saved = self.baselines, self.removal
-        try:
-            if baselines is not None:
-                self.baselines = self._shared_baselines(baselines)
-            if removal is not None:
-                self.removal = check_removal(removal)
-            setup = self._setup(x, self._mask_for(feature_mask), game_target, memory_budget)
-        finally:
-            self.baselines, self.removal = saved
-        full, empty = setup.game.full_and_empty()
+        fm = self._mask_for(feature_mask)
+        game = {
+            "baselines": None if baselines is None else self._shared_baselines(baselines),
+            "removal": None if removal is None else check_removal(removal),
+        }
+        setup = self._setup(x, fm, game_target, memory_budget, **game)
+        B, ones = x.shape[0], torch.ones((1, self.d), dtype=torch.bool, device=x.device)
+        full = setup.game(ones)[:, 0]  # v(N) [B, T]
+        if type(game["removal"] or self.removal) in SHARED_EMPTY and B > 1:
+            # with shared baselines v(empty) is the same for every example: one model row
+            # (for every class with a [C, d] head, then each example's classes)
+            one = self._setup(x[:1], fm, self.target, memory_budget, **game)
+            v0 = one.game(~ones)[:, 0].expand(B, -1)  # [B, C]
+            empty = v0 if self.n_classes is None else torch.gather(v0, 1, index.to(v0.device))
+        else:
+            empty = setup.game(~ones)[:, 0]
         with torch.no_grad():
             raw = self._raw(x).to(torch.float64)  # [B, C, d]
         phi = torch.gather(raw, 1, index.to(raw.device).unsqueeze(-1).expand(-1, -1, self.d))
