@@ -507,16 +507,20 @@ class AmortizedExplainer:
 
         fm = self.feature_mask
         gap_t, v0_t = self._gaps(self._setup(x_train, fm, self.target, memory_budget))
-        gap_v, v0_v = self._gaps(self._setup(x_val, fm, self.target, memory_budget))
+        setup_v = self._setup(x_val, fm, self.target, memory_budget)
+        gap_v, v0_v = self._gaps(setup_v)
         if objective == "regression":
             ref_t = self._targets(x_train, target_explainer, target_samples, seed, memory_budget)
             ref_v = self._targets(x_val, target_explainer, target_samples, seed, memory_budget)
             val_data: tuple[Tensor, ...] = (ref_v,)
         else:
             masks_v = ops.shapley_kernel_masks(
-                x_val.shape[0] * 2 * n_coalitions, self.d, seed=seed ^ VALIDATION_SEED_SALT
+                x_val.shape[0] * 2 * n_coalitions,
+                self.d,
+                seed=seed ^ VALIDATION_SEED_SALT,
+                device=x_val.device,
             ).view(x_val.shape[0], 2 * n_coalitions, self.d)
-            values_v = self._setup(x_val, fm, self.target, memory_budget).game(masks_v)
+            values_v = setup_v.game(masks_v)
             val_data = (masks_v, values_v - v0_v.unsqueeze(1))
 
         device = self._device
@@ -548,6 +552,7 @@ class AmortizedExplainer:
                                 self.d,
                                 seed=seed,
                                 row_offset=(epoch * N + a) * rows,
+                                device=x_train.device,
                             ).view(idx.numel(), rows, self.d)
                             setup = self._setup(x_train[idx], fm, self.target, memory_budget)
                             data = (masks, setup.game(masks) - v0_t[idx].unsqueeze(1))
