@@ -8,7 +8,7 @@ amortized explanations build on both.
 
 import torch  # noqa: F401  (before _C: the kernels share torch's OpenMP runtime)
 
-from xattr import baselines, explainers, metrics, ops, smoothing
+from xattr import amortized, baselines, explainers, metrics, ops, smoothing
 from xattr._core.budget import get_memory_budget, set_memory_budget
 from xattr._ext import cuda_available, kernels_available
 from xattr.explainers import *  # noqa: F403  (every explainer, the removals, the registry)
@@ -27,6 +27,7 @@ def _installed_version() -> str:
 __version__ = _installed_version()
 
 __all__ = [
+    "amortized",
     "baselines",
     "explainers",
     "metrics",
