@@ -16,7 +16,7 @@ from torch import nn
 
 from tests._helpers import F32, F64, gen
 from xattr.amortized import AmortizedExplainer, SelectiveExplainer, train_ensemble
-from xattr.explainers import ExactShapley, KernelShap, ShapleyValueSampling, Occlusion
+from xattr.explainers import ExactShapley, KernelShap, Occlusion, ShapleyValueSampling
 
 D = 6
 

@@ -311,7 +311,9 @@ class SelectiveExplainer:
         """[B, *F] -> [B, d] float64 (each feature's value, read at its first element)."""
         return phi.reshape(phi.shape[0], -1)[:, self._first.to(phi.device)].to(torch.float64)
 
-    def _amortized(self, x: Tensor, target: TargetType, memory_budget: Any) -> tuple[Tensor, Tensor]:
+    def _amortized(
+        self, x: Tensor, target: TargetType, memory_budget: Any
+    ) -> tuple[Tensor, Tensor]:
         """(A(x) [B, d], each member's [k, B, d]), float64."""
         each = []
         for m in self.members:
