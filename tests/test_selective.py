@@ -92,9 +92,14 @@ def test_coverage_one_returns_amortized_exactly_and_zero_refines_all(members, sp
     out = keep.attribute(x_test)
     assert not out.refined.any() and torch.equal(out.lam, torch.ones(400, dtype=F64))
     assert torch.equal(out.attributions, mean)
+    # inputs far from the data (4 x): more uncertain than any calibration input, kept
+    far = keep.attribute(4 * x_test)
+    assert far.uncertainty.max() > keep.attribute(x_cal).uncertainty.max()
+    assert not far.refined.any()
     everything = SelectiveExplainer(members, coverage=0.0, n_fallback_samples=8)
     out = everything.calibrate(x_cal, hq_cal).attribute(x_test, seed=3)
     assert out.refined.all()
+    assert everything.attribute(x_cal).refined.all()  # the least uncertain too
     lam = out.lam.unsqueeze(1)
     expected = lam * mean + (1 - lam) * mc(KernelShap(model), x_test, 8, 3)
     torch.testing.assert_close(out.attributions, expected, rtol=0, atol=1e-12)
@@ -215,6 +220,13 @@ def test_per_feature_layout_and_feature_groups():
     per = sel.attribute(x[:8], return_input_shape=False).attributions
     assert out.attributions.shape == (8, D) and per.shape == (8, 3)
     torch.testing.assert_close(out.attributions, per[:, mask], rtol=0, atol=0)
+    mean = torch.stack([m.attribute(x[:8], return_input_shape=False).to(F64) for m in ens])
+    mean = mean.mean(0)
+    kept = ~out.refined
+    assert 0 < int(kept.sum()) < 8
+    torch.testing.assert_close(per[kept], mean[kept], rtol=0, atol=0)
+    gap = (model(x[:8]) - model(torch.zeros(1, D))).to(F64)
+    torch.testing.assert_close(per.sum(1), gap, rtol=0, atol=1e-5)
 
 
 # ------------------------------------------------------------------ errors
@@ -264,3 +276,28 @@ def test_errors(members, splits):
         train_ensemble(model, data(32, 0), k=2, seeds=[1], input_shape=(D,))
     with pytest.raises(TypeError, match=r"train_ensemble: unknown argument\(s\) \['hiden'\]"):
         train_ensemble(model, data(32, 0), k=2, input_shape=(D,), hiden=(4,))
+
+
+def test_per_example_classes_with_a_class_head():
+    # a [C, d] head: target= one class per example; the fallback explains the refined
+    # inputs' own classes
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(D, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
+    f = lambda x: net(x.to(F32))  # noqa: E731
+    x = data(64, 8)
+    ens = train_ensemble(f, x, k=2, n_classes=3, **TRAIN)
+    target = [i % 3 for i in range(64)]
+    hq = ExactShapley(f).attribute(x, target=target)
+    sel = SelectiveExplainer(ens, coverage=0.5, n_fallback_samples=8).calibrate(x, hq, target=target)
+    t = [2 - i % 3 for i in range(16)]
+    out = sel.attribute(x[:16], target=t, seed=2)
+    r = out.refined
+    assert 0 < int(r.sum()) < 16
+    A = torch.stack([m.attribute(x[:16], target=t).to(F64) for m in ens]).mean(0)
+    MC = KernelShap(f).attribute(x[:16][r], target=[c for c, k in zip(t, r) if k], n_samples=8, seed=2)
+    lam = out.lam[r].unsqueeze(1)
+    expected = lam * A[r] + (1 - lam) * MC.to(F64)
+    torch.testing.assert_close(out.attributions[r], expected, rtol=0, atol=1e-12)
+    assert torch.equal(out.attributions[~r], A[~r])
+    with pytest.raises(ValueError, match="target: the selective explainer explains one output"):
+        sel.attribute(x[:4], target="all")
