@@ -288,13 +288,15 @@ def test_per_example_classes_with_a_class_head():
     ens = train_ensemble(f, x, k=2, n_classes=3, **TRAIN)
     target = [i % 3 for i in range(64)]
     hq = ExactShapley(f).attribute(x, target=target)
-    sel = SelectiveExplainer(ens, coverage=0.5, n_fallback_samples=8).calibrate(x, hq, target=target)
+    sel = SelectiveExplainer(ens, coverage=0.5, n_fallback_samples=8)
+    sel.calibrate(x, hq, target=target)
     t = [2 - i % 3 for i in range(16)]
     out = sel.attribute(x[:16], target=t, seed=2)
     r = out.refined
     assert 0 < int(r.sum()) < 16
     A = torch.stack([m.attribute(x[:16], target=t).to(F64) for m in ens]).mean(0)
-    MC = KernelShap(f).attribute(x[:16][r], target=[c for c, k in zip(t, r) if k], n_samples=8, seed=2)
+    t_r = [c for c, k in zip(t, r.tolist()) if k]
+    MC = KernelShap(f).attribute(x[:16][r], target=t_r, n_samples=8, seed=2)
     lam = out.lam[r].unsqueeze(1)
     expected = lam * A[r] + (1 - lam) * MC.to(F64)
     torch.testing.assert_close(out.attributions[r], expected, rtol=0, atol=1e-12)
