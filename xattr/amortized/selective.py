@@ -153,6 +153,16 @@ def train_ensemble(
     return members
 
 
+def _rows(target: TargetType, keep: Tensor) -> TargetType:
+    """The target of the inputs where ``keep`` (bool [B]) holds: a per-example target
+    (a list, or a 1-D tensor of B entries) is subset, any other is shared."""
+    if isinstance(target, Tensor) and target.numel() > 1:
+        target = target.tolist()
+    if isinstance(target, list):
+        return [t for t, k in zip(target, keep.tolist()) if k]
+    return target
+
+
 def _check_members(amortized: Any) -> list[AmortizedExplainer]:
     members = list(amortized) if isinstance(amortized, (list, tuple)) else [amortized]
     if not members:
@@ -491,7 +501,7 @@ class SelectiveExplainer:
                     f"{M} inputs): give more calibration inputs to fit lam"
                 )
             s_r, a_r, hq_r = s[above], a[above], hq.to(a.device)[above]
-            mc = self._mc(x[above], target, seed, memory_budget).to(a.device)
+            mc = self._mc(x[above], _rows(target, above), seed, memory_budget).to(a.device)
             levels = torch.arange(1, self.n_bins, dtype=torch.float64) / self.n_bins
             edges = torch.quantile(s_r, levels.to(s_r.device)).cpu()
             self.edges = edges
@@ -547,12 +557,8 @@ class SelectiveExplainer:
         out = a.clone()
         if bool(refined.any()):
             lam[refined] = self.lams[self._bins(s[refined].cpu())].to(lam.device)
-            sub = target
-            if isinstance(target, (list, Tensor)) and not isinstance(target, str):
-                idx = refined.nonzero()[:, 0].tolist()
-                t = target.tolist() if isinstance(target, Tensor) else target
-                sub = [t[i] for i in idx] if isinstance(t, list) else t
-            mc = self._mc(x[refined], sub, seed, memory_budget).to(a.device)
+            mc = self._mc(x[refined], _rows(target, refined), seed, memory_budget)
+            mc = mc.to(a.device)
             w = lam[refined].unsqueeze(1)
             out[refined] = w * a[refined] + (1 - w) * mc
         if return_input_shape:
