@@ -411,6 +411,8 @@ class SelectiveExplainer:
             raise ValueError("fit_uncertainty: only for uncertainty='learned'")
         x = self._check_x(x_train, "x_train")
         hq = self._check_hq(hq_train, x, "hq_train")
+        if not isinstance(hidden, (tuple, list)):
+            raise TypeError(f"hidden: expected a tuple of positive ints, got {hidden!r}")
         hidden = tuple(validation.positive_int("hidden", h) for h in hidden)
         epochs = validation.positive_int("epochs", epochs)
         batch_size = validation.positive_int("batch_size", batch_size)
