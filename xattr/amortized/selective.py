@@ -296,14 +296,8 @@ class SelectiveExplainer:
 
     # ------------------------------------------------------------ helpers
     def _check_x(self, x: Any, name: str) -> Tensor:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{name}: expected a tensor, got {type(x).__name__}")
-        if x.dim() < 1 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(
-                f"{name}: expected [B, {', '.join(map(str, self.input_shape))}] "
-                f"(input_shape {self.input_shape}), got {tuple(x.shape)}"
-            )
-        return x
+        """[B, *F] with the members' F (the amortized explainer's own check)."""
+        return self.members[0]._check_inputs(x, name)
 
     def _check_hq(self, hq: Any, x: Tensor, name: str) -> Tensor:
         """High-quality attributions in Captum's layout [B, *F] -> per feature [B, d]."""
