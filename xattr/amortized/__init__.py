@@ -6,11 +6,32 @@ targets, Yang et al. 2023).
 ``nn.Module``) on xattr's games (``removal=``, baselines, feature groups, the masking
 kernel) and returns Captum-shaped attributions made efficient exactly:
 sum_i phi_i = v(N) - v(empty).
+
+:class:`SelectiveExplainer` (Paes, Wei, Calmon 2024) keeps the amortized explanation
+where its uncertainty (a deep ensemble's variance, or a learned head) is low and
+refines the rest with a small Monte Carlo explanation, lam A + (1 - lam) MC_n.
 """
 
 from __future__ import annotations
 
 from xattr.amortized.backbones import BACKBONES
 from xattr.amortized.explainer import OBJECTIVES, TARGET_EXPLAINERS, AmortizedExplainer
+from xattr.amortized.selective import (
+    FALLBACKS,
+    UNCERTAINTIES,
+    SelectiveExplainer,
+    SelectiveResult,
+    train_ensemble,
+)
 
-__all__ = ["BACKBONES", "OBJECTIVES", "TARGET_EXPLAINERS", "AmortizedExplainer"]
+__all__ = [
+    "BACKBONES",
+    "FALLBACKS",
+    "OBJECTIVES",
+    "TARGET_EXPLAINERS",
+    "UNCERTAINTIES",
+    "AmortizedExplainer",
+    "SelectiveExplainer",
+    "SelectiveResult",
+    "train_ensemble",
+]
