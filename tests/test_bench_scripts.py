@@ -18,6 +18,7 @@ BENCH = ROOT / "bench"
 
 SCRIPTS = {
     "bench_ops.py": ["--quick"],
+    "bench_amortized.py": ["--quick"],
     "bench_bounds.py": ["--quick"],
     "bench_explainers.py": ["--quick", "--inputs", "2"],
     "bench_metrics.py": ["--quick"],
