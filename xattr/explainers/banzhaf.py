@@ -15,7 +15,7 @@ from xattr._core.game import Setup
 from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
-from xattr.explainers.exact_shapley import MAX_EXACT_FEATURES
+from xattr.explainers.exact_shapley import enumerated_values
 from xattr.explainers.registry import register
 
 
@@ -201,12 +201,7 @@ class Banzhaf(PerturbationAttribution):
         )
         d, device = setup.d, setup.inputs[0].device
         if n_samples is None:
-            if d > MAX_EXACT_FEATURES:
-                raise ValueError(
-                    f"n_samples: exact Banzhaf (n_samples=None) supports d <= "
-                    f"{MAX_EXACT_FEATURES} features, got d = {d}; give n_samples= to sample"
-                )
-            values = setup.game(ops.enumerate_coalitions(d, device=device))
+            values = enumerated_values(setup, "exact Banzhaf (n_samples=None)", can_sample=True)
             phi = ops.exact_banzhaf(values)
             std = torch.zeros_like(phi)
         else:

@@ -18,13 +18,22 @@ from xattr.explainers.registry import register
 MAX_EXACT_FEATURES = 20
 
 
-def _check_exact_d(d: int, name: str) -> None:
+def enumerated_values(setup: Setup, name: str, *, can_sample: bool = False) -> Tensor:
+    """The game on all 2^d coalitions, [B, 2^d, T] in :func:`xattr.ops.enumerate_coalitions`
+    order, once d <= MAX_EXACT_FEATURES is checked (``name`` and ``can_sample`` word the
+    error: an explainer that can sample points to ``n_samples=``)."""
+    d = setup.d
     if d > MAX_EXACT_FEATURES:
-        raise ValueError(
-            f"feature_mask: {name} enumerates all 2^d coalitions and supports d <= "
-            f"{MAX_EXACT_FEATURES} features, got d = {d}; group features with "
-            "feature_mask= or use a sampling explainer"
+        arg, hint = (
+            ("n_samples", "give n_samples= to sample")
+            if can_sample
+            else ("feature_mask", "group features with feature_mask= or use a sampling explainer")
         )
+        raise ValueError(
+            f"{arg}: {name} enumerates all 2^d coalitions and supports d <= "
+            f"{MAX_EXACT_FEATURES} features, got d = {d}; {hint}"
+        )
+    return setup.game(ops.enumerate_coalitions(d, device=setup.inputs[0].device))
 
 
 def _delta(phi: Tensor, v_full: Tensor, v_empty: Tensor, multi: bool) -> Tensor:
@@ -134,9 +143,7 @@ class ExactShapley(PerturbationAttribution):
             memory_budget=memory_budget,
             show_progress=show_progress,
         )
-        _check_exact_d(setup.d, "ExactShapley")
-        masks = ops.enumerate_coalitions(setup.d, device=setup.inputs[0].device)
-        values = setup.game(masks)  # [B, 2^d, T]
+        values = enumerated_values(setup, "ExactShapley")  # [B, 2^d, T]
         phi = ops.exact_shapley(values)  # [B, T, d]
         attr = setup.result(phi)
         if return_convergence_delta:

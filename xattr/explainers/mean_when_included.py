@@ -16,7 +16,7 @@ from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr.explainers.banzhaf import msr_coalitions, weighted_mean_var
-from xattr.explainers.exact_shapley import MAX_EXACT_FEATURES
+from xattr.explainers.exact_shapley import enumerated_values
 from xattr.explainers.registry import register
 
 
@@ -150,12 +150,9 @@ class MeanWhenIncluded(PerturbationAttribution):
         )
         d, device = setup.d, setup.inputs[0].device
         if n_samples is None:
-            if d > MAX_EXACT_FEATURES:
-                raise ValueError(
-                    f"n_samples: exact mean-when-included (n_samples=None) supports d <= "
-                    f"{MAX_EXACT_FEATURES} features, got d = {d}; give n_samples= to sample"
-                )
-            values = setup.game(ops.enumerate_coalitions(d, device=device))  # [B, 2^d, T]
+            values = enumerated_values(
+                setup, "exact mean-when-included (n_samples=None)", can_sample=True
+            )  # [B, 2^d, T]
             # sum_{S holding i} v = (sum_{S holding i} - sum_{S lacking i} + sum_S) / 2
             phi = 0.5 * ops.exact_banzhaf(values) + values.mean(1).unsqueeze(-1)
             std = torch.zeros_like(phi)
