@@ -114,3 +114,10 @@ def test_bad_arguments():
         summary_factor("shapley", 2, weights=[1.0, 1.0])
     with pytest.raises(ValueError, match="A:"):
         factor_of_matrix(torch.ones(3))
+
+
+def test_shapley_h2_is_the_smaller_factor_exactly_for_2_to_6_features():
+    # the README's statement: Shapley's h = h2 for 2 <= d <= 6, h1 = 2 sqrt(d) from d = 7
+    for d in range(2, 13):
+        f = summary_factor("shapley", d)
+        assert (f.h2 < f.h1) == (d <= 6), d
