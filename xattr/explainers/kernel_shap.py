@@ -644,17 +644,12 @@ class KernelShap(PerturbationAttribution):
         each example set's constrained WLS (``ops.kernel_shap_solve``). With a
         ``prior`` ([B, T, d], the setup's feature order) or a ridge ``rho`` (a number,
         or one per example [B]: one solve per distinct value), the solve shrinks toward
-        the prior, in float64 throughout."""
-        if prior is None and not isinstance(rho, Tensor) and rho == 0.0:
-            return self._solve_each(sampled, return_std, None, None)
-        rhos = rho if isinstance(rho, Tensor) else torch.tensor([float(rho)])
-        rhos = rhos.to(torch.float64).cpu().expand(sampled.setup.B)
-        return self._solve_each(sampled, False, prior, rhos)
-
-    def _solve_each(
-        self, sampled: SampledGame, return_std: bool, prior: Tensor | None, rhos: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
+        the prior, in float64 throughout (no standard error: ``return_std`` is for
+        the plain solve)."""
         setup, values = sampled.setup, sampled.values
+        rhos = None  # the plain solve: attribute's
+        if prior is not None or isinstance(rho, Tensor) or rho != 0.0:
+            rhos = torch.as_tensor(rho, dtype=torch.float64).cpu().expand(setup.B)
         v_empty, v_full = sampled.v_empty, sampled.v_full
         B, T, d = setup.B, v_full.shape[1], setup.d
         phi = torch.zeros((B, T, d), dtype=torch.float64)
@@ -674,7 +669,7 @@ class KernelShap(PerturbationAttribution):
                         m, w, vals, v_empty[ex], v_full[ex], prior, rhos[ex], ex, feats
                     )
                 out[:, :, feats] = ph
-                if return_std and not exact:
+                if return_std and rhos is None and not exact:
                     sd = _sandwich_std(m, w, pair, vals, v_empty[ex], ph, setup.budget)
                     out_std[:, :, feats] = sd
             phi[ex], std[ex] = out, out_std
