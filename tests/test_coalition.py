@@ -260,15 +260,20 @@ def test_kernel_shap_single_feature():
     assert phi.tolist() == [[2.0]]
 
 
+def _dense_design(masks, weights, values):
+    """For the dense solvers below: B, T, d, masks [B, n, d] and weights [B, n] in
+    float64, P = I - 11'/d and an empty result [B, T, d]."""
+    B, n, T = values.shape
+    d = masks.shape[-1]
+    proj = torch.eye(d, dtype=F64) - 1.0 / d
+    m3, w2 = masks.expand(B, n, d).to(F64), weights.expand(B, n).to(F64)
+    return B, T, d, m3, w2, proj, torch.empty((B, T, d), dtype=F64)
+
+
 def _min_norm_constrained(masks, weights, values, v_empty, v_full):
     """The minimum-norm constrained WLS by its definition: phi = delta/d + pinv(A) b with
     A = W^(1/2) Z (I - 11'/d), one (b, t) at a time (torch.linalg.pinv, an SVD)."""
-    B, n, T = values.shape
-    d = masks.shape[-1]
-    m3 = masks.expand(B, n, d).to(F64)
-    w2 = weights.expand(B, n).to(F64)
-    proj = torch.eye(d, dtype=F64) - 1.0 / d
-    out = torch.empty((B, T, d), dtype=F64)
+    B, T, d, m3, w2, proj, out = _dense_design(masks, weights, values)
     for b in range(B):
         A = w2[b].sqrt()[:, None] * (m3[b] @ proj)
         for t in range(T):
@@ -386,12 +391,7 @@ def _ridge_kkt(masks, weights, values, v_empty, v_full, prior, rho):
     s = trace(P Z'WZ P) / (d - 1), by its dense KKT system in psi = phi - prior, one (b, t)
     at a time in float64. The system's pseudo-inverse gives the least-norm psi where the
     design leaves directions free (rho = 0): the KKT null space is {(x, 0): Hx = 0, 1'x = 0}."""
-    B, n, T = values.shape
-    d = masks.shape[-1]
-    m3 = masks.expand(B, n, d).to(F64)
-    w2 = weights.expand(B, n).to(F64)
-    proj = torch.eye(d, dtype=F64) - 1.0 / d
-    out = torch.empty((B, T, d), dtype=F64)
+    B, T, d, m3, w2, proj, out = _dense_design(masks, weights, values)
     for b in range(B):
         Z, W = m3[b], torch.diag(w2[b])
         H = Z.T @ W @ Z
@@ -546,24 +546,6 @@ def test_kernel_shap_prior_and_rho_errors(kw, match):
     masks, w, v, ve, vf, _ = _prior_problem(2, 20, 5, 1, "random", 411)
     with pytest.raises((ValueError, TypeError), match=match):
         ops.kernel_shap_solve(masks, w, v[..., 0], ve[:, 0], vf[:, 0], **kw)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("n", (200, 5))
-def test_kernel_shap_prior_on_every_device(n, device):
-    B, d, T = 3, 9, 2
-    masks = ops.shapley_kernel_masks(n, d, seed=421)
-    values = smooth_values(masks, B, T, 422)
-    full = smooth_values(torch.ones(1, d, dtype=torch.bool), B, T, 422)[:, 0]
-    empty = torch.zeros(B, T, dtype=F64)
-    prior = torch.randn((B, T, d), generator=gen(423), dtype=F64)
-    w = torch.ones(n, dtype=F64)
-    want = ops.kernel_shap_solve(masks, w, values, empty, full, prior=prior, rho=0.3)
-    with on(device) as dev:
-        got = ops.kernel_shap_solve(
-            *to(dev, masks, w, values, empty, full), prior=prior.to(dev), rho=0.3
-        )
-    held_to_cpu(device, got, want)
 
 
 # ------------------------------------------------------------------------------ linear_fit
@@ -1377,18 +1359,23 @@ def smooth_values(masks: torch.Tensor, B: int, T: int, seed: int) -> torch.Tenso
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("T", (1, 3))
-def test_kernel_shap_solve_on_every_device(T, device):
-    B, n, d = 3, 200, 9
+@pytest.mark.parametrize("n,shrink", [(200, False), (200, True), (5, True)])
+def test_kernel_shap_solve_on_every_device(T, n, shrink, device):
+    # shrink: toward a prior with a ridge (n = 5 < d: the dual form)
+    B, d = 3, 9
     masks = ops.shapley_kernel_masks(n, d, seed=15)
     values = smooth_values(masks, B, T, 16)
     full = smooth_values(torch.ones(1, d, dtype=torch.bool), B, T, 16)[:, 0]
     empty = torch.zeros(B, T, dtype=F64)
+    prior = torch.randn((B, T, d), generator=gen(17), dtype=F64)
     if T == 1:
-        values, full, empty = values[..., 0], full[:, 0], empty[:, 0]
+        values, full, empty, prior = values[..., 0], full[:, 0], empty[:, 0], prior[:, 0]
     w = torch.ones(n, dtype=F64)
-    want = ops.kernel_shap_solve(masks, w, values, empty, full)
+    kw = {"prior": prior, "rho": 0.3} if shrink else {}
+    want = ops.kernel_shap_solve(masks, w, values, empty, full, **kw)
     with on(device) as dev:
-        got = ops.kernel_shap_solve(*to(dev, masks, w, values, empty, full))
+        kw = {"prior": prior.to(dev), "rho": 0.3} if shrink else {}
+        got = ops.kernel_shap_solve(*to(dev, masks, w, values, empty, full), **kw)
     held_to_cpu(device, got, want)
 
 

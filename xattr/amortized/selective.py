@@ -58,7 +58,7 @@ from xattr._core import validation
 from xattr._core.progress import progress
 from xattr._core.targets import TargetType
 from xattr.amortized.explainer import AmortizedExplainer
-from xattr.explainers.kernel_shap import KernelShap
+from xattr.explainers.kernel_shap import KernelShap, SampledGame
 from xattr.explainers.shapley_value_sampling import ShapleyValueSampling
 
 UNCERTAINTIES = ("ensemble", "learned")
@@ -424,14 +424,14 @@ class SelectiveExplainer:
         phi = self.fallback.attribute(x, **self._fallback_args(target, seed, memory_budget))
         return self._per_feature(phi)
 
-    def _sampled(self, x: Tensor, target: TargetType, seed: int, memory_budget: Any) -> Any:
+    def _sampled(self, x: Tensor, target: TargetType, seed: int, memory_budget: Any) -> SampledGame:
         """KernelShap's coalitions and the game's values on them (evaluated once), for
         :meth:`_shrunk` at any ridge strength."""
         fallback = self.fallback
         assert isinstance(fallback, KernelShap)
         return fallback._sample_game(x, **self._fallback_args(target, seed, memory_budget))
 
-    def _shrunk(self, sampled: Any, a: Tensor, rho: float | Tensor) -> Tensor:
+    def _shrunk(self, sampled: SampledGame, a: Tensor, rho: float | Tensor) -> Tensor:
         """KernelShap's solve of ``sampled`` with the prior A(x) [B, d] and the ridge
         ``rho`` (a number or one per input [B]): [B, d] float64 (exactly efficient)."""
         fallback = self.fallback
@@ -585,28 +585,20 @@ class SelectiveExplainer:
             edges = torch.quantile(s_r, levels.to(s_r.device)).cpu()
             self.edges = edges  # read by _bins
             bins = self._bins(s_r.cpu())
-            args = (x[above], a_r, hq_r, bins, _rows(target, above), seed, memory_budget)
+            x_r, t_r = x[above], _rows(target, above)
             if self.combine == "prior":
-                rhos = self._fit_rhos(*args)
+                rhos = self._fit_rhos(self._sampled(x_r, t_r, seed, memory_budget), a_r, hq_r, bins)
             else:
-                lams = self._fit_lams(*args)
+                mc = self._mc(x_r, t_r, seed, memory_budget).to(a.device)
+                lams = self._fit_lams(mc, a_r, hq_r, bins)
         self.threshold, self.edges, self.lams, self.rhos = threshold, edges, lams, rhos
         self.calibrated = True
         return self
 
-    def _fit_lams(
-        self,
-        x_r: Tensor,
-        a_r: Tensor,
-        hq_r: Tensor,
-        bins: Tensor,
-        target: TargetType,
-        seed: int,
-        memory_budget: Any,
-    ) -> Tensor:
-        """lam per bin in closed form for ``combine="lam"`` (a bin without calibration
-        inputs, or where A = MC, gets the pooled lam), clipped to [0, 1]."""
-        mc = self._mc(x_r, target, seed, memory_budget).to(a_r.device)
+    def _fit_lams(self, mc: Tensor, a_r: Tensor, hq_r: Tensor, bins: Tensor) -> Tensor:
+        """lam per bin in closed form for ``combine="lam"`` from MC_n, A and HQ [M, d] of
+        the calibration inputs above t_alpha and their bins [M] (a bin without inputs,
+        or where A = MC, gets the pooled lam), clipped to [0, 1]."""
         num_i = ((hq_r - mc) * (a_r - mc)).sum(1)
         den_i = ((a_r - mc) ** 2).sum(1)
         pooled = float(num_i.sum() / den_i.sum()) if float(den_i.sum()) > 0 else 1.0
@@ -618,21 +610,11 @@ class SelectiveExplainer:
                 lams[b] = float(num_i[sel].sum()) / den
         return lams.clamp(0.0, 1.0)
 
-    def _fit_rhos(
-        self,
-        x_r: Tensor,
-        a_r: Tensor,
-        hq_r: Tensor,
-        bins: Tensor,
-        target: TargetType,
-        seed: int,
-        memory_budget: Any,
-    ) -> Tensor:
+    def _fit_rhos(self, sampled: SampledGame, a_r: Tensor, hq_r: Tensor, bins: Tensor) -> Tensor:
         """rho per bin for ``combine="prior"``: the grid value with the least summed
         squared error to HQ over the bin's calibration inputs (a bin without any: over
         every input above t_alpha; ties: the smaller rho). The game is evaluated once;
         each grid value is one more solve of the same values."""
-        sampled = self._sampled(x_r, target, seed, memory_budget)
         grid = self.rho_grid
         err = torch.stack(
             [((self._shrunk(sampled, a_r, float(r)) - hq_r) ** 2).sum(1) for r in grid]
