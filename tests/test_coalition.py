@@ -260,15 +260,20 @@ def test_kernel_shap_single_feature():
     assert phi.tolist() == [[2.0]]
 
 
+def _dense_design(masks, weights, values):
+    """For the dense solvers below: B, T, d, masks [B, n, d] and weights [B, n] in
+    float64, P = I - 11'/d and an empty result [B, T, d]."""
+    B, n, T = values.shape
+    d = masks.shape[-1]
+    proj = torch.eye(d, dtype=F64) - 1.0 / d
+    m3, w2 = masks.expand(B, n, d).to(F64), weights.expand(B, n).to(F64)
+    return B, T, d, m3, w2, proj, torch.empty((B, T, d), dtype=F64)
+
+
 def _min_norm_constrained(masks, weights, values, v_empty, v_full):
     """The minimum-norm constrained WLS by its definition: phi = delta/d + pinv(A) b with
     A = W^(1/2) Z (I - 11'/d), one (b, t) at a time (torch.linalg.pinv, an SVD)."""
-    B, n, T = values.shape
-    d = masks.shape[-1]
-    m3 = masks.expand(B, n, d).to(F64)
-    w2 = weights.expand(B, n).to(F64)
-    proj = torch.eye(d, dtype=F64) - 1.0 / d
-    out = torch.empty((B, T, d), dtype=F64)
+    B, T, d, m3, w2, proj, out = _dense_design(masks, weights, values)
     for b in range(B):
         A = w2[b].sqrt()[:, None] * (m3[b] @ proj)
         for t in range(T):
@@ -378,6 +383,169 @@ def test_solvers_read_mask_bytes_as_torch_bool():
         b = ops.linear_fit(proper, w, values, alpha=0.01, method=method)
         close(a[0], b[0], 1e-12)
         close(a[1], b[1], 1e-12)
+
+
+# --------------------------------------------- kernel_shap_solve with a prior and a ridge
+def _ridge_kkt(masks, weights, values, v_empty, v_full, prior, rho):
+    """min sum_r w_r (y_r - v0 - z_r . phi)^2 + rho s ||phi - prior||^2 s.t. 1'phi = delta,
+    s = trace(P Z'WZ P) / (d - 1), by its dense KKT system in psi = phi - prior, one (b, t)
+    at a time in float64. The system's pseudo-inverse gives the least-norm psi where the
+    design leaves directions free (rho = 0): the KKT null space is {(x, 0): Hx = 0, 1'x = 0}."""
+    B, T, d, m3, w2, proj, out = _dense_design(masks, weights, values)
+    for b in range(B):
+        Z, W = m3[b], torch.diag(w2[b])
+        H = Z.T @ W @ Z
+        s = torch.trace(proj @ H @ proj) / (d - 1)
+        K = torch.zeros((d + 1, d + 1), dtype=F64)
+        K[:d, :d] = 2 * (H + rho * s * torch.eye(d, dtype=F64))
+        K[:d, d] = K[d, :d] = 1.0
+        Kp = torch.linalg.pinv(K, rtol=1e-10, hermitian=True)
+        for t in range(T):
+            p0 = prior[b, t]
+            rhs = torch.empty(d + 1, dtype=F64)
+            rhs[:d] = 2 * Z.T @ W @ (values[b, :, t] - v_empty[b, t] - Z @ p0)
+            rhs[d] = v_full[b, t] - v_empty[b, t] - p0.sum()
+            out[b, t] = p0 + (Kp @ rhs)[:d]
+    return out
+
+
+def _prior_problem(B, n, d, T, design, seed, per_masks=False):
+    masks, weights, values, ve, vf = _wls_problem(B, n, d, T, F64, per_masks, False, seed)
+    if design == "pairs":  # complementary pairs: dependent rows
+        half = n // 2
+        masks[..., half : 2 * half, :] = ~masks[..., :half, :]
+    elif design == "tied":  # features 0 and 1 always together: a direction left free
+        masks[..., 1] = masks[..., 0]
+    prior = torch.randn((B, T, d), generator=gen(seed + 9), dtype=F64)
+    return masks, weights, values, ve, vf, prior
+
+
+PRIOR_CASES = [
+    (40, 6, "random"),
+    (40, 6, "tied"),
+    (30, 8, "pairs"),
+    (5, 9, "random"),
+    (6, 9, "tied"),
+]
+
+
+@pytest.mark.parametrize("n,d,design", PRIOR_CASES)
+@pytest.mark.parametrize("rho", [0.0, 0.05, 1.0, 30.0])
+@pytest.mark.parametrize("per_masks", [False, True])
+def test_kernel_shap_prior_matches_ridge_kkt_and_reference(n, d, design, rho, per_masks):
+    # n >= d: the primal (d x d) Gram; n < d: the dual (n x n); "tied" and "pairs" leave
+    # directions free, which the prior fills at rho = 0.
+    B, T = 3, 2
+    masks, w, v, ve, vf, prior = _prior_problem(B, n, d, T, design, 300 + n + d, per_masks)
+    phi = ops.kernel_shap_solve(masks, w, v, ve, vf, prior=prior, rho=rho)
+    close(phi, _ridge_kkt(masks, w, v, ve, vf, prior, rho), 1e-8)
+    close(phi.sum(-1), vf - ve, 1e-12)
+    # the op with only rho (the prior as its substitution) against the reference with rho
+    m3 = masks if per_masks else masks[None]
+    z = m3.to(F64)
+    shifted, full = v - z @ prior.mT, vf - prior.sum(-1)
+    psi = ops.kernel_shap_solve(masks, w, shifted, ve, full, rho=rho)
+    close(psi, ref.kernel_shap_solve(m3, w[None], shifted, ve, full, rho), 1e-10)
+    close(prior + psi, phi, 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("n,d", [(40, 7), (4, 7)])
+@pytest.mark.parametrize("T", [None, 3])
+def test_kernel_shap_ridge_matches_reference(dtype, n, d, T):
+    B = 3
+    masks, weights, values, ve, vf = _wls_problem(B, n, d, T, dtype, True, True, 350 + n)
+    Tn = 1 if T is None else T
+    for rho in (0.2, 5.0):
+        phi = ops.kernel_shap_solve(masks, weights, values, ve, vf, rho=rho)
+        assert phi.dtype == dtype
+        expect = ref.kernel_shap_solve(
+            masks, weights, values.reshape(B, n, Tn), ve.reshape(B, Tn), vf.reshape(B, Tn), rho
+        )
+        close(phi.reshape(B, Tn, d), expect, ref_tol(dtype))
+
+
+def test_kernel_shap_no_prior_no_ridge_is_unchanged():
+    # rho = 0 (given or not) is today's solve, bit for bit; a ridge changes it.
+    masks, w, v, ve, vf, _ = _prior_problem(3, 30, 6, 2, "random", 361)
+    base = ops.kernel_shap_solve(masks, w, v, ve, vf)
+    assert torch.equal(ops.kernel_shap_solve(masks, w, v, ve, vf, rho=0.0), base)
+    assert (ops.kernel_shap_solve(masks, w, v, ve, vf, rho=0.5) - base).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("n,d", [(40, 6), (3, 6)])
+def test_kernel_shap_huge_rho_projects_the_prior(n, d):
+    # rho -> inf: the prior moved onto the efficiency plane by the same amount everywhere.
+    masks, w, v, ve, vf, prior = _prior_problem(2, n, d, 2, "random", 371)
+    phi = ops.kernel_shap_solve(masks, w, v, ve, vf, prior=prior, rho=1e12)
+    projected = prior + ((vf - ve) - prior.sum(-1)).unsqueeze(-1) / d
+    close(phi, projected, 1e-9)
+    # and the distance to the projection shrinks as rho grows
+    gaps = [
+        float((ops.kernel_shap_solve(masks, w, v, ve, vf, prior=prior, rho=r) - projected).norm())
+        for r in (0.0, 0.1, 1.0, 10.0, 100.0)
+    ]
+    assert all(a > b for a, b in zip(gaps, gaps[1:])), gaps
+
+
+def test_kernel_shap_prior_without_ridge_fills_only_free_directions():
+    # Full rank (n >= d, independent columns): the rows determine phi; the prior changes
+    # nothing. Features 0 and 1 tied: the rows fix phi_0 + phi_1 only, and the prior's
+    # difference phi_0 - phi_1 is kept (least ||phi - prior||), where no prior splits evenly.
+    masks, w, v, ve, vf, prior = _prior_problem(2, 40, 6, 1, "random", 381)
+    close(
+        ops.kernel_shap_solve(masks, w, v, ve, vf, prior=prior),
+        ops.kernel_shap_solve(masks, w, v, ve, vf),
+        1e-10,
+    )
+    masks, w, v, ve, vf, prior = _prior_problem(2, 40, 6, 1, "tied", 382)
+    plain = ops.kernel_shap_solve(masks, w, v, ve, vf)
+    with_prior = ops.kernel_shap_solve(masks, w, v, ve, vf, prior=prior)
+    close(plain[..., 0], plain[..., 1], 1e-10)
+    close(with_prior[..., 0] - with_prior[..., 1], prior[..., 0] - prior[..., 1], 1e-10)
+    close(with_prior[..., 0] + with_prior[..., 1], plain[..., 0] + plain[..., 1], 1e-10)
+    close(with_prior[..., 2:], plain[..., 2:], 1e-10)
+
+
+def test_kernel_shap_rho_is_dimensionless_in_the_weights():
+    # The ridge's scale follows the Gram: rescaling every weight leaves the solve unchanged.
+    for n in (40, 4):
+        masks, w, v, ve, vf, prior = _prior_problem(2, n, 7, 2, "random", 391 + n)
+        a = ops.kernel_shap_solve(masks, w, v, ve, vf, prior=prior, rho=0.7)
+        b = ops.kernel_shap_solve(masks, w * 1e4, v, ve, vf, prior=prior, rho=0.7)
+        close(a, b, 1e-10)
+
+
+def test_kernel_shap_prior_shapes_and_dtypes():
+    masks, w, v, ve, vf, prior = _prior_problem(2, 20, 5, 1, "random", 401)
+    # [B, d] prior for [B, n] values; float32 values return float32
+    phi = ops.kernel_shap_solve(masks, w, v[..., 0], ve[:, 0], vf[:, 0], prior=prior[:, 0])
+    close(phi, ops.kernel_shap_solve(masks, w, v, ve, vf, prior=prior)[:, 0], 1e-12)
+    f32 = ops.kernel_shap_solve(
+        masks, w.float(), v.float(), ve.float(), vf.float(), prior=prior.float(), rho=0.3
+    )
+    assert f32.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"rho": -1.0}, "rho"),
+        ({"rho": math.nan}, "rho"),
+        ({"rho": math.inf}, "rho"),
+        ({"rho": True}, "rho"),
+        ({"rho": "1"}, "rho"),
+        ({"prior": torch.zeros(2, 4, dtype=F64)}, r"prior: expected shape \(2, 5\)"),
+        ({"prior": torch.zeros(2, 1, 5, dtype=F64)}, r"prior: expected shape \(2, 5\)"),
+        ({"prior": torch.zeros(2, 5, dtype=torch.int64)}, "prior"),
+        ({"prior": torch.full((2, 5), math.nan, dtype=F64)}, "prior"),
+        ({"prior": [[0.0] * 5] * 2}, "prior"),
+    ],
+)
+def test_kernel_shap_prior_and_rho_errors(kw, match):
+    masks, w, v, ve, vf, _ = _prior_problem(2, 20, 5, 1, "random", 411)
+    with pytest.raises((ValueError, TypeError), match=match):
+        ops.kernel_shap_solve(masks, w, v[..., 0], ve[:, 0], vf[:, 0], **kw)
 
 
 # ------------------------------------------------------------------------------ linear_fit
@@ -1191,18 +1359,23 @@ def smooth_values(masks: torch.Tensor, B: int, T: int, seed: int) -> torch.Tenso
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("T", (1, 3))
-def test_kernel_shap_solve_on_every_device(T, device):
-    B, n, d = 3, 200, 9
+@pytest.mark.parametrize("n,shrink", [(200, False), (200, True), (5, True)])
+def test_kernel_shap_solve_on_every_device(T, n, shrink, device):
+    # shrink: toward a prior with a ridge (n = 5 < d: the dual form)
+    B, d = 3, 9
     masks = ops.shapley_kernel_masks(n, d, seed=15)
     values = smooth_values(masks, B, T, 16)
     full = smooth_values(torch.ones(1, d, dtype=torch.bool), B, T, 16)[:, 0]
     empty = torch.zeros(B, T, dtype=F64)
+    prior = torch.randn((B, T, d), generator=gen(17), dtype=F64)
     if T == 1:
-        values, full, empty = values[..., 0], full[:, 0], empty[:, 0]
+        values, full, empty, prior = values[..., 0], full[:, 0], empty[:, 0], prior[:, 0]
     w = torch.ones(n, dtype=F64)
-    want = ops.kernel_shap_solve(masks, w, values, empty, full)
+    kw = {"prior": prior, "rho": 0.3} if shrink else {}
+    want = ops.kernel_shap_solve(masks, w, values, empty, full, **kw)
     with on(device) as dev:
-        got = ops.kernel_shap_solve(*to(dev, masks, w, values, empty, full))
+        kw = {"prior": prior.to(dev), "rho": 0.3} if shrink else {}
+        got = ops.kernel_shap_solve(*to(dev, masks, w, values, empty, full), **kw)
     held_to_cpu(device, got, want)
 
 

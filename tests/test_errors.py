@@ -471,6 +471,9 @@ C_WLS_CASES = {
     "per-example-masks-shared-buffer": ({"mask_bstride": 32}, "masks"),
     "d-zero": ({"d": 0}, "d"),
     "n-negative": ({"n": -1}, "n"),
+    "rho-negative": ({"rho": -0.5}, "rho"),
+    "rho-nan": ({"rho": float("nan")}, "rho"),
+    "rho-inf": ({"rho": float("inf")}, "rho"),
 }
 
 

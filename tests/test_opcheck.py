@@ -189,6 +189,7 @@ def test_opcheck_kernel_shap_solve(dtype, shared):
         randn(B, T, dtype=dtype, seed=14),
     )
     check(XOPS.kernel_shap_solve.default, args)
+    check(XOPS.kernel_shap_solve.default, (*args, 0.5))  # rho: the ridge toward a prior
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])

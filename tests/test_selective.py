@@ -67,6 +67,18 @@ def mc(fallback, x, n, seed):
     return fallback.attribute(x, n_samples=n, seed=seed).to(F64)
 
 
+def same(a, b) -> bool:
+    """Two SelectiveResults field by field, bit for bit, NaN equal to NaN (lam of
+    combine='prior'); rho is None for combine='lam'."""
+
+    def eq(u, v):
+        if u is None or v is None:
+            return u is v
+        return u.shape == v.shape and bool(((u == v) | (u.isnan() & v.isnan())).all())
+
+    return all(eq(u, v) for u, v in zip(a, b))
+
+
 FALLBACKS = {"kernel_shap": (KernelShap, 8), "shapley_value_sampling": (ShapleyValueSampling, 1)}
 
 
@@ -160,6 +172,129 @@ def test_combination_no_worse_than_the_better_of_amortized_and_monte_carlo(membe
     assert diff.mean() <= 2 * diff.std() / math.sqrt(diff.numel())
 
 
+# ------------------------------------------------------------------ combine="prior"
+def amortized_mean(members, x):
+    return torch.stack([m.attribute(x).to(F64) for m in members]).mean(0)
+
+
+def test_prior_rho_per_bin_from_the_grid(members, splits):
+    x_cal, hq_cal, x_test, _ = splits
+    grid = (0.0, 0.1, 1.0, 10.0, 100.0)
+    sel = SelectiveExplainer(members, coverage=0.4, n_fallback_samples=8, n_bins=3,
+                             combine="prior", rho_grid=grid)  # fmt: skip
+    out = sel.calibrate(x_cal, hq_cal).attribute(x_test)
+    assert sel.rhos.shape == (3,) and all(float(r) in grid for r in sel.rhos)
+    assert sel.lams.numel() == 0
+    r = out.refined
+    assert 0 < int(r.sum()) < 400
+    bins = torch.searchsorted(sel.edges, out.uncertainty[r])
+    assert torch.equal(out.rho[r], sel.rhos[bins])
+    assert torch.isinf(out.rho[~r]).all() and torch.isnan(out.lam[r]).all()
+    assert torch.equal(out.lam[~r], torch.ones(int((~r).sum()), dtype=F64))
+    assert torch.equal(out.attributions[~r], amortized_mean(members, x_test)[~r])
+    gap = (model(x_test) - model(torch.zeros(1, D))).to(F64)
+    torch.testing.assert_close(out.attributions.sum(1), gap, rtol=0, atol=1e-5)
+
+
+def test_prior_rho_is_the_grid_value_with_least_calibration_error(members, splits):
+    # one bin: the chosen rho is the grid value whose refined calibration inputs are
+    # closest to HQ, checked by calibrating on each grid value alone (same coalitions:
+    # the calibration seed is attribute's seed)
+    x_cal, hq_cal, _, _ = splits
+    x, hq = x_cal[:200], hq_cal[:200].to(F64)
+    grid = (0.0, 0.03, 0.3, 3.0, 30.0)
+    kw = {"coverage": 0.0, "n_fallback_samples": 8, "n_bins": 1, "combine": "prior"}
+    sel = SelectiveExplainer(members, rho_grid=grid, **kw).calibrate(x, hq)
+    errs = []
+    for r in grid:
+        alone = SelectiveExplainer(members, rho_grid=(r,), **kw).calibrate(x, hq)
+        errs.append(float(((alone.attribute(x, seed=0).attributions - hq) ** 2).sum()))
+    assert float(sel.rhos[0]) == grid[errs.index(min(errs))]
+    assert max(errs) > 1.05 * min(errs)  # the choice matters here
+
+
+def test_prior_no_worse_than_the_better_of_amortized_and_monte_carlo(members, splits):
+    # as the lam test: held-out split, per-input squared errors compared pairwise
+    x_cal, hq_cal, x_test, hq_test = splits
+    sel = SelectiveExplainer(members, n_fallback_samples=8, coverage=0.0, combine="prior")
+    out = sel.calibrate(x_cal, hq_cal).attribute(x_test, seed=1)
+    hq = hq_test.to(F64)
+    err = lambda phi: ((phi - hq) ** 2).mean(1)  # noqa: E731
+    e_sel = err(out.attributions)
+    e_a = err(amortized_mean(members, x_test))
+    e_mc = err(mc(KernelShap(model), x_test, 8, 1))
+    best = e_a if e_a.mean() < e_mc.mean() else e_mc
+    diff = e_sel - best
+    assert diff.mean() <= 2 * diff.std() / math.sqrt(diff.numel())
+
+
+def test_prior_limits_amortized_and_kernel_shap(members, splits):
+    x_cal, hq_cal, x_test, _ = splits
+    x = x_test[:100]
+    A = amortized_mean(members, x)
+    # a huge rho: A(x) itself (A is efficient, so its projection is A)
+    huge = SelectiveExplainer(members, coverage=0.0, n_fallback_samples=8, combine="prior",
+                              rho_grid=(1e12,)).calibrate(x_cal, hq_cal)  # fmt: skip
+    out = huge.attribute(x, seed=2)
+    assert out.refined.all() and torch.equal(out.rho, torch.full((100,), 1e12, dtype=F64))
+    torch.testing.assert_close(out.attributions, A, rtol=0, atol=1e-5)
+    gap = (model(x) - model(torch.zeros(1, D))).to(F64)
+    torch.testing.assert_close(out.attributions.sum(1), gap, rtol=0, atol=1e-5)
+    # rho = 0 with n >= d coalitions: KernelShap(n)'s own estimate, not A
+    zero = SelectiveExplainer(members, coverage=0.0, n_fallback_samples=16, combine="prior",
+                              rho_grid=(0.0,)).calibrate(x_cal, hq_cal)  # fmt: skip
+    got = zero.attribute(x, seed=2).attributions
+    torch.testing.assert_close(got, mc(KernelShap(model), x, 16, 2), rtol=0, atol=1e-5)
+    assert (got - A).abs().max() > 1e-2
+
+
+def test_prior_evaluates_the_fallback_game_once(members, splits):
+    # calibration over a whole grid costs the model rows of one KernelShap call
+    x_cal, hq_cal, _, _ = splits
+    rows = {"n": 0}
+
+    def counted(x):
+        rows["n"] += x.shape[0]
+        return model(x)
+
+    for combine in ("lam", "prior"):
+        rows["n"] = 0
+        sel = SelectiveExplainer(members, fallback=KernelShap(counted), coverage=0.0,
+                                 n_fallback_samples=8, combine=combine)  # fmt: skip
+        sel.calibrate(x_cal[:50], hq_cal[:50])
+        calibrated = rows["n"]
+        rows["n"] = 0
+        KernelShap(counted).attribute(x_cal[:50], n_samples=8, seed=0)
+        assert calibrated == rows["n"] > 0, combine
+
+
+def test_prior_determinism_under_seed(members, splits):
+    x_cal, hq_cal, x_test, _ = splits
+    kw = {"coverage": 0.5, "n_fallback_samples": 8, "combine": "prior"}
+    sel = SelectiveExplainer(members, **kw).calibrate(x_cal, hq_cal)
+    a, b = sel.attribute(x_test, seed=5), sel.attribute(x_test, seed=5)
+    assert same(a, b)
+    c = sel.attribute(x_test, seed=6)
+    assert not torch.equal(a.attributions, c.attributions)
+    again = SelectiveExplainer(members, **kw).calibrate(x_cal, hq_cal)
+    assert torch.equal(sel.rhos, again.rhos) and same(a, again.attribute(x_test, seed=5))
+
+
+def test_prior_errors(members):
+    with pytest.raises(ValueError, match="combine: 'prior' shrinks KernelShap's regression"):
+        SelectiveExplainer(members, fallback=ShapleyValueSampling(model), combine="prior")
+    with pytest.raises(ValueError, match="combine: expected one of"):
+        SelectiveExplainer(members, combine="mean")
+    with pytest.raises(ValueError, match="rho_grid: expected finite numbers >= 0"):
+        SelectiveExplainer(members, combine="prior", rho_grid=(0.0, -1.0))
+    with pytest.raises(ValueError, match="rho_grid: expected finite numbers >= 0"):
+        SelectiveExplainer(members, combine="prior", rho_grid=(math.nan,))
+    with pytest.raises(ValueError, match="rho_grid: expected at least one"):
+        SelectiveExplainer(members, combine="prior", rho_grid=())
+    with pytest.raises(TypeError, match="rho_grid: expected a sequence"):
+        SelectiveExplainer(members, combine="prior", rho_grid=1.0)  # type: ignore[arg-type]
+
+
 # ------------------------------------------------------------------ efficiency
 @pytest.mark.parametrize("name", list(FALLBACKS))
 def test_efficiency_exact(members, splits, name):
@@ -199,13 +334,13 @@ def test_determinism_under_seed(members, splits):
     x_cal, hq_cal, x_test, _ = splits
     sel = SelectiveExplainer(members, coverage=0.5, n_fallback_samples=8).calibrate(x_cal, hq_cal)
     a, b = sel.attribute(x_test, seed=5), sel.attribute(x_test, seed=5)
-    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert same(a, b) and a.rho is None
     c = sel.attribute(x_test, seed=6)
     assert not torch.equal(a.attributions, c.attributions)
     assert torch.equal(a.attributions[~a.refined], c.attributions[~c.refined])
     rebuilt = train_ensemble(model, data(512, 0), k=4, **TRAIN)
     sel2 = SelectiveExplainer(rebuilt, coverage=0.5, n_fallback_samples=8).calibrate(x_cal, hq_cal)
-    assert all(torch.equal(u, v) for u, v in zip(a, sel2.attribute(x_test, seed=5)))
+    assert same(a, sel2.attribute(x_test, seed=5))
     assert torch.equal(sel.lams, sel2.lams)
 
 

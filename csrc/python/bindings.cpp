@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <cmath>
 #include <initializer_list>
 #include <optional>
 #include <set>
@@ -383,6 +384,10 @@ std::tuple<int64_t, int64_t> kernel_shap_solve_workspace(const py::kwargs& kw) {
 void kernel_shap_solve(const py::kwargs& kw) {
   Args a("kernel_shap_solve", kw);
   KernelShapSolveParams p;
+  p.rho = a.get<double>("rho", 0.0);
+  if (!(p.rho >= 0.0 && std::isfinite(p.rho))) {
+    bad("rho: must be a finite number >= 0, got " + std::to_string(p.rho));
+  }
   read_design(a, &p);
   const int64_t B = p.B, d = p.d, T = p.T;
   p.v_empty = check<void>(a.get<Buf>("v_empty"), "v_empty", B * T, p.dtype);

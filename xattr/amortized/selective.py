@@ -28,8 +28,20 @@ above t_alpha on the calibration split) in closed form, the least-squares weight
 
 A and MC_n are both efficient (sum_i phi_i = v(N) - v(empty)), so SE is too.
 
-Not here yet: the issue's second refinement, A(x) as the prior of KernelShap's
-regression (shrinkage toward the initial guess).
+``combine="prior"`` is the second refinement: A(x) becomes the prior of KernelShap's
+regression. The fallback's n coalitions (exactly those ``KernelShap(n_samples=n)``
+draws, the game evaluated once) are solved with a ridge toward A(x),
+
+    SE(x) = argmin_phi sum_r w_r (v(S_r) - v(empty) - z_r . phi)^2
+            + rho * scale * ||phi - A(x)||^2  subject to  sum(phi) = v(N) - v(empty)
+
+(:func:`xattr.ops.kernel_shap_solve` with ``prior=``, ``rho=``; ``scale`` makes rho
+dimensionless), rho per uncertainty bin chosen on the calibration split from a log grid
+with 0 (``rho_grid``) by the least squared error to the high-quality explanations. rho = 0
+is KernelShap's own estimate where its coalitions determine every direction (and A(x)
+fills the directions they leave free); rho -> inf gives A(x) moved onto the efficiency
+plane. Unlike lam, the shrinkage acts per direction: the directions the coalitions
+measure well follow the data, the others stay near A(x).
 """
 
 from __future__ import annotations
@@ -46,11 +58,15 @@ from xattr._core import validation
 from xattr._core.progress import progress
 from xattr._core.targets import TargetType
 from xattr.amortized.explainer import AmortizedExplainer
-from xattr.explainers.kernel_shap import KernelShap
+from xattr.explainers.kernel_shap import KernelShap, SampledGame
 from xattr.explainers.shapley_value_sampling import ShapleyValueSampling
 
 UNCERTAINTIES = ("ensemble", "learned")
 FALLBACKS = (KernelShap, ShapleyValueSampling)
+COMBINES = ("lam", "prior")
+# combine="prior": 0 and a log grid of half decades from 1e-3 to 1e4 (rho is relative to
+# the Gram's mean eigenvalue, so the same grid suits any game).
+RHO_GRID = (0.0, *(10.0 ** (k / 2) for k in range(-6, 9)))
 # Seeds of the learned head's Philox-free streams (torch.Generator): seed xor this.
 HEAD_SEED_SALT = 0x4EAD_5E1E
 
@@ -63,13 +79,18 @@ class SelectiveResult(NamedTuple):
             [B, d] per feature with ``return_input_shape=False``; float64.
         refined: bool [B], True where the input got lam A + (1 - lam) MC_n.
         uncertainty: s(x), float64 [B].
-        lam: float64 [B], the weight on A(x): 1 for the inputs that kept A(x).
+        lam: float64 [B], the weight on A(x): 1 for the inputs that kept A(x); NaN
+            for the refined inputs of ``combine="prior"`` (no weight there).
+        rho: None for ``combine="lam"``; for ``"prior"`` float64 [B], the ridge strength
+            toward A(x) of each refined input's bin, +inf for the inputs that kept A(x)
+            (its limit).
     """
 
     attributions: Tensor
     refined: Tensor
     uncertainty: Tensor
     lam: Tensor
+    rho: Tensor | None = None
 
 
 def _split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -153,6 +174,21 @@ def train_ensemble(
     return members
 
 
+def _check_rho_grid(rho_grid: Any) -> Tensor:
+    """rho_grid -> float64 [G], sorted, distinct, finite and >= 0."""
+    if isinstance(rho_grid, (str, bytes)) or not isinstance(rho_grid, (Sequence, Tensor)):
+        raise TypeError(f"rho_grid: expected a sequence of numbers >= 0, got {rho_grid!r}")
+    values = []
+    for r in list(rho_grid):
+        r = float(r) if isinstance(r, Tensor) and r.numel() == 1 else r
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < math.inf:
+            raise ValueError(f"rho_grid: expected finite numbers >= 0, got {r!r}")
+        values.append(float(r))
+    if not values:
+        raise ValueError("rho_grid: expected at least one ridge strength")
+    return torch.tensor(sorted(set(values)), dtype=torch.float64)
+
+
 def _rows(target: TargetType, keep: Tensor) -> TargetType:
     """The target of the inputs where ``keep`` (bool [B]) holds: a per-example target
     (a list, or a 1-D tensor of B entries) is subset, any other is shared."""
@@ -221,11 +257,17 @@ class SelectiveExplainer:
         uncertainty: ``"ensemble"`` (default; needs at least 2 members) or
             ``"learned"`` (needs :meth:`fit_uncertainty` before :meth:`calibrate`).
         n_bins: uncertainty bins above t_alpha, each with its own lam (default 5).
+        combine: how a refined input's explanation is made: ``"lam"`` (default)
+            lam A(x) + (1 - lam) MC_n(x); ``"prior"``: KernelShap's regression on its n
+            coalitions with a ridge toward A(x) (needs a KernelShap fallback).
+        rho_grid: the ridge strengths ``"prior"`` chooses from per bin (finite, >= 0;
+            default ``RHO_GRID``: 0 and 1e-3, 10^-2.5, ..., 1e4).
 
     Attributes:
         threshold: t_alpha after :meth:`calibrate` (+inf for alpha = 1, -inf for 0).
         edges: float64 [n_bins - 1], the bins' inner edges on s. lams: float64
-        [n_bins]. d: the number of features.
+        [n_bins] (``"lam"``). rhos: float64 [n_bins] (``"prior"``). d: the number of
+        features.
 
     Example:
         >>> import torch
@@ -242,6 +284,10 @@ class SelectiveExplainer:
         (torch.Size([6, 4]), torch.Size([6]))
         >>> bool(((out.lam >= 0) & (out.lam <= 1)).all())
         True
+        >>> shrunk = SelectiveExplainer(members, coverage=0.5, n_fallback_samples=8,
+        ...                             combine="prior").calibrate(x_cal, hq)
+        >>> shrunk.rhos.shape, shrunk.attribute(torch.randn(6, 4)).rho.shape
+        (torch.Size([5]), torch.Size([6]))
     """
 
     def __init__(
@@ -253,6 +299,8 @@ class SelectiveExplainer:
         coverage: float = 0.8,
         uncertainty: str = "ensemble",
         n_bins: int = 5,
+        combine: str = "lam",
+        rho_grid: Sequence[float] = RHO_GRID,
     ) -> None:
         self.members = _check_members(amortized)
         first = self.members[0]
@@ -272,6 +320,15 @@ class SelectiveExplainer:
                 f"(KernelShap or ShapleyValueSampling), got {type(fallback).__name__}"
             )
         self.fallback = fallback
+        if combine not in COMBINES:
+            raise ValueError(f"combine: expected one of {COMBINES}, got {combine!r}")
+        if combine == "prior" and not isinstance(fallback, KernelShap):
+            raise ValueError(
+                "combine: 'prior' shrinks KernelShap's regression toward A(x) and needs a "
+                f"KernelShap fallback, got {type(fallback).__name__} (use combine='lam')"
+            )
+        self.combine = combine
+        self.rho_grid = _check_rho_grid(rho_grid)
         self.n_fallback_samples = validation.positive_int("n_fallback_samples", n_fallback_samples)
         if (
             isinstance(coverage, bool)
@@ -293,6 +350,7 @@ class SelectiveExplainer:
         self.threshold = math.nan
         self.edges = torch.zeros(0, dtype=torch.float64)
         self.lams = torch.zeros(0, dtype=torch.float64)
+        self.rhos = torch.zeros(0, dtype=torch.float64)
 
     # ------------------------------------------------------------ helpers
     def _check_x(self, x: Any, name: str) -> Tensor:
@@ -348,20 +406,42 @@ class SelectiveExplainer:
             out = self.head(self._head_input(x, a).to(self._z_mean.device))
         return nn.functional.softplus(out[:, 0]).to(torch.float64) * self._err_scale
 
+    def _fallback_args(self, target: TargetType, seed: int, memory_budget: Any) -> dict:
+        """The fallback's arguments for the members' game."""
+        m = self.members[0]
+        return {
+            "baselines": m.baselines,
+            "target": m.target if m.n_classes is None and target is None else target,
+            "feature_mask": m.feature_mask,
+            "n_samples": self.n_fallback_samples,
+            "seed": seed,
+            "removal": m.removal,
+            "memory_budget": memory_budget,
+        }
+
     def _mc(self, x: Tensor, target: TargetType, seed: int, memory_budget: Any) -> Tensor:
         """The fallback's explanation MC_n [B, d] float64 of the members' game."""
-        m = self.members[0]
-        phi = self.fallback.attribute(
-            x,
-            baselines=m.baselines,
-            target=m.target if m.n_classes is None and target is None else target,
-            feature_mask=m.feature_mask,
-            n_samples=self.n_fallback_samples,
-            seed=seed,
-            removal=m.removal,
-            memory_budget=memory_budget,
-        )
+        phi = self.fallback.attribute(x, **self._fallback_args(target, seed, memory_budget))
         return self._per_feature(phi)
+
+    def _sampled(self, x: Tensor, target: TargetType, seed: int, memory_budget: Any) -> SampledGame:
+        """KernelShap's coalitions and the game's values on them (evaluated once), for
+        :meth:`_shrunk` at any ridge strength."""
+        fallback = self.fallback
+        assert isinstance(fallback, KernelShap)
+        return fallback._sample_game(x, **self._fallback_args(target, seed, memory_budget))
+
+    def _shrunk(self, sampled: SampledGame, a: Tensor, rho: float | Tensor) -> Tensor:
+        """KernelShap's solve of ``sampled`` with the prior A(x) [B, d] and the ridge
+        ``rho`` (a number or one per input [B]): [B, d] float64 (exactly efficient)."""
+        fallback = self.fallback
+        assert isinstance(fallback, KernelShap)
+        ids = sampled.setup.ids.to(a.device)  # the game's features, as the members' ids
+        prior = a[:, ids].unsqueeze(1)
+        phi, _ = fallback._solve(sampled, prior=prior, rho=rho)
+        out = a.new_zeros(a.shape)
+        out[:, ids] = phi[:, 0].to(a)
+        return out
 
     def _bins(self, s: Tensor) -> Tensor:
         return torch.searchsorted(self.edges, s.contiguous())
@@ -462,6 +542,10 @@ class SelectiveExplainer:
         n_bins of s over the calibration inputs above t_alpha) and lam per bin in
         closed form (a bin without calibration inputs, or where A = MC, gets the lam
         of every input above t_alpha). MC_n runs on the inputs above t_alpha only.
+        With ``combine="prior"``, rho per bin instead: the fallback's game is evaluated
+        once on those inputs and solved toward A(x) at every ``rho_grid`` value; each
+        bin takes the value with the least squared error to ``hq_cal`` (a bin without
+        inputs: the best over all of them; ties: the smaller rho).
 
         Args:
             x_cal: calibration inputs [M, *F] (apart from the members' training data).
@@ -489,32 +573,59 @@ class SelectiveExplainer:
         else:
             threshold = float(s.sort().values[math.ceil(alpha * M) - 1])
         above = s > threshold
-        edges, lams = torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64)
+        edges = lams = rhos = torch.zeros(0, dtype=torch.float64)
         if alpha < 1.0:
             if not bool(above.any()):
                 raise ValueError(
                     f"x_cal: no calibration input has s(x) above t_alpha (coverage {alpha}, "
-                    f"{M} inputs): give more calibration inputs to fit lam"
+                    f"{M} inputs): give more calibration inputs to fit lam (or rho)"
                 )
             s_r, a_r, hq_r = s[above], a[above], hq.to(a.device)[above]
-            mc = self._mc(x[above], _rows(target, above), seed, memory_budget).to(a.device)
             levels = torch.arange(1, self.n_bins, dtype=torch.float64) / self.n_bins
             edges = torch.quantile(s_r, levels.to(s_r.device)).cpu()
-            self.edges = edges
-            num_i = ((hq_r - mc) * (a_r - mc)).sum(1)
-            den_i = ((a_r - mc) ** 2).sum(1)
+            self.edges = edges  # read by _bins
             bins = self._bins(s_r.cpu())
-            pooled = float(num_i.sum() / den_i.sum()) if float(den_i.sum()) > 0 else 1.0
-            lams = torch.full((self.n_bins,), pooled, dtype=torch.float64)
-            for b in range(self.n_bins):
-                sel = (bins == b).to(num_i.device)
-                den = float(den_i[sel].sum())
-                if den > 0:
-                    lams[b] = float(num_i[sel].sum()) / den
-            lams = lams.clamp(0.0, 1.0)
-        self.threshold, self.edges, self.lams = threshold, edges, lams
+            x_r, t_r = x[above], _rows(target, above)
+            if self.combine == "prior":
+                rhos = self._fit_rhos(self._sampled(x_r, t_r, seed, memory_budget), a_r, hq_r, bins)
+            else:
+                mc = self._mc(x_r, t_r, seed, memory_budget).to(a.device)
+                lams = self._fit_lams(mc, a_r, hq_r, bins)
+        self.threshold, self.edges, self.lams, self.rhos = threshold, edges, lams, rhos
         self.calibrated = True
         return self
+
+    def _fit_lams(self, mc: Tensor, a_r: Tensor, hq_r: Tensor, bins: Tensor) -> Tensor:
+        """lam per bin in closed form for ``combine="lam"`` from MC_n, A and HQ [M, d] of
+        the calibration inputs above t_alpha and their bins [M] (a bin without inputs,
+        or where A = MC, gets the pooled lam), clipped to [0, 1]."""
+        num_i = ((hq_r - mc) * (a_r - mc)).sum(1)
+        den_i = ((a_r - mc) ** 2).sum(1)
+        pooled = float(num_i.sum() / den_i.sum()) if float(den_i.sum()) > 0 else 1.0
+        lams = torch.full((self.n_bins,), pooled, dtype=torch.float64)
+        for b in range(self.n_bins):
+            sel = (bins == b).to(num_i.device)
+            den = float(den_i[sel].sum())
+            if den > 0:
+                lams[b] = float(num_i[sel].sum()) / den
+        return lams.clamp(0.0, 1.0)
+
+    def _fit_rhos(self, sampled: SampledGame, a_r: Tensor, hq_r: Tensor, bins: Tensor) -> Tensor:
+        """rho per bin for ``combine="prior"``: the grid value with the least summed
+        squared error to HQ over the bin's calibration inputs (a bin without any: over
+        every input above t_alpha; ties: the smaller rho). The game is evaluated once;
+        each grid value is one more solve of the same values."""
+        grid = self.rho_grid
+        err = torch.stack(
+            [((self._shrunk(sampled, a_r, float(r)) - hq_r) ** 2).sum(1) for r in grid]
+        ).cpu()  # [G, M_above]
+        pooled = grid[int(err.sum(1).argmin())]
+        rhos = torch.full((self.n_bins,), float(pooled), dtype=torch.float64)
+        for b in range(self.n_bins):
+            sel = bins == b
+            if bool(sel.any()):
+                rhos[b] = grid[int(err[:, sel].sum(1).argmin())]
+        return rhos
 
     # ------------------------------------------------------------ explaining
     def attribute(
@@ -527,8 +638,10 @@ class SelectiveExplainer:
         memory_budget: int | str | None = None,
     ) -> SelectiveResult:
         """Selective explanations: A(x) where s(x) <= t_alpha, else
-        lam A(x) + (1 - lam) MC_n(x) with the lam of s(x)'s bin; the fallback runs on
-        the refined inputs only.
+        lam A(x) + (1 - lam) MC_n(x) with the lam of s(x)'s bin (``combine="lam"``) or
+        KernelShap's regression on n coalitions shrunk toward A(x) with the rho of
+        s(x)'s bin (``"prior"``, one model evaluation per coalition as MC_n); the
+        fallback runs on the refined inputs only.
 
         Args:
             inputs: [B, *F].
@@ -539,7 +652,8 @@ class SelectiveExplainer:
             memory_budget: forward batches' memory.
 
         Returns:
-            A :class:`SelectiveResult` (attributions float64, refined, uncertainty, lam).
+            A :class:`SelectiveResult` (attributions float64, refined, uncertainty, lam,
+            and rho for ``"prior"``).
         """
         if not self.calibrated:
             raise ValueError("attribute: the explainer is not calibrated; call calibrate() first")
@@ -551,6 +665,16 @@ class SelectiveExplainer:
         refined = s > self.threshold
         lam = torch.ones_like(s)
         out = a.clone()
+        if self.combine == "prior":
+            rho = torch.full_like(s, math.inf)
+            if bool(refined.any()):
+                rho[refined] = self.rhos[self._bins(s[refined].cpu())].to(rho.device)
+                lam[refined] = math.nan
+                sampled = self._sampled(x[refined], _rows(target, refined), seed, memory_budget)
+                out[refined] = self._shrunk(sampled, a[refined], rho[refined].cpu())
+            if return_input_shape:
+                out = out[:, self._mask.to(out.device)].reshape(x.shape)
+            return SelectiveResult(out, refined, s, lam, rho)
         if bool(refined.any()):
             lam[refined] = self.lams[self._bins(s[refined].cpu())].to(lam.device)
             mc = self._mc(x[refined], _rows(target, refined), seed, memory_budget)

@@ -11,7 +11,7 @@ coalition enumerated its solution is the exact Shapley value.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, cast, overload
+from typing import Any, Literal, NamedTuple, cast, overload
 
 import numpy as np
 import torch
@@ -354,6 +354,52 @@ def _kernel_shap_bytes(
     return total
 
 
+def _shrunk_solve(
+    m: Tensor,
+    w: Tensor,
+    vals: Tensor,
+    v_empty: Tensor,
+    v_full: Tensor,
+    prior: Tensor | None,
+    rhos: Tensor,
+    ex: Tensor,
+    feats: Tensor,
+) -> Tensor:
+    """One example set's solve toward ``prior`` (rows ``ex``, columns ``feats``) with
+    the examples' ridge strengths ``rhos`` [b]: one ``kernel_shap_solve`` per distinct
+    strength (rho is one number per call, so that one factorisation serves the call)."""
+    f64 = torch.float64
+    p0 = None if prior is None else prior.cpu().to(f64)[ex][:, :, feats]
+    ph = torch.empty((ex.numel(), vals.shape[2], feats.numel()), dtype=f64)
+    for r in torch.unique(rhos).tolist():
+        k = rhos == r
+        ph[k] = ops.kernel_shap_solve(
+            m,
+            w.to(f64),
+            vals[k].to(f64),
+            v_empty[k].to(f64),
+            v_full[k].to(f64),
+            prior=None if p0 is None else p0[k],
+            rho=r,
+        )
+    return ph
+
+
+class SampledGame(NamedTuple):
+    """KernelShap's game on its coalitions (``KernelShap._sample_game``): the checked
+    ``Setup``, the example sets (example ids, feature ids) with one design each
+    (``kernel_design``'s (masks, weights, pair ids, exact), None for a set of one
+    feature), the game's values [B, rows, T] on the designs' rows (CPU), and
+    v(empty), v(N) [B, T] (CPU)."""
+
+    setup: Setup
+    sets: list[tuple[Tensor, Tensor]]
+    designs: list[tuple[Tensor, Tensor, Tensor, bool] | None]
+    values: Tensor
+    v_empty: Tensor
+    v_full: Tensor
+
+
 # ---------------------------------------------------------------- explainer
 @register(captum=True)
 class KernelShap(PerturbationAttribution):
@@ -524,19 +570,44 @@ class KernelShap(PerturbationAttribution):
         n_samples = positive_int("n_samples", n_samples)
         flag("return_input_shape", return_input_shape)
         flag("return_std", return_std)
-        s = validation.seed(seed)
-        setup = Setup(
-            self.forward_func,
+        sampled = self._sample_game(
             inputs,
             baselines=baselines,
             target=target,
             additional_forward_args=additional_forward_args,
             feature_mask=feature_mask,
-            removal=removal,
+            n_samples=n_samples,
             perturbations_per_eval=perturbations_per_eval,
-            memory_budget=memory_budget,
             show_progress=show_progress,
-            desc="kernel shap",
+            seed=seed,
+            return_std=return_std,
+            removal=removal,
+            memory_budget=memory_budget,
+        )
+        phi, std = self._solve(sampled, return_std=return_std)
+        setup = sampled.setup
+        return setup.result(phi, std if return_std else None, input_shape=return_input_shape)
+
+    # The two halves of attribute: the game on the sampled coalitions, then the solve.
+    # The selective explainer (xattr.amortized) evaluates the game once and solves it
+    # again with a prior (the amortized explanation) at several ridge strengths.
+    def _sample_game(
+        self,
+        inputs: Any,
+        *,
+        n_samples: int = 25,
+        seed: int | None = None,
+        return_std: bool = False,
+        show_progress: bool = False,
+        desc: str = "kernel shap",
+        **setup_kwargs: Any,
+    ) -> SampledGame:
+        """The coalitions attribute draws and the game's values on them (see
+        :class:`SampledGame`); ``setup_kwargs`` are attribute's Setup arguments."""
+        n_samples = positive_int("n_samples", n_samples)
+        s = validation.seed(seed)
+        setup = Setup(
+            self.forward_func, inputs, show_progress=show_progress, desc=desc, **setup_kwargs
         )
         game, d, B = setup.game, setup.d, setup.B
         dev = setup.inputs[0].device
@@ -547,8 +618,7 @@ class KernelShap(PerturbationAttribution):
         setup.check_solver_memory("KernelShap", needed, n_samples)
         designs = [kernel_design(f.numel(), n_samples, s) if len(f) > 1 else None for _, f in sets]
         rows = max((x[0].shape[0] for x in designs if x is not None), default=0)
-        phi = torch.zeros((B, T, d), dtype=torch.float64)
-        std = torch.zeros_like(phi)
+        values = torch.zeros((B, 0, T), dtype=v_full.dtype)
         if rows:
             if len(sets) == 1:  # every example has every feature: one shared design
                 masks = cast(tuple, designs[0])[0]
@@ -560,7 +630,31 @@ class KernelShap(PerturbationAttribution):
                         block[:, feats] = x[0]
                         masks[ex, : block.shape[0]] = block
             values = game(masks.to(dev)).cpu()
-        for (ex, feats), x in zip(sets, designs):
+        return SampledGame(setup, sets, designs, values, v_empty, v_full)
+
+    def _solve(
+        self,
+        sampled: SampledGame,
+        *,
+        return_std: bool = False,
+        prior: Tensor | None = None,
+        rho: float | Tensor = 0.0,
+    ) -> tuple[Tensor, Tensor]:
+        """(phi, std) float64 [B, T, d] on the inputs' device from a sampled game:
+        each example set's constrained WLS (``ops.kernel_shap_solve``). With a
+        ``prior`` ([B, T, d], the setup's feature order) or a ridge ``rho`` (a number,
+        or one per example [B]: one solve per distinct value), the solve shrinks toward
+        the prior, in float64 throughout (no standard error: ``return_std`` is for
+        the plain solve)."""
+        setup, values = sampled.setup, sampled.values
+        rhos = None  # the plain solve: attribute's
+        if prior is not None or isinstance(rho, Tensor) or rho != 0.0:
+            rhos = torch.as_tensor(rho, dtype=torch.float64).cpu().expand(setup.B)
+        v_empty, v_full = sampled.v_empty, sampled.v_full
+        B, T, d = setup.B, v_full.shape[1], setup.d
+        phi = torch.zeros((B, T, d), dtype=torch.float64)
+        std = torch.zeros_like(phi)
+        for (ex, feats), x in zip(sampled.sets, sampled.designs):
             out = torch.zeros((ex.numel(), T, d), dtype=torch.float64)
             out_std = torch.zeros_like(out)
             if x is None:  # one feature: it gets the whole difference
@@ -568,11 +662,16 @@ class KernelShap(PerturbationAttribution):
             else:
                 m, w, pair, exact = x
                 vals = values[ex, : m.shape[0]]
-                ph = ops.kernel_shap_solve(m, w, vals, v_empty[ex], v_full[ex])
+                if rhos is None:
+                    ph = ops.kernel_shap_solve(m, w, vals, v_empty[ex], v_full[ex])
+                else:
+                    ph = _shrunk_solve(
+                        m, w, vals, v_empty[ex], v_full[ex], prior, rhos[ex], ex, feats
+                    )
                 out[:, :, feats] = ph
-                if return_std and not exact:
+                if return_std and rhos is None and not exact:
                     sd = _sandwich_std(m, w, pair, vals, v_empty[ex], ph, setup.budget)
                     out_std[:, :, feats] = sd
             phi[ex], std[ex] = out, out_std
-        phi, std = phi.to(dev), std.to(dev)
-        return setup.result(phi, std if return_std else None, input_shape=return_input_shape)
+        dev = setup.inputs[0].device
+        return phi.to(dev), std.to(dev)

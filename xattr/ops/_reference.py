@@ -382,11 +382,12 @@ def _psd_pinv(M: Tensor) -> Tensor:
     return (V * inv.unsqueeze(-2)) @ V.mT
 
 
-def _min_norm(A: Tensor, b: Tensor, alpha: float = 0.0) -> Tensor:
+def _min_norm(A: Tensor, b: Tensor, alpha: float | Tensor = 0.0) -> Tensor:
     """x = [A; alpha^(1/2) I]^+ [b; 0]: the ridge solution (A'A + alpha I)^{-1} A'b, and for
     alpha = 0 the minimum-norm least-squares solution A^+ b (minnorm_* in coalition.h).
 
-    A [g, n, m] (g = 1 or B), b [B, n, T] -> [B, m, T], through the smaller Gram matrix:
+    A [g, n, m] (g = 1 or B), b [B, n, T] -> [B, m, T]; alpha a number or one per group
+    ([g, 1, 1]), through the smaller Gram matrix:
     A'A + alpha I (primal, n >= m) or AA' + alpha I with x = A' (AA' + alpha I)^+ b (dual).
     """
     n, m = A.shape[-2:]
@@ -399,14 +400,21 @@ def _min_norm(A: Tensor, b: Tensor, alpha: float = 0.0) -> Tensor:
 
 # ---------------------------------------------------------------------- coalition solvers
 def kernel_shap_solve(
-    masks: Tensor, weights: Tensor, values: Tensor, v_empty: Tensor, v_full: Tensor
+    masks: Tensor,
+    weights: Tensor,
+    values: Tensor,
+    v_empty: Tensor,
+    v_full: Tensor,
+    rho: float = 0.0,
 ) -> Tensor:
     """KernelSHAP's constrained weighted least squares (KernelShapSolveGramOp, KernelShapSolveOp).
 
     Among the minimisers of sum_r w_r (values_r - v_empty - z_r . phi)^2 subject to
     sum(phi) = delta = v_full - v_empty, the one of least norm: phi = delta / d + psi with
     psi = A^+ b, A = W^{1/2} Z (I - 11'/d), b_r = w_r^{1/2} (values_r - v_empty - |z_r| delta
-    / d). masks bool [Bm, n, d]; weights [Bw, n]; values [B, n, T]; v_empty, v_full [B, T].
+    / d). With rho > 0 the ridge rho * scale * ||phi||^2 joins the loss, scale =
+    ||A||_F^2 / (d - 1) per design: psi = (A'A + rho scale I)^{-1} A'b.
+    masks bool [Bm, n, d]; weights [Bw, n]; values [B, n, T]; v_empty, v_full [B, T].
     Returns [B, T, d] in values' dtype.
     """
     d = masks.shape[-1]
@@ -420,7 +428,8 @@ def kernel_shap_solve(
     sw = weights.to(f64).sqrt().unsqueeze(-1)  # [Bw, n, 1]
     A = sw * (z - k / d)  # [Bg, n, d]: one factorisation per distinct (masks, weights)
     y = values.to(f64) - v0.unsqueeze(1) - k * delta.unsqueeze(1) / d  # [B, n, T]
-    psi = _min_norm(A, sw * y)  # [B, d, T]
+    alpha = rho * (A * A).sum((-2, -1), keepdim=True) / (d - 1) if rho > 0 else 0.0
+    psi = _min_norm(A, sw * y, alpha)  # [B, d, T]
     psi = psi - psi.mean(1, keepdim=True)
     return (delta.unsqueeze(-1) / d + psi.mT).to(values.dtype)
 

@@ -8,6 +8,8 @@ together, sharing every factorisation).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from xattr import _ext
@@ -37,12 +39,13 @@ def _kernel_shap_solve_op(
     values: torch.Tensor,
     v_empty: torch.Tensor,
     v_full: torch.Tensor,
+    rho: float = 0.0,
 ) -> torch.Tensor:
     masks, weights, values, v_empty, v_full = (
         t.contiguous() for t in (masks, weights, values, v_empty, v_full)
     )
     if not _ext.use_kernels(values.device):
-        return _reference.kernel_shap_solve(masks, weights, values, v_empty, v_full)
+        return _reference.kernel_shap_solve(masks, weights, values, v_empty, v_full, rho)
     B, n, T = values.shape
     d = masks.shape[2]
     mbs, wbs = _bstride(masks, n * d), _bstride(weights, n)
@@ -68,13 +71,14 @@ def _kernel_shap_solve_op(
         T=T,
         mask_bstride=mbs,
         weight_bstride=wbs,
+        rho=rho,
         **_ext.where(values),
     )
     return out
 
 
 @_kernel_shap_solve_op.register_fake
-def _(masks, weights, values, v_empty, v_full):
+def _(masks, weights, values, v_empty, v_full, rho=0.0):
     return values.new_empty((values.shape[0], values.shape[2], masks.shape[2]))
 
 
@@ -311,17 +315,35 @@ def kernel_shap_solve(
     values: torch.Tensor,
     v_empty: torch.Tensor,
     v_full: torch.Tensor,
+    *,
+    prior: torch.Tensor | None = None,
+    rho: float = 0.0,
 ) -> torch.Tensor:
-    """KernelSHAP's weighted least squares with efficiency held exactly.
+    """KernelSHAP's weighted least squares with efficiency held exactly, optionally
+    shrunk toward a prior.
 
-    Solves ``min_phi sum_r w_r (values_r - v_empty - masks_r . phi)^2`` subject
-    to ``sum(phi) = v_full - v_empty`` for every input and output at once, in
-    float64. Where the coalitions do not determine every direction (too few or
-    repeated rows, complementary pairs), the minimiser of least norm is returned:
-    it is unique, so the result does not depend on the order of the features
-    (features the rows cannot tell apart share their total equally). Memory:
-    min(n, d)^2 doubles per distinct (masks, weights) (the Gram matrix of the
-    columns when n >= d, of the rows when n < d), plus 2 min(n, d) per output.
+    Solves ``min_phi sum_r w_r (values_r - v_empty - masks_r . phi)^2
+    + rho * scale * ||phi - prior||^2`` subject to ``sum(phi) = v_full - v_empty``
+    for every input and output at once, in float64 (``prior`` = 0 when not given).
+    ``scale`` makes ``rho`` dimensionless: the mean eigenvalue of the weighted Gram
+    matrix on the efficiency plane, ``trace(P Z'WZ P) / (d - 1)`` with
+    ``P = I - 11'/d`` (one number per design; it does not change when the weights
+    are rescaled), so ``rho = 1`` weighs the prior like an average direction of
+    the data. Where the coalitions do not determine every direction (too few or
+    repeated rows, complementary pairs) and ``rho = 0``, the minimiser with the
+    least ``||phi - prior||`` is returned: it is unique, so the result does not
+    depend on the order of the features (features the rows cannot tell apart share
+    their total equally, or keep the prior's split). As ``rho`` grows the result
+    tends to the prior projected onto the plane ``sum(phi) = v_full - v_empty``.
+
+    The prior enters as a substitution ``psi = phi - prior``: the values become
+    ``values - masks . prior`` (in float64, one [B, n, d] x [B, d] product here) and
+    the kernel solves for psi; ``rho`` is a scalar of the kernel, added to the
+    diagonal of the Gram matrix it factorises, so one factorisation still serves
+    every input that shares (masks, weights). Memory: min(n, d)^2 doubles per
+    distinct (masks, weights) (the Gram matrix of the columns when n >= d, of the
+    rows when n < d), plus 2 min(n, d) per output; with a prior also the masks in
+    float64 ([n, d] or [B, n, d]).
 
     Args:
         masks: bool [n, d] (shared) or [B, n, d].
@@ -329,9 +351,12 @@ def kernel_shap_solve(
             when rows were drawn from the kernel distribution).
         values: [B, n] or [B, n, T]: v(S_r) for each coalition.
         v_empty, v_full: [B] or [B, T]: v(empty) and v(all features).
+        prior: the initial guess phi0, [B, d] (or [B, T, d] for [B, n, T] values);
+            default None (no prior: 0).
+        rho: the ridge strength, a finite number >= 0 (default 0: no ridge).
 
     Returns:
-        phi: [B, d] (or [B, T, d]).
+        phi: [B, d] (or [B, T, d]), in the dtype of ``values``.
 
     Example:
         >>> m = enumerate_coalitions(3)
@@ -339,6 +364,14 @@ def kernel_shap_solve(
         >>> phi = kernel_shap_solve(m, torch.ones(8, dtype=torch.float64), v[None], v[:1], v[-1:])
         >>> [round(p, 9) for p in phi[0].tolist()]
         [1.0, 2.0, 3.0]
+        >>> w2 = torch.ones(2, dtype=torch.float64)  # rows {} and {1}: they fix phi_1 only
+        >>> phi = kernel_shap_solve(m[:2], w2, v[None, :2], v[:1], v[-1:])
+        >>> [round(p, 9) for p in phi[0].tolist()]
+        [1.0, 2.5, 2.5]
+        >>> guess = torch.tensor([[3.0, 3.0, 0.0]], dtype=torch.float64)  # phi_2 - phi_3 = 3
+        >>> phi = kernel_shap_solve(m[:2], w2, v[None, :2], v[:1], v[-1:], prior=guess)
+        >>> [round(p, 9) for p in phi[0].tolist()]
+        [1.0, 4.0, 1.0]
     """
     v3, squeezed = _values3(values)
     B, n, T = v3.shape
@@ -346,10 +379,35 @@ def kernel_shap_solve(
     w = _rows("weights", weights, B, n, v3)
     ve = _per_output("v_empty", v_empty, B, T, squeezed, v3)
     vf = _per_output("v_full", v_full, B, T, squeezed, v3)
+    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 <= rho < math.inf:
+        raise ValueError(f"rho: expected a finite number >= 0, got {rho!r}")
     _checks.same_device(masks=m3, weights=w, values=v3, v_empty=ve, v_full=vf)
-    phi = _kernel_shap_solve_op(m3, w, v3, ve, vf)
-    _checks.finite_result("kernel_shap_solve", "values, v_empty, v_full or weights", phi)
+    if prior is None:
+        phi = _kernel_shap_solve_op(m3, w, v3, ve, vf, float(rho))
+    else:
+        p3 = _prior3(prior, B, T, m3.shape[2], squeezed)
+        _checks.same_device(values=v3, prior=p3)
+        f64 = torch.float64
+        shifted = v3.to(f64) - m3.to(f64) @ p3.mT  # values - z . prior: [B, n, T]
+        full = vf.to(f64) - p3.sum(-1)  # v_full - sum(prior)
+        psi = _kernel_shap_solve_op(m3, w.to(f64), shifted, ve.to(f64), full, float(rho))
+        phi = (p3 + psi).to(v3.dtype)
+    _checks.finite_result("kernel_shap_solve", "values, v_empty, v_full, weights or prior", phi)
     return _out(phi, squeezed)
+
+
+def _prior3(prior: torch.Tensor, B: int, T: int, d: int, squeezed: bool) -> torch.Tensor:
+    """The prior [B, d] or [B, T, d] -> [B, T, d] float64, checked."""
+    _checks.tensor("prior", prior, dtypes=_checks.FLOATS)
+    want = (B, d) if squeezed else (B, T, d)
+    if tuple(prior.shape) != want:
+        raise ValueError(
+            f"prior: expected shape {want} (one initial guess per input"
+            f"{'' if squeezed else ' and output'} over the {d} features), "
+            f"got {tuple(prior.shape)}"
+        )
+    _checks.finite("prior", prior)
+    return prior.reshape(B, T, d).to(torch.float64).contiguous()
 
 
 def linear_fit(

@@ -81,10 +81,13 @@ struct CoalitionDesign {
 };
 
 // KernelSHAP: weighted least squares with sum(phi) = v_full - v_empty exact.
+// rho >= 0 adds the ridge rho * scale * ||phi||^2 (scale: the mean eigenvalue of
+// the weighted Gram on the efficiency plane, trace(P Z'WZ P) / (d - 1)).
 struct KernelShapSolveParams : CoalitionDesign {
   const void* v_empty = nullptr;  // [B, T]
   const void* v_full = nullptr;   // [B, T]
   void* out = nullptr;            // [B, T, d]
+  double rho = 0.0;
 };
 
 // LIME: weighted ridge (closed form) or weighted lasso (coordinate descent),

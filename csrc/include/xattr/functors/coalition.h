@@ -270,6 +270,14 @@ XATTR_HD void weighted_column_sums(const uint8_t* masks, int64_t n, int64_t d, c
 // weights, so when both are shared across the batch one factorisation serves
 // every input. Group block: Gram [q * q] + aux [q] (primal: row sums of H;
 // dual: |z_r|), q = d (primal) or n (dual).
+// Ridge (rho > 0): min ... + rho * scale * ||psi||^2 with scale = trace(PHP) /
+// (d - 1) = trace(K) / (d - 1), the mean eigenvalue of the Gram on the plane
+// 1'psi = 0 (so rho is dimensionless and the same for both forms): psi =
+// (A'A + rho scale I)^{-1} A'b = A'(AA' + rho scale I)^{-1} b, i.e. rho scale
+// added to the diagonal of either Gram (the primal's commutes with 11', so its
+// solution stays orthogonal to 1). rho is one scalar per call: one factorisation
+// per distinct design still serves the batch. A prior phi0 is a substitution in
+// Python (xattr/ops/coalition.py), not here.
 XATTR_HD bool kernel_shap_solve_dual(const KernelShapSolveParams& p) { return p.n < p.d; }
 XATTR_HD int64_t kernel_shap_solve_size(const KernelShapSolveParams& p) {
   return kernel_shap_solve_dual(p) ? p.n : p.d;
@@ -304,6 +312,12 @@ struct KernelShapSolveGramOp {  // row = group
         }
       }
       symmetrize(M, n);
+      if (p.rho > 0.0) {
+        double trace = 0.0;
+        for (int64_t r = 0; r < n; ++r) trace += M[r * n + r];
+        const double ridge = p.rho * trace / static_cast<double>(d - 1);
+        for (int64_t r = 0; r < n; ++r) M[r * n + r] += ridge;
+      }
       minnorm_factor(M, n, info);
       return;
     }
@@ -322,6 +336,9 @@ struct KernelShapSolveGramOp {  // row = group
     const double shift = (sigma / dd + s) / dd;
     for (int64_t i = 0; i < d; ++i) {
       for (int64_t j = 0; j < d; ++j) M[i * d + j] += shift - (aux[i] + aux[j]) / dd;
+    }
+    if (p.rho > 0.0) {  // s = trace(PHP) / (d - 1), the ridge's scale
+      for (int64_t i = 0; i < d; ++i) M[i * d + i] += p.rho * s;
     }
     minnorm_factor(M, d, info);
   }
