@@ -169,6 +169,25 @@ def test_cnn_backbone_over_patches():
     torch.testing.assert_close(per.sum(1), gap, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(1, 8, 8), (8, 8)], ids=["CHW", "HW"])
+def test_cnn_backbone_learns_a_linear_model_over_patches(shape):
+    # the game is additive: the exact Shapley value of a patch is the sum of w * x over
+    # its pixels; the default (patch-stem) CNN learns it from FastSHAP's loss alone
+    # (observed relative MSE 6e-3 after 20 epochs; ~0.7 after 1). [B, H, W] inputs too.
+    W = torch.randn(8, 8, generator=gen(1), dtype=F64).float()
+    model = lambda x: (x.reshape(-1, 8, 8) * W).flatten(1).sum(1)  # noqa: E731
+    patches = (torch.arange(8)[:, None] // 4 * 2 + torch.arange(8)[None] // 4).view(shape)
+    x = torch.randn(512, *shape, generator=gen(0))
+    x_test = torch.randn(64, *shape, generator=gen(7))
+    exact = torch.stack([(x_test * W.view(shape) * (patches == k)).flatten(1).sum(1)
+                         for k in range(4)], 1)  # fmt: skip
+    ae = AmortizedExplainer(model, "cnn", input_shape=shape, feature_mask=patches)
+    ae.fit(x, epochs=20, batch_size=32, lr=1e-2, n_coalitions=4, patience=None,
+           show_progress=False)  # fmt: skip
+    phi = ae.attribute(x_test, return_input_shape=False)
+    assert ((phi - exact) ** 2).mean() < 0.05 * (exact**2).mean()
+
+
 class CountingModel:
     """A model that counts the rows it evaluates."""
 

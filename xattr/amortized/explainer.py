@@ -120,7 +120,8 @@ class AmortizedExplainer:
         model: the explained model (any callable [B, *F] -> outputs), in eval mode.
         explainer_net: ``"mlp"`` (default; tabular data: Linear-ReLU layers of widths
             ``hidden`` on the flattened input), ``"cnn"`` (images [C, H, W] or [H, W]:
-            3 x 3 convolutions of widths ``channels``, pooling, a linear head) or any
+            a patch-embedding convolution then strided 3 x 3 ones of widths
+            ``channels``, a linear head: :func:`~xattr.amortized.backbones.cnn`) or any
             ``nn.Module`` mapping [B, *F] to [B, d] (C = 1), [B, C, d] or [B, C * d]
             (class-major).
         input_shape: the shape of one example, F (keyword-only, as everything after
@@ -133,7 +134,7 @@ class AmortizedExplainer:
             (a [C, d] head; the model returns [B, C]) and ``attribute(target=...)``
             chooses.
         hidden: the MLP's hidden widths (default (128, 128)).
-        channels: the CNN's widths (default (32, 64)).
+        channels: the CNN's widths (default (8, 16)).
         dtype: the network's dtype (default torch's default dtype).
         seed: seeds the initial weights of the built-in networks (default 0) and is
             :meth:`fit`'s default seed. The caller's random stream is left untouched.
@@ -164,7 +165,7 @@ class AmortizedExplainer:
         feature_mask: Tensor | None = None,
         n_classes: int | None = None,
         hidden: Sequence[int] = (128, 128),
-        channels: Sequence[int] = (32, 64),
+        channels: Sequence[int] = (8, 16),
         dtype: torch.dtype | None = None,
         seed: int = 0,
     ) -> None:
