@@ -17,6 +17,15 @@ interleaved medians of:
 * KernelShap: ``KernelShap(model).attribute(x, target=0, baselines=0,
   feature_mask=groups, n_samples=512, seed=0)`` (batch 1 only at full size: one input
   costs 512 model rows).
+
+The selective path (issue 14's second target: at the coverage where selective matches
+KernelShap(n = 512)'s MSE, it is >= 10x faster per input than KernelShap alone) on
+breast cancer (d = 30, standardised; baseline 0): an MLP classifier (its logit)
+trained with a fixed seed, an ensemble of FastSHAP explainers trained on the training
+split (with jittered copies: FastSHAP needs no labels), high-quality explanations from
+KernelShap at a large budget, the fallback KernelShap at ``n_fallback_samples``;
+calibration on one split, MSE to the high-quality explanations and time per input on
+another, at a grid of coverages.
 """
 
 from __future__ import annotations
@@ -25,14 +34,17 @@ import argparse
 from typing import Any
 
 import torch
+from torch import nn
 
 from bench import bench_explainers as be
 from bench._harness import interleaved, machine_info, write_results
 from xattr import KernelShap
-from xattr.amortized import AmortizedExplainer
+from xattr.amortized import AmortizedExplainer, SelectiveExplainer, train_ensemble
 
 RESULTS = be.RESULTS / "bench_amortized"
 TARGET = 2.0
+SELECTIVE_TARGET = 10.0
+COVERAGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
 def run_case(name: str, model: Any, x: Any, group: Any, repeats: int, epochs: int) -> list[dict]:
@@ -71,6 +83,93 @@ def run_case(name: str, model: Any, x: Any, group: Any, repeats: int, epochs: in
     return rows
 
 
+def breast_cancer_model() -> tuple[Any, torch.Tensor]:
+    """(f: [B, 30] -> logit [B], the standardised inputs in a seeded order): an MLP
+    classifier trained full-batch on the first 300 inputs."""
+    from sklearn.datasets import load_breast_cancer
+
+    bc = load_breast_cancer()
+    X = torch.tensor(bc.data, dtype=torch.float32)
+    y = torch.tensor(bc.target, dtype=torch.float32)
+    X = (X - X.mean(0)) / X.std(0)
+    perm = torch.randperm(X.shape[0], generator=torch.Generator().manual_seed(0))
+    X, y = X[perm], y[perm]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = nn.Sequential(
+            nn.Linear(30, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1)
+        )
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(200):
+        loss = nn.functional.binary_cross_entropy_with_logits(net(X[:300])[:, 0], y[:300])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return (lambda x: net(x)[:, 0]), X
+
+
+def run_selective(quick: bool, repeats: int) -> dict:
+    """MSE to high-quality explanations and time per input: selective at a grid of
+    coverages against KernelShap(n = 512) alone."""
+    hq_n, k, epochs, n_fb = (2048, 3, 2, 64) if quick else (16384, 4, 30, 64)
+    model, X = breast_cancer_model()
+    x_train, x_cal, x_test = X[:300], X[300:430], X[430:]
+    jitter = torch.Generator().manual_seed(5)
+    copies = [x_train + 0.3 * torch.randn(x_train.shape, generator=jitter) for _ in range(9)]
+    kernel = KernelShap(model)
+    hq_cal = kernel.attribute(x_cal, baselines=0.0, n_samples=hq_n, seed=101)
+    hq_test = kernel.attribute(x_test, baselines=0.0, n_samples=hq_n, seed=102)
+
+    def mse(phi: torch.Tensor) -> float:
+        return float(((phi.double() - hq_test.double()) ** 2).mean())
+
+    members = train_ensemble(
+        model, torch.cat([x_train, *copies]), k=k, input_shape=(30,), hidden=(256, 256),
+        epochs=epochs, batch_size=32, lr=1e-3, n_coalitions=32, patience=None,
+        baselines=0.0, show_progress=False,
+    )  # fmt: skip
+    ks512 = mse(kernel.attribute(x_test, baselines=0.0, n_samples=512, seed=0))
+    grid = []
+    for alpha in COVERAGES:
+        sel = SelectiveExplainer(
+            members, fallback=KernelShap(model), n_fallback_samples=n_fb, coverage=alpha
+        ).calibrate(x_cal, hq_cal)
+        out = sel.attribute(x_test)
+        grid.append(
+            {"coverage": alpha, "mse": mse(out.attributions),
+             "refined": float(out.refined.double().mean())}
+        )  # fmt: skip
+    matched = [g for g in grid if g["mse"] <= ks512]
+    chosen = max(matched, key=lambda g: g["coverage"]) if matched else min(grid, key=lambda g: g["mse"])
+    sel = SelectiveExplainer(
+        members, fallback=KernelShap(model), n_fallback_samples=n_fb, coverage=chosen["coverage"]
+    ).calibrate(x_cal, hq_cal)
+    fns = {
+        "kernel_shap": lambda: kernel.attribute(x_test, baselines=0.0, n_samples=512, seed=0),
+        "selective": lambda: sel.attribute(x_test),
+    }
+    with torch.no_grad():
+        s = interleaved(fns, repeats)
+    B = x_test.shape[0]
+    row = {
+        "d": 30, "members": k, "epochs": epochs, "hq_samples": hq_n,
+        "n_fallback_samples": n_fb, "test_inputs": B, "kernel_shap_512_mse": ks512,
+        "amortized_mse": grid[-1]["mse"],
+        "mc_mse": mse(kernel.attribute(x_test, baselines=0.0, n_samples=n_fb, seed=0)),
+        "hq_signal": float((hq_test.double() ** 2).mean()),
+        "grid": grid, "matched": bool(matched), "coverage": chosen["coverage"],
+        "selective_mse": chosen["mse"],
+        "kernel_shap_us_per_input": 1e6 * s.median("kernel_shap") / B,
+        "selective_us_per_input": 1e6 * s.median("selective") / B,
+        "speedup": s.median("kernel_shap") / s.median("selective"),
+    }  # fmt: skip
+    print({key: v for key, v in row.items() if key != "grid"}, flush=True)
+    return row
+
+
 def markdown(report: dict) -> str:
     rows = report["rows"]
     lines = [
@@ -93,13 +192,56 @@ def markdown(report: dict) -> str:
         )
     lines += [
         "",
-        "The amortized path is the explainer network, v(N) (the model on the batch) and "
-        "v(empty) (one model row), each through xattr's game (argument checks, the masking "
-        "kernel): at batch 1 that fixed cost dominates; the default 'cnn' backbone (full-"
-        "resolution 3 x 3 convolutions) is heavier than the explained strided CNN.",
+        "The amortized path is the explainer network and one model call on the batch "
+        "(v(N): every feature present replaces nothing), v(empty) kept from fit, and the "
+        "efficiency normalisation and layout (a few tensor ops). It costs at least the "
+        "network plus the forward pass: at batch 1, where both are Python-bound (a few "
+        "microseconds per layer), the default 'mlp' network costs about one forward pass "
+        "of these models by itself, so 2x cannot be met there; at batch 256 the networks "
+        "cost less than the models.",
         "",
     ]
+    sel = report.get("selective")
+    if sel is not None:
+        lines += selective_markdown(sel)
     return "\n".join(lines)
+
+
+def selective_markdown(r: dict) -> list[str]:
+    met = r["matched"] and r["speedup"] >= SELECTIVE_TARGET
+    where = (
+        f"the largest coverage whose MSE is at most KernelShap(512)'s is {r['coverage']:g}"
+        if r["matched"]
+        else "no coverage matches KernelShap(512)'s MSE (not even 0); timed at the "
+        f"coverage with the lowest MSE, {r['coverage']:g}"
+    )
+    lines = [
+        "## Selective explanations against KernelShap(n = 512)",
+        "",
+        f"Breast cancer (d = {r['d']}), an MLP classifier's logit, baseline 0; an ensemble "
+        f"of {r['members']} FastSHAP explainers ({r['epochs']} epochs); high-quality "
+        f"explanations: KernelShap with {r['hq_samples']} coalitions; fallback KernelShap "
+        f"with {r['n_fallback_samples']}; {r['test_inputs']} held-out inputs (mean "
+        f"squared HQ attribution {r['hq_signal']:.3g}). Target: >= {SELECTIVE_TARGET:g}x "
+        "faster per input than KernelShap(512) at the coverage where selective matches "
+        "its MSE.",
+        "",
+        f"MSE to HQ: KernelShap(512) {r['kernel_shap_512_mse']:.4g}; amortized alone "
+        f"{r['amortized_mse']:.4g}; KernelShap({r['n_fallback_samples']}) alone "
+        f"{r['mc_mse']:.4g}.",
+        "",
+        "| coverage | refined share | selective MSE |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {g['coverage']:g} | {g['refined']:.2f} | {g['mse']:.4g} |" for g in r["grid"]]
+    lines += [
+        "",
+        f"{where}: selective {r['selective_us_per_input']:.1f} us per input (MSE "
+        f"{r['selective_mse']:.4g}), KernelShap(512) {r['kernel_shap_us_per_input']:.1f} us "
+        f"per input: {r['speedup']:.1f}x ({'met' if met else 'NOT met'}).",
+        "",
+    ]
+    return lines
 
 
 def main() -> None:
@@ -120,6 +262,7 @@ def main() -> None:
         "repeats": repeats,
         "target": TARGET,
         "rows": rows,
+        "selective": run_selective(args.quick, repeats),
     }
     text = markdown(report)
     print(text)
