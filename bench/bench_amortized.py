@@ -13,7 +13,8 @@ timing does not depend on how well it is trained. For batches of 1 and 256 input
 interleaved medians of:
 
 * forward: ``model(x)`` under no_grad;
-* amortized: ``explainer.attribute(x, target=0)`` (the network, v(N) and v(empty));
+* amortized: ``explainer.attribute(x, target=0)`` (the network and v(N); v(empty) was
+  kept by fit);
 * KernelShap: ``KernelShap(model).attribute(x, target=0, baselines=0,
   feature_mask=groups, n_samples=512, seed=0)`` (batch 1 only at full size: one input
   costs 512 model rows).
@@ -83,9 +84,9 @@ def run_case(name: str, model: Any, x: Any, group: Any, repeats: int, epochs: in
     return rows
 
 
-def breast_cancer_model() -> tuple[Any, torch.Tensor]:
-    """(f: [B, 30] -> logit [B], the standardised inputs in a seeded order): an MLP
-    classifier trained full-batch on the first 300 inputs."""
+def breast_cancer_model() -> tuple[nn.Module, torch.Tensor]:
+    """(an MLP classifier [B, 30] -> logit [B, 1], trained full-batch on the first 300
+    inputs; the standardised inputs in a seeded order)."""
     from sklearn.datasets import load_breast_cancer
 
     bc = load_breast_cancer()
@@ -108,17 +109,27 @@ def breast_cancer_model() -> tuple[Any, torch.Tensor]:
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    return (lambda x: net(x)[:, 0]), X
+    return net, X
 
 
-def run_selective(quick: bool, repeats: int) -> dict:
+OUTPUTS = {
+    "probability": lambda net: lambda x: torch.sigmoid(net(x)[:, 0]),
+    "logit": lambda net: lambda x: net(x)[:, 0],
+}
+
+
+def run_selective(quick: bool, repeats: int, output: str) -> dict:
     """MSE to high-quality explanations and time per input: selective at a grid of
-    coverages against KernelShap(n = 512) alone."""
+    coverages against KernelShap(n = 512) alone, explaining the classifier's
+    ``output`` ("probability", as the FastSHAP paper explains classifiers, or
+    "logit")."""
     hq_n, k, epochs, n_fb = (2048, 3, 2, 64) if quick else (16384, 4, 30, 64)
-    model, X = breast_cancer_model()
+    net, X = breast_cancer_model()
+    model = OUTPUTS[output](net)
     x_train, x_cal, x_test = X[:300], X[300:430], X[430:]
     jitter = torch.Generator().manual_seed(5)
-    copies = [x_train + 0.3 * torch.randn(x_train.shape, generator=jitter) for _ in range(9)]
+    n_copies = 0 if quick else 9
+    copies = [x_train + 0.3 * torch.randn(x_train.shape, generator=jitter) for _ in range(n_copies)]
     kernel = KernelShap(model)
     hq_cal = kernel.attribute(x_cal, baselines=0.0, n_samples=hq_n, seed=101)
     hq_test = kernel.attribute(x_test, baselines=0.0, n_samples=hq_n, seed=102)
@@ -127,7 +138,7 @@ def run_selective(quick: bool, repeats: int) -> dict:
         return float(((phi.double() - hq_test.double()) ** 2).mean())
 
     members = train_ensemble(
-        model, torch.cat([x_train, *copies]), k=k, input_shape=(30,), hidden=(256, 256),
+        model, torch.cat([x_train, *copies]), k=k, input_shape=(30,),
         epochs=epochs, batch_size=32, lr=1e-3, n_coalitions=32, patience=None,
         baselines=0.0, show_progress=False,
     )  # fmt: skip
@@ -143,7 +154,10 @@ def run_selective(quick: bool, repeats: int) -> dict:
              "refined": float(out.refined.double().mean())}
         )  # fmt: skip
     matched = [g for g in grid if g["mse"] <= ks512]
-    chosen = max(matched, key=lambda g: g["coverage"]) if matched else min(grid, key=lambda g: g["mse"])
+    if matched:  # the largest coverage that matches, else the lowest MSE
+        chosen = max(matched, key=lambda g: g["coverage"])
+    else:
+        chosen = min(grid, key=lambda g: g["mse"])
     sel = SelectiveExplainer(
         members, fallback=KernelShap(model), n_fallback_samples=n_fb, coverage=chosen["coverage"]
     ).calibrate(x_cal, hq_cal)
@@ -155,7 +169,7 @@ def run_selective(quick: bool, repeats: int) -> dict:
         s = interleaved(fns, repeats)
     B = x_test.shape[0]
     row = {
-        "d": 30, "members": k, "epochs": epochs, "hq_samples": hq_n,
+        "output": output, "d": 30, "members": k, "epochs": epochs, "hq_samples": hq_n,
         "n_fallback_samples": n_fb, "test_inputs": B, "kernel_shap_512_mse": ks512,
         "amortized_mse": grid[-1]["mse"],
         "mc_mse": mse(kernel.attribute(x_test, baselines=0.0, n_samples=n_fb, seed=0)),
@@ -201,8 +215,7 @@ def markdown(report: dict) -> str:
         "cost less than the models.",
         "",
     ]
-    sel = report.get("selective")
-    if sel is not None:
+    for sel in report.get("selective", []):
         lines += selective_markdown(sel)
     return "\n".join(lines)
 
@@ -216,9 +229,10 @@ def selective_markdown(r: dict) -> list[str]:
         f"coverage with the lowest MSE, {r['coverage']:g}"
     )
     lines = [
-        "## Selective explanations against KernelShap(n = 512)",
+        f"## Selective explanations against KernelShap(n = 512): {r['output']}",
         "",
-        f"Breast cancer (d = {r['d']}), an MLP classifier's logit, baseline 0; an ensemble "
+        f"Breast cancer (d = {r['d']}), an MLP classifier's {r['output']}, baseline 0; "
+        "an ensemble "
         f"of {r['members']} FastSHAP explainers ({r['epochs']} epochs); high-quality "
         f"explanations: KernelShap with {r['hq_samples']} coalitions; fallback KernelShap "
         f"with {r['n_fallback_samples']}; {r['test_inputs']} held-out inputs (mean "
@@ -239,6 +253,13 @@ def selective_markdown(r: dict) -> list[str]:
         f"{where}: selective {r['selective_us_per_input']:.1f} us per input (MSE "
         f"{r['selective_mse']:.4g}), KernelShap(512) {r['kernel_shap_us_per_input']:.1f} us "
         f"per input: {r['speedup']:.1f}x ({'met' if met else 'NOT met'}).",
+        "",
+        "The refined inputs get lam A + (1 - lam) MC_n; with MC_n far worse than A, lam "
+        "is near 1 and they stay near A, so selective matches KernelShap(512) only where "
+        "the amortized explanation itself does (then at coverage 1, the ensemble alone). "
+        "KernelShap is exact on additive games: on the nearly additive logit its error "
+        "at n = 512 is about 0.1% of the signal, below the network's; on the saturating "
+        "probability it is larger than the ensemble's.",
         "",
     ]
     return lines
@@ -262,7 +283,7 @@ def main() -> None:
         "repeats": repeats,
         "target": TARGET,
         "rows": rows,
-        "selective": run_selective(args.quick, repeats),
+        "selective": [run_selective(args.quick, repeats, out) for out in OUTPUTS],
     }
     text = markdown(report)
     print(text)
