@@ -169,6 +169,25 @@ def test_cnn_backbone_over_patches():
     torch.testing.assert_close(per.sum(1), gap, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(1, 8, 8), (8, 8)], ids=["CHW", "HW"])
+def test_cnn_backbone_learns_a_linear_model_over_patches(shape):
+    # the game is additive: the exact Shapley value of a patch is the sum of w * x over
+    # its pixels; the default (patch-stem) CNN learns it from FastSHAP's loss alone
+    # (observed relative MSE 6e-3 after 20 epochs; ~0.7 after 1). [B, H, W] inputs too.
+    W = torch.randn(8, 8, generator=gen(1), dtype=F64).float()
+    model = lambda x: (x.reshape(-1, 8, 8) * W).flatten(1).sum(1)  # noqa: E731
+    patches = (torch.arange(8)[:, None] // 4 * 2 + torch.arange(8)[None] // 4).view(shape)
+    x = torch.randn(512, *shape, generator=gen(0))
+    x_test = torch.randn(64, *shape, generator=gen(7))
+    exact = torch.stack([(x_test * W.view(shape) * (patches == k)).flatten(1).sum(1)
+                         for k in range(4)], 1)  # fmt: skip
+    ae = AmortizedExplainer(model, "cnn", input_shape=shape, feature_mask=patches)
+    ae.fit(x, epochs=20, batch_size=32, lr=1e-2, n_coalitions=4, patience=None,
+           show_progress=False)  # fmt: skip
+    phi = ae.attribute(x_test, return_input_shape=False)
+    assert ((phi - exact) ** 2).mean() < 0.05 * (exact**2).mean()
+
+
 class CountingModel:
     """A model that counts the rows it evaluates."""
 
@@ -185,7 +204,7 @@ class OwnRemoval(BaselineRemoval):
 
 
 @pytest.mark.parametrize("n_classes", [None, 3])
-def test_attribute_costs_one_model_row_per_input_plus_one(n_classes):
+def test_attribute_costs_one_model_row_per_input(n_classes):
     f, _, _ = linear_model(n_out=n_classes or 0, seed=3)
     model = CountingModel(f)
     ae = AmortizedExplainer(model, "mlp", input_shape=(D,), hidden=(8,), n_classes=n_classes)
@@ -194,11 +213,47 @@ def test_attribute_costs_one_model_row_per_input_plus_one(n_classes):
     target = None if n_classes is None else [i % 3 for i in range(16)]
     model.rows = 0
     phi = ae.attribute(x, target=target)
-    assert model.rows == 16 + 1  # v(N) per input, v(empty) once
+    assert model.rows == 16  # v(N) per input; v(empty) kept from fit
+    model.rows = 0
+    assert torch.equal(ae.attribute(x, target=target, baselines=torch.full((D,), 0.5)), phi)
+    assert model.rows == 16  # the fit's baselines, given again: still kept
     model.rows = 0
     per_example = ae.attribute(x, target=target, removal=OwnRemoval())
     assert model.rows == 2 * 16
     assert torch.equal(phi, per_example)
+    model.rows = 0
+    other = ae.attribute(x, target=target, baselines=-1.0)
+    assert model.rows == 16 + 1  # other baselines: v(empty) on one row
+    # the game is additive: another baseline moves each feature's value by w_i * 1.5
+    # only through the efficiency gap, shared equally
+    t = 0 if n_classes is None else torch.tensor(target)
+    shift = (f(torch.full((1, D), 0.5)) - f(torch.full((1, D), -1.0))).reshape(-1)
+    shift = shift[t] if n_classes is not None else shift
+    torch.testing.assert_close(other - phi, (shift / D).reshape(-1, 1).expand(16, D))
+
+
+def test_kept_empty_value_equals_the_recomputed_one(tmp_path):
+    # v(empty) kept at the end of fit (and after load) against v(empty) computed in
+    # the call: a class head under marginal removal, whose v(empty) averages the
+    # background rows
+    f, _, _ = linear_model(n_out=3, seed=6)
+    g = tanh_mlp(D)
+    model = lambda x: f(x) + g(x)[:, None]  # noqa: E731
+    background = data(5, seed=11)
+    removal = MarginalRemoval(background)
+    ae = AmortizedExplainer(model, "mlp", input_shape=(D,), hidden=(8,), n_classes=3)
+    ae.fit(data(32), removal=removal, epochs=1, batch_size=16, show_progress=False)
+    x = data(8, seed=12)
+    kept = ae.attribute(x, target="all")
+    recomputed = ae.attribute(x, target="all", removal=MarginalRemoval(background.clone()))
+    torch.testing.assert_close(kept, recomputed, rtol=0, atol=1e-6)
+    gap = model(x) - model(background).mean(0)
+    torch.testing.assert_close(kept.sum(-1), gap.to(kept.dtype), rtol=0, atol=1e-5)
+    ae.save(tmp_path / "m.pt")
+    back = AmortizedExplainer.load(tmp_path / "m.pt", model, removal=removal)
+    assert back._v_empty is not None
+    torch.testing.assert_close(back._v_empty[0], ae._v_empty[0], rtol=0, atol=0)
+    assert torch.equal(back.attribute(x, target="all"), kept)
 
 
 # ------------------------------------------------------------------ regression

@@ -126,6 +126,36 @@ def test_ensemble_uncertainty_is_the_population_variance(members, splits):
     assert out.uncertainty.dtype == F64 and out.uncertainty.shape == (400,)
 
 
+class Counting:
+    """The model, counting its calls and rows."""
+
+    def __init__(self):
+        self.calls = self.rows = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls, self.rows = self.calls + 1, self.rows + x.shape[0]
+        return model(x)
+
+
+def test_ensemble_calls_the_model_once_per_call():
+    # the members share the game: v(N) is computed once (one model call on the batch),
+    # v(empty) was kept at fit; each member's attributions are those its own attribute
+    # gives, and their sums are v(N) - v(empty)
+    counting = Counting()
+    ens = train_ensemble(counting, data(64, 0), k=3, **TRAIN)
+    x_cal, x = data(32, 1), data(16, 2)
+    hq_cal = ExactShapley(model).attribute(x_cal)
+    sel = SelectiveExplainer(ens, coverage=1.0).calibrate(x_cal, hq_cal)
+    counting.calls = counting.rows = 0
+    out = sel.attribute(x)
+    assert (counting.calls, counting.rows) == (1, 16)
+    each = torch.stack([m.attribute(x).to(F64) for m in ens])
+    assert torch.equal(out.attributions, each.mean(0))
+    assert torch.equal(out.uncertainty, each.var(0, correction=0).mean(1))
+    gap = (model(x) - model(torch.zeros(1, D))).to(F64)
+    torch.testing.assert_close(out.attributions.sum(1), gap, rtol=0, atol=1e-5)
+
+
 # ------------------------------------------------------------------ lam
 @pytest.mark.parametrize(("weight", "lam"), [(0.3, 0.3), (3.0, 1.0), (-1.0, 0.0)])
 def test_lam_closed_form_and_clipped_to_unit_interval(members, splits, weight, lam):

@@ -101,6 +101,25 @@ def spread(
     return tuple(out)
 
 
+def interpretable(phi: Tensor, ids: Tensor) -> Tensor:
+    """Per-feature values [..., d] of the features with (sorted, distinct) ``ids`` ->
+    Captum's interpretable space [..., D]: column k is the feature with id
+    ``ids[0] + k`` and D = ids[-1] - ids[0] + 1, zeros for the ids no element has.
+
+    Example:
+        >>> interpretable(torch.tensor([[1.0, 2.0]]), torch.tensor([3, 5])).tolist()
+        [[1.0, 0.0, 2.0]]
+    """
+    d = ids.numel()
+    cols = ids - ids[0] if d else ids
+    top = int(cols[-1]) + 1 if d else 0
+    if top == d:
+        return phi
+    full = phi.new_zeros((*phi.shape[:-1], top))
+    full[..., cols.to(phi.device)] = phi
+    return full
+
+
 # Gradient explainers' attributions carry each element's own share of a feature's value
 # (their sum is the feature's value), unlike Captum's layout of the perturbation
 # explainers, where every element of a feature carries the feature's whole value. The

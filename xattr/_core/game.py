@@ -24,7 +24,7 @@ from xattr._core.batching import (
     warn_tiny_batches,
 )
 from xattr._core.budget import get_memory_budget, parse_bytes
-from xattr._core.features import feature_sets, format_feature_mask, spread
+from xattr._core.features import feature_sets, format_feature_mask, interpretable, spread
 from xattr._core.inputs import (
     attribution_dtype,
     check_finite,
@@ -278,12 +278,7 @@ class Setup:
         phi = phi.to(attribution_dtype(self.inputs[0], self.game.output_dtype))
         if self.present is not None:  # a feature an example does not have gets exactly 0
             phi = phi.masked_fill(~self.present[:, None].to(phi.device), 0)
-        cols = self.ids - self.ids[0] if self.d else self.ids
-        top = int(cols[-1]) + 1 if self.d else 0
-        if top != self.d:
-            full = phi.new_zeros((*phi.shape[:2], top))
-            full[..., cols.to(phi.device)] = phi
-            phi = full
+        phi = interpretable(phi, self.ids)
         return phi if self.targets.multi else phi[:, 0]
 
     def output(self, phi: Tensor) -> Any:

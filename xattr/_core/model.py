@@ -207,4 +207,4 @@ def outputs_at(
             parts.append(selected(forward_func, pts, chunk_args(args, B, s, e, 1), targets, 1, s))
             if bar is not None:
                 bar.update(e - s)
-    return torch.cat(parts, 0)
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 0)

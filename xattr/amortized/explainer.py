@@ -41,9 +41,11 @@ from torch import Tensor, nn
 
 from xattr import ops
 from xattr._core import validation
-from xattr._core.features import format_feature_mask
+from xattr._core.batching import rows_per_batch
+from xattr._core.features import format_feature_mask, interpretable, spread
 from xattr._core.game import Setup
-from xattr._core.inputs import BaselineType, format_baselines
+from xattr._core.inputs import BaselineType, attribution_dtype, format_baselines
+from xattr._core.model import outputs_at, warn_if_training
 from xattr._core.progress import progress
 from xattr._core.removal import (
     BaselineRemoval,
@@ -52,7 +54,7 @@ from xattr._core.removal import (
     Removal,
     check_removal,
 )
-from xattr._core.targets import TargetType
+from xattr._core.targets import Targets, TargetType
 from xattr.amortized import backbones
 from xattr.explainers.kernel_shap import KernelShap
 from xattr.explainers.shapley_value_sampling import ShapleyValueSampling
@@ -118,7 +120,8 @@ class AmortizedExplainer:
         model: the explained model (any callable [B, *F] -> outputs), in eval mode.
         explainer_net: ``"mlp"`` (default; tabular data: Linear-ReLU layers of widths
             ``hidden`` on the flattened input), ``"cnn"`` (images [C, H, W] or [H, W]:
-            3 x 3 convolutions of widths ``channels``, pooling, a linear head),
+            a patch-embedding convolution then strided 3 x 3 ones of widths
+            ``channels``, a linear head: :func:`~xattr.amortized.backbones.cnn`),
             ``"tokens"`` (text: token ids [B, T]; an MLP of widths ``hidden`` per token
             over the frozen ``encoder``'s states, see
             :class:`~xattr.amortized.backbones.TokenHead`) or any
@@ -134,7 +137,7 @@ class AmortizedExplainer:
             (a [C, d] head; the model returns [B, C]) and ``attribute(target=...)``
             chooses.
         hidden: the MLP's hidden widths (default (128, 128)).
-        channels: the CNN's widths (default (32, 64)).
+        channels: the CNN's widths (default (8, 16)).
         encoder: the "tokens" backbone's frozen encoder, token ids [B, T] -> states
             [B, T, E] (e.g. the explained model's ``nn.Embedding``); never trained or
             saved. Only for "tokens".
@@ -168,7 +171,7 @@ class AmortizedExplainer:
         feature_mask: Tensor | None = None,
         n_classes: int | None = None,
         hidden: Sequence[int] = (128, 128),
-        channels: Sequence[int] = (32, 64),
+        channels: Sequence[int] = (8, 16),
         encoder: Callable[[Tensor], Tensor] | None = None,
         dtype: torch.dtype | None = None,
         seed: int = 0,
@@ -226,6 +229,9 @@ class AmortizedExplainer:
         self.history: list[dict[str, float]] = []
         self.best_epoch = -1
         self._target_cache: dict[str, Tensor] = {}
+        # v(empty) [1, C] of the fitted game under shared baselines, with the (dtype,
+        # device) of the inputs it was computed for (see _remember_empty)
+        self._v_empty: tuple[Tensor, tuple[torch.dtype, torch.device]] | None = None
 
     # ------------------------------------------------------------ helpers
     def _format_mask(self, feature_mask: Any) -> tuple[Tensor, Tensor]:
@@ -262,8 +268,10 @@ class AmortizedExplainer:
 
     def _raw(self, x: Tensor) -> Tensor:
         """The network's output for inputs [B, *F]: [B, C, d] (before normalisation)."""
-        if self.backbone != "custom":
-            x = x.to(device=self._device, dtype=self.input_dtype)
+        if self.backbone != "custom" and x.dtype != self.input_dtype:
+            x = x.to(dtype=self.input_dtype)
+        if self.backbone != "custom" and x.device != (device := self._device):
+            x = x.to(device=device)
         out = self.net(x)
         if not isinstance(out, Tensor) or out.numel() != x.shape[0] * self.n_outputs * self.d:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -300,17 +308,18 @@ class AmortizedExplainer:
             )
         return inputs
 
-    def _mask_for(self, feature_mask: Any) -> Tensor:
-        """The feature mask of a call: the explainer's, or one with the same d."""
+    def _mask_for(self, feature_mask: Any) -> tuple[Tensor, Tensor]:
+        """The feature mask of a call (ids in 0..d-1 [1, *F], the user's ids [d]): the
+        explainer's, or one with the same d."""
         if feature_mask is None:
-            return self.feature_mask
+            return self.feature_mask, self.ids
         groups, ids = self._format_mask(feature_mask)
         if ids.numel() != self.d:
             raise ValueError(
                 f"feature_mask: gives d = {ids.numel()} features, the explainer predicts "
                 f"d = {self.d}"
             )
-        return groups
+        return groups, ids
 
     def _shared_baselines(self, baselines: BaselineType) -> Tensor:
         """Baselines shared by every example, [1, *F] (in the network's dtype for float)."""
@@ -351,15 +360,16 @@ class AmortizedExplainer:
             f"ints); for per-example classes build it with n_classes=, got {target!r}"
         )
 
-    def _class_index(self, target: TargetType, B: int) -> tuple[Tensor, Any]:
-        """(class of each (example, target) int64 [B, T], the game's target)."""
+    def _class_index(self, target: TargetType, B: int) -> tuple[Tensor | None, Any]:
+        """(class of each (example, target) int64 [B, T], or None without n_classes
+        (the one output the network learns); the game's target)."""
         if self.n_classes is None:
             if target is not None and self._fit_target(target) != self.target:
                 raise ValueError(
                     f"target: the network was trained for target={self.target!r}, got "
                     f"{target!r}; build the explainer with n_classes= to choose per call"
                 )
-            return torch.zeros((B, 1), dtype=torch.int64), self.target
+            return None, self.target
         C = self.n_classes
         if isinstance(target, str):
             if target != "all":
@@ -426,13 +436,17 @@ class AmortizedExplainer:
     def _gaps(self, setup: Setup) -> tuple[Tensor, Tensor]:
         """(v(N) - v(empty), v(empty)), each [B, T] float64, with T checked."""
         full, empty = setup.game.full_and_empty()
-        if full.shape[1] != self.n_outputs:
+        self._check_outputs(full.shape[1])
+        return full - empty, empty
+
+    def _check_outputs(self, T: int) -> None:
+        """The model's T outputs (for the fit's target) must be the network's C."""
+        if T != self.n_outputs:
             raise ValueError(
                 f"n_classes: the explainer predicts {self.n_outputs} output(s) per feature, "
-                f"the model returns {full.shape[1]}"
+                f"the model returns {T}"
                 + (" (give n_classes= equal to the model's classes)" if self.n_classes else "")
             )
-        return full - empty, empty
 
     # ------------------------------------------------------------ training
     def fit(
@@ -617,6 +631,7 @@ class AmortizedExplainer:
             self.net.eval()
         if best_state is not None:
             self.net.load_state_dict(best_state)
+        self._remember_empty(x_train, memory_budget)
         self.fitted = True
         return self
 
@@ -692,9 +707,14 @@ class AmortizedExplainer:
         memory_budget: int | str | None = None,
     ) -> Tensor:
         """Attributions in one forward pass of the network, made efficient with the
-        game's v(N) and v(empty): one model row per input for v(N) (one per background
-        row under marginal removal) and one for v(empty), which shared baselines make
-        the same for every input.
+        game's v(N) and v(empty). v(N) is one model row per input: the model on the
+        inputs themselves under baseline and marginal removal (nothing is removed),
+        through the game under a conditional one. v(empty), which shared baselines
+        make the same for every input, is the one :meth:`fit` (or :meth:`load`) kept
+        when ``baselines`` and ``removal`` are the fit's, else one model row (one per
+        background row under marginal removal); a removal written outside xattr gets
+        v(empty) per input. A model whose weights change after :meth:`fit` needs a new
+        fit (the network learned the old model; the kept v(empty) is the old one too).
 
         Args:
             inputs: [B, *F].
@@ -721,27 +741,98 @@ class AmortizedExplainer:
         x = self._check_inputs(inputs)
         validation.flag("return_input_shape", return_input_shape)
         index, game_target = self._class_index(target, x.shape[0])
-        fm = self._mask_for(feature_mask)
-        game = {
-            "baselines": None if baselines is None else self._shared_baselines(baselines),
-            "removal": None if removal is None else check_removal(removal),
-        }
-        setup = self._setup(x, fm, game_target, memory_budget, **game)
-        B, ones = x.shape[0], torch.ones((1, self.d), dtype=torch.bool, device=x.device)
-        full = setup.game(ones)[:, 0]  # v(N) [B, T]
-        if type(game["removal"] or self.removal) in SHARED_EMPTY and B > 1:
-            # with shared baselines v(empty) is the same for every example: one model row
-            # (for every class with a [C, d] head, then each example's classes)
-            one = self._setup(x[:1], fm, self.target, memory_budget, **game)
-            v0 = one.game(~ones)[:, 0].expand(B, -1)  # [B, C]
-            empty = v0 if self.n_classes is None else torch.gather(v0, 1, index.to(v0.device))
+        fm, ids = self._mask_for(feature_mask)
+        gap, out_dtype = self._gap(x, index, game_target, fm, memory_budget, baselines, removal)
+        phi = self._explain(x, gap, index, out_dtype)
+        multi = isinstance(game_target, str)  # "all": a target dimension
+        if return_input_shape:
+            return spread(phi, (fm,), (x,), multi, out_dtype)[0]
+        phi = interpretable(phi, ids)
+        return phi if multi else phi[:, 0]
+
+    def _gap(
+        self,
+        x: Tensor,
+        index: Tensor | None,
+        game_target: Any,
+        feature_mask: Tensor,
+        memory_budget: int | str | None,
+        baselines: BaselineType = None,
+        removal: Removal | None = None,
+    ) -> tuple[Tensor, torch.dtype]:
+        """(v(N) - v(empty) float64 [B, T], the model's output dtype) of a call's game:
+        what :meth:`_explain` makes the network's output sum to.
+
+        v(N) is the model on x itself under baseline and marginal removal (every
+        feature present: nothing is replaced), one model row per input; the game
+        (masking kernel) otherwise. v(empty) under shared baselines (SHARED_EMPTY) is
+        the same for every input: the one :meth:`fit` kept when the call's baselines
+        and removal are the fit's, else one model row (one per background row).
+        """
+        b = None if baselines is None else self._shared_baselines(baselines)
+        r = None if removal is None else check_removal(removal)
+        kind = type(self.removal if r is None else r)
+        B = x.shape[0]
+        if kind in (BaselineRemoval, MarginalRemoval):
+            warn_if_training(self.model)
+            rows = rows_per_batch((x,), None, memory_budget)
+            out = outputs_at(self.model, (x,), (), Targets(game_target, B), rows)
+            full, out_dtype = out.to(torch.float64), out.dtype
         else:
-            empty = setup.game(~ones)[:, 0]
+            setup = self._setup(x, feature_mask, game_target, memory_budget, baselines=b, removal=r)
+            ones = torch.ones((1, self.d), dtype=torch.bool, device=x.device)
+            full, out_dtype = setup.game(ones)[:, 0], setup.game.output_dtype
+            if kind not in SHARED_EMPTY:  # v(empty) may differ per input
+                return full - setup.game(~ones)[:, 0], out_dtype
+        v0 = self._empty_of(x, b, r, memory_budget)  # [1, C]
+        empty = v0.expand(B, -1)
+        if index is not None:  # each example's classes of a [C, d] head
+            empty = empty.gather(1, index.to(empty.device))
+        return full - empty.to(full.device), out_dtype
+
+    def _empty_of(
+        self, x: Tensor, baselines: Tensor | None, removal: Removal | None, memory_budget: Any
+    ) -> Tensor:
+        """v(empty) [1, C] float64 under shared baselines: kept from :meth:`fit` when
+        the baselines and removal are the fit's (and x the dtype and device it was
+        computed for), else computed on one input."""
+        same_removal = (
+            removal is None
+            or removal is self.removal
+            or (type(removal) is BaselineRemoval and type(self.removal) is BaselineRemoval)
+        )
+        same_baselines = baselines is None or (
+            self.baselines is not None and torch.equal(baselines, self.baselines)
+        )
+        kept = self._v_empty
+        if kept is not None and same_removal and same_baselines and kept[1] == (x.dtype, x.device):
+            return kept[0]
+        one = self._setup(x[:1], self.feature_mask, self.target, memory_budget,
+                          baselines=baselines, removal=removal)  # fmt: skip
+        return one.game(torch.zeros((1, self.d), dtype=torch.bool, device=x.device))[:, 0]
+
+    def _remember_empty(self, x: Tensor, memory_budget: int | str | None) -> None:
+        """Keeps v(empty) [1, C] of the fitted game for :meth:`attribute` under shared
+        baselines (SHARED_EMPTY), computed on x[:1] as :meth:`_empty_of` computes it,
+        and checks that the model gives the explainer's number of outputs."""
+        self._v_empty = None
+        v0 = self._empty_of(x[:1], None, None, memory_budget)
+        self._check_outputs(v0.shape[1])
+        if type(self.removal) in SHARED_EMPTY:
+            self._v_empty = (v0, (x.dtype, x.device))
+
+    def _explain(
+        self, x: Tensor, gap: Tensor, index: Tensor | None, out_dtype: torch.dtype
+    ) -> Tensor:
+        """The network's attributions [B, T, d] for the call's targets (``index``, None:
+        the one output it learns), made to sum to ``gap`` [B, T] (float64), in the
+        attributions' dtype (the input's; the model output's for integer inputs)."""
         with torch.no_grad():
             raw = self._raw(x).to(torch.float64)  # [B, C, d]
-        phi = torch.gather(raw, 1, index.to(raw.device).unsqueeze(-1).expand(-1, -1, self.d))
-        phi = self._normalize(phi, (full - empty).to(phi.device))
-        return setup.result(phi, input_shape=return_input_shape)
+        if index is not None:
+            raw = torch.gather(raw, 1, index.to(raw.device).unsqueeze(-1).expand(-1, -1, self.d))
+        phi = self._normalize(raw, gap.to(raw.device))
+        return phi.to(attribution_dtype(x, out_dtype))
 
     # ------------------------------------------------------------ saving
     def config(self) -> dict[str, Any]:
@@ -865,6 +956,7 @@ class AmortizedExplainer:
             )
         out.removal = check_removal(removal)
         out.fitted = cfg["fitted"]
-        if out.baselines is not None:  # the model must give the saved number of outputs
-            out._gaps(out._setup(out.baselines, out.feature_mask, out.target, None))
+        if out.baselines is not None:  # the model must give the saved number of outputs;
+            # v(empty) is that of the model given here (kept for attribute)
+            out._remember_empty(out.baselines, None)
         return out

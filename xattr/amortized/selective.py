@@ -376,17 +376,19 @@ class SelectiveExplainer:
     def _amortized(
         self, x: Tensor, target: TargetType, memory_budget: Any
     ) -> tuple[Tensor, Tensor]:
-        """(A(x) [B, d], each member's [k, B, d]), float64."""
-        each = []
-        for m in self.members:
-            phi = m.attribute(x, target=target, memory_budget=memory_budget)
-            if phi.dim() != x.dim():
-                raise ValueError(
-                    "target: the selective explainer explains one output per example "
-                    f"(an int or one int per example), got {target!r}"
-                )
-            each.append(self._per_feature(phi))
-        stacked = torch.stack(each)
+        """(A(x) [B, d], each member's [k, B, d]), float64: each member's attributions
+        (as its ``attribute`` gives them) of the members' shared game, whose
+        v(N) - v(empty) is computed once for all of them."""
+        first = self.members[0]
+        index, game_target = first._class_index(target, x.shape[0])
+        if isinstance(game_target, str):
+            raise ValueError(
+                "target: the selective explainer explains one output per example "
+                f"(an int or one int per example), got {target!r}"
+            )
+        gap, out_dtype = first._gap(x, index, game_target, first.feature_mask, memory_budget)
+        each = [m._explain(x, gap, index, out_dtype)[:, 0] for m in self.members]
+        stacked = torch.stack(each).to(torch.float64)
         return stacked.mean(0), stacked
 
     def _head_input(self, x: Tensor, a: Tensor) -> Tensor:
