@@ -118,7 +118,10 @@ class AmortizedExplainer:
         model: the explained model (any callable [B, *F] -> outputs), in eval mode.
         explainer_net: ``"mlp"`` (default; tabular data: Linear-ReLU layers of widths
             ``hidden`` on the flattened input), ``"cnn"`` (images [C, H, W] or [H, W]:
-            3 x 3 convolutions of widths ``channels``, pooling, a linear head) or any
+            3 x 3 convolutions of widths ``channels``, pooling, a linear head),
+            ``"tokens"`` (text: token ids [B, T]; an MLP of widths ``hidden`` per token
+            over the frozen ``encoder``'s states, see
+            :class:`~xattr.amortized.backbones.TokenHead`) or any
             ``nn.Module`` mapping [B, *F] to [B, d] (C = 1), [B, C, d] or [B, C * d]
             (class-major).
         input_shape: the shape of one example, F (keyword-only, as everything after
@@ -132,6 +135,9 @@ class AmortizedExplainer:
             chooses.
         hidden: the MLP's hidden widths (default (128, 128)).
         channels: the CNN's widths (default (32, 64)).
+        encoder: the "tokens" backbone's frozen encoder, token ids [B, T] -> states
+            [B, T, E] (e.g. the explained model's ``nn.Embedding``); never trained or
+            saved. Only for "tokens".
         dtype: the network's dtype (default torch's default dtype).
         seed: seeds the initial weights of the built-in networks (default 0) and is
             :meth:`fit`'s default seed. The caller's random stream is left untouched.
@@ -163,6 +169,7 @@ class AmortizedExplainer:
         n_classes: int | None = None,
         hidden: Sequence[int] = (128, 128),
         channels: Sequence[int] = (32, 64),
+        encoder: Callable[[Tensor], Tensor] | None = None,
         dtype: torch.dtype | None = None,
         seed: int = 0,
     ) -> None:
@@ -183,6 +190,8 @@ class AmortizedExplainer:
         self.n_outputs = 1 if n_classes is None else n_classes
         self.feature_mask, self.ids = self._format_mask(feature_mask)
         self.d = int(self.ids.numel())
+        if encoder is not None and explainer_net != "tokens":
+            raise ValueError("encoder: only the 'tokens' backbone takes an encoder")
         if isinstance(explainer_net, nn.Module):
             self.backbone, net = "custom", explainer_net
         elif isinstance(explainer_net, str):
@@ -196,14 +205,18 @@ class AmortizedExplainer:
                 torch.manual_seed(self.seed)
                 if explainer_net == "mlp":
                     net = backbones.mlp(self.input_shape, self.n_outputs * self.d, self.hidden)
-                else:
+                elif explainer_net == "cnn":
                     net = backbones.cnn(self.input_shape, self.n_outputs * self.d, self.channels)
+                else:
+                    net = self._token_head(encoder)
             net = net.to(self.dtype)
         else:
             raise TypeError(
                 f"explainer_net: expected one of {backbones.BACKBONES} or an nn.Module, "
                 f"got {type(explainer_net).__name__}"
             )
+        # token ids stay integers; every other backbone reads inputs in its dtype
+        self.input_dtype = torch.int64 if self.backbone == "tokens" else self.dtype
         self.net: nn.Module = net.eval()
         self._check_net()
         self.fitted = False
@@ -228,6 +241,20 @@ class AmortizedExplainer:
         groups, ids = format_feature_mask(feature_mask, (one,))
         return groups[0], ids
 
+    def _token_head(self, encoder: Any) -> nn.Module:
+        """The "tokens" backbone for inputs [B, T] of token ids."""
+        if len(self.input_shape) != 1:
+            raise ValueError(
+                "input_shape: the 'tokens' backbone explains token ids [B, T]; give "
+                f"input_shape=(T,), got {self.input_shape}"
+            )
+        if encoder is None:
+            raise ValueError(
+                "encoder: the 'tokens' backbone needs the frozen encoder of the token ids "
+                "(e.g. the model's nn.Embedding): ids [B, T] -> states [B, T, E]"
+            )
+        return backbones.TokenHead(encoder, self.feature_mask[0], self.n_outputs, self.hidden)
+
     @property
     def _device(self) -> torch.device:
         p = next(iter(self.net.parameters()), None)
@@ -236,7 +263,7 @@ class AmortizedExplainer:
     def _raw(self, x: Tensor) -> Tensor:
         """The network's output for inputs [B, *F]: [B, C, d] (before normalisation)."""
         if self.backbone != "custom":
-            x = x.to(device=self._device, dtype=self.dtype)
+            x = x.to(device=self._device, dtype=self.input_dtype)
         out = self.net(x)
         if not isinstance(out, Tensor) or out.numel() != x.shape[0] * self.n_outputs * self.d:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -252,7 +279,9 @@ class AmortizedExplainer:
     def _check_net(self) -> None:
         """One example through the network: its output size must be C * d."""
         with torch.no_grad():
-            self._raw(torch.zeros((1, *self.input_shape), dtype=self.dtype, device=self._device))
+            self._raw(
+                torch.zeros((1, *self.input_shape), dtype=self.input_dtype, device=self._device)
+            )
 
     def _check_inputs(self, inputs: Any, name: str = "inputs") -> Tensor:
         if isinstance(inputs, (tuple, list)):
@@ -262,6 +291,8 @@ class AmortizedExplainer:
             )
         if not isinstance(inputs, Tensor):
             raise TypeError(f"{name}: expected a tensor, got {type(inputs).__name__}")
+        if self.backbone == "tokens" and (inputs.is_floating_point() or inputs.is_complex()):
+            raise TypeError(f"{name}: the 'tokens' backbone takes token ids, got {inputs.dtype}")
         if inputs.dim() < 1 or tuple(inputs.shape[1:]) != self.input_shape:
             raise ValueError(
                 f"{name}: expected [B, {', '.join(map(str, self.input_shape))}] "
@@ -283,7 +314,7 @@ class AmortizedExplainer:
 
     def _shared_baselines(self, baselines: BaselineType) -> Tensor:
         """Baselines shared by every example, [1, *F] (in the network's dtype for float)."""
-        one = torch.zeros((1, *self.input_shape), dtype=self.dtype)
+        one = torch.zeros((1, *self.input_shape), dtype=self.input_dtype)
         if (
             isinstance(baselines, Tensor)
             and baselines.dim() == len(self.input_shape) + 1
@@ -755,6 +786,7 @@ class AmortizedExplainer:
         model: Callable[..., Any],
         *,
         explainer_net: nn.Module | None = None,
+        encoder: Callable[[Tensor], Tensor] | None = None,
         input_shape: Sequence[int] | None = None,
         feature_mask: Tensor | None = None,
         removal: Removal | None = None,
@@ -766,6 +798,7 @@ class AmortizedExplainer:
             model: the explained model; it must take the saved input shape and return
                 the saved number of outputs (checked on the saved baselines).
             explainer_net: the network, for an explainer saved with a user's module.
+            encoder: the frozen encoder, for the "tokens" backbone (it is not saved).
             input_shape, feature_mask: when given, checked against the saved ones.
             removal: needed when the explainer was trained with a removal other than
                 ``BaselineRemoval`` (removals are not saved).
@@ -806,6 +839,7 @@ class AmortizedExplainer:
             n_classes=cfg["n_classes"],
             hidden=tuple(cfg["hidden"]),
             channels=tuple(cfg["channels"]),
+            encoder=encoder,
             dtype=getattr(torch, cfg["dtype"]),
             seed=cfg["seed"],
         )
