@@ -46,7 +46,9 @@ from xattr.amortized import AmortizedExplainer, SelectiveExplainer, train_ensemb
 
 COVERAGES = tuple(round(0.1 * i, 1) for i in range(11))
 BUDGETS = tuple(2**i for i in range(4, 12))  # KernelShap's n: 16 ... 2048
-BOTH_EMPTY_AND_FULL = 2  # v(N) and v(empty): model rows every explanation needs
+FALLBACK_NS = (32, 256)  # the fallback's budgets n (MC_n, selective)
+BOTH_EMPTY_AND_FULL = 2
+HQ_SEED_OFFSET = 1000  # v(N) and v(empty): model rows every explanation needs
 
 
 @dataclass
@@ -214,16 +216,46 @@ def match_evaluations(evals: list[float], mses: list[float], target: float) -> d
     for i in range(1, len(evals)):
         if mses[i] <= target:
             w = (lm[i - 1] - math.log(target)) / (lm[i - 1] - lm[i])
-            return {"evaluations": float(math.exp(le[i - 1] + w * (le[i] - le[i - 1]))),
-                    "kind": "interpolated"}
-    return {"evaluations": float(evals[-1] * mses[-1] / target),
-            "kind": "extrapolated (MSE ~ 1/n beyond the largest budget)"}
+            return {
+                "evaluations": float(math.exp(le[i - 1] + w * (le[i] - le[i - 1]))),
+                "kind": "interpolated",
+            }
+    return {
+        "evaluations": float(evals[-1] * mses[-1] / target),
+        "kind": "extrapolated (MSE ~ 1/n beyond the largest budget)",
+    }
 
 
-def run(task: Task, *, k: int = 5, n: int = 32, seed: int = 0, budgets=BUDGETS,
-        coverages=COVERAGES, unc_epochs: int = 200, log: Callable[[str], None] = print
-        ) -> dict[str, Any]:
-    """Everything for one task (see the module docstring); returns the JSON-able report."""
+def check_ends(curves: dict[str, dict[str, list[dict[str, float]]]]) -> None:
+    """What must hold whatever the data: coverage 1 keeps A(x) for every test input
+    (the amortized MSE, realised coverage 1) and coverage 0 refines every one."""
+    for n, methods in curves.items():
+        amortized = methods["amortized"][0]["mse"]
+        for name, curve in methods.items():
+            if not name.startswith("selective"):
+                continue
+            for p in curve:
+                if p["coverage"] == 1.0:
+                    assert p["realised_coverage"] == 1.0, (n, name, p)
+                    assert math.isclose(p["mse"], amortized, rel_tol=1e-9), (n, name, p)
+                if p["coverage"] == 0.0:
+                    assert p["realised_coverage"] == 0.0, (n, name, p)
+
+
+def run(
+    task: Task,
+    *,
+    k: int = 5,
+    ns: tuple[int, ...] = FALLBACK_NS,
+    seed: int = 0,
+    budgets=BUDGETS,
+    coverages=COVERAGES,
+    unc_epochs: int = 200,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Everything for one task (see the module docstring); returns the JSON-able report.
+    ``log`` prints each stage's time (default: print, flushed)."""
+    log = log or (lambda line: print(line, flush=True))
     t0 = time.perf_counter()
     times: dict[str, float] = {}
     d = task.d
@@ -232,13 +264,17 @@ def run(task: Task, *, k: int = 5, n: int = 32, seed: int = 0, budgets=BUDGETS,
         times[name] = time.perf_counter() - t0 - sum(times.values())
         log(f"[{task.name}] {name}: {times[name]:.1f} s")
 
-    hq_unc = high_quality(task, task.x_unc, seed)
-    hq_cal = high_quality(task, task.x_cal, seed)
-    hq_test_full = high_quality(task, task.x_test, seed)
+    # HQ's seeds differ from the Monte Carlo explanations' (seed): KernelShap draws the
+    # same first coalitions at the same seed, which would correlate their errors
+    hq_unc = high_quality(task, task.x_unc, seed + HQ_SEED_OFFSET)
+    hq_cal = high_quality(task, task.x_cal, seed + HQ_SEED_OFFSET)
+    hq_test_full = high_quality(task, task.x_test, seed + HQ_SEED_OFFSET)
     hq_test = per_feature(hq_test_full, task.feature_mask, d)
     hq_note: dict[str, Any] = {"method": "ExactShapley (all 2^d coalitions)"}
     if task.hq != "exact":
-        other = per_feature(high_quality(task, task.x_test, seed + 1), task.feature_mask, d)
+        other = per_feature(
+            high_quality(task, task.x_test, seed + HQ_SEED_OFFSET + 1), task.feature_mask, d
+        )
         # two independent HQ estimates: E||a - b||^2 = 2 E||a - phi||^2
         hq_note = {
             "method": f"KernelShap, n = {task.hq} coalitions",
@@ -266,8 +302,8 @@ def run(task: Task, *, k: int = 5, n: int = 32, seed: int = 0, budgets=BUDGETS,
     lap(f"FastSHAP ensemble (k = {k})")
 
     selective = {
-        "ensemble": SelectiveExplainer(members, n_fallback_samples=n, uncertainty="ensemble"),
-        "learned": SelectiveExplainer(members, n_fallback_samples=n, uncertainty="learned"),
+        "ensemble": SelectiveExplainer(members, uncertainty="ensemble"),
+        "learned": SelectiveExplainer(members, uncertainty="learned"),
     }
     selective["learned"].fit_uncertainty(
         task.x_unc, hq_unc, target=task.target_of(task.x_unc), epochs=unc_epochs, seed=seed
@@ -281,41 +317,60 @@ def run(task: Task, *, k: int = 5, n: int = 32, seed: int = 0, budgets=BUDGETS,
             for m in members
         ]
     )
-    ctx = Context(task, members, selective, each.mean(0), kernel_shap(task, task.x_test, n, seed),
-                  hq_test, hq_cal, n, seed)
     single = [score(e, hq_test)["mse"] for e in each]
 
-    curves: dict[str, list[dict[str, float]]] = {}
-    for name, method in METHODS.items():
-        curves[name] = []
-        for alpha in coverages:
-            phi, evals, realised = method(ctx, alpha)
-            curves[name].append(
-                {"coverage": alpha, "realised_coverage": realised, "evaluations": evals,
-                 **score(phi, hq_test)}
-            )
+    # every method at every coverage, once per fallback budget n (the selective
+    # explainers and the learned head are the same; only n_fallback_samples changes)
+    curves: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for n in ns:
+        for sel in selective.values():
+            sel.n_fallback_samples = n
+        mc = kernel_shap(task, task.x_test, n, seed)
+        ctx = Context(task, members, selective, each.mean(0), mc, hq_test, hq_cal, n, seed)
+        curves[str(n)] = {}
+        for name, method in METHODS.items():
+            curves[str(n)][name] = []
+            for alpha in coverages:
+                phi, evals, realised = method(ctx, alpha)
+                curves[str(n)][name].append(
+                    {
+                        "coverage": alpha,
+                        "realised_coverage": realised,
+                        "evaluations": evals,
+                        **score(phi, hq_test),
+                    }
+                )
     lap("coverage curves")
+    check_ends(curves)
 
     # at n >= 2^d - 2 KernelShap enumerates every coalition and is exact: left out
     budgets = [b for b in budgets if b < 2**d - 2]
-    ks = [{"n": b, "evaluations": float(b + BOTH_EMPTY_AND_FULL),
-           **score(kernel_shap(task, task.x_test, b, seed), hq_test)} for b in budgets]
+    ks = [
+        {
+            "n": b,
+            "evaluations": float(b + BOTH_EMPTY_AND_FULL),
+            **score(kernel_shap(task, task.x_test, b, seed), hq_test),
+        }
+        for b in budgets
+    ]
     lap("KernelShap budget curve")
 
-    amortized = curves["amortized"][0]
-    match = match_evaluations([r["evaluations"] for r in ks], [r["mse"] for r in ks],
-                              amortized["mse"])
+    amortized = curves[str(ns[0])]["amortized"][0]
+    match = match_evaluations(
+        [r["evaluations"] for r in ks], [r["mse"] for r in ks], amortized["mse"]
+    )
     match["ratio"] = match["evaluations"] / BOTH_EMPTY_AND_FULL
     return {
         "task": task.name,
         **task.info,
         "d": d,
-        "splits": {s: int(getattr(task, f"x_{s}").shape[0])
-                   for s in ("train", "unc", "cal", "test")},
+        "splits": {
+            s: int(getattr(task, f"x_{s}").shape[0]) for s in ("train", "unc", "cal", "test")
+        },
         "explained": "predicted class" if task.target == "predicted" else repr(task.target),
         "hq": hq_note,
         "k": k,
-        "n_fallback": n,
+        "n_fallback": list(ns),
         "seed": seed,
         "member_mse": single,
         "curves": curves,
@@ -326,42 +381,76 @@ def run(task: Task, *, k: int = 5, n: int = 32, seed: int = 0, budgets=BUDGETS,
 
 
 # ------------------------------------------------------------------ reporting
-STYLE = {
-    "amortized": {"color": "tab:blue", "ls": "--"},
-    "MC_n": {"color": "tab:gray", "ls": ":"},
-    "selective (ensemble)": {"color": "tab:orange", "marker": "o"},
-    "selective (learned)": {"color": "tab:green", "marker": "s"},
+COLORS = {
+    "amortized": "tab:blue",
+    "MC_n": "tab:gray",
+    "selective (ensemble)": "tab:orange",
+    "selective (learned)": "tab:green",
 }
+CONSTANT = ("amortized",)  # the same at every n: drawn once
+
+
+def _label(name: str, n: str) -> str:
+    if name in CONSTANT:
+        return f"{name} (ensemble mean)"
+    return f"MC_{n} (KernelShap)" if name == "MC_n" else f"{name}, n = {n}"
 
 
 def plot(reports: list[dict[str, Any]], path: Any) -> None:
-    """One row per data set: MSE vs coverage, Spearman vs coverage, MSE vs model
-    evaluations per input (log-log)."""
+    """One row per data set: MSE vs coverage, Spearman vs coverage (solid: the first
+    fallback budget n, dashed: the second), MSE vs model evaluations per input (log-log)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(reports), 3, figsize=(14, 3.6 * len(reports)), squeeze=False)
+    fig, axes = plt.subplots(len(reports), 3, figsize=(15, 4 * len(reports)), squeeze=False)
     for row, rep in zip(axes, reports):
-        for name, curve in rep["curves"].items():
-            style = STYLE.get(name, {})
-            label = f"MC_n (KernelShap, n = {rep['n_fallback']})" if name == "MC_n" else name
-            alphas = [p["coverage"] for p in curve]
-            row[0].plot(alphas, [p["mse"] for p in curve], label=label, ms=4, **style)
-            row[1].plot(alphas, [p["spearman"] for p in curve], label=label, ms=4, **style)
-            if name.startswith("selective"):
-                row[2].plot([p["evaluations"] for p in curve], [p["mse"] for p in curve],
-                            label=f"{name}, alpha = 1 ... 0", ms=4, **style)
+        for j, (n, curves) in enumerate(rep["curves"].items()):
+            ls = ("-", "--", "-.", ":")[j % 4]
+            for name, curve in curves.items():
+                if name in CONSTANT and j > 0:
+                    continue
+                style = {
+                    "color": COLORS.get(name),
+                    "ls": ls,
+                    "ms": 3,
+                    "marker": "o" if name.startswith("selective") else None,
+                }
+                alphas = [p["coverage"] for p in curve]
+                row[0].plot(alphas, [p["mse"] for p in curve], label=_label(name, n), **style)
+                row[1].plot(alphas, [p["spearman"] for p in curve], label=_label(name, n), **style)
+                if name.startswith("selective"):
+                    row[2].plot(
+                        [p["evaluations"] for p in curve],
+                        [p["mse"] for p in curve],
+                        label=f"{name}, n = {n}, alpha = 1 ... 0",
+                        **style,
+                    )
         ks = rep["kernel_shap"]
-        row[2].plot([p["evaluations"] for p in ks], [p["mse"] for p in ks], "k-^", ms=4,
-                    label="KernelShap, n = 16 ... 2048")
-        a = rep["curves"]["amortized"][0]
-        row[2].plot([a["evaluations"]], [a["mse"]], "*", color="tab:blue", ms=12,
-                    label="amortized (ensemble mean)")
+        row[2].plot(
+            [p["evaluations"] for p in ks],
+            [p["mse"] for p in ks],
+            "k-^",
+            ms=4,
+            label=f"KernelShap, n = {ks[0]['n']} ... {ks[-1]['n']}",
+        )
+        a = next(iter(rep["curves"].values()))["amortized"][0]
+        row[2].plot(
+            [a["evaluations"]],
+            [a["mse"]],
+            "*",
+            color=COLORS["amortized"],
+            ms=12,
+            label="amortized (ensemble mean)",
+        )
         if "own_mse_estimate" in rep["hq"]:
-            row[2].axhline(rep["hq"]["own_mse_estimate"], color="tab:red", lw=0.8,
-                           label="HQ's own error (estimate)")
+            row[2].axhline(
+                rep["hq"]["own_mse_estimate"],
+                color="tab:red",
+                lw=0.8,
+                label="HQ's own error (estimate)",
+            )
         row[2].set_xscale("log")
         row[2].set_yscale("log")
         row[0].set_yscale("log")
@@ -374,55 +463,61 @@ def plot(reports: list[dict[str, Any]], path: Any) -> None:
         row[0].set_title(f"{rep['task']}: MSE vs coverage")
         row[1].set_title(f"{rep['task']}: Spearman vs coverage")
         row[2].set_title(f"{rep['task']}: quality vs cost")
-        row[1].legend(fontsize=7)
-        row[2].legend(fontsize=7)
+        row[1].legend(fontsize=6)
+        row[2].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def markdown_task(rep: dict[str, Any]) -> list[str]:
-    """One data set's section: setting, coverage table, KernelShap table, the ratio."""
+    """One data set's section: setting, a coverage table per n, KernelShap, the ratio."""
     sp = rep["splits"]
     hq = rep["hq"]
     hq_text = hq["method"] + (
         f" (its own MSE, estimated as {hq['how']}: {hq['own_mse_estimate']:.3g})"
-        if "own_mse_estimate" in hq else ""
+        if "own_mse_estimate" in hq
+        else ""
     )
-    names = list(rep["curves"])
     lines = [
         f"## {rep['task']}",
         "",
-        f"{rep.get('about', '')} d = {rep['d']} players; explained: {rep['explained']}. "
+        f"{rep.get('about', '')} d = {rep['d']} players. "
         f"Splits: {sp['train']} train (FastSHAP), {sp['unc']} for the learned uncertainty "
         f"head, {sp['cal']} calibration, {sp['test']} test. HQ: {hq_text}. FastSHAP "
         f"ensemble of k = {rep['k']} (single members' MSE "
         + ", ".join(f"{m:.3g}" for m in rep["member_mse"])
-        + f"); fallback MC_n = KernelShap with n = {rep['n_fallback']}. Times: "
+        + "); fallback MC_n = KernelShap with n = "
+        + " and ".join(map(str, rep["n_fallback"]))
+        + ". Times: "
         + ", ".join(f"{k} {v:.0f} s" for k, v in rep["seconds"].items())
         + ".",
         "",
-        "MSE to HQ (mean over test inputs, +- its standard error) / mean Spearman, by "
-        "coverage alpha (realised coverage on the test split in brackets):",
-        "",
-        "| alpha | " + " | ".join(names) + " |",
-        "|---:|" + "---:|" * len(names),
     ]
-    for i, alpha in enumerate(p["coverage"] for p in rep["curves"][names[0]]):
-        cells = []
-        for name in names:
-            p = rep["curves"][name][i]
-            cell = f"{p['mse']:.3g} +- {p['mse_se']:.2g} / {p['spearman']:.3f}"
-            if name.startswith("selective"):
-                cell += f" ({p['realised_coverage']:.2f})"
-            cells.append(cell)
-        lines.append(f"| {alpha:.1f} | " + " | ".join(cells) + " |")
+    for n, curves in rep["curves"].items():
+        names = list(curves)
+        lines += [
+            f"Fallback n = {n}: MSE to HQ (mean over test inputs +- its standard error) / "
+            "mean Spearman, by coverage alpha (the selective explainers' realised coverage "
+            "on the test split in brackets):",
+            "",
+            "| alpha | " + " | ".join(n_name.replace("MC_n", f"MC_{n}") for n_name in names) + " |",
+            "|---:|" + "---:|" * len(names),
+        ]
+        for i, alpha in enumerate(p["coverage"] for p in curves[names[0]]):
+            cells = []
+            for name in names:
+                p = curves[name][i]
+                cell = f"{p['mse']:.3g} +- {p['mse_se']:.2g} / {p['spearman']:.3f}"
+                if name.startswith("selective"):
+                    cell += f" ({p['realised_coverage']:.2f})"
+                cells.append(cell)
+            lines.append(f"| {alpha:.1f} | " + " | ".join(cells) + " |")
+        lines.append("")
     m = rep["kernel_shap_match"]
-    a = rep["curves"]["amortized"][0]
+    a = next(iter(rep["curves"].values()))["amortized"][0]
     lines += [
-        "",
-        "KernelShap alone against model evaluations per input (n coalitions + v(N) + "
-        "v(empty)):",
+        "KernelShap alone against model evaluations per input (n coalitions + v(N) + v(empty)):",
         "",
         "| n | evaluations | MSE | Spearman |",
         "|---:|---:|---:|---:|",
@@ -445,13 +540,38 @@ def markdown_task(rep: dict[str, Any]) -> list[str]:
 
 def summary(rep: dict[str, Any]) -> str:
     """One line for the console."""
-    c = rep["curves"]
-    mid = COVERAGES.index(0.5) if len(c["amortized"]) == len(COVERAGES) else len(c["amortized"]) // 2
-    sel = c["selective (ensemble)"][mid]
+    parts = []
+    for n, c in rep["curves"].items():
+        sel = c["selective (ensemble)"]
+        mid = sel[len(sel) // 2]
+        parts.append(
+            f"n = {n}: MC {c['MC_n'][0]['mse']:.3g}, selective (ensemble) at alpha "
+            f"{mid['coverage']} {mid['mse']:.3g}, at alpha 0 {sel[0]['mse']:.3g}"
+        )
+    a = next(iter(rep["curves"].values()))["amortized"][0]
+    m = rep["kernel_shap_match"]
     return (
-        f"[{rep['task']}] amortized MSE {c['amortized'][0]['mse']:.3g}, MC_{rep['n_fallback']} "
-        f"{c['MC_n'][0]['mse']:.3g}, selective (ensemble) at alpha {sel['coverage']} "
-        f"{sel['mse']:.3g}, at alpha 0 {c['selective (ensemble)'][0]['mse']:.3g}; KernelShap "
-        f"matches the amortized MSE at {rep['kernel_shap_match']['evaluations']:.0f} "
-        f"evaluations ({rep['kernel_shap_match']['ratio']:.0f}x)"
+        f"[{rep['task']}] amortized MSE {a['mse']:.3g}; "
+        + "; ".join(parts)
+        + f"; KernelShap matches the amortized MSE at {m['evaluations']:.0f} evaluations "
+        f"({m['ratio']:.0f}x)"
     )
+
+
+def markdown(title: str, stem: str, report: dict[str, Any]) -> str:
+    """The whole Markdown report of a script: its title, the counting rule, skipped data
+    sets, a section per data set and the figure ``stem``.png."""
+    lines = [
+        f"# {title} (experiments/{stem}.py)",
+        "",
+        f"{report['seconds']:.0f} s on this machine ({report['threads']} torch thread(s)). "
+        "Model evaluations per input count v(N) and v(empty) for every method (2), "
+        "KernelShap's n coalitions, and the selective explainer's n for the refined share "
+        "(1 - realised coverage).",
+        "",
+    ]
+    lines += [f"Skipped: {msg}" for msg in report.get("skipped", {}).values()]
+    for rep in report["tasks"]:
+        lines += markdown_task(rep)
+    lines += [f"![{title}]({stem}.png)", ""]
+    return "\n".join(lines)

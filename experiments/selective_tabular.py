@@ -14,7 +14,7 @@ Two tables, each with an MLP trained here (seeded):
 Baseline removal with baselines 0 (the training mean after standardising). For each
 table experiments/_selective.py trains a FastSHAP ensemble (k = 5 MLP explainers,
 xattr.amortized.train_ensemble), the selective explainers with the ensemble and the
-learned uncertainty (Paes, Wei & Calmon 2024) and the fallback KernelShap at n = 32,
+learned uncertainty (Paes, Wei & Calmon 2024) and the fallback KernelShap at n = 32 and at n = 256,
 and reports on a held-out test split, against HQ: MSE and Spearman vs coverage alpha in
 {0, 0.1, ..., 1}; MSE vs model evaluations per input (KernelShap at n = 16 ... 2048);
 and the FastSHAP paper's ratio (KernelShap's evaluations to match the amortized MSE
@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from bench._harness import write_results
-from experiments._selective import BUDGETS, COVERAGES, Task, markdown_task, plot, run, summary
+from experiments._selective import BUDGETS, COVERAGES, Task, markdown, plot, run, summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -153,7 +153,9 @@ def diamonds(args: argparse.Namespace) -> Task | None:
     x = torch.tensor(df[DIAMOND_COLUMNS].to_numpy(dtype="float32"))
     y = torch.log(torch.tensor(df["price"].to_numpy(dtype="float32")))
     s = args.dia_split
-    tr, fs, un, ca, te = split(x.shape[0], [args.dia_model_train, args.dia_train, s, s, s], args.seed)
+    tr, fs, un, ca, te = split(
+        x.shape[0], [args.dia_model_train, args.dia_train, s, s, s], args.seed
+    )
     x = standardise(x, x[tr])
     y = (y - y[tr].mean()) / y[tr].std()
     reg = train_mlp(x[tr], y[tr], 1, args.model_epochs // 10 or 1, args.seed)
@@ -195,7 +197,14 @@ def fit_kwargs(args: argparse.Namespace, epochs: int | None = None, patience: in
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--k", type=int, default=5, help="ensemble members")
-    ap.add_argument("--n", type=int, default=32, help="the fallback KernelShap's n")
+    ap.add_argument(
+        "--n",
+        type=int,
+        nargs="+",
+        default=[32, 256],
+        help="the fallback KernelShap's n (each gets its curves)",
+    )
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--epochs", type=int, default=200, help="FastSHAP epochs (early stopping)")
     ap.add_argument("--model-epochs", type=int, default=100)
     ap.add_argument("--bc-split", type=int, default=90, help="breast cancer: unc/cal/test size")
@@ -213,40 +222,37 @@ def main(argv: list[str] | None = None) -> int:
         args.k, args.epochs, args.model_epochs, args.bc_split, args.bc_hq = 2, 3, 10, 40, 1024
         args.dia_model_train, args.dia_train, args.dia_split, args.dia_epochs = 2000, 200, 40, 3
         budgets, coverages = (16, 64), (0.0, 0.5, 1.0)
+    torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     reports = []
     for make in (breast_cancer, diamonds):
         task = make(args)
         if task is None:
             continue
-        rep = run(task, k=args.k, n=args.n, seed=args.seed, budgets=budgets, coverages=coverages,
-                  unc_epochs=20 if args.quick else 200)
+        rep = run(
+            task,
+            k=args.k,
+            ns=tuple(args.n),
+            seed=args.seed,
+            budgets=budgets,
+            coverages=coverages,
+            unc_epochs=20 if args.quick else 200,
+        )
         print(summary(rep), flush=True)
         reports.append(rep)
     seconds = time.perf_counter() - t0
     if args.quick:
         print(f"quick run: {seconds:.0f} s, nothing written")
         return 0
-    report = {"seconds": seconds, "tasks": reports}
-    write_results(args.out / "selective_tabular", report, markdown(report))
+    report = {"seconds": seconds, "threads": args.threads, "tasks": reports}
+    write_results(
+        args.out / "selective_tabular",
+        report,
+        markdown("Selective explanations on tables", "selective_tabular", report),
+    )
     plot(reports, args.out / "selective_tabular.png")
     print(f"wrote {args.out}/selective_tabular.png in {seconds:.0f} s")
     return 0
-
-
-def markdown(report: dict) -> str:
-    lines = [
-        "# Selective explanations on tables (experiments/selective_tabular.py)",
-        "",
-        f"{report['seconds']:.0f} s on this machine. Model evaluations per input count "
-        "v(N) and v(empty) for every method (2), KernelShap's n coalitions, and the "
-        "selective explainer's n for the refined share (1 - realised coverage).",
-        "",
-    ]
-    for rep in report["tasks"]:
-        lines += markdown_task(rep)
-    lines += ["![selective explanations on tables](selective_tabular.png)", ""]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
