@@ -30,10 +30,12 @@ coverage); adding a row (e.g. A(x) as KernelShap's prior) is one more entry.
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,10 +44,13 @@ from scipy.stats import spearmanr
 from torch import Tensor
 
 import xattr
+from bench._harness import write_results
 from xattr.amortized import AmortizedExplainer, SelectiveExplainer, train_ensemble
 
 COVERAGES = tuple(round(0.1 * i, 1) for i in range(11))
+QUICK_COVERAGES = (0.0, 0.5, 1.0)
 BUDGETS = tuple(2**i for i in range(4, 12))  # KernelShap's n: 16 ... 2048
+QUICK_BUDGETS = (16, 64)
 FALLBACK_NS = (32, 256)  # the fallback's budgets n (MC_n, selective)
 BOTH_EMPTY_AND_FULL = 2
 HQ_SEED_OFFSET = 1000  # v(N) and v(empty): model rows every explanation needs
@@ -61,6 +66,8 @@ class Task:
     (ExactShapley) or an int, KernelShap's n for the HQ explanations. ``net``: the
     explainer network, a backbone name or a function seed -> nn.Module, with
     ``net_kwargs`` (hidden / channels) and ``fit_kwargs`` (AmortizedExplainer.fit's).
+    ``ranked``: x -> bool [B, d], the players Spearman ranks (default all; text: the
+    real tokens, as padding positions are null players whose ranks are noise).
     """
 
     name: str
@@ -78,6 +85,7 @@ class Task:
     net: Any = "mlp"
     net_kwargs: dict = field(default_factory=dict)
     fit_kwargs: dict = field(default_factory=dict)
+    ranked: Callable[[Tensor], Tensor] | None = None
     info: dict = field(default_factory=dict)
 
     @property
@@ -132,21 +140,24 @@ def mse(phi: Tensor, hq: Tensor) -> Tensor:
     return ((phi - hq) ** 2).mean(1)
 
 
-def spearman(phi: Tensor, hq: Tensor) -> np.ndarray:
-    """Per input: Spearman's rank correlation over the players (average ranks for
-    ties; NaN where either side is constant)."""
+def spearman(phi: Tensor, hq: Tensor, ranked: Tensor | None = None) -> np.ndarray:
+    """Per input: Spearman's rank correlation over the players (those where ``ranked``,
+    bool [B, d], holds; default all), average ranks for ties; NaN where either side is
+    constant or fewer than 2 players are ranked."""
     out = np.full(phi.shape[0], np.nan)
     a, b = phi.numpy(), hq.numpy()
+    keep = np.ones(a.shape, dtype=bool) if ranked is None else ranked.numpy()
     for i in range(phi.shape[0]):
-        if np.ptp(a[i]) > 0 and np.ptp(b[i]) > 0:
-            out[i] = spearmanr(a[i], b[i]).statistic
+        ai, bi = a[i][keep[i]], b[i][keep[i]]
+        if ai.size >= 2 and np.ptp(ai) > 0 and np.ptp(bi) > 0:
+            out[i] = spearmanr(ai, bi).statistic
     return out
 
 
-def score(phi: Tensor, hq: Tensor) -> dict[str, float]:
+def score(phi: Tensor, hq: Tensor, ranked: Tensor | None = None) -> dict[str, float]:
     """MSE (mean, standard error) and Spearman (mean over inputs where defined)."""
     e = mse(phi, hq)
-    r = spearman(phi, hq)
+    r = spearman(phi, hq, ranked)
     return {
         "mse": float(e.mean()),
         "mse_se": float(e.std() / math.sqrt(e.numel())) if e.numel() > 1 else 0.0,
@@ -317,7 +328,8 @@ def run(
             for m in members
         ]
     )
-    single = [score(e, hq_test)["mse"] for e in each]
+    single = [float(mse(e, hq_test).mean()) for e in each]
+    ranked = None if task.ranked is None else task.ranked(task.x_test)
 
     # every method at every coverage, once per fallback budget n (the selective
     # explainers and the learned head are the same; only n_fallback_samples changes)
@@ -337,7 +349,7 @@ def run(
                         "coverage": alpha,
                         "realised_coverage": realised,
                         "evaluations": evals,
-                        **score(phi, hq_test),
+                        **score(phi, hq_test, ranked),
                     }
                 )
     lap("coverage curves")
@@ -349,7 +361,7 @@ def run(
         {
             "n": b,
             "evaluations": float(b + BOTH_EMPTY_AND_FULL),
-            **score(kernel_shap(task, task.x_test, b, seed), hq_test),
+            **score(kernel_shap(task, task.x_test, b, seed), hq_test, ranked),
         }
         for b in budgets
     ]
@@ -575,3 +587,76 @@ def markdown(title: str, stem: str, report: dict[str, Any]) -> str:
         lines += markdown_task(rep)
     lines += [f"![{title}]({stem}.png)", ""]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the scripts' main
+def arguments(description: str, results: Any) -> argparse.ArgumentParser:
+    """The arguments every selective_*.py script takes (each adds its own)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--k", type=int, default=5, help="ensemble members")
+    ap.add_argument(
+        "--n",
+        type=int,
+        nargs="+",
+        default=list(FALLBACK_NS),
+        help="the fallback KernelShap's n (each gets its curves)",
+    )
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="tiny settings, writes nothing")
+    ap.add_argument("--out", type=Path, default=results)
+    return ap
+
+
+def fit_settings(epochs: int, n_coalitions: int, patience: int) -> dict[str, Any]:
+    """AmortizedExplainer.fit's settings in these experiments (Adam, lr 1e-3, batch 64)."""
+    return {
+        "epochs": epochs,
+        "batch_size": 64,
+        "lr": 1e-3,
+        "n_coalitions": n_coalitions,
+        "patience": patience,
+    }
+
+
+def main(
+    makers: list[Callable[[], Task | None]],
+    args: argparse.Namespace,
+    title: str,
+    stem: str,
+    skipped: dict[str, str] | None = None,
+) -> int:
+    """Builds each task (None: skipped, the maker says why), runs it, prints a summary
+    line; then, unless ``args.quick``, writes results/<stem>.{json,md,png}."""
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    reports = []
+    for make in makers:
+        task = make()
+        if task is None:
+            continue
+        rep = run(
+            task,
+            k=args.k,
+            ns=tuple(args.n),
+            seed=args.seed,
+            budgets=QUICK_BUDGETS if args.quick else BUDGETS,
+            coverages=QUICK_COVERAGES if args.quick else COVERAGES,
+            unc_epochs=20 if args.quick else 200,
+        )
+        print(summary(rep), flush=True)
+        reports.append(rep)
+    seconds = time.perf_counter() - t0
+    if args.quick:
+        print(f"quick run: {seconds:.0f} s, nothing written")
+        return 0
+    report = {
+        "seconds": seconds,
+        "threads": args.threads,
+        "tasks": reports,
+        "skipped": skipped or {},
+    }
+    write_results(args.out / stem, report, markdown(title, stem, report))
+    plot(reports, args.out / f"{stem}.png")
+    print(f"wrote {args.out}/{stem}.png in {seconds:.0f} s")
+    return 0

