@@ -25,7 +25,9 @@ one 2 + (1 - alpha') n, alpha' the realised coverage.
 
 The methods are the dict :data:`METHODS`, name -> ``method(ctx, alpha)`` returning
 (attributions [B, d] float64 on the test split, model evaluations per input, realised
-coverage); adding a row (e.g. A(x) as KernelShap's prior) is one more entry.
+coverage); a selective explainer with other settings (e.g. A(x) as KernelShap's prior)
+is one more entry of :data:`SELECTIVE` (its SelectiveExplainer arguments), which adds
+its method "selective (key)".
 """
 
 from __future__ import annotations
@@ -192,11 +194,11 @@ def mc_row(ctx: Context, alpha: float) -> Row:
     return ctx.mc_test, float(ctx.n + BOTH_EMPTY_AND_FULL), 0.0
 
 
-def selective_row(uncertainty: str) -> Callable[[Context, float], Row]:
-    """The selective explainer with this uncertainty, calibrated at coverage alpha."""
+def selective_row(key: str) -> Callable[[Context, float], Row]:
+    """The selective explainer ``SELECTIVE[key]``, calibrated at coverage alpha."""
 
     def row(ctx: Context, alpha: float) -> Row:
-        sel = ctx.selective[uncertainty]
+        sel = ctx.selective[key]
         sel.coverage = alpha
         t = ctx.task
         sel.calibrate(t.x_cal, ctx.hq_cal, target=t.target_of(t.x_cal), seed=ctx.seed)
@@ -209,11 +211,17 @@ def selective_row(uncertainty: str) -> Callable[[Context, float], Row]:
     return row
 
 
+# The selective explainers: key -> SelectiveExplainer's keyword arguments (beside the
+# ensemble; n_fallback_samples is set per budget); one with uncertainty="learned" gets
+# its head trained on the task's x_unc. Each is a method "selective (key)".
+SELECTIVE: dict[str, dict[str, Any]] = {
+    "ensemble": {"uncertainty": "ensemble"},
+    "learned": {"uncertainty": "learned"},
+}
 METHODS: dict[str, Callable[[Context, float], Row]] = {
     "amortized": amortized_row,
     "MC_n": mc_row,
-    "selective (ensemble)": selective_row("ensemble"),
-    "selective (learned)": selective_row("learned"),
+    **{f"selective ({key})": selective_row(key) for key in SELECTIVE},
 }
 
 
@@ -312,13 +320,12 @@ def run(
     )
     lap(f"FastSHAP ensemble (k = {k})")
 
-    selective = {
-        "ensemble": SelectiveExplainer(members, uncertainty="ensemble"),
-        "learned": SelectiveExplainer(members, uncertainty="learned"),
-    }
-    selective["learned"].fit_uncertainty(
-        task.x_unc, hq_unc, target=task.target_of(task.x_unc), epochs=unc_epochs, seed=seed
-    )
+    selective = {key: SelectiveExplainer(members, **kw) for key, kw in SELECTIVE.items()}
+    for sel in selective.values():
+        if sel.uncertainty == "learned":
+            sel.fit_uncertainty(
+                task.x_unc, hq_unc, target=task.target_of(task.x_unc), epochs=unc_epochs, seed=seed
+            )
     lap("learned uncertainty head")
 
     target_test = task.target_of(task.x_test)

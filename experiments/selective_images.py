@@ -7,7 +7,7 @@ the players (baseline removal to 0, black):
   held-out digits), patches of 2 x 2 pixels;
 * Fashion-MNIST (28 x 28, read from Debian's ``dataset-fashion-mnist``, which
   ``make experiments-install`` installs: /usr/share/datasets/fashion-mnist), patches
-  of 7 x 7 pixels; a subsample (the CNN trains on 12,000 images, FastSHAP on 1,400 as for the digits).
+  of 7 x 7 pixels; a subsample (the CNN trains on 12,000 images, FastSHAP on 1,400).
   Without the package the data set is skipped (said on the console and in the JSON).
 
 The CNNs are smaller than experiments/_digits.py's (8 and 16 channels) so that the
@@ -20,14 +20,14 @@ HQ explanations: ExactShapley over the 16 patches (2^16 masked images per input,
 
 experiments/_selective.py trains a FastSHAP ensemble (k = 5), the selective explainers
 with the ensemble and the learned uncertainty (Paes, Wei & Calmon 2024) and the
-fallback KernelShap at n = 32 and at n = 256, and reports on a held-out test split, against HQ: MSE
-and Spearman vs coverage alpha in {0, 0.1, ..., 1}; MSE vs model evaluations per input
-(KernelShap at n = 16 ... 2048); and the FastSHAP paper's ratio.
+fallback KernelShap at n = 32 and at n = 256, and reports on a held-out test split,
+against HQ: MSE and Spearman vs coverage alpha in {0, 0.1, ..., 1}; MSE vs model
+evaluations per input (KernelShap at n = 16 ... 2048); and the FastSHAP paper's ratio.
 
 Writes experiments/results/selective_images.{json,md,png}.
 
 Run: .venv/bin/python -m experiments.selective_images   (about 6 min on 2 shared CPU
-cores; --quick: seconds, writes nothing)
+cores, one torch thread; --quick: seconds, writes nothing)
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def image_task(
 
 def main(argv: list[str] | None = None) -> int:
     ap = selective.arguments(__doc__.splitlines()[0], RESULTS)
-    ap.add_argument("--epochs", type=int, default=100, help="FastSHAP epochs (early stopping)")
+    ap.add_argument("--epochs", type=int, default=50, help="FastSHAP epochs (early stopping)")
     ap.add_argument("--coalitions", type=int, default=8, help="FastSHAP coalition pairs / step")
     ap.add_argument("--train", type=int, default=1400, help="FastSHAP training images")
     ap.add_argument("--split", type=int, default=100, help="unc / cal / test images")

@@ -14,16 +14,16 @@ Two tables, each with an MLP trained here (seeded):
 Baseline removal with baselines 0 (the training mean after standardising). For each
 table experiments/_selective.py trains a FastSHAP ensemble (k = 5 MLP explainers,
 xattr.amortized.train_ensemble), the selective explainers with the ensemble and the
-learned uncertainty (Paes, Wei & Calmon 2024) and the fallback KernelShap at n = 32 and at n = 256,
-and reports on a held-out test split, against HQ: MSE and Spearman vs coverage alpha in
-{0, 0.1, ..., 1}; MSE vs model evaluations per input (KernelShap at n = 16 ... 2048);
-and the FastSHAP paper's ratio (KernelShap's evaluations to match the amortized MSE
-over the amortized path's).
+learned uncertainty (Paes, Wei & Calmon 2024) and the fallback KernelShap at n = 32
+and at n = 256, and reports on a held-out test split, against HQ: MSE and Spearman vs
+coverage alpha in {0, 0.1, ..., 1}; MSE vs model evaluations per input (KernelShap at
+n = 16 ... 2048); and the FastSHAP paper's ratio (KernelShap's evaluations to match
+the amortized MSE over the amortized path's).
 
 Writes experiments/results/selective_tabular.{json,md,png}.
 
-Run: .venv/bin/python -m experiments.selective_tabular   (about 3 min on 2 shared CPU
-cores; --quick: a few seconds, writes nothing)
+Run: .venv/bin/python -m experiments.selective_tabular   (about 1 min on 2 shared CPU
+cores, one torch thread; --quick: seconds, writes nothing)
 """
 
 from __future__ import annotations

@@ -16,14 +16,16 @@ seed.
 experiments/_selective.py trains a FastSHAP ensemble (k = 5), the selective explainers
 with the ensemble and the learned uncertainty (Paes, Wei & Calmon 2024; the learned
 head reads the token ids as numbers next to A(x), as the library's head does) and the
-fallback KernelShap at n = 32 and at n = 256, and reports on held-out snippets, against HQ: MSE and
-Spearman vs coverage alpha in {0, 0.1, ..., 1}; MSE vs model evaluations per input
-(KernelShap at n = 16 ... 2048); and the FastSHAP paper's ratio.
+fallback KernelShap at n = 32 and at n = 256, and reports on held-out snippets, against
+HQ: MSE and Spearman vs coverage alpha in {0, 0.1, ..., 1}; MSE vs model evaluations
+per input (KernelShap at n = 16 ... 2048); and the FastSHAP paper's ratio. Spearman
+ranks the real tokens of each snippet only: padding positions are null players, their
+HQ values are 0 up to KernelShap's noise, and ranking that noise says nothing.
 
 Writes experiments/results/selective_text.{json,md,png}.
 
-Run: .venv/bin/python -m experiments.selective_text   (about 3 min on 2 shared CPU
-cores; --quick: seconds, writes nothing)
+Run: .venv/bin/python -m experiments.selective_text   (about 1.5 min on 2 shared CPU
+cores, one torch thread; --quick: seconds, writes nothing)
 """
 
 from __future__ import annotations
