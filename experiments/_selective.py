@@ -217,6 +217,9 @@ def selective_row(key: str) -> Callable[[Context, float], Row]:
 SELECTIVE: dict[str, dict[str, Any]] = {
     "ensemble": {"uncertainty": "ensemble"},
     "learned": {"uncertainty": "learned"},
+    # A(x) as the prior of KernelShap's regression, rho per bin (issue 14's variant)
+    "ensemble, prior": {"uncertainty": "ensemble", "combine": "prior"},
+    "learned, prior": {"uncertainty": "learned", "combine": "prior"},
 }
 METHODS: dict[str, Callable[[Context, float], Row]] = {
     "amortized": amortized_row,

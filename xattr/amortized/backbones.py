@@ -38,7 +38,9 @@ def cnn(
     channel), cheap next to the models it explains: a patch-embedding stem (a
     convolution of ``channels[0]`` filters whose kernel equals its stride p =
     max(1, min(H, W) // 7), so that about 7 x 7 patches remain; the image is padded
-    with zeros to a multiple of p), then a 3 x 3 convolution of stride 2 per further
+    with zeros to a multiple of p; images under 14 pixels, p = 1, get a 3 x 3
+    convolution of stride 1 instead, so that neighbouring pixels still meet), then a
+    3 x 3 convolution of stride 2 per further
     width in ``channels`` (ReLU after each), adaptive average pooling to at most
     ``pool`` x ``pool``, then a linear head with ``n_out`` outputs.
 
@@ -69,8 +71,9 @@ def cnn(
         layers.append(nn.ZeroPad2d((0, -W % p, 0, -H % p)))
     H, W = -(-H // p), -(-W // p)
     for k, c in enumerate(channels):
-        if k == 0:
-            layers += [nn.Conv2d(c_in, c, p, stride=p), nn.ReLU()]
+        if k == 0:  # patches of p x p; on small images (p = 1) a 3 x 3 convolution
+            conv = nn.Conv2d(c_in, c, p, stride=p) if p > 1 else nn.Conv2d(c_in, c, 3, padding=1)
+            layers += [conv, nn.ReLU()]
         else:
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.ReLU()]
             H, W = (H + 1) // 2, (W + 1) // 2
