@@ -209,7 +209,7 @@ def _may_overflow(x: torch.Tensor, base: torch.Tensor, alphas: torch.Tensor) -> 
     every intermediate and result (computed in float64, from the finite inputs)."""
     if not (x.numel() and base.numel() and alphas.numel()):
         return False
-    mx, mb, ma = (float(t.abs().max()) for t in (x, base, alphas))
+    mx, mb, ma = (float(t.detach().abs().max()) for t in (x, base, alphas))
     return mb + ma * (mx + mb) >= torch.finfo(x.dtype).max / 2
 
 
