@@ -2,7 +2,7 @@
 
 A number or a tensor works everywhere Captum takes ``baselines``; the functions here
 build the data-dependent ones: a Gaussian blur of each image, each example's
-per-channel mean.
+per-channel mean, and GANMEX's counterfactuals G(x, c) (:mod:`xattr.baselines.ganmex`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["blur", "channel_mean", "gaussian_window", "resolve"]
+from xattr.baselines.ganmex import GANMEX, CounterfactualWarning
+
+__all__ = ["GANMEX", "CounterfactualWarning", "blur", "channel_mean", "gaussian_window", "resolve"]
 
 NAMED = ("blur", "mean")
 
