@@ -36,7 +36,9 @@ def tiny(f: nn.Module, **kw) -> GANMEX:
 
 
 def toy_data(n: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.rand(n, *SHAPE, generator=gen(seed)), torch.randint(0, K, (n,), generator=gen(seed + 1))
+    return torch.rand(n, *SHAPE, generator=gen(seed)), torch.randint(
+        0, K, (n,), generator=gen(seed + 1)
+    )
 
 
 def weights(gm: GANMEX) -> dict[str, torch.Tensor]:
@@ -134,8 +136,10 @@ def test_input_scaling_round_trip(rng):
     z = gm.to_gan(x)
     assert z.shape == (6, 1, 8, 8) and z.dtype == torch.float32  # a channel for (H, W)
     assert float(z.min()) >= -1 - 1e-6 and float(z.max()) <= 1 + 1e-6
-    torch.testing.assert_close(gm.to_gan(torch.tensor([[lo] * 64, [hi] * 64]).view(2, 8, 8)),
-                               torch.tensor([-1.0, 1.0]).view(2, 1, 1, 1).expand(2, 1, 8, 8))
+    torch.testing.assert_close(
+        gm.to_gan(torch.tensor([[lo] * 64, [hi] * 64]).view(2, 8, 8)),
+        torch.tensor([-1.0, 1.0]).view(2, 1, 1, 1).expand(2, 1, 8, 8),
+    )
     back = gm.to_classifier(z)
     assert back.shape == x.shape
     torch.testing.assert_close(back.double(), x, rtol=0, atol=1e-6 * (hi - lo))
@@ -186,13 +190,27 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     data, f = toy_data(), classifier()
     full = tiny(f).fit(data, steps=6, batch_size=8, seed=3, show_progress=False)
     d = tmp_path / "ck"
-    first = tiny(f).fit(data, steps=4, batch_size=8, seed=3, checkpoint_dir=d,
-                        checkpoint_every=2, show_progress=False)
+    first = tiny(f).fit(
+        data,
+        steps=4,
+        batch_size=8,
+        seed=3,
+        checkpoint_dir=d,
+        checkpoint_every=2,
+        show_progress=False,
+    )
     assert sorted(os.listdir(d)) == ["ganmex-step2.pt", "ganmex-step4.pt"]
     assert first.step == 4
     # a fresh object picks up the latest checkpoint (optimiser states included)
-    resumed = tiny(f).fit(data, steps=6, batch_size=8, seed=3, checkpoint_dir=d,
-                          checkpoint_every=2, show_progress=False)
+    resumed = tiny(f).fit(
+        data,
+        steps=6,
+        batch_size=8,
+        seed=3,
+        checkpoint_dir=d,
+        checkpoint_every=2,
+        show_progress=False,
+    )
     assert resumed.step == 6 and "ganmex-step6.pt" in os.listdir(d)
     assert_same(weights(resumed), weights(full))
     # continuing in the same object is the same run too
@@ -203,8 +221,9 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     with pytest.raises(ValueError, match="seed: the run being continued"):
         tiny(f).fit(data, steps=8, batch_size=8, seed=4, checkpoint_dir=d, show_progress=False)
     with pytest.raises(ValueError, match="other settings.*width"):
-        tiny(f, width=5).fit(data, steps=8, batch_size=8, seed=3, checkpoint_dir=d,
-                             show_progress=False)
+        tiny(f, width=5).fit(
+            data, steps=8, batch_size=8, seed=3, checkpoint_dir=d, show_progress=False
+        )
 
 
 def test_save_load_round_trip(tmp_path):
@@ -217,7 +236,9 @@ def test_save_load_round_trip(tmp_path):
     back = GANMEX.load(p, f)
     assert back.step == 2 and back.input_range == (0.0, 2.0)
     c = torch.arange(6) % K
-    assert torch.equal(back.baseline(x[:6] * 2, c, check=False), gm.baseline(x[:6] * 2, c, check=False))
+    assert torch.equal(
+        back.baseline(x[:6] * 2, c, check=False), gm.baseline(x[:6] * 2, c, check=False)
+    )
     assert_same(weights(back), weights(gm))
     # training on from the loaded copy is training on from the original
     gm.fit((x * 2, y), steps=3, batch_size=8, seed=0, show_progress=False)
@@ -288,8 +309,9 @@ def digits() -> tuple:
     torch.manual_seed(1)
     f = train(nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)), 1)
     torch.manual_seed(2)
-    judge = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(128, 10))
+    judge = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10)
+    )
     judge = train(judge, 2)
     c = (Y[te] + 1 + torch.randint(0, 9, (len(te),), generator=gen(5))) % 10  # c != y
     return (X[tr], Y[tr]), f, judge, X[te], c
@@ -340,8 +362,15 @@ def test_bad_arguments():
             GANMEX(f, K, SHAPE, input_range=rng)
     with pytest.raises(TypeError, match="input_range"):
         GANMEX(f, K, SHAPE, input_range=(0.0, 1.0, 2.0))  # type: ignore[arg-type]
-    for kw in [{"width": 0}, {"n_blocks": -1}, {"d_layers": 0}, {"lambda_cls": -1.0},
-               {"lr_g": 0.0}, {"betas": (0.9, 1.0)}, {"seed": -1}]:
+    for kw in [
+        {"width": 0},
+        {"n_blocks": -1},
+        {"d_layers": 0},
+        {"lambda_cls": -1.0},
+        {"lr_g": 0.0},
+        {"betas": (0.9, 1.0)},
+        {"seed": -1},
+    ]:
         with pytest.raises(ValueError, match=next(iter(kw))):
             GANMEX(f, K, SHAPE, **kw)
 

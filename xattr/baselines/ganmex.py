@@ -27,8 +27,8 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-import torch.utils.data
 import torch.nn.functional as F
+import torch.utils.data
 from torch import Tensor
 
 from xattr._core import validation
@@ -343,16 +343,20 @@ class GANMEX:
             "seed": validation.seed(seed),
         }
         if device is None:
-            p = next(iter(classifier.parameters()), None) if isinstance(classifier, nn.Module) else None
+            p = (
+                next(iter(classifier.parameters()), None)
+                if isinstance(classifier, nn.Module)
+                else None
+            )
             device = p.device if p is not None else torch.device("cpu")
         self.device = torch.device(device)
         C, H, W = self.image_shape
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.hparams["seed"])
             self.generator = StarGenerator(C, self.num_classes, width, n_blocks).to(self.device)
-            self.discriminator = PatchDiscriminator(
-                C, d_width, d_layers, image_size=(H, W)
-            ).to(self.device)
+            self.discriminator = PatchDiscriminator(C, d_width, d_layers, image_size=(H, W)).to(
+                self.device
+            )
         h = self.hparams
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=h["lr_g"], betas=h["betas"])
         self.opt_d = torch.optim.Adam(
@@ -408,12 +412,18 @@ class GANMEX:
     def _check_labels(self, labels: Any, B: int, name: str) -> Tensor:
         if isinstance(labels, int) and not isinstance(labels, bool):
             labels = torch.full((B,), labels, dtype=torch.int64)
-        if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.dtype == torch.bool:
+        if (
+            not isinstance(labels, Tensor)
+            or labels.is_floating_point()
+            or labels.dtype == torch.bool
+        ):
             raise TypeError(f"{name}: expected an int or an integer tensor [B]")
         if labels.dim() == 0:
             labels = labels.expand(B)
         if tuple(labels.shape) != (B,):
-            raise ValueError(f"{name}: expected an int or [B] = [{B}] classes, got {tuple(labels.shape)}")
+            raise ValueError(
+                f"{name}: expected an int or [B] = [{B}] classes, got {tuple(labels.shape)}"
+            )
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
             raise ValueError(
                 f"{name}: classes must lie in [0, {self.num_classes}), got "
@@ -454,8 +464,10 @@ class GANMEX:
         out = model(x)
         if not isinstance(out, Tensor) or tuple(out.shape) != (x.shape[0], self.num_classes):
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(f"{name}: expected logits [B, num_classes] = [{x.shape[0]}, "
-                             f"{self.num_classes}], got {got}")
+            raise ValueError(
+                f"{name}: expected logits [B, num_classes] = [{x.shape[0]}, "
+                f"{self.num_classes}], got {got}"
+            )
         return out
 
     # ------------------------------------------------------------------ training
@@ -499,7 +511,9 @@ class GANMEX:
     def _latest_checkpoint(directory: str) -> str | None:
         if not os.path.isdir(directory):
             return None
-        found = [(int(m.group(1)), n) for n in os.listdir(directory) if (m := CHECKPOINT_RE.match(n))]
+        found = [
+            (int(m.group(1)), n) for n in os.listdir(directory) if (m := CHECKPOINT_RE.match(n))
+        ]
         return os.path.join(directory, max(found)[1]) if found else None
 
     def _step_generator(self, seed: int, step: int) -> torch.Generator:
@@ -661,8 +675,19 @@ class GANMEX:
         cfg = json.loads(blob["config"])
         if cfg.get("format") != SAVE_FORMAT:
             raise ValueError(f"path: {path} is not a GANMEX file (format {cfg.get('format')!r})")
-        keys = ("width", "n_blocks", "d_width", "d_layers", "lambda_cls", "lambda_sim",
-                "lambda_rec", "lambda_gp", "lr_g", "lr_d", "seed")
+        keys = (
+            "width",
+            "n_blocks",
+            "d_width",
+            "d_layers",
+            "lambda_cls",
+            "lambda_sim",
+            "lambda_rec",
+            "lambda_gp",
+            "lr_g",
+            "lr_d",
+            "seed",
+        )
         gm = cls(
             classifier,
             cfg["num_classes"],
