@@ -250,14 +250,15 @@ def test_save_load_round_trip(tmp_path):
 
 
 class Constant(nn.Module):
-    """Always predicts class ``k``."""
+    """Always predicts class ``k`` (a function of x with zero gradient)."""
 
     def __init__(self, k: int) -> None:
         super().__init__()
         self.k = k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(torch.full((x.shape[0],), self.k), K).float()
+        hot = F.one_hot(torch.full((x.shape[0],), self.k), K).to(x.dtype)
+        return hot + 0 * x.flatten(1).sum(1, keepdim=True)  # differentiable in x
 
 
 def test_invalid_baselines_are_flagged():
@@ -275,6 +276,65 @@ def test_invalid_baselines_are_flagged():
     assert valid.tolist() == [True, False, False, True, False]
     assert gm.validity(x, torch.tensor([0, 1, 2, 0, 1])) == pytest.approx(0.4)
     assert gm.validity(x, 2, judge=Constant(2)) == 1.0
+
+
+# ------------------------------------------------------------------ one-vs-one attributions
+
+
+@pytest.mark.parametrize("margin", [True, False])
+def test_one_vs_one_on_a_linear_classifier_is_exact(margin):
+    from xattr.explainers import IntegratedGradients, Occlusion
+
+    torch.manual_seed(0)
+    lin = nn.Linear(64, K).double()
+    f = nn.Sequential(nn.Flatten(), lin)
+    gm = tiny(f)
+    x = torch.rand(4, *SHAPE, generator=gen(0), dtype=torch.float64)
+    y, c = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 0, 2])
+    calls = []
+    gm.generator.register_forward_hook(lambda *a: calls.append(1))
+    b = gm.baseline(x, c, check=False)
+    w = lin.weight[y] - lin.weight[c] if margin else lin.weight[y]
+    # a linear model: IG and one-pixel occlusion are both (x - b) * w, exactly
+    want = (x - b) * w.view(4, *SHAPE)
+    calls.clear()
+    ig = gm.one_vs_one(IntegratedGradients, x, c, source=y, margin=margin, check=False)
+    assert len(calls) == 1  # the cost over the plain explainer: one generator forward
+    torch.testing.assert_close(ig, want, rtol=0, atol=1e-10)
+    occ = gm.one_vs_one(
+        Occlusion, x, c, source=y, margin=margin, check=False, sliding_window_shapes=(1, 1, 1)
+    )
+    torch.testing.assert_close(occ, want, rtol=0, atol=1e-10)
+    # the default source is the classifier's prediction
+    pred = f(x).argmax(1)
+    torch.testing.assert_close(
+        gm.one_vs_one(IntegratedGradients, x, c, margin=margin, check=False),
+        gm.one_vs_one(IntegratedGradients, x, c, source=pred, margin=margin, check=False),
+        rtol=0,
+        atol=0,
+    )
+
+
+def test_pairwise_margins_and_one_vs_one_errors():
+    from xattr.baselines.ganmex import PairwiseMargins
+    from xattr.explainers import IntegratedGradients
+
+    z = torch.randn(5, K, generator=gen(0))
+    m = PairwiseMargins(lambda t: t, K)
+    out = m(z)
+    for i in range(K):
+        for j in range(K):
+            assert torch.equal(out[:, m.target(i, j)], z[:, i] - z[:, j])
+    gm = tiny(Constant(0))
+    x = toy_data(4)[0]
+    with pytest.warns(CounterfactualWarning, match="4 of 4"):
+        gm.one_vs_one(IntegratedGradients, x, 1, source=0, n_steps=2)
+    with pytest.raises(TypeError, match="baselines: set by one_vs_one"):
+        gm.one_vs_one(IntegratedGradients, x, 1, baselines=0.0)
+    with pytest.raises(TypeError, match="explainer"):
+        gm.one_vs_one(3, x, 1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="source: classes must lie"):
+        gm.one_vs_one(IntegratedGradients, x, 1, source=K)
 
 
 # ------------------------------------------------------------------ a short run on digits

@@ -37,6 +37,7 @@ from xattr._core.progress import progress
 __all__ = [
     "GANMEX",
     "CounterfactualWarning",
+    "PairwiseMargins",
     "PatchDiscriminator",
     "StarGenerator",
     "gradient_penalty",
@@ -231,6 +232,35 @@ def gradient_penalty(
     z = (alpha.view(shape) * real + (1 - alpha.view(shape)) * fake).detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(z).sum(), z, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+class PairwiseMargins:
+    """The classifier's logit margins for every ordered pair of classes: a model
+    [B, *S] -> [B, K * K] whose column ``i * K + j`` is f_i - f_j, so that an explainer
+    with the per-example target ``y * K + c`` (:meth:`target`) explains the margin
+    f_y - f_c ("why y and not c?"). One classifier call per model call.
+
+    Example:
+        >>> import torch
+        >>> m = PairwiseMargins(lambda x: x, 3)
+        >>> x = torch.tensor([[1.0, 5.0, 2.0]])
+        >>> m(x)[0, m.target(1, 2)].item()
+        3.0
+    """
+
+    def __init__(self, classifier: Callable[..., Tensor], num_classes: int) -> None:
+        if not callable(classifier):
+            raise TypeError(f"classifier: expected a callable, got {type(classifier).__name__}")
+        self.classifier = classifier
+        self.num_classes = _check_int("num_classes", num_classes, 2)
+
+    def __call__(self, *args: Any) -> Tensor:
+        z = self.classifier(*args)
+        return (z[:, :, None] - z[:, None, :]).flatten(1)
+
+    def target(self, y: Any, c: Any) -> Any:
+        """The output index of f_y - f_c: ``y * K + c`` (ints or [B] tensors)."""
+        return y * self.num_classes + c
 
 
 @contextlib.contextmanager
@@ -744,21 +774,28 @@ class GANMEX:
         b = self.generate(x, target)
         if not (return_valid or check):
             return b
-        c = self._check_labels(target, x.shape[0], "target")
-        with torch.no_grad(), _eval_mode(self.classifier):
-            pred = self._logits(self.classifier, b, "classifier").argmax(1)
-        valid = pred.to(c.device) == c
+        valid = self._valid(b, self._check_labels(target, x.shape[0], "target"))
         if return_valid:
             return b, valid
+        self._warn_invalid(valid)
+        return b
+
+    def _valid(self, b: Tensor, c: Tensor) -> Tensor:
+        """argmax f(b) == c, [B] bool (one classifier forward)."""
+        with torch.no_grad(), _eval_mode(self.classifier):
+            pred = self._logits(self.classifier, b, "classifier").argmax(1)
+        return pred.to(c.device) == c
+
+    @staticmethod
+    def _warn_invalid(valid: Tensor) -> None:
         bad = int((~valid).sum())
         if bad:
             warnings.warn(
                 f"{bad} of {valid.numel()} GANMEX baselines are not classified as their "
                 "target class by the classifier; use return_valid=True to find them",
                 CounterfactualWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        return b
 
     def validity(
         self,
@@ -791,3 +828,70 @@ class GANMEX:
         with torch.no_grad(), _eval_mode(judge):
             pred = self._logits(judge, b, "judge").argmax(1)
         return float((pred.to(c.device) == c).double().mean())
+
+    def one_vs_one(
+        self,
+        explainer: Callable[[Callable[..., Tensor]], Any],
+        x: Tensor,
+        target: int | Tensor,
+        *,
+        source: int | Tensor | None = None,
+        margin: bool = True,
+        check: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """A one-vs-one attribution, "why ``source`` (y) and not ``target`` (c)?", with
+        any explainer: the baseline is G(x, c) (one batched generator forward; with
+        ``check``, one classifier forward more for the validity flag) and the explained
+        output the margin f_y - f_c (``margin=True``, through :class:`PairwiseMargins`)
+        or f_y.
+
+        Args:
+            explainer: a class or factory taking the model, with Captum's
+                ``attribute(inputs, baselines=..., target=..., **kwargs)``, e.g.
+                :class:`xattr.explainers.IntegratedGradients` or ``Occlusion``.
+            x: [B, *input_shape] inputs in ``input_range``.
+            target: the contrast class c: an int or [B] classes.
+            source: the explained class y (default: the classifier's prediction on x).
+            margin: explain f_y - f_c (default True) rather than f_y.
+            check: warn (:class:`CounterfactualWarning`) when a baseline is not
+                classified as c (default True).
+            **kwargs: passed to ``attribute`` (not ``baselines`` / ``target``).
+
+        Returns:
+            What ``explainer(model).attribute`` returns, for inputs x.
+
+        Example:
+            >>> import torch, torch.nn as nn
+            >>> from xattr.explainers import IntegratedGradients
+            >>> f = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+            >>> gm = GANMEX(f, 2, (2, 2), width=2, n_blocks=0, d_width=2)
+            >>> gm.one_vs_one(IntegratedGradients, torch.rand(3, 2, 2), 1, source=0,
+            ...               check=False).shape
+            torch.Size([3, 2, 2])
+        """
+        if not callable(explainer):
+            raise TypeError(
+                f"explainer: expected a class or factory, got {type(explainer).__name__}"
+            )
+        for k in ("baselines", "target"):
+            if k in kwargs:
+                raise TypeError(f"{k}: set by one_vs_one (G(x, c) and the class pair)")
+        validation.flag("margin", margin)
+        validation.flag("check", check)
+        x = self._check_x(x)
+        c = self._check_labels(target, x.shape[0], "target")
+        if source is None:
+            with torch.no_grad(), _eval_mode(self.classifier):
+                y = self._logits(self.classifier, x, "classifier").argmax(1)
+        else:
+            y = self._check_labels(source, x.shape[0], "source")
+        b = self.generate(x, c)
+        if check:
+            self._warn_invalid(self._valid(b, c))
+        model: Callable[..., Tensor] = self.classifier
+        out = y
+        if margin:
+            margins = PairwiseMargins(self.classifier, self.num_classes)
+            model, out = margins, margins.target(y, c)
+        return explainer(model).attribute(x, baselines=b, target=out.to(x.device), **kwargs)
