@@ -473,3 +473,48 @@ def test_bad_arguments():
     bad = tiny(nn.Sequential(nn.Flatten(), nn.Linear(64, K + 2)))
     with pytest.raises(ValueError, match=r"classifier: expected logits"):
         bad.fit((x, y), steps=1, show_progress=False)
+
+
+# ------------------------------------------------------------------ the simple baselines beside it
+
+
+def test_uniform_noise():
+    from xattr.baselines import uniform
+
+    x = torch.zeros(50, 4, dtype=torch.float64)
+    torch.manual_seed(0)
+    want = torch.rand(2)
+    torch.manual_seed(0)
+    u = uniform(x, -2.0, 3.0, seed=4)
+    assert torch.equal(torch.rand(2), want)  # the global RNG untouched
+    assert u.shape == x.shape and u.dtype == torch.float64
+    assert float(u.min()) >= -2 and float(u.max()) < 3 and float(u.max()) > 2.5
+    assert torch.equal(u, uniform(x, -2.0, 3.0, seed=4))
+    assert not torch.equal(u, uniform(x, -2.0, 3.0, seed=5))
+    with pytest.raises(ValueError, match="high"):
+        uniform(x, 1.0, 1.0)
+    with pytest.raises(TypeError, match="inputs"):
+        uniform(x.long())
+
+
+def test_nearest_of_class_equals_brute_force():
+    from xattr.baselines import nearest_of_class
+
+    data = torch.rand(40, 2, 3, generator=gen(0))
+    labels = torch.randint(0, 4, (40,), generator=gen(1))
+    x = torch.rand(7, 2, 3, generator=gen(2))
+    c = torch.randint(0, 4, (7,), generator=gen(3))
+    got = nearest_of_class(x, c, data, labels)
+    for i in range(7):
+        rows = [j for j in range(40) if labels[j] == c[i]]
+        best = min(rows, key=lambda j: float(((data[j] - x[i]).double() ** 2).sum()))
+        assert torch.equal(got[i], data[best])
+    assert torch.equal(nearest_of_class(data[:3], labels[:3], data, labels), data[:3])
+    with pytest.raises(ValueError, match="target: no row of data has class 4"):
+        nearest_of_class(x, 4, data, labels)
+    with pytest.raises(ValueError, match="data"):
+        nearest_of_class(x, 0, data[:, 0], labels)
+    with pytest.raises(ValueError, match="labels"):
+        nearest_of_class(x, 0, data, labels[:3])
+    with pytest.raises(ValueError, match="target"):
+        nearest_of_class(x, c[:3], data, labels)
