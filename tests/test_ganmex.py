@@ -190,27 +190,12 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     data, f = toy_data(), classifier()
     full = tiny(f).fit(data, steps=6, batch_size=8, seed=3, show_progress=False)
     d = tmp_path / "ck"
-    first = tiny(f).fit(
-        data,
-        steps=4,
-        batch_size=8,
-        seed=3,
-        checkpoint_dir=d,
-        checkpoint_every=2,
-        show_progress=False,
-    )
+    ck = {"batch_size": 8, "seed": 3, "checkpoint_dir": d, "checkpoint_every": 2}
+    first = tiny(f).fit(data, steps=4, show_progress=False, **ck)
     assert sorted(os.listdir(d)) == ["ganmex-step2.pt", "ganmex-step4.pt"]
     assert first.step == 4
     # a fresh object picks up the latest checkpoint (optimiser states included)
-    resumed = tiny(f).fit(
-        data,
-        steps=6,
-        batch_size=8,
-        seed=3,
-        checkpoint_dir=d,
-        checkpoint_every=2,
-        show_progress=False,
-    )
+    resumed = tiny(f).fit(data, steps=6, show_progress=False, **ck)
     assert resumed.step == 6 and "ganmex-step6.pt" in os.listdir(d)
     assert_same(weights(resumed), weights(full))
     # continuing in the same object is the same run too
