@@ -503,3 +503,12 @@ def test_nearest_of_class_equals_brute_force():
         nearest_of_class(x, 0, data, labels[:3])
     with pytest.raises(ValueError, match="target"):
         nearest_of_class(x, c[:3], data, labels)
+
+
+def test_fit_with_a_float64_classifier():
+    torch.manual_seed(0)
+    f = nn.Sequential(nn.Flatten(), nn.Linear(64, K)).double()
+    x, y = toy_data(8)
+    gm = tiny(f).fit((x.double(), y), steps=2, batch_size=4, seed=0, show_progress=False)
+    b, valid = gm.baseline(x.double(), 1, return_valid=True)
+    assert b.dtype == torch.float64 and valid.shape == (8,)

@@ -380,6 +380,13 @@ class GANMEX:
             )
             device = p.device if p is not None else torch.device("cpu")
         self.device = torch.device(device)
+        floats = (
+            [p.dtype for p in classifier.parameters() if p.is_floating_point()]
+            if isinstance(classifier, nn.Module)
+            else []
+        )
+        # what the classifier is fed during training (its parameters' float dtype)
+        self._classifier_dtype = floats[0] if floats else torch.float32
         C, H, W = self.image_shape
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.hparams["seed"])
@@ -572,7 +579,8 @@ class GANMEX:
         # generator; f is differentiated through, never updated (grads for G only)
         fake = G(real, c)
         adv = -D(fake).mean()
-        cls = F.cross_entropy(self._logits(f, self.to_classifier(fake), "classifier"), c)
+        to_f = self.to_classifier(fake).to(self._classifier_dtype)
+        cls = F.cross_entropy(self._logits(f, to_f, "classifier").float(), c)
         sim = (real - fake).abs().mean()
         g_loss = adv + h["lambda_cls"] * cls + h["lambda_sim"] * sim
         rec = torch.zeros(())
