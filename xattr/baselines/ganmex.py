@@ -291,7 +291,7 @@ class GANMEX:
             works in [-1, 1].
         width, n_blocks: the generator's first width and residual blocks. The defaults
             (16, 3) are CPU-sized for 28 x 28 and 8 x 8 images: the reference's (64, 6)
-            costs about 16 times more per step (a 7 x 7 x 256 bottleneck for 28 x 28),
+            costs more than 16 times as much per step (4x the width, 2x the blocks),
             too slow for training in minutes on a few cores, and MNIST-sized digits do
             not need the capacity that 128 x 128 faces do; 3 blocks give the
             bottleneck a receptive field that covers a 7 x 7 (28 x 28) map.
@@ -301,7 +301,8 @@ class GANMEX:
         lambda_cls, lambda_sim, lambda_rec, lambda_gp: the loss weights (defaults 100,
             20, 10 and 10: the reference's MNIST run; WGAN-GP's 10). The generator
             minimises -D(G(x, c)) + lambda_cls CE(f(G(x, c)), c) + lambda_sim
-            mean|x - G(x, c)| + lambda_rec mean|x - G(G(x, c), y)|; the critic
+            mean|x - G(x, c)| + lambda_rec mean|x - G(G(x, c), y)| (L1 in the GAN's [-1, 1]
+            scale); the critic
             D(G(x, c)) - D(x) + lambda_gp GP.
         lr_g, lr_d, betas: Adam's settings (defaults 1e-4, 1e-4, (0.9, 0.999)). The
             reference's G rate 2e-5 is for runs of 100k+ steps; a CPU run of a few
