@@ -295,6 +295,8 @@ class GANMEX:
             too slow for training in minutes on a few cores, and MNIST-sized digits do
             not need the capacity that 128 x 128 faces do; 3 blocks give the
             bottleneck a receptive field that covers a 7 x 7 (28 x 28) map.
+            Measured on 8 x 8 digits (tests/test_ganmex.py, slow): 400 steps of 32 reach
+            validity 1.00 under f and 0.975 under an independent judge.
         d_width, d_layers: the PatchGAN critic's first width (default 16) and stride-2
             convs (default: as many as keep its map at least 2 x 2: 2 for 8 x 8, 3 for
             28 x 28).
