@@ -2,7 +2,8 @@
 
 A number or a tensor works everywhere Captum takes ``baselines``; the functions here
 build the data-dependent ones: a Gaussian blur of each image, each example's
-per-channel mean.
+per-channel mean, uniform noise, the nearest training sample of a target class, and
+GANMEX's counterfactuals G(x, c) (:mod:`xattr.baselines.ganmex`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["blur", "channel_mean", "gaussian_window", "resolve"]
+from xattr._core import validation
+from xattr.baselines.ganmex import GANMEX, CounterfactualWarning
+
+__all__ = [
+    "GANMEX",
+    "CounterfactualWarning",
+    "blur",
+    "channel_mean",
+    "gaussian_window",
+    "nearest_of_class",
+    "resolve",
+    "uniform",
+]
 
 NAMED = ("blur", "mean")
 
@@ -104,6 +117,70 @@ def channel_mean(inputs: Tensor) -> Tensor:
         return inputs.mean(1, keepdim=True).expand_as(inputs).clone()
     dims = tuple(range(2, inputs.dim()))
     return inputs.mean(dims, keepdim=True).expand_as(inputs).clone()
+
+
+def uniform(inputs: Tensor, low: float = 0.0, high: float = 1.0, seed: int = 0) -> Tensor:
+    """Uniform noise in [low, high), shaped like ``inputs`` and in its dtype, drawn from
+    a CPU generator seeded by ``seed`` (torch's global RNG untouched).
+
+    Example:
+        >>> import torch
+        >>> u = uniform(torch.zeros(2, 3), -1.0, 1.0, seed=0)
+        >>> u.shape, bool((u >= -1).all() and (u < 1).all())
+        (torch.Size([2, 3]), True)
+    """
+    if not isinstance(inputs, Tensor) or not inputs.is_floating_point():
+        raise TypeError("inputs: expected a float tensor")
+    for name, v in (("low", low), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{name}: expected a finite number, got {v!r}")
+    if not low < high:
+        raise ValueError(f"high: expected high > low = {low}, got {high}")
+    g = torch.Generator().manual_seed(validation.seed(seed))
+    u = torch.rand(inputs.shape, generator=g, dtype=torch.float64)
+    return (low + u * (high - low)).to(inputs.dtype).to(inputs.device)
+
+
+def nearest_of_class(inputs: Tensor, target: int | Tensor, data: Tensor, labels: Tensor) -> Tensor:
+    """For each input, the row of ``data`` of its target class nearest to it
+    (Euclidean distance, computed in float64; ties go to the first row).
+
+    Args:
+        inputs: [B, *F].
+        target: the class wanted for each input: an int or [B] integer classes.
+        data: [N, *F] candidate references (e.g. the training set).
+        labels: [N] their classes; every target class must occur.
+
+    Returns:
+        [B, *F], rows of ``data``.
+
+    Example:
+        >>> import torch
+        >>> data = torch.tensor([[0.0], [1.0], [5.0]]); labels = torch.tensor([0, 1, 1])
+        >>> nearest_of_class(torch.tensor([[4.0], [0.2]]), 1, data, labels).tolist()
+        [[5.0], [1.0]]
+    """
+    if not isinstance(inputs, Tensor) or not isinstance(data, Tensor):
+        raise TypeError("inputs, data: expected tensors")
+    if inputs.dim() < 2 or tuple(data.shape[1:]) != tuple(inputs.shape[1:]):
+        raise ValueError(
+            f"data: expected [N, *F] with inputs' F = {tuple(inputs.shape[1:])}, got "
+            f"{tuple(data.shape)}"
+        )
+    if not isinstance(labels, Tensor) or tuple(labels.shape) != (data.shape[0],):
+        raise ValueError(f"labels: expected [N] = [{data.shape[0]}] classes")
+    B = inputs.shape[0]
+    if isinstance(target, int) and not isinstance(target, bool):
+        target = torch.full((B,), target, dtype=torch.int64)
+    if not isinstance(target, Tensor) or target.is_floating_point() or target.shape != (B,):
+        raise ValueError(f"target: expected an int or [B] = [{B}] integer classes")
+    target = target.to(labels.device)
+    missing = sorted(set(target.tolist()) - set(labels.tolist()))
+    if missing:
+        raise ValueError(f"target: no row of data has class {missing[0]}")
+    d = torch.cdist(inputs.flatten(1).double(), data.flatten(1).double().to(inputs.device))
+    d = d.masked_fill(labels.to(d.device)[None, :] != target.to(d.device)[:, None], math.inf)
+    return data[d.argmin(1).to(data.device)].to(inputs.device)
 
 
 def resolve(baselines: Any, inputs: Tensor | tuple[Tensor, ...], blur_sigma: float = 5.0) -> Any:
