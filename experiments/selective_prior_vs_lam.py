@@ -5,8 +5,9 @@
 with a ridge rho per bin (chosen from a log grid with 0 on the calibration split). Both
 spend n model rows per refined input (plus v(N), v(empty)); both are efficient.
 
-MC_n's error peaks near n = d (the minimum-norm solve is shrunk toward the equal split
-while n < d, and the regression is ill-conditioned just above d).
+MC_n's error is not monotone in n: it peaks near n = 2(d - 1) = 58, where KernelShap's
+paired design (one equation per complementary pair under efficiency) reaches its
+interpolation threshold and the regression is ill-conditioned (issue 14's closing note).
 
 Setting: scikit-learn's breast cancer table (569 inputs, 30 standardised features, every
 feature a player, d = 30), an MLP 30 -> 64 -> 64 -> 2 (Adam, 200 epochs) explained on
@@ -21,13 +22,16 @@ Reported per (n, coverage): the mean over the test inputs of ||phi - HQ||^2 / d 
 A alone, MC_n = KernelShap(n) alone, lam and prior, and the paired difference prior - lam
 with its standard error over the inputs; the chosen rho and lam per bin (first fold).
 
-Writes experiments/results/selective_prior_vs_lam.{json,md}.
+Writes experiments/results/selective_prior_vs_lam.{json,md,png} (the PNG: MSE against n
+at each coverage, for A, MC_n, lam and prior).
 
 Run: .venv/bin/python -m experiments.selective_prior_vs_lam   (a few minutes on 2 cores)
+     ... --quick: one n, one coverage, a small ensemble; prints, writes nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 from pathlib import Path
@@ -66,9 +70,41 @@ def train_model(x: torch.Tensor, y: torch.Tensor) -> nn.Module:
     return net.eval()
 
 
-def main() -> None:
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    covs = sorted({r["coverage"] for r in rows})
+    fig, axes = plt.subplots(1, len(covs), figsize=(4.2 * len(covs), 3.6), squeeze=False)
+    for ax, cov in zip(axes[0], covs):
+        rs = [r for r in rows if r["coverage"] == cov]
+        ns = [r["n"] for r in rs]
+        for key, label in (("A", "amortized A"), ("MC", "MC_n (KernelShap)"),
+                           ("lam", "lam A + (1 - lam) MC_n"), ("prior", "prior (ridge to A)")):
+            ax.plot(ns, [r[f"mse_{key}"] for r in rs], marker="o", label=label)
+        ax.set(xscale="log", yscale="log", xlabel="n (fallback coalitions)",
+               title=f"coverage {cov}")  # fmt: skip
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[0][0].set_ylabel("MSE to HQ")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny run, prints only")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    args = ap.parse_args(argv)
     t0 = time.time()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    ns, coverages = ((32,), (0.0,)) if args.quick else (NS, COVERAGES)
+    k, epochs, hq_samples = (2, 5, 512) if args.quick else (5, 200, HQ_SAMPLES)
     x, y = data()
     perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
     cut = int(0.4 * x.shape[0])
@@ -83,13 +119,13 @@ def main() -> None:
         return torch.softmax(net(z.to(F32)), 1)[:, 1]
 
     acc = float((net(x[rest]).argmax(1) == y[rest]).double().mean())
-    members = train_ensemble(model, x[tr], k=5, input_shape=(30,), hidden=(128, 128),
-                             epochs=200, lr=1e-3, n_coalitions=16, show_progress=False)  # fmt: skip
+    members = train_ensemble(model, x[tr], k=k, input_shape=(30,), hidden=(128, 128),
+                             epochs=epochs, lr=1e-3, n_coalitions=16, show_progress=False)  # fmt: skip
     half = rest.numel() // 2
     folds = [(rest[:half], rest[half:]), (rest[half:], rest[:half])]
-    hq = KernelShap(model).attribute(x[rest], n_samples=HQ_SAMPLES, seed=12345).to(F64)
+    hq = KernelShap(model).attribute(x[rest], n_samples=hq_samples, seed=12345).to(F64)
     # HQ's own noise: half the mean squared gap to a second HQ run (another seed)
-    hq2 = KernelShap(model).attribute(x[rest], n_samples=HQ_SAMPLES, seed=54321).to(F64)
+    hq2 = KernelShap(model).attribute(x[rest], n_samples=hq_samples, seed=54321).to(F64)
     hq_noise = float(((hq - hq2) ** 2).mean()) / 2
     hq_scale = float((hq**2).mean())
     hq_of = dict(zip(rest.tolist(), hq))
@@ -99,8 +135,8 @@ def main() -> None:
           flush=True)  # fmt: skip
 
     rows = []
-    for n in NS:
-        for cov in COVERAGES:
+    for n in ns:
+        for cov in coverages:
             e = {k: [] for k in ("A", "MC", "lam", "prior")}
             chosen = {}
             for f, (cal, test) in enumerate(folds):
@@ -140,7 +176,7 @@ def main() -> None:
         "# Selective explanations: lam vs prior (breast cancer, d = 30)",
         "",
         f"Written by `experiments/selective_prior_vs_lam.py` ({time.time() - t0:.0f} s). MSE =",
-        "mean over test inputs of ||phi - HQ||^2 / d (x 1e-5), HQ = KernelShap(4096);",
+        f"mean over test inputs of ||phi - HQ||^2 / d (x 1e-5), HQ = KernelShap({hq_samples});",
         f"{rows[0]['inputs']} test inputs (2-fold cross-fitting); model accuracy {acc:.3f};",
         f"mean HQ^2 per feature {s * hq_scale:.1f}, HQ's own noise (MSE) {s * hq_noise:.3f}.",
         "",
@@ -157,9 +193,16 @@ def main() -> None:
             f"{s * r['prior_minus_lam']:+.2f} +- {s * r['prior_minus_lam_se']:.2f} | "
             f"{rho} | {lam} |"
         )
+    if args.quick:
+        print("\n".join(lines))
+        print(f"quick run: {time.time() - t0:.0f} s, nothing written")
+        return 0
     report = {"rows": rows, "accuracy": acc, "hq_scale": hq_scale, "hq_noise": hq_noise}
     write_results(RESULTS / "selective_prior_vs_lam", report, "\n".join(lines) + "\n")
+    plot(rows, RESULTS / "selective_prior_vs_lam.png")
+    print(f"wrote {RESULTS / 'selective_prior_vs_lam.png'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -29,3 +29,17 @@ def test_quick_run(script, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "quick run" in out and "amortized MSE" in out
     assert not any(tmp_path.iterdir())  # quick runs write nothing
+
+
+def test_prior_vs_lam_quick_run(capsys, monkeypatch, tmp_path):
+    """experiments/selective_prior_vs_lam.py --quick: one n and coverage end to end."""
+    module = importlib.import_module("experiments.selective_prior_vs_lam")
+    monkeypatch.setattr(module, "RESULTS", tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        assert module.main(["--quick", "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "quick run" in out and "| 32 | 0.0 |" in out
+    assert not any(tmp_path.iterdir())
