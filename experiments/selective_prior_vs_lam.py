@@ -119,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         return torch.softmax(net(z.to(F32)), 1)[:, 1]
 
     acc = float((net(x[rest]).argmax(1) == y[rest]).double().mean())
-    members = train_ensemble(model, x[tr], k=k, input_shape=(30,), hidden=(128, 128),
-                             epochs=epochs, lr=1e-3, n_coalitions=16, show_progress=False)  # fmt: skip
+    members = train_ensemble(
+        model, x[tr], k=k, input_shape=(30,), hidden=(128, 128), epochs=epochs, lr=1e-3,
+        n_coalitions=16, show_progress=False,
+    )  # fmt: skip
     half = rest.numel() // 2
     folds = [(rest[:half], rest[half:]), (rest[half:], rest[:half])]
     hq = KernelShap(model).attribute(x[rest], n_samples=hq_samples, seed=12345).to(F64)
