@@ -82,8 +82,12 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax, cov in zip(axes[0], covs):
         rs = [r for r in rows if r["coverage"] == cov]
         ns = [r["n"] for r in rs]
-        for key, label in (("A", "amortized A"), ("MC", "MC_n (KernelShap)"),
-                           ("lam", "lam A + (1 - lam) MC_n"), ("prior", "prior (ridge to A)")):
+        for key, label in (
+            ("A", "amortized A"),
+            ("MC", "MC_n (KernelShap)"),
+            ("lam", "lam A + (1 - lam) MC_n"),
+            ("prior", "prior (ridge to A)"),
+        ):
             ax.plot(ns, [r[f"mse_{key}"] for r in rs], marker="o", label=label)
         ax.set(xscale="log", yscale="log", xlabel="n (fallback coalitions)",
                title=f"coverage {cov}")  # fmt: skip
