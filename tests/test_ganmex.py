@@ -268,6 +268,7 @@ def test_invalid_baselines_are_flagged():
 
 @pytest.mark.parametrize("margin", [True, False])
 def test_one_vs_one_on_a_linear_classifier_is_exact(margin):
+    from xattr.baselines.ganmex import PairwiseMargins
     from xattr.explainers import IntegratedGradients, Occlusion
 
     torch.manual_seed(0)
@@ -286,6 +287,16 @@ def test_one_vs_one_on_a_linear_classifier_is_exact(margin):
     ig = gm.one_vs_one(IntegratedGradients, x, c, source=y, margin=margin, check=False)
     assert len(calls) == 1  # the cost over the plain explainer: one generator forward
     torch.testing.assert_close(ig, want, rtol=0, atol=1e-10)
+    # and, with the validity check, one classifier forward more than the plain explainer
+    f_calls = []
+    f.register_forward_hook(lambda *a: f_calls.append(1))
+    model = PairwiseMargins(f, K) if margin else f
+    target = model.target(y, c) if margin else y
+    IntegratedGradients(model).attribute(x, baselines=b, target=target)
+    plain = len(f_calls)
+    f_calls.clear()
+    gm.one_vs_one(IntegratedGradients, x, c, source=y, margin=margin, check=True)
+    assert len(f_calls) == plain + 1
     occ = gm.one_vs_one(
         Occlusion, x, c, source=y, margin=margin, check=False, sliding_window_shapes=(1, 1, 1)
     )
