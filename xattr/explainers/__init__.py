@@ -9,6 +9,7 @@ coalitions holding a feature), ExactShapley (ShapleyValues under Captum's name).
 """
 
 from xattr.explainers.banzhaf import Banzhaf
+from xattr.explainers.deep_lift import DeepLift, DeepLiftShap
 from xattr.explainers.exact_shapley import ExactShapley, ShapleyValues
 from xattr.explainers.feature_ablation import FeatureAblation
 from xattr.explainers.gradient_shap import GradientShap
@@ -33,6 +34,8 @@ __all__ = [
     "Banzhaf",
     "BaselineRemoval",
     "ConditionalRemoval",
+    "DeepLift",
+    "DeepLiftShap",
     "ExactShapley",
     "ShapleyValues",
     "FeatureAblation",
