@@ -13,6 +13,7 @@ from xattr.explainers.deep_lift import DeepLift, DeepLiftShap
 from xattr.explainers.exact_shapley import ExactShapley, ShapleyValues
 from xattr.explainers.feature_ablation import FeatureAblation
 from xattr.explainers.gradient_shap import GradientShap
+from xattr.explainers.guided_backprop import Deconvolution, GuidedBackprop
 from xattr.explainers.input_x_gradient import InputXGradient
 from xattr.explainers.integrated_gradients import IntegratedGradients
 from xattr.explainers.kernel_shap import KernelShap
@@ -36,10 +37,12 @@ __all__ = [
     "ConditionalRemoval",
     "DeepLift",
     "DeepLiftShap",
+    "Deconvolution",
     "ExactShapley",
     "ShapleyValues",
     "FeatureAblation",
     "GradientShap",
+    "GuidedBackprop",
     "InputXGradient",
     "IntegratedGradients",
     "KernelShap",
