@@ -346,13 +346,18 @@ class Pairing:
         r = t[self.n_x * k :].reshape(1, self.n_ref, k, *rest)
         return x, r
 
-    def join(self, x_part: Tensor, shape: tuple[int, ...]) -> Tensor:
-        """A tensor of ``shape`` whose inputs' rows are ``x_part`` (as :meth:`split`
-        gives them) and whose references' rows are zero."""
+    def join(self, x_part: Tensor, shape: tuple[int, ...], factor: Tensor | None = None) -> Tensor:
+        """A tensor of ``shape`` whose inputs' rows are ``x_part`` (times ``factor``, both
+        shaped as :meth:`split` gives them) and whose references' rows are zero."""
+        out = x_part.new_empty(shape)
         k = shape[0] // (self.n_x + self.n_ref)
-        rest = tuple(shape[1:])
-        ref = x_part.new_zeros((self.n_ref * k, *rest))
-        return torch.cat([x_part.reshape(self.n_x * k, *rest), ref])
+        head = out[: self.n_x * k].view(x_part.shape)
+        if factor is None:
+            head.copy_(x_part)
+        else:
+            torch.mul(x_part, factor, out=head)
+        out[self.n_x * k :].zero_()
+        return out
 
 
 class UnsupportedOperation(ValueError):

@@ -70,7 +70,8 @@ class _Rescale(torch.autograd.Function):
         ax, ar = pairing.split(x, what)
         yx, yr = pairing.split(y, what)
         dx = ax - ar
-        m = torch.where(dx.abs() < eps, derivative(ax, yx), (yx - yr) / dx)
+        slope = (yx - yr).div_(dx)  # NaN / inf where dx = 0: replaced below
+        m = torch.where(dx.abs_() < eps, derivative(ax, yx), slope)
         ctx.save_for_backward(m)
         ctx.pairing, ctx.what = pairing, what
         return y
@@ -79,7 +80,7 @@ class _Rescale(torch.autograd.Function):
     def backward(ctx, g):  # type: ignore[override]
         (m,) = ctx.saved_tensors
         gx, _ = ctx.pairing.split(g, ctx.what)
-        return ctx.pairing.join(gx * m, g.shape), None, None, None, None, None
+        return ctx.pairing.join(gx, g.shape, m), None, None, None, None, None
 
 
 def _autograd_derivative(fn: Callable) -> Callable[[Tensor, Tensor], Tensor]:
@@ -93,7 +94,7 @@ def _autograd_derivative(fn: Callable) -> Callable[[Tensor, Tensor], Tensor]:
 
 
 def _relu_derivative(x: Tensor, y: Tensor) -> Tensor:
-    return (x > 0).to(x.dtype)
+    return x > 0  # torch.where promotes it
 
 
 def _sigmoid_derivative(x: Tensor, y: Tensor) -> Tensor:
@@ -339,7 +340,8 @@ def run_deeplift(
     shared = refs[0].shape[0] == reps
     if not shared and B == 0:
         refs, shared = tuple(r[:0].new_zeros((reps, *r.shape[1:])) for r in refs), True
-    per_call = max(1, (rows - reps) // reps) if shared else max(1, rows // (2 * reps))
+    # rows counts the inputs' rows; shared references add their few rows to each call
+    per_call = max(1, rows // reps) if shared else max(1, rows // (2 * reps))
     attrs: list[list[Tensor]] = [[] for _ in xs]
     deltas: list[Tensor] = []
     bar = progress(B, show_progress, name)
