@@ -250,8 +250,15 @@ METADATA = frozenset(
     }
 )
 _PROPERTIES_READ = ("shape", "dtype", "device", "ndim", "is_cuda", "layout", "requires_grad")
-_PROPERTY_GETTERS = frozenset(getattr(T, p).__get__ for p in _PROPERTIES_READ)
-_PROPERTY_LINEAR = frozenset(getattr(T, p).__get__ for p in ("T", "mT"))
+
+
+def _getter(name: str) -> Callable:
+    """What the mode receives when a tensor property is read."""
+    return getattr(T, name).__get__
+
+
+_PROPERTY_GETTERS = frozenset(_getter(p) for p in _PROPERTIES_READ)
+_PROPERTY_LINEAR = frozenset(_getter(p) for p in ("T", "mT"))
 _TRAINING_ARG = {  # functions that mix or randomise rows in training mode: training's place
     F.batch_norm: 5,
     F.dropout: 2,
@@ -264,7 +271,7 @@ _TRAINING_ARG = {  # functions that mix or randomise rows in training mode: trai
 _TRAINING_DEFAULT = {F.batch_norm: False}
 
 
-_TRANSPOSES = frozenset({T.t, torch.t, T.T.__get__})
+_TRANSPOSES = frozenset({T.t, torch.t, _getter("T")})
 _SWAPS = frozenset({T.transpose, torch.transpose, T.swapaxes, torch.swapaxes})
 _PERMUTES = frozenset({T.permute, torch.permute})
 _MOVES = frozenset({T.movedim, torch.movedim})
@@ -277,7 +284,7 @@ def _moves_batch(func: Callable, args: tuple, kwargs: dict) -> bool:
     n = max(1, args[0].dim())
     if func in _TRANSPOSES:
         return n >= 2
-    if func is T.mT.__get__:
+    if func == _getter("mT"):
         return n == 2
     rest = list(args[1:]) + list(kwargs.values())
     if func in _SWAPS and len(rest) >= 2:

@@ -308,6 +308,14 @@ def _rows_of(a: Any, B: int, s: int, e: int, reps: int, twice: bool) -> Any:
     return torch.cat([a, a]) if twice else a
 
 
+def _pair_difference(x: Tensor, r: Tensor) -> Tensor:
+    """x [n, *F] minus its references r [n_ref, *F] (row i against row i mod n_ref)."""
+    n, n_ref = x.shape[0], r.shape[0]
+    if n_ref == n:
+        return x - r
+    return (x.reshape(n // n_ref, n_ref, *x.shape[1:]) - r).reshape(x.shape)
+
+
 def run_deeplift(
     forward_func: Callable,
     xs: tuple[Tensor, ...],
@@ -376,17 +384,20 @@ def run_deeplift(
             grads, _ = _grads_of(sel_x, leaves)
         T = sel_x.shape[1]
         x_det = tuple(x.detach() for x in x_rows)
-        r_full = tuple(
-            (r.repeat(n // reps, *([1] * (r.dim() - 1))) if shared else r).to(x.dtype)
-            for r, x in zip(r_rows, x_det)
-        )
         if custom is not None:
+            r_full = tuple(
+                (r.repeat(n // reps, *([1] * (r.dim() - 1))) if shared else r).to(x.dtype)
+                for r, x in zip(r_rows, x_det)
+            )
             per_t = [
                 _call_custom(custom, tuple(g[:, t] for g in grads), x_det, r_full) for t in range(T)
             ]
             chunk = tuple(torch.stack([p[i] for p in per_t], 1) for i in range(len(xs)))
-        elif multiply:
-            chunk = tuple(g * (x - r).unsqueeze(1) for g, x, r in zip(grads, x_det, r_full))
+        elif multiply:  # (x - r) by broadcasting: row q * n_ref + j against reference j
+            chunk = tuple(
+                g * _pair_difference(x, r.to(x.dtype)).unsqueeze(1)
+                for g, x, r in zip(grads, x_det, r_rows)
+            )
         else:
             chunk = grads
         total = cast(
