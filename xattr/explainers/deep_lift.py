@@ -55,7 +55,7 @@ from xattr._core.model import check_model_output, warn_if_training
 from xattr._core.progress import progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import all_finite
-from xattr.explainers._gradient import _grads_of, finish, float_inputs
+from xattr.explainers._gradient import _grads_of, baseline_distribution, finish, float_inputs
 from xattr.explainers.registry import register
 
 
@@ -413,6 +413,28 @@ def run_deeplift(
     return out_attrs, deltas[0] if len(deltas) == 1 else torch.cat(deltas)
 
 
+def _prepare(
+    forward_func: Callable, inputs: Any, target: Any, additional_forward_args: Any, custom: Any
+) -> tuple[tuple[Tensor, ...], bool, Targets, tuple]:
+    """What DeepLift and DeepLiftShap check first: (inputs, is_tuple, targets, args)."""
+    xs, is_tuple = format_inputs(inputs)
+    float_inputs(xs)
+    warn_if_training(forward_func)
+    if custom is not None and not callable(custom):
+        raise TypeError("custom_attribution_func: expected a callable or None")
+    return xs, is_tuple, Targets(target, xs[0].shape[0]), as_args(additional_forward_args)
+
+
+def _result(
+    attrs: tuple[Tensor, ...], delta: Tensor, targets: Targets, is_tuple: bool, with_delta: bool
+) -> Any:
+    """Captum's return value: the attributions in the inputs' form, then the deltas."""
+    result = format_output(finish(attrs, targets.multi), is_tuple)
+    if with_delta:
+        return result, delta if targets.multi else delta[:, 0]
+    return result
+
+
 def _check_eps(eps: Any) -> float:
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
         raise ValueError(f"eps: expected a number >= 0, got {eps!r}")
@@ -497,15 +519,11 @@ class DeepLift(GradientAttribution):
             >>> DeepLift(model.eval()).attribute(torch.randn(2, 3), 0.5, target=0).shape
             torch.Size([2, 3])
         """
-        xs, is_tuple = format_inputs(inputs)
-        float_inputs(xs)
-        warn_if_training(self.forward_func)
+        xs, is_tuple, targets, args = _prepare(
+            self.forward_func, inputs, target, additional_forward_args, custom_attribution_func
+        )
         B = xs[0].shape[0]
         refs = format_baselines(baselines, xs)
-        targets = Targets(target, B)
-        args = as_args(additional_forward_args)
-        if custom_attribution_func is not None and not callable(custom_attribution_func):
-            raise TypeError("custom_attribution_func: expected a callable or None")
         shared = all(r.shape[0] == 1 for r in refs) and not _per_example_args(args, B)
         if not shared:
             refs = tuple(r.expand(B, *r.shape[1:]) for r in refs)
@@ -524,10 +542,7 @@ class DeepLift(GradientAttribution):
             type(self).__name__,
             show_progress,
         )
-        result = format_output(finish(attrs, targets.multi), is_tuple)
-        if return_convergence_delta:
-            return result, delta if targets.multi else delta[:, 0]
-        return result
+        return _result(attrs, delta, targets, is_tuple, return_convergence_delta)
 
 
 @register(captum=True)
@@ -598,28 +613,10 @@ class DeepLiftShap(GradientAttribution):
             >>> a.shape, d.shape
             (torch.Size([2, 3]), torch.Size([8]))
         """
-        xs, is_tuple = format_inputs(inputs)
-        float_inputs(xs)
-        warn_if_training(self.forward_func)
-        if callable(baselines) and not isinstance(baselines, Tensor):
-            takes_inputs = bool(inspect.signature(baselines).parameters)
-            baselines = baselines(inputs) if takes_inputs else baselines()
-        bl = baselines if isinstance(baselines, (tuple, list)) else (baselines,)
-        if len(bl) != len(xs):
-            raise ValueError(
-                f"baselines: expected {len(xs)} baseline tensor(s), one per input, got {len(bl)}"
-            )
-        for i, (b, x) in enumerate(zip(bl, xs)):
-            if not isinstance(b, Tensor):
-                raise TypeError(
-                    f"baselines[{i}]: DeepLiftShap needs a baseline distribution tensor "
-                    f"[N, *F], got {type(b).__name__}"
-                )
-            if b.dim() != x.dim() or tuple(b.shape[1:]) != tuple(x.shape[1:]):
-                raise ValueError(
-                    f"baselines[{i}]: expected [N, *F] with F = {tuple(x.shape[1:])}, "
-                    f"got {tuple(b.shape)}"
-                )
+        xs, is_tuple, targets, args = _prepare(
+            self.forward_func, inputs, target, additional_forward_args, custom_attribution_func
+        )
+        bl = baseline_distribution(baselines, inputs, xs, "DeepLiftShap")
         N = bl[0].shape[0]
         if N < 2 or any(b.shape[0] != N for b in bl):
             raise ValueError(
@@ -627,13 +624,8 @@ class DeepLiftShap(GradientAttribution):
                 f"same N for every input, got {[b.shape[0] for b in bl]} (use DeepLift for "
                 "a single baseline)"
             )
-        format_inputs(tuple(bl), "baselines")  # finite
-        refs = tuple(b.to(device=x.device, dtype=x.dtype) for b, x in zip(bl, xs))
+        refs, _ = format_inputs(bl, "baselines")  # finite
         B = xs[0].shape[0]
-        targets = Targets(target, B)
-        args = as_args(additional_forward_args)
-        if custom_attribution_func is not None and not callable(custom_attribution_func):
-            raise TypeError("custom_attribution_func: expected a callable or None")
         if _per_example_args(args, B):  # each pair gets its own reference row
             refs = tuple(r.repeat(B, *([1] * (r.dim() - 1))) for r in refs)
         rows = batch_rows(xs, None, memory_budget)
@@ -652,7 +644,4 @@ class DeepLiftShap(GradientAttribution):
             show_progress,
         )
         mean = tuple(a.view(B, N, *a.shape[1:]).mean(1) for a in attrs)
-        result = format_output(finish(mean, targets.multi), is_tuple)
-        if return_convergence_delta:
-            return result, delta if targets.multi else delta[:, 0]
-        return result
+        return _result(mean, delta, targets, is_tuple, return_convergence_delta)

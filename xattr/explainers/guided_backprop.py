@@ -76,6 +76,10 @@ class _ModifiedReluGradient(GradientAttribution):
 
     _guided = True
 
+    def __init__(self, model: Callable[..., Any]) -> None:
+        super().__init__(model)
+        self.model = model
+
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -125,10 +129,6 @@ class GuidedBackprop(_ModifiedReluGradient):
 
     _guided = True
 
-    def __init__(self, model: Callable[..., Any]) -> None:
-        super().__init__(model)
-        self.model = model
-
 
 @register(captum=True)
 class Deconvolution(_ModifiedReluGradient):
@@ -149,7 +149,3 @@ class Deconvolution(_ModifiedReluGradient):
     """
 
     _guided = False
-
-    def __init__(self, model: Callable[..., Any]) -> None:
-        super().__init__(model)
-        self.model = model
