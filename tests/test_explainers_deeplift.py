@@ -351,6 +351,9 @@ class _Op(nn.Module):
         (lambda h: 1 / h, "Tensor.__rdiv__"),
         (lambda h: F.log_softmax(h, 1), "torch.nn.functional.log_softmax"),
         (lambda h: h.detach(), "Tensor.detach"),
+        (lambda h: torch.cat([h, h]).view(2, -1, 3).sum(0), "torch.cat"),  # mixes the rows
+        (lambda h: torch.stack([h, h]).sum(0), "torch.stack"),
+        (lambda h: sum(h.chunk(2)).repeat(2, 1)[: h.shape[0]], "Tensor.chunk"),
     ],
 )
 def test_unsupported_operations_are_named(op, name):
@@ -383,7 +386,7 @@ def test_argument_errors():
     def batch_last(x):  # the batch moved away from dimension 0
         return torch.relu(model[0](x).t()).t()
 
-    with pytest.raises(ValueError, match="moves the batch away from the first dimension"):
+    with pytest.raises(ValueError, match=r"Tensor.t: it moves, joins or splits the batch"):
         DeepLift(batch_last).attribute(_x(3, 5), target=0)
 
 

@@ -275,13 +275,29 @@ _TRANSPOSES = frozenset({T.t, torch.t, _getter("T")})
 _SWAPS = frozenset({T.transpose, torch.transpose, T.swapaxes, torch.swapaxes})
 _PERMUTES = frozenset({T.permute, torch.permute})
 _MOVES = frozenset({T.movedim, torch.movedim})
+_JOINS = frozenset({torch.cat, torch.concat, torch.concatenate})  # (tensors, dim=0)
+_SPLITS = {T.chunk: 2, torch.chunk: 2, T.split: 2, torch.split: 2, T.unbind: 1, torch.unbind: 1}
+
+
+def _dim_arg(args: tuple, kwargs: dict, place: int) -> int:
+    value = kwargs.get("dim", args[place] if len(args) > place else 0)
+    return int(value)
 
 
 def _moves_batch(func: Callable, args: tuple, kwargs: dict) -> bool:
-    """Whether a layout change moves dimension 0 (the batch) elsewhere."""
+    """Whether a layout change moves dimension 0 (the batch) elsewhere, or joins or
+    splits tensors along it (which would mix up the rows of inputs and references)."""
+    if args and func in _JOINS | {torch.stack} and isinstance(args[0], (tuple, list)):
+        first = args[0][0] if args[0] else None
+        n = max(1, first.dim()) + (func is torch.stack) if isinstance(first, Tensor) else 1
+        return _dim_arg(args, kwargs, 1) % n == 0
+    if func is torch.vstack:
+        return True
     if not args or not isinstance(args[0], Tensor):
         return False
     n = max(1, args[0].dim())
+    if func in _SPLITS:
+        return _dim_arg(args, kwargs, _SPLITS[func]) % n == 0
     if func in _TRANSPOSES:
         return n >= 2
     if func == _getter("mT"):
@@ -465,7 +481,7 @@ class Intercept(TorchFunctionMode):
 
     def _check_linear(self, func: Callable, args: tuple, kwargs: dict) -> None:
         if _moves_batch(func, args, kwargs):
-            self._refuse(func, "it moves the batch away from the first dimension")
+            self._refuse(func, "it moves, joins or splits the batch (dimension 0)")
         place = _TRAINING_ARG.get(func)
         if place is None:
             return
