@@ -63,6 +63,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 IDEAL_BATCHES = (64, 256, 1024, 4096)
 PERTURBATION = ("KernelShap", "Lime", "ShapleyValueSampling", "FeatureAblation")
 GRADIENT = ("IntegratedGradients", "Saliency")
+GRADIENT += ("DeepLift", "DeepLiftShap", "GuidedBackprop", "Deconvolution")  # issue 16
 METHODS = PERTURBATION + GRADIENT
 XATTR_MODULES = {
     "KernelShap": "kernel_shap",
@@ -72,6 +73,15 @@ XATTR_MODULES = {
     "IntegratedGradients": "integrated_gradients",
     "Saliency": "saliency",
 }
+XATTR_MODULES.update(
+    DeepLift="deep_lift",
+    DeepLiftShap="deep_lift",
+    GuidedBackprop="guided_backprop",
+    Deconvolution="guided_backprop",
+)
+# one forward + backward of the batch is the yardstick of these (ideal = that)
+ONE_PASS = ("Saliency", "DeepLift", "GuidedBackprop", "Deconvolution")
+DEEPLIFT_SHAP_BASELINES = 8  # the distribution: the first inputs of the case
 # Targets from the issue (checked and printed next to the numbers).
 MAX_OVERHEAD = 0.10
 MAX_SALIENCY_RATIO = 1.2
@@ -228,13 +238,15 @@ def torch_kernel_shap(case: Case, x: Tensor, target: Any, n_samples: int, seed: 
 
 
 # ----------------------------------------------------------------------------- helpers
-class Counter:
-    """Wraps a model and counts the rows it is called on."""
+class Counter(nn.Module):
+    """Wraps a model and counts the rows it is called on (a module, so that Captum's
+    module-hooking methods, DeepLift and GuidedBackprop, take it)."""
 
     def __init__(self, model: Callable):
+        super().__init__()
         self.model, self.rows, self.calls = model, 0, 0
 
-    def __call__(self, x: Tensor, *args: Any) -> Tensor:
+    def forward(self, x: Tensor, *args: Any) -> Tensor:
         self.rows += x.shape[0]
         self.calls += 1
         return self.model(x, *args)
@@ -330,6 +342,7 @@ def xattr_runner(method: str, case: Case, sz: dict[str, int], model: Callable) -
         kw.update(n_samples=sz["n_perm"], seed=0)
     elif method == "IntegratedGradients":
         kw.update(baselines=case.baseline, n_steps=sz["n_steps"])
+    kw.update(deeplift_baselines(method, case))
     return lambda x, t: expl.attribute(x, **{**kw, "target": t})
 
 
@@ -348,7 +361,17 @@ def captum_runner(method: str, case: Case, sz: dict[str, int], model: Callable) 
         kw.update(perturbations_per_eval=case.d)
     elif method == "IntegratedGradients":
         kw.update(baselines=case.baseline, n_steps=sz["n_steps"])
+    kw.update(deeplift_baselines(method, case))
     return lambda x, t: expl.attribute(x, target=t, **kw)
+
+
+def deeplift_baselines(method: str, case: Case) -> dict[str, Tensor]:
+    """DeepLift: the case's baseline; DeepLiftShap: a distribution of the first inputs."""
+    if method == "DeepLift":
+        return {"baselines": case.baseline}
+    if method == "DeepLiftShap":
+        return {"baselines": case.x[:DEEPLIFT_SHAP_BASELINES]}
+    return {}
 
 
 def torch_runner(method: str, case: Case, sz: dict[str, int], model: Callable) -> Callable:
@@ -464,7 +487,7 @@ def run_library(
     res: dict[str, Any] = {"library": lib}
     if lib == "xattr":
         gradient = method in GRADIENT
-        if method == "Saliency":  # the target: one forward+backward of the batch
+        if method in ONE_PASS:  # the target: one forward+backward of the batch
             rows, batches = B, (B,)
         else:
             rows, batches = int(round(rows_per_input * B)), IDEAL_BATCHES
@@ -578,7 +601,7 @@ def checks(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if model in TARGET_MODELS and method in PERTURBATION + ("IntegratedGradients",):
         ov = x["overhead"]
         out["overhead<=10%"] = {"value": f"{ov:.1%}", "ok": ov <= MAX_OVERHEAD}
-    if method == "Saliency":
+    if method in ("Saliency", "DeepLift"):
         r = x["wall_s"] / entry["ideal_s"]
         out["<=1.2x fwd+bwd"] = {"value": f"{r:.2f}x", "ok": r <= MAX_SALIENCY_RATIO}
     if model == "tabular" and method in ("KernelShap", "Lime"):

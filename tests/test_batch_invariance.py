@@ -162,6 +162,39 @@ def test_noise_tunnel(data):
         _same(runs)
 
 
+class LiftModel(torch.nn.Module):
+    """Like Model without its products of inputs, which DeepLift refuses (no rule), and
+    with piecewise-linear activations, which round alike in vector and scalar code."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.reshape(x.shape[0], 12)
+        z = torch.relu(flat * W.to(x.dtype))
+        s = torch.nn.functional.leaky_relu(flat * V.to(x.dtype) - 0.2, 0.3)
+        a = (z * V.to(x.dtype)).sum(1)
+        b = (s * W.to(x.dtype)).sum(1)
+        c = torch.nn.functional.hardtanh(flat[:, 1] - flat[:, 2])
+        return torch.stack([a, b, c], 1)
+
+
+@pytest.mark.parametrize("target", [1, "all"])
+def test_deeplift(data, target):
+    _, x = data
+    model = LiftModel()
+    knobs = [{"memory_budget": b} for b in BUDGETS]
+    kw = dict(target=target, return_convergence_delta=True)
+    for base in (None, randn(4, 3, 4, seed=11).to(x.dtype)):
+        _same([xattr.DeepLift(model).attribute(x, base, **kw, **knob) for knob in knobs])
+    dist = randn(3, 3, 4, seed=12).to(x.dtype)
+    _same([xattr.DeepLiftShap(model).attribute(x, dist, **kw, **knob) for knob in knobs])
+
+
+def test_guided_backprop_deconvolution(data):
+    _, x = data
+    model = LiftModel()
+    for make in (xattr.GuidedBackprop, xattr.Deconvolution):
+        _same([make(model).attribute(x, target="all", memory_budget=b) for b in BUDGETS])
+
+
 PERTURBATION = [
     (xattr.FeatureAblation, {}),
     (xattr.ShapleyValueSampling, {"n_samples": 3, "seed": 6}),
@@ -200,6 +233,10 @@ def test_every_explainer_has_a_case():
         "Saliency",
         "InputXGradient",
         "GradientShap",
+        "DeepLift",  # test_deeplift
+        "DeepLiftShap",
+        "GuidedBackprop",  # test_guided_backprop_deconvolution
+        "Deconvolution",
     }
     assert gradient == set(xattr.explainer_names("gradient"))
     assert xattr.explainer_names("wrapper") == ["NoiseTunnel"]  # test_noise_tunnel

@@ -17,7 +17,8 @@ import xattr
 NAN = math.nan
 
 PERTURBATION = PERTURBATION_EXPLAINERS
-GRADIENT = [n for n in GRADIENT_EXPLAINERS if n != "GradientShap"]  # needs baselines
+# GradientShap and DeepLiftShap need a baseline distribution
+GRADIENT = [n for n in GRADIENT_EXPLAINERS if n not in ("GradientShap", "DeepLiftShap")]
 
 
 def _params(f) -> set[str]:

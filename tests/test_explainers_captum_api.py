@@ -159,6 +159,8 @@ def test_inputs_that_require_grad_are_left_alone(name):
     kw = {"sliding_window_shapes": (2,)} if name == "Occlusion" else {}
     if name == "GradientShap":
         kw.update(baselines=torch.zeros(3, 6), seed=0)
+    if name == "DeepLiftShap":  # a baseline distribution is required, as in Captum
+        kw.update(baselines=torch.randn(3, 6, generator=_gen(2)))
     if name in ("KernelShap", "Lime", "ShapleyValueSampling"):
         kw.update(n_samples=8 if name != "ShapleyValueSampling" else 2, seed=0)
     a = getattr(xattr, name)(model).attribute(x, target=0, **kw)

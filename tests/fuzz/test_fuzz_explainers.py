@@ -94,7 +94,7 @@ def configs(draw, names: tuple[str, ...] = (), efficiency: bool = False) -> Conf
     # baselines (GradientShap takes a distribution [N, *F])
     if "baselines" not in params or efficiency:
         pass
-    elif name == "GradientShap":
+    elif name in ("GradientShap", "DeepLiftShap"):  # a distribution of N = 2 rows
         kw["baselines"] = tuple(torch.zeros(2, *x.shape[1:], dtype=dtype) for x in inputs)
     else:
         form = draw(st.sampled_from(["none", "number", "shared", "per_example"]))
@@ -186,8 +186,9 @@ def test_explainers_answer_or_name_the_argument(cfg: Config) -> None:
     for a in attrs:
         assert torch.isfinite(a).all()
     if delta is not None:
-        # one per example (GradientShap: one per sample, B * n_samples, as Captum)
-        assert delta.shape[0] == B * (5 if cfg.name == "GradientShap" else 1)
+        # one per example (GradientShap: one per sample, B * n_samples, as Captum;
+        # DeepLiftShap: one per (example, baseline) pair, B * N)
+        assert delta.shape[0] == B * {"GradientShap": 5, "DeepLiftShap": 2}.get(cfg.name, 1)
         tol = 1e-4 if cfg.inputs[0].dtype == torch.float32 else 1e-9
         if cfg.name == "ExactShapley":
             assert delta.abs().max().item() <= tol if delta.numel() else True

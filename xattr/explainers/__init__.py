@@ -9,9 +9,11 @@ coalitions holding a feature), ExactShapley (ShapleyValues under Captum's name).
 """
 
 from xattr.explainers.banzhaf import Banzhaf
+from xattr.explainers.deep_lift import DeepLift, DeepLiftShap
 from xattr.explainers.exact_shapley import ExactShapley, ShapleyValues
 from xattr.explainers.feature_ablation import FeatureAblation
 from xattr.explainers.gradient_shap import GradientShap
+from xattr.explainers.guided_backprop import Deconvolution, GuidedBackprop
 from xattr.explainers.input_x_gradient import InputXGradient
 from xattr.explainers.integrated_gradients import IntegratedGradients
 from xattr.explainers.kernel_shap import KernelShap
@@ -33,10 +35,14 @@ __all__ = [
     "Banzhaf",
     "BaselineRemoval",
     "ConditionalRemoval",
+    "DeepLift",
+    "DeepLiftShap",
+    "Deconvolution",
     "ExactShapley",
     "ShapleyValues",
     "FeatureAblation",
     "GradientShap",
+    "GuidedBackprop",
     "InputXGradient",
     "IntegratedGradients",
     "KernelShap",

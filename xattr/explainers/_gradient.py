@@ -8,6 +8,7 @@ Rows are always ordered example-major: row ``b * R + r`` belongs to example ``b`
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, cast
 
@@ -38,6 +39,34 @@ def float_inputs(inputs: tuple[Tensor, ...], name: str = "inputs") -> None:
                 f"{label}: expected a float32 or float64 tensor, got "
                 f"{str(x.dtype).replace('torch.', '')}"
             )
+
+
+def baseline_distribution(
+    baselines: Any, inputs: Any, xs: tuple[Tensor, ...], method: str
+) -> tuple[Tensor, ...]:
+    """A baseline distribution, one [N, *F] tensor per input, in the inputs' dtype and
+    device: a tensor, a tuple of them, or a callable returning one (called with the
+    inputs when it takes an argument), as Captum's GradientShap and DeepLiftShap take it."""
+    if callable(baselines) and not isinstance(baselines, Tensor):
+        takes_inputs = bool(inspect.signature(baselines).parameters)
+        baselines = baselines(inputs) if takes_inputs else baselines()
+    bl = baselines if isinstance(baselines, (tuple, list)) else (baselines,)
+    if len(bl) != len(xs):
+        raise ValueError(
+            f"baselines: expected {len(xs)} baseline tensor(s), one per input, got {len(bl)}"
+        )
+    for i, (b, x) in enumerate(zip(bl, xs)):
+        if not isinstance(b, Tensor):
+            raise TypeError(
+                f"baselines[{i}]: {method} needs a baseline distribution tensor "
+                f"[N, *F], got {type(b).__name__}"
+            )
+        if b.dim() != x.dim() or tuple(b.shape[1:]) != tuple(x.shape[1:]):
+            raise ValueError(
+                f"baselines[{i}]: expected [N, *F] with F = {tuple(x.shape[1:])}, "
+                f"got {tuple(b.shape)}"
+            )
+    return tuple(b.to(device=x.device, dtype=x.dtype) for b, x in zip(bl, xs))
 
 
 def grads_at(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any, Literal, cast, overload
 
@@ -21,7 +20,7 @@ from xattr._core.inputs import (
 from xattr._core.model import warn_if_training
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import positive_int
-from xattr.explainers._gradient import finish, float_inputs, input_grads
+from xattr.explainers._gradient import baseline_distribution, finish, float_inputs, input_grads
 from xattr.explainers.noise_tunnel import NoiseTunnel, make_generator
 from xattr.explainers.registry import register
 
@@ -183,26 +182,7 @@ class GradientShap(GradientAttribution):
         xs, is_tuple = format_inputs(inputs)
         float_inputs(xs)
         warn_if_training(self.forward_func)
-        if callable(baselines) and not isinstance(baselines, Tensor):
-            takes_inputs = bool(inspect.signature(baselines).parameters)
-            baselines = baselines(inputs) if takes_inputs else baselines()
-        bl = baselines if isinstance(baselines, (tuple, list)) else (baselines,)
-        if len(bl) != len(xs):
-            raise ValueError(
-                f"baselines: expected {len(xs)} baseline tensor(s), one per input, got {len(bl)}"
-            )
-        for i, (b, x) in enumerate(zip(bl, xs)):
-            if not isinstance(b, Tensor):
-                raise TypeError(
-                    f"baselines[{i}]: GradientShap needs a baseline distribution tensor "
-                    f"[N, *F], got {type(b).__name__}"
-                )
-            if b.dim() != x.dim() or tuple(b.shape[1:]) != tuple(x.shape[1:]):
-                raise ValueError(
-                    f"baselines[{i}]: expected [N, *F] with F = {tuple(x.shape[1:])}, "
-                    f"got {tuple(b.shape)}"
-                )
-        bl = tuple(b.to(device=x.device, dtype=x.dtype) for b, x in zip(bl, xs))
+        bl = baseline_distribution(baselines, inputs, xs, "GradientShap")
         inner = _InputBaselineXGradient(self.forward_func, self._multiply_by_inputs, memory_budget)
         gen = make_generator(seed, xs[0].device)
         inner.generator = gen
