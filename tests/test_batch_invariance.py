@@ -86,6 +86,13 @@ def test_integrated_gradients(data, target):
     _same([ig.attribute(x, **kw, method="riemann_trapezoid", **knob) for knob in GRADIENT_KNOBS])
 
 
+@pytest.mark.parametrize("target", [1, "all"])
+def test_layer_grad_cam(data, target):
+    model, x = data
+    gc = xattr.LayerGradCam(model, model.act)
+    _same([gc.attribute(x, target=target, memory_budget=b) for b in BUDGETS])
+
+
 def test_layer_integrated_gradients(data):
     model, x = data
     lig = xattr.LayerIntegratedGradients(model, model.act)
@@ -196,6 +203,7 @@ def test_every_explainer_has_a_case():
     gradient = {  # the explainers the gradient tests above run
         "IntegratedGradients",
         "LayerIntegratedGradients",
+        "LayerGradCam",
         "ShapleyIntegratedGradients",
         "Saliency",
         "InputXGradient",

@@ -1,7 +1,8 @@
 """Explainers: Captum's attribution methods on xattr's kernels, plus our own.
 
 Gradient methods: Saliency, InputXGradient, IntegratedGradients, GradientShap,
-NoiseTunnel, LayerIntegratedGradients, ShapleyIntegratedGradients (IG from
+NoiseTunnel, LayerIntegratedGradients, LayerGradCam (with
+``LayerAttribution.interpolate``), ShapleyIntegratedGradients (IG from
 coalition baselines stratified by size). Perturbation methods (each computes a
 game v(S) chosen by ``removal=``): FeatureAblation, Occlusion, KernelShap, Lime,
 ShapleyValueSampling, Banzhaf, MeanWhenIncluded (RISE-like mean of v(S) over the
@@ -15,6 +16,7 @@ from xattr.explainers.gradient_shap import GradientShap
 from xattr.explainers.input_x_gradient import InputXGradient
 from xattr.explainers.integrated_gradients import IntegratedGradients
 from xattr.explainers.kernel_shap import KernelShap
+from xattr.explainers.layer_grad_cam import LayerGradCam
 from xattr.explainers.layer_integrated_gradients import LayerIntegratedGradients
 from xattr.explainers.lime import Lime, LinearSurrogate
 from xattr.explainers.mean_when_included import MeanWhenIncluded
@@ -40,6 +42,7 @@ __all__ = [
     "InputXGradient",
     "IntegratedGradients",
     "KernelShap",
+    "LayerGradCam",
     "LayerIntegratedGradients",
     "Lime",
     "LinearSurrogate",
