@@ -6,12 +6,14 @@ NoiseTunnel, LayerIntegratedGradients, LayerGradCam (with
 coalition baselines stratified by size). Perturbation methods (each computes a
 game v(S) chosen by ``removal=``): FeatureAblation, Occlusion, KernelShap, Lime,
 ShapleyValueSampling, Banzhaf, MeanWhenIncluded (RISE-like mean of v(S) over the
-coalitions holding a feature), ExactShapley (ShapleyValues under Captum's name).
+coalitions holding a feature), ExactShapley (ShapleyValues under Captum's name);
+FeaturePermutation (FeatureAblation's game with every feature shuffled across the batch).
 """
 
 from xattr.explainers.banzhaf import Banzhaf
 from xattr.explainers.exact_shapley import ExactShapley, ShapleyValues
 from xattr.explainers.feature_ablation import FeatureAblation
+from xattr.explainers.feature_permutation import FeaturePermutation
 from xattr.explainers.gradient_shap import GradientShap
 from xattr.explainers.input_x_gradient import InputXGradient
 from xattr.explainers.integrated_gradients import IntegratedGradients
@@ -38,6 +40,7 @@ __all__ = [
     "ExactShapley",
     "ShapleyValues",
     "FeatureAblation",
+    "FeaturePermutation",
     "GradientShap",
     "InputXGradient",
     "IntegratedGradients",
