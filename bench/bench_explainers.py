@@ -62,15 +62,19 @@ from xattr import ops
 RESULTS = Path(__file__).resolve().parent / "results"
 IDEAL_BATCHES = (64, 256, 1024, 4096)
 PERTURBATION = ("KernelShap", "Lime", "ShapleyValueSampling", "FeatureAblation")
+PERTURBATION += ("FeaturePermutation",)
 GRADIENT = ("IntegratedGradients", "Saliency")
+GRADIENT += ("LayerGradCam",)
 METHODS = PERTURBATION + GRADIENT
 XATTR_MODULES = {
     "KernelShap": "kernel_shap",
     "Lime": "lime",
     "ShapleyValueSampling": "shapley_value_sampling",
     "FeatureAblation": "feature_ablation",
+    "FeaturePermutation": "feature_permutation",
     "IntegratedGradients": "integrated_gradients",
     "Saliency": "saliency",
+    "LayerGradCam": "layer_grad_cam",
 }
 # Targets from the issue (checked and printed next to the numbers).
 MAX_OVERHEAD = 0.10
@@ -78,6 +82,8 @@ MAX_SALIENCY_RATIO = 1.2
 MIN_VS_CAPTUM = 20.0
 MIN_VS_SHAP = 5.0
 TARGET_MODELS = ("tabular", "image_mlp", "image_cnn")
+# issue 16's methods: at least as fast as Captum on every model
+AS_FAST_AS_CAPTUM = ("LayerGradCam", "FeaturePermutation")
 
 
 # ----------------------------------------------------------------------------- models
@@ -152,6 +158,15 @@ class Case:
 
     def target_of(self, i: int) -> int:
         return self.target if isinstance(self.target, int) else int(self.target[i])
+
+
+def cam_layer(case: Case) -> nn.Module:
+    """The layer LayerGradCam attributes: the last hidden layer (the second convolution of
+    the CNN, the embedding of the text model, whose token-id inputs need no gradient)."""
+    m = case.model
+    if case.name == "text":
+        return m.emb
+    return m[1] if case.name == "image_mlp" else m[2]
 
 
 def load_inputs(n: int) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
@@ -320,10 +335,13 @@ def method_sizes(method: str, case: Case, cfg: dict[str, int]) -> dict[str, int]
 
 def xattr_runner(method: str, case: Case, sz: dict[str, int], model: Callable) -> Callable:
     cls, _ = xattr_class(method)
-    expl = cls(model)
+    expl = cls(model, cam_layer(case)) if method == "LayerGradCam" else cls(model)
     kw: dict[str, Any] = {"target": case.target}
     if method in PERTURBATION:
         kw.update(baselines=case.baseline, feature_mask=case.feature_mask)
+    if method == "FeaturePermutation":  # no baselines: features take permuted values
+        kw.pop("baselines")
+        kw.update(seed=0)
     if method in ("KernelShap", "Lime"):
         kw.update(n_samples=sz["n_samples"], seed=0)
     elif method == "ShapleyValueSampling":
@@ -336,7 +354,8 @@ def xattr_runner(method: str, case: Case, sz: dict[str, int], model: Callable) -
 def captum_runner(method: str, case: Case, sz: dict[str, int], model: Callable) -> Callable:
     import captum.attr as ca
 
-    expl = getattr(ca, method)(model)
+    cls = getattr(ca, method)
+    expl = cls(model, cam_layer(case)) if method == "LayerGradCam" else cls(model)
     kw: dict[str, Any] = {}
     if method in PERTURBATION:
         kw.update(baselines=case.baseline, feature_mask=case.feature_mask)
@@ -345,6 +364,9 @@ def captum_runner(method: str, case: Case, sz: dict[str, int], model: Callable) 
     elif method == "ShapleyValueSampling":
         kw.update(n_samples=sz["n_perm"], perturbations_per_eval=sz["n_perm"] * case.d)
     elif method == "FeatureAblation":
+        kw.update(perturbations_per_eval=case.d)
+    elif method == "FeaturePermutation":
+        kw.pop("baselines")
         kw.update(perturbations_per_eval=case.d)
     elif method == "IntegratedGradients":
         kw.update(baselines=case.baseline, n_steps=sz["n_steps"])
@@ -433,7 +455,7 @@ def libraries(method: str) -> list[str]:
 
 
 def applicable(method: str, case: Case) -> str | None:
-    if method in GRADIENT and not case.differentiable:
+    if method in GRADIENT and method != "LayerGradCam" and not case.differentiable:
         return "token-id inputs are not differentiable"
     return None
 
@@ -463,8 +485,8 @@ def run_library(
     ideal = None
     res: dict[str, Any] = {"library": lib}
     if lib == "xattr":
-        gradient = method in GRADIENT
-        if method == "Saliency":  # the target: one forward+backward of the batch
+        gradient = method in GRADIENT and case.differentiable  # text: forward only
+        if method in ("Saliency", "LayerGradCam"):  # one forward+backward of the batch
             rows, batches = B, (B,)
         else:
             rows, batches = int(round(rows_per_input * B)), IDEAL_BATCHES
@@ -581,6 +603,10 @@ def checks(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if method == "Saliency":
         r = x["wall_s"] / entry["ideal_s"]
         out["<=1.2x fwd+bwd"] = {"value": f"{r:.2f}x", "ok": r <= MAX_SALIENCY_RATIO}
+    if method in AS_FAST_AS_CAPTUM:
+        c = ratio(entry, "xattr", "captum")
+        if c is not None:
+            out[">=1x Captum"] = {"value": f"{c:.2f}x", "ok": c >= 1.0}
     if model == "tabular" and method in ("KernelShap", "Lime"):
         c = ratio(entry, "xattr", "captum")
         if c is not None:

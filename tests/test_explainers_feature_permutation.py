@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 import xattr
 from xattr import FeatureAblation, FeaturePermutation
+from xattr.explainers import feature_permutation as fpm
 from xattr.explainers.feature_permutation import PermutationError, _permute_feature
 
 ca = pytest.importorskip("captum.attr")
@@ -60,6 +61,13 @@ def _close(ours, theirs) -> None:
 )
 def test_matches_captum_under_the_same_seed(kw):
     _close(*_both(_mlp(), X, 3, **kw))
+
+
+@pytest.mark.parametrize("B", [2, 3])
+def test_matches_captum_on_small_batches(B):
+    """Half (B = 2) or a sixth (B = 3) of the draws are the identity, which Captum redraws."""
+    for seed in range(4):
+        _close(*_both(_mlp(), X[:B], seed, target=0))
 
 
 @pytest.mark.parametrize(
@@ -183,6 +191,16 @@ def test_default_perm_func_permutes_only_the_mask():
     with pytest.raises(PermutationError):
         _permute_feature(x[:1], mask)
     assert issubclass(PermutationError, ValueError) and issubclass(PermutationError, AssertionError)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_bulk_draws_are_the_one_by_one_draws(n):
+    """Identities are redrawn at once, as Captum does (n = 2 and 3 give many)."""
+    gen = _gen(n)
+    expected = torch.stack([fpm._draw_permutation(n, gen) for _ in range(300)])
+    assert torch.equal(fpm._draw_permutations(300, n, _gen(n)), expected)
+    assert not (expected == torch.arange(n)).all(1).any()
+    assert fpm._draw_permutations(0, n, _gen(n)).shape == (0, n)
 
 
 def test_flags_match_captum():

@@ -24,20 +24,42 @@ class PermutationError(ValueError, AssertionError):
     AssertionError too because Captum's ``_permute_feature`` asserts it."""
 
 
-def _draw_permutation(n: int) -> Tensor:
-    """A uniform permutation of 0..n-1 other than the identity, from torch's global
-    generator exactly as Captum draws it (``torch.randperm(n)``, redrawn while it is the
-    identity; fewer than 2 items have none: a :class:`PermutationError`)."""
+def _check_batch(n: int) -> None:
     if n <= 1:
         raise PermutationError(
             f"inputs: cannot permute features with batch_size = {n}; permutation feature "
             "importance needs at least 2 examples"
         )
-    perm = torch.randperm(n)
+
+
+def _draw_permutation(n: int, generator: torch.Generator | None = None) -> Tensor:
+    """A uniform permutation of 0..n-1 other than the identity, drawn as Captum draws it
+    (``torch.randperm(n)``, redrawn while it is the identity; fewer than 2 items have
+    none: a :class:`PermutationError`), from ``generator`` (default torch's global one,
+    as Captum; a CPU generator seeded with s draws what ``torch.manual_seed(s)`` would)."""
+    _check_batch(n)
+    perm = torch.randperm(n, generator=generator)
     no_perm = torch.arange(n)
     while (perm == no_perm).all():
-        perm = torch.randperm(n)
+        perm = torch.randperm(n, generator=generator)
     return perm
+
+
+def _draw_permutations(count: int, n: int, generator: torch.Generator | None) -> Tensor:
+    """``count`` calls of :func:`_draw_permutation`: the same draws in the same order,
+    int64 [count, n]. The draws form one stream from which identities are dropped, so
+    they are drawn in bulk and checked at once, and the stream goes on for the rows the
+    identities left missing."""
+    _check_batch(n)
+    identity = torch.arange(n)
+    rows: list[Tensor] = []
+    have = 0
+    while have < count:
+        draws = torch.stack([torch.randperm(n, generator=generator) for _ in range(count - have)])
+        kept = draws[~(draws == identity).all(1)]
+        rows.append(kept)
+        have += kept.shape[0]
+    return torch.cat(rows) if rows else torch.empty((0, n), dtype=torch.int64)
 
 
 def _permute_feature(x: Tensor, feature_mask: Tensor) -> Tensor:
@@ -164,12 +186,9 @@ class FeaturePermutation(FeatureAblation):
         B = xs[0].shape[0]
         if B < self._min_examples_per_batch_grouped or all(x.numel() == 0 for x in xs):
             return self._unpermuted(inputs, target, additional_forward_args, feature_mask, B)
-        if seed is None:
-            permuted = self._permuted(xs, groups)
-        else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                permuted = self._permuted(xs, groups)
+        # a seed: its own CPU generator (the stream torch.manual_seed(seed) starts)
+        gen = None if seed is None else torch.Generator().manual_seed(seed)
+        permuted = self._permuted(xs, groups, gen)
         return super().attribute(
             inputs,
             baselines=permuted,
@@ -205,7 +224,9 @@ class FeaturePermutation(FeatureAblation):
         v = setup.game(full)  # [B, 1, T]
         return setup.result(v.new_zeros((setup.B, v.shape[-1], setup.d)))
 
-    def _permuted(self, xs: tuple[Tensor, ...], groups: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    def _permuted(
+        self, xs: tuple[Tensor, ...], groups: tuple[Tensor, ...], gen: torch.Generator | None
+    ) -> tuple[Tensor, ...]:
         """The inputs with every feature permuted across the batch by its own draws (one
         per feature and input tensor holding it, in Captum's order)."""
         B = xs[0].shape[0]
@@ -221,8 +242,12 @@ class FeaturePermutation(FeatureAblation):
         sets = [set(ids) for ids in held]
         pairs = [(j, i) for j in order for i, ids in enumerate(sets) if j in ids]
         if self.perm_func is not _permute_feature:
+            if gen is not None:  # the user's function draws from torch's global generator
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(gen.initial_seed())
+                    return self._custom(xs, groups, pairs)
             return self._custom(xs, groups, pairs)
-        perms = torch.stack([_draw_permutation(B) for _ in pairs])  # [P, B]
+        perms = _draw_permutations(len(pairs), B, gen)  # [P, B]
         perms = perms.to(xs[0].device)
         pair_feature = torch.tensor([j for j, _ in pairs], dtype=torch.int64)
         pair_input = torch.tensor([i for _, i in pairs], dtype=torch.int64)
