@@ -8,6 +8,8 @@ game v(S) chosen by ``removal=``): FeatureAblation, Occlusion, KernelShap, Lime,
 ShapleyValueSampling, Banzhaf, MeanWhenIncluded (RISE-like mean of v(S) over the
 coalitions holding a feature), ExactShapley (ShapleyValues under Captum's name);
 FeaturePermutation (FeatureAblation's game with every feature shuffled across the batch).
+Captum's text helpers: TokenReferenceBase, configure_interpretable_embedding_layer /
+remove_interpretable_embedding_layer (InterpretableEmbeddingBase).
 """
 
 from xattr.explainers.banzhaf import Banzhaf
@@ -17,6 +19,12 @@ from xattr.explainers.feature_permutation import FeaturePermutation
 from xattr.explainers.gradient_shap import GradientShap
 from xattr.explainers.input_x_gradient import InputXGradient
 from xattr.explainers.integrated_gradients import IntegratedGradients
+from xattr.explainers.interpretable_embedding import (
+    InterpretableEmbeddingBase,
+    TokenReferenceBase,
+    configure_interpretable_embedding_layer,
+    remove_interpretable_embedding_layer,
+)
 from xattr.explainers.kernel_shap import KernelShap
 from xattr.explainers.layer_grad_cam import LayerGradCam
 from xattr.explainers.layer_integrated_gradients import LayerIntegratedGradients
@@ -56,4 +64,8 @@ __all__ = [
     "Saliency",
     "ShapleyIntegratedGradients",
     "ShapleyValueSampling",
+    "InterpretableEmbeddingBase",
+    "TokenReferenceBase",
+    "configure_interpretable_embedding_layer",
+    "remove_interpretable_embedding_layer",
 ]
