@@ -4,7 +4,7 @@ gradient of the target output over each channel."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -186,7 +186,7 @@ class LayerGradCam(LayerAttribution, GradientAttribution):
         """One forward pass with the layer's activations replaced by leaves that require
         grad (the backward pass stops there), then the gradients of the selected outputs:
         ([n, T, *A] per activation tensor, the activations [n, *A])."""
-        layer = self.layer
+        layer = cast(nn.Module, self.layer)  # one module (checked in __init__)
         store: dict[str, tuple[Tensor, ...]] = {}
 
         def swap(value: Any, what: str) -> Any:
