@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from bench._harness import (
     installed,
+    interleaved,
     loadavg,
     machine_info,
     median,
@@ -583,6 +584,29 @@ def run_case(
     return entry
 
 
+def run_interleaved(method: str, case: Case, cfg: dict[str, int], repeats: int) -> str | None:
+    """xattr and Captum timed in alternating rounds (bench._harness.interleaved: loops
+    of >= 50 ms, medians), so that the load of a shared machine hits both alike: the
+    ratio of calls too short for the sequential runs to compare. Returns the line."""
+    if applicable(method, case) or "captum" not in libraries(method):
+        return None
+    sz = method_sizes(method, case, cfg)
+    x, t = case.x, case.target
+    fx = xattr_runner(method, case, sz, case.model)
+    fc = captum_runner(method, case, sz, case.model)
+    s = interleaved(
+        {"xattr": lambda: fx(x, t), "captum": lambda: fc(x, t)},
+        repeats=repeats,
+        warmup=2,
+        min_time=0.05,
+    )
+    a, b = s.median("xattr"), s.median("captum")
+    return (
+        f"  {case.name}/{method} interleaved: xattr {a * 1e3:.2f} ms, captum {b * 1e3:.2f} ms, "
+        f"{b / a:.2f}x Captum (median of {repeats} rounds)"
+    )
+
+
 def ratio(entry: dict[str, Any], lib: str, other: str) -> float | None:
     a, b = entry["results"].get(lib, {}), entry["results"].get(other, {})
     if "wall_s" in a and "wall_s" in b:
@@ -776,6 +800,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", default=str(RESULTS), help="results folder")
     ap.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")
+    ap.add_argument(
+        "--interleave",
+        action="store_true",
+        help="only time xattr against Captum in alternating rounds (prints the ratios)",
+    )
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -865,6 +894,16 @@ def main(argv: list[str] | None = None) -> int:
 
     def want(name: str) -> bool:
         return args.only is None or args.only in name
+
+    if args.interleave:
+        for case in cases:
+            for method in METHODS:
+                line = want(f"{case.name}/{method}") and run_interleaved(
+                    method, case, cfg, args.repeats
+                )
+                if line:
+                    print(line, flush=True)
+        return 0
 
     text = next(c for c in cases if c.name == "text")
     if any(want(f"text/{m}") for m in PERTURBATION):
