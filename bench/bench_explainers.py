@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from bench._harness import (
     installed,
+    interleaved,
     loadavg,
     machine_info,
     median,
@@ -62,16 +63,20 @@ from xattr import ops
 RESULTS = Path(__file__).resolve().parent / "results"
 IDEAL_BATCHES = (64, 256, 1024, 4096)
 PERTURBATION = ("KernelShap", "Lime", "ShapleyValueSampling", "FeatureAblation")
+PERTURBATION += ("FeaturePermutation",)
 GRADIENT = ("IntegratedGradients", "Saliency")
 GRADIENT += ("DeepLift", "DeepLiftShap", "GuidedBackprop", "Deconvolution")  # issue 16
+GRADIENT += ("LayerGradCam",)
 METHODS = PERTURBATION + GRADIENT
 XATTR_MODULES = {
     "KernelShap": "kernel_shap",
     "Lime": "lime",
     "ShapleyValueSampling": "shapley_value_sampling",
     "FeatureAblation": "feature_ablation",
+    "FeaturePermutation": "feature_permutation",
     "IntegratedGradients": "integrated_gradients",
     "Saliency": "saliency",
+    "LayerGradCam": "layer_grad_cam",
 }
 XATTR_MODULES.update(
     DeepLift="deep_lift",
@@ -80,7 +85,7 @@ XATTR_MODULES.update(
     Deconvolution="guided_backprop",
 )
 # one forward + backward of the batch is the yardstick of these (ideal = that)
-ONE_PASS = ("Saliency", "DeepLift", "GuidedBackprop", "Deconvolution")
+ONE_PASS = ("Saliency", "DeepLift", "GuidedBackprop", "Deconvolution", "LayerGradCam")
 DEEPLIFT_SHAP_BASELINES = 8  # the distribution: the first inputs of the case
 # Targets from the issue (checked and printed next to the numbers).
 MAX_OVERHEAD = 0.10
@@ -88,6 +93,8 @@ MAX_SALIENCY_RATIO = 1.2
 MIN_VS_CAPTUM = 20.0
 MIN_VS_SHAP = 5.0
 TARGET_MODELS = ("tabular", "image_mlp", "image_cnn")
+# issue 16's methods: at least as fast as Captum on every model
+AS_FAST_AS_CAPTUM = ("LayerGradCam", "FeaturePermutation")
 
 
 # ----------------------------------------------------------------------------- models
@@ -162,6 +169,15 @@ class Case:
 
     def target_of(self, i: int) -> int:
         return self.target if isinstance(self.target, int) else int(self.target[i])
+
+
+def cam_layer(case: Case) -> nn.Module:
+    """The layer LayerGradCam attributes: the last hidden layer (the second convolution of
+    the CNN, the embedding of the text model, whose token-id inputs need no gradient)."""
+    m = case.model
+    if case.name == "text":
+        return m.emb
+    return m[1] if case.name == "image_mlp" else m[2]
 
 
 def load_inputs(n: int) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
@@ -332,10 +348,13 @@ def method_sizes(method: str, case: Case, cfg: dict[str, int]) -> dict[str, int]
 
 def xattr_runner(method: str, case: Case, sz: dict[str, int], model: Callable) -> Callable:
     cls, _ = xattr_class(method)
-    expl = cls(model)
+    expl = cls(model, cam_layer(case)) if method == "LayerGradCam" else cls(model)
     kw: dict[str, Any] = {"target": case.target}
     if method in PERTURBATION:
         kw.update(baselines=case.baseline, feature_mask=case.feature_mask)
+    if method == "FeaturePermutation":  # no baselines: features take permuted values
+        kw.pop("baselines")
+        kw.update(seed=0)
     if method in ("KernelShap", "Lime"):
         kw.update(n_samples=sz["n_samples"], seed=0)
     elif method == "ShapleyValueSampling":
@@ -349,7 +368,8 @@ def xattr_runner(method: str, case: Case, sz: dict[str, int], model: Callable) -
 def captum_runner(method: str, case: Case, sz: dict[str, int], model: Callable) -> Callable:
     import captum.attr as ca
 
-    expl = getattr(ca, method)(model)
+    cls = getattr(ca, method)
+    expl = cls(model, cam_layer(case)) if method == "LayerGradCam" else cls(model)
     kw: dict[str, Any] = {}
     if method in PERTURBATION:
         kw.update(baselines=case.baseline, feature_mask=case.feature_mask)
@@ -358,6 +378,9 @@ def captum_runner(method: str, case: Case, sz: dict[str, int], model: Callable) 
     elif method == "ShapleyValueSampling":
         kw.update(n_samples=sz["n_perm"], perturbations_per_eval=sz["n_perm"] * case.d)
     elif method == "FeatureAblation":
+        kw.update(perturbations_per_eval=case.d)
+    elif method == "FeaturePermutation":
+        kw.pop("baselines")
         kw.update(perturbations_per_eval=case.d)
     elif method == "IntegratedGradients":
         kw.update(baselines=case.baseline, n_steps=sz["n_steps"])
@@ -456,7 +479,7 @@ def libraries(method: str) -> list[str]:
 
 
 def applicable(method: str, case: Case) -> str | None:
-    if method in GRADIENT and not case.differentiable:
+    if method in GRADIENT and method != "LayerGradCam" and not case.differentiable:
         return "token-id inputs are not differentiable"
     return None
 
@@ -486,7 +509,7 @@ def run_library(
     ideal = None
     res: dict[str, Any] = {"library": lib}
     if lib == "xattr":
-        gradient = method in GRADIENT
+        gradient = method in GRADIENT and case.differentiable  # text: forward only
         if method in ONE_PASS:  # the target: one forward+backward of the batch
             rows, batches = B, (B,)
         else:
@@ -584,6 +607,29 @@ def run_case(
     return entry
 
 
+def run_interleaved(method: str, case: Case, cfg: dict[str, int], repeats: int) -> str | None:
+    """xattr and Captum timed in alternating rounds (bench._harness.interleaved: loops
+    of >= 50 ms, medians), so that the load of a shared machine hits both alike: the
+    ratio of calls too short for the sequential runs to compare. Returns the line."""
+    if applicable(method, case) or "captum" not in libraries(method):
+        return None
+    sz = method_sizes(method, case, cfg)
+    x, t = case.x, case.target
+    fx = xattr_runner(method, case, sz, case.model)
+    fc = captum_runner(method, case, sz, case.model)
+    s = interleaved(
+        {"xattr": lambda: fx(x, t), "captum": lambda: fc(x, t)},
+        repeats=repeats,
+        warmup=2,
+        min_time=0.05,
+    )
+    a, b = s.median("xattr"), s.median("captum")
+    return (
+        f"  {case.name}/{method} interleaved: xattr {a * 1e3:.2f} ms, captum {b * 1e3:.2f} ms, "
+        f"{b / a:.2f}x Captum (median of {repeats} rounds)"
+    )
+
+
 def ratio(entry: dict[str, Any], lib: str, other: str) -> float | None:
     a, b = entry["results"].get(lib, {}), entry["results"].get(other, {})
     if "wall_s" in a and "wall_s" in b:
@@ -604,6 +650,10 @@ def checks(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if method in ("Saliency", "DeepLift"):
         r = x["wall_s"] / entry["ideal_s"]
         out["<=1.2x fwd+bwd"] = {"value": f"{r:.2f}x", "ok": r <= MAX_SALIENCY_RATIO}
+    if method in AS_FAST_AS_CAPTUM:
+        c = ratio(entry, "xattr", "captum")
+        if c is not None:
+            out[">=1x Captum"] = {"value": f"{c:.2f}x", "ok": c >= 1.0}
     if model == "tabular" and method in ("KernelShap", "Lime"):
         c = ratio(entry, "xattr", "captum")
         if c is not None:
@@ -773,6 +823,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", default=str(RESULTS), help="results folder")
     ap.add_argument("-v", "--verbose", action="store_true", help="tracebacks of failures")
+    ap.add_argument(
+        "--interleave",
+        action="store_true",
+        help="only time xattr against Captum in alternating rounds (prints the ratios)",
+    )
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -862,6 +917,16 @@ def main(argv: list[str] | None = None) -> int:
 
     def want(name: str) -> bool:
         return args.only is None or args.only in name
+
+    if args.interleave:
+        for case in cases:
+            for method in METHODS:
+                line = want(f"{case.name}/{method}") and run_interleaved(
+                    method, case, cfg, args.repeats
+                )
+                if line:
+                    print(line, flush=True)
+        return 0
 
     text = next(c for c in cases if c.name == "text")
     if any(want(f"text/{m}") for m in PERTURBATION):

@@ -86,6 +86,13 @@ def test_integrated_gradients(data, target):
     _same([ig.attribute(x, **kw, method="riemann_trapezoid", **knob) for knob in GRADIENT_KNOBS])
 
 
+@pytest.mark.parametrize("target", [1, "all"])
+def test_layer_grad_cam(data, target):
+    model, x = data
+    gc = xattr.LayerGradCam(model, model.act)
+    _same([gc.attribute(x, target=target, memory_budget=b) for b in BUDGETS])
+
+
 def test_layer_integrated_gradients(data):
     model, x = data
     lig = xattr.LayerIntegratedGradients(model, model.act)
@@ -225,10 +232,12 @@ def test_perturbation_explainers(data, make, kw, removal):
 def test_every_explainer_has_a_case():
     """A new explainer in the registry (xattr.EXPLAINERS) gets a case in this file."""
     perturbation = {make.__name__ for make, _ in PERTURBATION} | {"Occlusion"}
+    perturbation |= {"FeaturePermutation"}  # test_feature_permutation (no removal=)
     assert perturbation == set(xattr.explainer_names("perturbation"))
     gradient = {  # the explainers the gradient tests above run
         "IntegratedGradients",
         "LayerIntegratedGradients",
+        "LayerGradCam",
         "ShapleyIntegratedGradients",
         "Saliency",
         "InputXGradient",
@@ -240,6 +249,15 @@ def test_every_explainer_has_a_case():
     }
     assert gradient == set(xattr.explainer_names("gradient"))
     assert xattr.explainer_names("wrapper") == ["NoiseTunnel"]  # test_noise_tunnel
+
+
+def test_feature_permutation(data):
+    model, x = data
+    fp = xattr.FeaturePermutation(model)
+    knobs = [{"memory_budget": b} for b in BUDGETS] + [
+        {"perturbations_per_eval": n} for n in (1, 3)
+    ]
+    _same([fp.attribute(x, target=1, feature_mask=MASK, seed=11, **knob) for knob in knobs])
 
 
 def test_occlusion(data):

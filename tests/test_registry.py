@@ -33,7 +33,11 @@ def test_registry_kinds_and_construction():
     for name, info in xattr.EXPLAINERS.items():
         if info.standalone:
             assert info.cls(model).forward_func is model, name
-    assert xattr.explainer_names(standalone=False) == ["LayerIntegratedGradients", "NoiseTunnel"]
+    assert xattr.explainer_names(standalone=False) == [
+        "LayerGradCam",
+        "LayerIntegratedGradients",
+        "NoiseTunnel",
+    ]
     assert xattr.EXPLAINERS["NoiseTunnel"].kind == "wrapper"
     with pytest.raises(ValueError, match="kind"):
         xattr.explainer_names("other")

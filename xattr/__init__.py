@@ -9,6 +9,7 @@ amortized explanations build on both.
 import torch  # noqa: F401  (before _C: the kernels share torch's OpenMP runtime)
 
 from xattr import amortized, baselines, explainers, metrics, ops, smoothing
+from xattr._core.attribution import LayerAttribution
 from xattr._core.budget import get_memory_budget, set_memory_budget
 from xattr._ext import cuda_available, kernels_available
 from xattr.explainers import *  # noqa: F403  (every explainer, the removals, the registry)
@@ -37,6 +38,7 @@ __all__ = [
     "kernels_available",
     "get_memory_budget",
     "set_memory_budget",
+    "LayerAttribution",
     "__version__",
 ]
 __all__ += explainers.__all__

@@ -1,5 +1,5 @@
 """The explainer base classes (Captum's ``Attribution``, ``PerturbationAttribution``,
-``GradientAttribution``) and the convergence delta of path methods."""
+``GradientAttribution``, ``LayerAttribution``) and the convergence delta of path methods."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import math
 from collections.abc import Callable
 from typing import Any, cast
 
-from torch import Tensor
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from xattr._core.batching import as_args, batch_rows, expand_base
 from xattr._core.inputs import BaselineType, TensorOrTuple, format_baselines, format_inputs
@@ -123,6 +125,112 @@ class GradientAttribution(Attribution):
             rows,
         )
         return delta if targets.multi else delta[:, 0]
+
+
+# F.interpolate's modes and the attribution dimensions (batch, channel, spatial...) each
+# accepts; None: any of 3, 4, 5.
+INTERPOLATE_MODES: dict[str, int | None] = {
+    "nearest": None,
+    "nearest-exact": None,
+    "area": None,
+    "linear": 3,
+    "bilinear": 4,
+    "bicubic": 4,
+    "trilinear": 5,
+}
+
+
+class LayerAttribution(Attribution):
+    """Base of the explainers that attribute a layer's activations (Captum's
+    ``LayerAttribution``): holds the layer, and upsamples layer attributions to the
+    input's size (:meth:`interpolate`).
+
+    Args:
+        forward_func: the model.
+        layer: the ``nn.Module`` whose activations are attributed (a non-empty list of
+            them where the explainer takes several).
+        device_ids: accepted for Captum compatibility (DataParallel is not needed here).
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Any],
+        layer: nn.Module | list[nn.Module],
+        device_ids: list[int] | None = None,
+    ) -> None:
+        Attribution.__init__(self, forward_func)
+        layers = layer if isinstance(layer, list) else [layer]
+        if not layers or not all(isinstance(m, nn.Module) for m in layers):
+            raise TypeError(
+                "layer: expected a torch.nn.Module or a non-empty list of them, got "
+                f"{type(layer).__name__}"
+            )
+        self.layer = layer
+        self.device_ids = device_ids
+
+    @staticmethod
+    def interpolate(
+        layer_attribution: Tensor,
+        interpolate_dims: int | tuple[int, ...],
+        interpolate_mode: str = "nearest",
+    ) -> Tensor:
+        """Resamples layer attributions [B, C, *S] (S of 1, 2 or 3 dimensions) to
+        [B, C, *interpolate_dims] with ``torch.nn.functional.interpolate``, as Captum's
+        ``LayerAttribution.interpolate``: e.g. a GradCAM map of a convolution's output
+        upsampled to the input image.
+
+        Args:
+            layer_attribution: float [B, C, *S], 3-D, 4-D or 5-D.
+            interpolate_dims: the new S: one int for every spatial dimension, or a tuple
+                of len(S) positive ints.
+            interpolate_mode: "nearest" (default), "nearest-exact", "area", "linear"
+                (3-D), "bilinear" / "bicubic" (4-D) or "trilinear" (5-D).
+
+        Returns:
+            [B, C, *interpolate_dims], the dtype and device of ``layer_attribution``.
+
+        Example:
+            >>> import torch
+            >>> a = torch.arange(4.0).view(1, 1, 2, 2)
+            >>> LayerAttribution.interpolate(a, (4, 4))[0, 0, :2].tolist()
+            [[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]
+        """
+        if not isinstance(layer_attribution, Tensor) or not layer_attribution.is_floating_point():
+            got = (
+                str(layer_attribution.dtype).replace("torch.", "")
+                if isinstance(layer_attribution, Tensor)
+                else type(layer_attribution).__name__
+            )
+            raise TypeError(f"layer_attribution: expected a float tensor, got {got}")
+        nd = layer_attribution.dim()
+        if nd not in (3, 4, 5):
+            raise ValueError(
+                "layer_attribution: expected [batch, channels, *spatial] with 1 to 3 spatial "
+                f"dimensions (3-D to 5-D), got shape {list(layer_attribution.shape)}"
+            )
+        if interpolate_mode not in INTERPOLATE_MODES:
+            raise ValueError(
+                f"interpolate_mode: expected one of {', '.join(INTERPOLATE_MODES)}, got "
+                f"{interpolate_mode!r}"
+            )
+        want = INTERPOLATE_MODES[interpolate_mode]
+        if want is not None and want != nd:
+            raise ValueError(
+                f"interpolate_mode: {interpolate_mode!r} resamples {want}-D attributions "
+                f"({want - 2} spatial dimensions), got {nd}-D; use 'nearest' or 'area'"
+            )
+        dims = (interpolate_dims,) if isinstance(interpolate_dims, int) else interpolate_dims
+        ok = isinstance(dims, (tuple, list, torch.Size)) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in dims
+        )
+        if not ok or (not isinstance(interpolate_dims, int) and len(dims) != nd - 2):
+            raise ValueError(
+                f"interpolate_dims: expected a positive int or {nd - 2} positive ints (one per "
+                f"dimension after batch and channels of {list(layer_attribution.shape)}), got "
+                f"{interpolate_dims!r}"
+            )
+        size = interpolate_dims if isinstance(interpolate_dims, int) else tuple(dims)
+        return F.interpolate(layer_attribution, size, mode=interpolate_mode)
 
 
 def convergence_delta(

@@ -315,17 +315,27 @@ def _blocks(B: int, K: int, J: int, rows: int) -> Iterator[tuple[int, int, int, 
                     yield b, b + 1, k, k + 1, j, min(J, j + rows)
 
 
-def _grads_of(sel: Tensor, wrt: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], Tensor]:
+def _grads_of(
+    sel: Tensor, wrt: tuple[Tensor, ...], grad_kwargs: dict[str, Any] | None = None
+) -> tuple[tuple[Tensor, ...], Tensor]:
+    """Gradients of every selected output column (summed over rows) w.r.t. ``wrt``: one
+    [rows, T, *F] per tensor (zeros where unused), and the selected outputs detached.
+    ``grad_kwargs`` go to ``torch.autograd.grad`` (Captum's argument)."""
     T = sel.shape[1]
+    kw = dict(grad_kwargs or {})
+    kw.setdefault("allow_unused", True)
+    retain = kw.pop("retain_graph", None)  # None: as create_graph (torch's default)
     if T == 1:  # no stacking copy
-        g = torch.autograd.grad(sel[:, 0].sum(), wrt, allow_unused=True)
+        g = torch.autograd.grad(sel[:, 0].sum(), wrt, retain_graph=retain, **kw)
         grads = tuple(
             (torch.zeros_like(w) if gi is None else gi).unsqueeze(1) for gi, w in zip(g, wrt)
         )
         return grads, sel.detach()
     per_t = []
     for t in range(T):
-        g = torch.autograd.grad(sel[:, t].sum(), wrt, retain_graph=t < T - 1, allow_unused=True)
+        g = torch.autograd.grad(
+            sel[:, t].sum(), wrt, retain_graph=True if t < T - 1 else retain, **kw
+        )
         per_t.append(tuple(torch.zeros_like(w) if gi is None else gi for gi, w in zip(g, wrt)))
     grads = tuple(torch.stack([p[i] for p in per_t], dim=1) for i in range(len(wrt)))
     return grads, sel.detach()

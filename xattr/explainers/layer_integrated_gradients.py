@@ -8,12 +8,13 @@ from typing import Any, Literal, Union, overload
 import torch
 from torch import Tensor, nn
 
-from xattr._core.attribution import GradientAttribution, convergence_delta
+from xattr._core.attribution import GradientAttribution, LayerAttribution, convergence_delta
 from xattr._core.batching import as_args, batch_rows, chunk_args
 from xattr._core.inputs import BaselineType, TensorOrTuple, format_baselines, format_inputs
 from xattr._core.model import warn_if_training
 from xattr._core.targets import Targets, TargetType
 from xattr.explainers._gradient import check_n_steps, finish, integrate_paths
+from xattr.explainers._layer import hook_layers, layer_tensors
 from xattr.explainers.registry import register
 
 # Attributions shaped like the layer's activations (not like the inputs): a tensor or a
@@ -21,46 +22,20 @@ from xattr.explainers.registry import register
 LayerAttributions = Union[TensorOrTuple, list[TensorOrTuple]]
 
 
-def describe(value: Any) -> str:
-    """A short description of a (nested) tensor structure: 'tuple(int64 [2, 3], ...)'."""
-    if isinstance(value, Tensor):
-        return f"{str(value.dtype).replace('torch.', '')} {list(value.shape)}"
-    if isinstance(value, (tuple, list)):
-        return f"{type(value).__name__}({', '.join(describe(v) for v in value)})"
-    return type(value).__name__
+_INTEGER_ADVICE = (
+    "integer tensors (e.g. the token ids an embedding takes) cannot be moved along "
+    "a path: attribute the layer's output (attribute_to_layer_input=False), or the "
+    "layer whose output is the embedding"
+)
 
 
 def _tensors(value: Any, what: str, layer: torch.nn.Module) -> tuple[tuple[Tensor, ...], bool]:
     """A layer's input or output as a tuple of float tensors, and whether it was one."""
-    single = isinstance(value, Tensor)
-    parts = (value,) if single else value
-    if isinstance(parts, (tuple, list)) and all(
-        isinstance(t, Tensor) and t.is_floating_point() for t in parts
-    ):
-        return tuple(parts), single
-    flat = [value] if single else list(parts) if isinstance(parts, (tuple, list)) else []
-    if any(isinstance(t, Tensor) and not t.is_floating_point() for t in flat):
-        advice = (
-            "integer tensors (e.g. the token ids an embedding takes) cannot be moved along "
-            "a path: attribute the layer's output (attribute_to_layer_input=False), or the "
-            "layer whose output is the embedding"
-        )
-    elif any(isinstance(t, (tuple, list)) for t in flat):
-        advice = (
-            "nested tuples (e.g. an LSTM's (output, (h_n, c_n))) are not supported: "
-            "attribute a module that returns tensors, e.g. a small nn.Module around the "
-            "layer that returns only its output"
-        )
-    else:
-        advice = "attribute a layer whose activations are float tensors"
-    raise TypeError(
-        f"layer: LayerIntegratedGradients needs the {what} of {type(layer).__name__} to be "
-        f"a float tensor or a tuple of them, got {describe(value)}; {advice}"
-    )
+    return layer_tensors(value, what, layer, "LayerIntegratedGradients", _INTEGER_ADVICE)
 
 
 @register(captum=True)
-class LayerIntegratedGradients(GradientAttribution):
+class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
     """Integrated gradients with respect to a layer's output (or inputs): the layer's
     activations are moved along the straight path from their values at the baselines to
     their values at the inputs (Captum's LayerIntegratedGradients). Works with integer
@@ -89,30 +64,16 @@ class LayerIntegratedGradients(GradientAttribution):
         device_ids: list[int] | None = None,
         multiply_by_inputs: bool = True,
     ) -> None:
-        super().__init__(forward_func, multiply_by_inputs)
-        layers = layer if isinstance(layer, list) else [layer]
-        if not layers or not all(isinstance(m, nn.Module) for m in layers):
-            raise TypeError(
-                "layer: expected a torch.nn.Module or a non-empty list of them, got "
-                f"{type(layer).__name__}"
-            )
-        self.layer = layer
-        self._layers = layers
-        self.device_ids = device_ids
+        LayerAttribution.__init__(self, forward_func, layer, device_ids)
+        GradientAttribution.__init__(self, forward_func, multiply_by_inputs)
+        self._layers = layer if isinstance(layer, list) else [layer]
 
     def has_convergence_delta(self) -> bool:
         return True
 
     def _hooks(self, to_input: bool, pre: Callable, post: Callable) -> list:
-        """Hooks on every layer: ``pre(i, inputs)`` before layer i runs (attributing its
-        inputs), else ``post(i, output)`` after it; returns the handles."""
-        handles = []
-        for i, m in enumerate(self._layers):
-            if to_input:
-                handles.append(m.register_forward_pre_hook(lambda mod, inp, i=i: pre(i, inp)))
-            else:
-                handles.append(m.register_forward_hook(lambda mod, inp, out, i=i: post(i, out)))
-        return handles
+        """Hooks on every layer (:func:`hook_layers`); returns the handles."""
+        return hook_layers(self._layers, to_input, pre, post)
 
     def _activations(
         self, xs: tuple[Tensor, ...], args: tuple, rows: int, to_input: bool
