@@ -66,7 +66,8 @@ PERTURBATION = ("KernelShap", "Lime", "ShapleyValueSampling", "FeatureAblation")
 PERTURBATION += ("FeaturePermutation",)
 GRADIENT = ("IntegratedGradients", "Saliency")
 GRADIENT += ("DeepLift", "DeepLiftShap", "GuidedBackprop", "Deconvolution")  # issue 16
-GRADIENT += ("LayerGradCam",)
+GRADIENT += ("LayerGradCam", "GuidedGradCam")
+LAYERED = ("LayerGradCam", "GuidedGradCam")  # built from the model and cam_layer(case)
 METHODS = PERTURBATION + GRADIENT
 XATTR_MODULES = {
     "KernelShap": "kernel_shap",
@@ -77,6 +78,7 @@ XATTR_MODULES = {
     "IntegratedGradients": "integrated_gradients",
     "Saliency": "saliency",
     "LayerGradCam": "layer_grad_cam",
+    "GuidedGradCam": "guided_grad_cam",
 }
 XATTR_MODULES.update(
     DeepLift="deep_lift",
@@ -94,7 +96,7 @@ MIN_VS_CAPTUM = 20.0
 MIN_VS_SHAP = 5.0
 TARGET_MODELS = ("tabular", "image_mlp", "image_cnn")
 # issue 16's methods: at least as fast as Captum on every model
-AS_FAST_AS_CAPTUM = ("LayerGradCam", "FeaturePermutation")
+AS_FAST_AS_CAPTUM = ("LayerGradCam", "FeaturePermutation", "GuidedGradCam")
 
 
 # ----------------------------------------------------------------------------- models
@@ -348,7 +350,7 @@ def method_sizes(method: str, case: Case, cfg: dict[str, int]) -> dict[str, int]
 
 def xattr_runner(method: str, case: Case, sz: dict[str, int], model: Callable) -> Callable:
     cls, _ = xattr_class(method)
-    expl = cls(model, cam_layer(case)) if method == "LayerGradCam" else cls(model)
+    expl = cls(model, cam_layer(case)) if method in LAYERED else cls(model)
     kw: dict[str, Any] = {"target": case.target}
     if method in PERTURBATION:
         kw.update(baselines=case.baseline, feature_mask=case.feature_mask)
@@ -369,7 +371,7 @@ def captum_runner(method: str, case: Case, sz: dict[str, int], model: Callable) 
     import captum.attr as ca
 
     cls = getattr(ca, method)
-    expl = cls(model, cam_layer(case)) if method == "LayerGradCam" else cls(model)
+    expl = cls(model, cam_layer(case)) if method in LAYERED else cls(model)
     kw: dict[str, Any] = {}
     if method in PERTURBATION:
         kw.update(baselines=case.baseline, feature_mask=case.feature_mask)
@@ -481,6 +483,8 @@ def libraries(method: str) -> list[str]:
 def applicable(method: str, case: Case) -> str | None:
     if method in GRADIENT and method != "LayerGradCam" and not case.differentiable:
         return "token-id inputs are not differentiable"
+    if method == "GuidedGradCam" and case.name != "image_cnn":
+        return "no convolution whose map upsamples to the input"
     return None
 
 

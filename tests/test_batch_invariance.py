@@ -195,6 +195,27 @@ def test_deeplift(data, target):
     _same([xattr.DeepLiftShap(model).attribute(x, dist, **kw, **knob) for knob in knobs])
 
 
+class CamModel(torch.nn.Module):
+    """LiftModel's kind of model with a layer module whose [B, 3, 4] output GradCAM maps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.LeakyReLU(0.3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.layer(x * W.to(x.dtype).view(3, 4) - 0.2)
+        z = torch.relu(h * V.to(x.dtype).view(3, 4))
+        return torch.stack([z.sum((1, 2)), (h * W.to(x.dtype).view(3, 4)).sum((1, 2))], 1)
+
+
+@pytest.mark.parametrize("target", [1, "all"])
+def test_guided_grad_cam(data, target):
+    _, x = data
+    model = CamModel()
+    gg = xattr.GuidedGradCam(model, model.layer)
+    _same([gg.attribute(x, target=target, memory_budget=b) for b in BUDGETS])
+
+
 def test_guided_backprop_deconvolution(data):
     _, x = data
     model = LiftModel()
@@ -246,6 +267,7 @@ def test_every_explainer_has_a_case():
         "DeepLiftShap",
         "GuidedBackprop",  # test_guided_backprop_deconvolution
         "Deconvolution",
+        "GuidedGradCam",  # test_guided_grad_cam
     }
     assert gradient == set(xattr.explainer_names("gradient"))
     assert xattr.explainer_names("wrapper") == ["NoiseTunnel"]  # test_noise_tunnel

@@ -34,6 +34,7 @@ def test_registry_kinds_and_construction():
         if info.standalone:
             assert info.cls(model).forward_func is model, name
     assert xattr.explainer_names(standalone=False) == [
+        "GuidedGradCam",
         "LayerGradCam",
         "LayerIntegratedGradients",
         "NoiseTunnel",

@@ -2,7 +2,8 @@
 
 Gradient methods: Saliency, InputXGradient, IntegratedGradients, GradientShap,
 NoiseTunnel, LayerIntegratedGradients, LayerGradCam (with
-``LayerAttribution.interpolate``), ShapleyIntegratedGradients (IG from
+``LayerAttribution.interpolate``), DeepLift, DeepLiftShap, GuidedBackprop,
+Deconvolution, GuidedGradCam, ShapleyIntegratedGradients (IG from
 coalition baselines stratified by size). Perturbation methods (each computes a
 game v(S) chosen by ``removal=``): FeatureAblation, Occlusion, KernelShap, Lime,
 ShapleyValueSampling, Banzhaf, MeanWhenIncluded (RISE-like mean of v(S) over the
@@ -19,6 +20,7 @@ from xattr.explainers.feature_ablation import FeatureAblation
 from xattr.explainers.feature_permutation import FeaturePermutation
 from xattr.explainers.gradient_shap import GradientShap
 from xattr.explainers.guided_backprop import Deconvolution, GuidedBackprop
+from xattr.explainers.guided_grad_cam import GuidedGradCam
 from xattr.explainers.input_x_gradient import InputXGradient
 from xattr.explainers.integrated_gradients import IntegratedGradients
 from xattr.explainers.interpretable_embedding import (
@@ -56,6 +58,7 @@ __all__ = [
     "FeaturePermutation",
     "GradientShap",
     "GuidedBackprop",
+    "GuidedGradCam",
     "InputXGradient",
     "IntegratedGradients",
     "KernelShap",
