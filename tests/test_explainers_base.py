@@ -143,7 +143,8 @@ def test_memory_budget_parsing():
         with pytest.raises(TypeError, match="memory_budget"):
             xattr.set_memory_budget(1.5)
     finally:
-        xattr.set_memory_budget(old)
+        xattr.set_memory_budget(None)
+        assert xattr.get_memory_budget() == old
 
 
 def test_cpu_batches_stay_small_for_large_rows():

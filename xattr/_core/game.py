@@ -23,7 +23,7 @@ from xattr._core.batching import (
     slice_additional_args,
     warn_tiny_batches,
 )
-from xattr._core.budget import get_memory_budget, parse_bytes
+from xattr._core.budget import resolve_budget
 from xattr._core.features import feature_sets, format_feature_mask, interpretable, spread
 from xattr._core.inputs import (
     attribution_dtype,
@@ -63,7 +63,10 @@ class Game:
         targets: a :class:`Targets`.
         additional_forward_args: passed to the model after the inputs.
         removal: a removal object (``BaselineRemoval`` by default).
-        rows: model rows per forward call.
+        rows: model rows per forward call; None: by
+            :func:`~xattr._core.batching.rows_per_batch` from ``per_eval`` (Captum's
+            ``perturbations_per_eval``: at least that many perturbations of the whole
+            batch per call) and ``memory_budget``.
     """
 
     def __init__(
@@ -76,23 +79,28 @@ class Game:
         targets: Targets,
         additional_forward_args: Any = None,
         removal: Removal | None = None,
-        rows: int = 1024,
+        rows: int | None = None,
         show_progress: bool = False,
         desc: str = "coalitions",
+        per_eval: int | None = None,
+        memory_budget: int | str | None = None,
     ):
         self.f = forward_func
         self.inputs, self.baselines, self.groups = inputs, baselines, groups
-        self.d, self.targets, self.rows = n_features, targets, max(1, int(rows))
+        self.d, self.targets = n_features, targets
         self.args = additional_forward_args
         self.removal = check_removal(removal)
         self.show_progress, self.desc = show_progress, desc
         self.B = inputs[0].shape[0]
         self.evaluations = 0  # model rows evaluated so far (per input)
         self.output_dtype = torch.get_default_dtype()  # the model's, once it has run
-        self.chunk_rows = max(self.rows, PERTURBED_BYTES // max(1, example_bytes(inputs)))
         replacements = self.removal.prepare(inputs, baselines)
         # each (example, coalition) is evaluated against `copies` replacement rows
         self.copies = self.removal.copies(replacements)
+        if rows is None:  # one perturbation of the batch = B * copies rows
+            rows = rows_per_batch(inputs, per_eval, memory_budget, unit=self.B * self.copies)
+        self.rows = max(1, int(rows))
+        self.chunk_rows = max(self.rows, PERTURBED_BYTES // max(1, example_bytes(inputs)))
         # What the masking op needs, checked and flattened once (not once per chunk):
         # (x [R, E], base [1 or R, E], group [1 or R, E]) per input, where R = B, or
         # B * copies (example-major) when every example meets every replacement row.
@@ -220,12 +228,10 @@ class Setup:
         self.B = self.inputs[0].shape[0]
         self.present = feature_sets(self.groups, self.B, self.d)
         self.targets = Targets(target, self.B)
-        # Captum's perturbations_per_eval (default 1, one copy per forward call) is
-        # checked for compatibility but batches follow the memory budget: the
-        # results never depend on it.
-        per_eval(perturbations_per_eval)
-        self.budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
-        rows = rows_per_batch(self.inputs, None, memory_budget)
+        # Captum's perturbations_per_eval: at least that many perturbations of the batch
+        # per forward call, under the memory budget (rows_per_batch); the results never
+        # depend on it.
+        self.budget, _ = resolve_budget(memory_budget)
         self.game = Game(
             forward_func,
             self.inputs,
@@ -235,9 +241,10 @@ class Setup:
             self.targets,
             additional_forward_args=additional_forward_args,
             removal=removal,
-            rows=rows,
             show_progress=show_progress,
             desc=desc,
+            per_eval=per_eval(perturbations_per_eval),
+            memory_budget=memory_budget,
         )
 
     def example_sets(self) -> list[tuple[Tensor, Tensor]]:

@@ -165,7 +165,9 @@ class GradientShap(GradientAttribution):
                 ``sum(attr) - (f(x') - f(b))``, [B * n_samples] (example-major).
             seed: seed of the noise, baselines and alphas; None draws it from torch's
                 global generator.
-            memory_budget: bytes (or "512MB") that size the batches.
+            memory_budget: bytes (or "512MB") for one forward + backward call; given
+                (here or with ``xattr.set_memory_budget``) it sizes the calls; default
+                1 GiB, under which xattr picks the size it measured fastest.
 
         Returns:
             Attributions in the form of ``inputs`` ([B, T, *F] for several targets), and

@@ -122,12 +122,16 @@ class IntegratedGradients(GradientAttribution):
             n_steps: quadrature points (default 50).
             method: "gausslegendre" (default), "riemann_left", "riemann_right",
                 "riemann_middle" or "riemann_trapezoid".
-            internal_batch_size: path rows per forward pass (Captum's meaning); None sizes
-                the batches from ``memory_budget``.
+            internal_batch_size: Captum's batching argument (default None): each
+                forward + backward call holds at least this many path rows, more where
+                xattr's own choice is larger, never more than ``memory_budget`` allows
+                (README, "Batching"). Results do not depend on it.
             return_convergence_delta: also return
                 ``sum(attributions) - (f(inputs) - f(baselines))``, [B] ([B, T] for several
                 targets).
-            memory_budget: bytes (or "512MB") when ``internal_batch_size`` is None.
+            memory_budget: bytes (or "512MB") for one forward + backward call; given
+                (here or with ``xattr.set_memory_budget``) it sizes the calls; default
+                1 GiB, under which xattr picks the size it measured fastest.
             show_progress: tqdm bar over path rows.
 
         Returns:
@@ -148,7 +152,7 @@ class IntegratedGradients(GradientAttribution):
         bases = format_baselines(baselines, xs)
         targets = Targets(target, B)
         args = as_args(additional_forward_args)
-        rows = batch_rows(xs, internal_batch_size, memory_budget)
+        rows = batch_rows(xs, internal_batch_size, memory_budget, per_example=n_steps)
         attrs, _, _ = integrate_paths(
             self.forward_func,
             xs,

@@ -337,15 +337,19 @@ class Lime(PerturbationAttribution):
             feature_mask: int tensor(s) grouping elements into d features.
             n_samples: interpretable samples per input (default 25, Captum's
                 ``Lime.attribute`` default and argument order).
-            perturbations_per_eval: accepted for Captum compatibility; batching is
-                by ``memory_budget`` and never changes the result.
+            perturbations_per_eval: Captum's batching argument (default 1): each
+                forward call holds at least this many perturbations of the whole batch,
+                more where xattr's own choice is larger, never more than
+                ``memory_budget`` allows (README, "Batching"). Results do not depend on it.
             return_input_shape: True: coefficients spread to the inputs' shapes;
                 False: [B, D] ([B, T, D] for several targets), Captum's interpretable
                 space: column k for feature id min_id + k, D = max_id - min_id + 1.
             show_progress: a progress bar over samples.
             seed: 64-bit seed for the default sampler (None: torch's generator).
             removal: the game's removal (``BaselineRemoval`` by default).
-            memory_budget: bytes (or "2GB") for a forward batch.
+            memory_budget: bytes (or "2GB") for one forward call; given (here or with
+                ``xattr.set_memory_budget``) it sizes the calls; default 1 GiB, under
+                which xattr picks the size it measured fastest.
 
         Returns:
             coefficients shaped like the inputs ([B, *F] or [B, T, *F]) or per feature.

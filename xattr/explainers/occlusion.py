@@ -130,18 +130,21 @@ class Occlusion(PerturbationAttribution):
                 tuples for tuple inputs).
             strides: None (1), an int, a tuple of len(F) ints, or one of these per input.
             baselines, target, additional_forward_args: as in :class:`FeatureAblation`.
-            perturbations_per_eval: Captum compatibility only: a minimum number of
-                windows per forward call; batches are sized by ``memory_budget``.
-                Results do not depend on it.
+            perturbations_per_eval: Captum's batching argument (default 1): each
+                forward call holds at least this many windows of the whole batch, more
+                where xattr's own choice is larger, never more than ``memory_budget``
+                allows (README, "Batching"). Results do not depend on it.
             show_progress: a tqdm bar over the windows.
             removal: ``BaselineRemoval()`` (default) or ``MarginalRemoval(background)``.
-            memory_budget: bytes (or "2GB") per batch.
+            memory_budget: bytes (or "2GB") for one forward call; given (here or with
+                ``xattr.set_memory_budget``) it sizes the calls; default 1 GiB, under
+                which xattr picks the size it measured fastest.
 
         Returns:
             [B, *F] per input ([B, T, *F] for several targets), in the input's dtype
             (Captum returns float32 here even for float64 inputs).
         """
-        ppe = per_eval(perturbations_per_eval) or 1
+        ppe = per_eval(perturbations_per_eval)
         warn_if_training(self.forward_func)
         xs, is_tuple = format_inputs(inputs)
         n_in = len(xs)
@@ -174,7 +177,7 @@ class Occlusion(PerturbationAttribution):
         repl = removal.prepare(xs, format_baselines(baselines, xs))
         N = removal.copies(repl)
         per_copy = N != 1  # every example meets each of the N replacement rows
-        rows = max(rows_per_batch(xs, None, memory_budget), B * N * ppe)
+        rows = rows_per_batch(xs, ppe, memory_budget, unit=B * N)  # a window of the batch: B N rows
         per_chunk = max(1, rows // max(1, B * N))
         f = self.forward_func
         args = additional_forward_args

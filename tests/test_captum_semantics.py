@@ -1,0 +1,129 @@
+"""Captum's semantics on the input side (issue 16): how batch sizes are read
+(``perturbations_per_eval``, ``internal_batch_size``, ``memory_budget``), non-float
+inputs, feature masks, empty batches and batch-size rules, Occlusion's argument forms,
+half-precision inputs and Lime's interpretable models. Parity with Captum where the
+method is deterministic."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _helpers import gen
+from torch import nn
+
+import xattr
+from xattr._core.batching import rows_per_batch
+
+captum_attr = pytest.importorskip("captum.attr")
+
+
+class _Counted(nn.Module):
+    """A model that records the rows of every call (a cheap linear read-out)."""
+
+    def __init__(self, d_in: int, d_out: int = 3, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.lin = nn.Linear(d_in, d_out)
+        self.calls: list[int] = []
+
+    def forward(self, x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        self.calls.append(x.shape[0])
+        flat = torch.cat([x.flatten(1)] + [r.flatten(1) for r in rest], 1)
+        return self.lin(flat)
+
+
+# ------------------------------------------------------------------ 1. batching arguments
+PHOTO = (3, 224, 224)  # 602 KB a row in float32: xattr's CPU choice is 3 rows a call
+PATCHES = torch.arange(64).view(8, 8).repeat_interleave(28, 0).repeat_interleave(28, 1)
+
+
+def _photo_case(name: str):
+    """(explainer, attribute kwargs, model) for ``name`` on one 224 x 224 photo."""
+    model = _Counted(3 * 224 * 224)
+    kw: dict = {"target": 0}
+    if name == "Occlusion":
+        kw.update(sliding_window_shapes=(3, 56, 56), strides=(3, 56, 56))
+    else:
+        kw["feature_mask"] = PATCHES.expand(PHOTO)
+    if name in ("KernelShap", "Lime"):
+        kw.update(n_samples=40, seed=0)
+    if name == "ShapleyValueSampling":
+        kw.update(n_samples=1, seed=0)
+    return getattr(xattr, name)(model), kw, model
+
+
+CAPTUM_PERTURBATION = ["FeatureAblation", "Occlusion", "KernelShap", "Lime", "ShapleyValueSampling"]
+
+
+def _captum_calls(name: str, x: torch.Tensor, kw: dict, **batching) -> list[int]:
+    model = _Counted(3 * 224 * 224)
+    kw = {k: v for k, v in kw.items() if k != "seed"}
+    if "feature_mask" in kw:  # Captum (with perturbations_per_eval > 1) wants [1, *F]
+        kw["feature_mask"] = kw["feature_mask"].unsqueeze(0).contiguous()
+    torch.manual_seed(0)
+    getattr(captum_attr, name)(model).attribute(x, **kw, **batching)
+    return model.calls
+
+
+@pytest.mark.parametrize("name", CAPTUM_PERTURBATION)
+def test_perturbations_per_eval_never_makes_more_calls_than_captum(name):
+    """Captum's perturbations_per_eval=p makes calls of p perturbations of the batch;
+    with the same p xattr makes no more (and no smaller) model calls than Captum, whatever
+    its own choice (3 rows a call here), and the result does not depend on p."""
+    x = torch.randn(2, *PHOTO, generator=gen(1))
+    explainer, kw, model = _photo_case(name)
+    assert rows_per_batch((x,), None, None) == 3
+    ref = explainer.attribute(x, **kw)
+    model.calls.clear()
+    out = explainer.attribute(x, perturbations_per_eval=8, **kw)
+    theirs = _captum_calls(name, x, kw, perturbations_per_eval=8)
+    assert len(model.calls) <= len(theirs), (model.calls, theirs)
+    assert max(model.calls) >= max(theirs) >= 8
+    torch.testing.assert_close(out, ref)  # the model's own rounding may differ by batch
+
+
+@pytest.mark.parametrize("name", CAPTUM_PERTURBATION)
+def test_a_given_memory_budget_sizes_the_calls(name):
+    """memory_budget="8GB" holds 891 photo rows a call: no hidden 2 MB cap keeps the
+    calls at 3 rows (KernelShap did before)."""
+    x = torch.randn(1, *PHOTO, generator=gen(2))
+    explainer, kw, model = _photo_case(name)
+    cap = 8 * 2**30 // (16 * 3 * 224 * 224 * 4)
+    assert rows_per_batch((x,), None, "8GB") == cap == 891
+    explainer.attribute(x, memory_budget="8GB", **kw)
+    assert max(model.calls) > 3, model.calls
+    assert max(model.calls) <= cap
+
+
+def test_a_global_budget_sizes_the_calls_and_none_restores_the_default():
+    x = torch.zeros(1, *PHOTO)
+    try:
+        xattr.set_memory_budget("8GB")
+        assert rows_per_batch((x,), None, None) == 891
+    finally:
+        xattr.set_memory_budget(None)
+    assert xattr.get_memory_budget() == 2**30
+    assert rows_per_batch((x,), None, None) == 3
+
+
+def test_the_budget_caps_captums_number():
+    x = torch.zeros(4, 100)  # 400 bytes a row: a budget of 64 KB holds 10 rows
+    assert rows_per_batch((x,), 1000, 400 * 16 * 10) == 10
+    assert rows_per_batch((x,), 2, 400 * 16 * 10, unit=4) == 10  # 8 rows asked, 10 allowed
+    assert rows_per_batch((x,), 1, None, unit=4) == rows_per_batch((x,), None, None) == 327
+
+
+def test_internal_batch_size_never_makes_more_calls_than_captum():
+    """internal_batch_size=n: calls of at least n path rows where whole examples allow,
+    never more forward + backward calls than Captum's with the same n; same attributions."""
+    model = _Counted(3 * 224 * 224)
+    x = torch.randn(3, *PHOTO, generator=gen(3))
+    kw = {"target": 0, "n_steps": 8}
+    e = xattr.IntegratedGradients(model)
+    ref = e.attribute(x, **kw)
+    for n in (1, 12, 30):
+        model.calls.clear()
+        out = e.attribute(x, internal_batch_size=n, **kw)
+        theirs = _captum_calls("IntegratedGradients", x, kw, internal_batch_size=n)
+        assert len(model.calls) <= len(theirs), (n, model.calls, theirs)
+        torch.testing.assert_close(out, ref)
