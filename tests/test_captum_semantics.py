@@ -127,3 +127,99 @@ def test_internal_batch_size_never_makes_more_calls_than_captum():
         theirs = _captum_calls("IntegratedGradients", x, kw, internal_batch_size=n)
         assert len(model.calls) <= len(theirs), (n, model.calls, theirs)
         torch.testing.assert_close(out, ref)
+
+
+# ------------------------------------------------------------- 2. non-float inputs
+class _BoolModel(nn.Module):
+    """Captum's BasicModelBoolInput: it takes bool inputs only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.dtype is torch.bool, "Input must be boolean"
+        return self.lin(x.float() * 10.0)
+
+
+def _dtype_model(dtype: torch.dtype):
+    """A sum model that checks the dtype it is given (copies keep the inputs' dtype)."""
+
+    def f(*xs: torch.Tensor) -> torch.Tensor:
+        assert all(x.dtype == dtype for x in xs), [x.dtype for x in xs]
+        return torch.stack([x.flatten(1).double().mul(i + 1).sum(1) for i, x in enumerate(xs)], 1)
+
+    return f
+
+
+BOOL_X = torch.tensor([[True, False, True], [False, True, True]])
+DETERMINISTIC = ["FeatureAblation", "ShapleyValues", "Occlusion"]
+
+
+def _both(name: str, model, x, **kw):
+    extra = {"sliding_window_shapes": (1,)} if name == "Occlusion" else {}
+    ours = getattr(xattr, name)(model).attribute(x, **kw, **extra)
+    theirs = getattr(captum_attr, name)(model).attribute(x, **kw, **extra)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+@pytest.mark.parametrize("baselines", [None, True, False], ids=["default", "true", "false"])
+@pytest.mark.parametrize("ppe", [1, 3])
+def test_bool_inputs_are_perturbed_with_their_baselines(name, baselines, ppe):
+    kw = {"target": 1, "baselines": baselines, "perturbations_per_eval": ppe}
+    if name != "Occlusion":
+        kw["feature_mask"] = torch.tensor([[0, 0, 1]])
+    ours, theirs = _both(name, _BoolModel().eval(), BOOL_X, **kw)
+    torch.testing.assert_close(ours, theirs.to(ours.dtype))
+
+
+@pytest.mark.parametrize("name", ["KernelShap", "Lime", "ShapleyValueSampling"])
+def test_bool_inputs_reach_the_model_as_bool_in_sampling_methods(name):
+    kw = {"target": 1, "feature_mask": torch.tensor([[0, 0, 1]]), "seed": 0}
+    kw["n_samples"] = 2 if name == "ShapleyValueSampling" else 20
+    model = _BoolModel().eval()
+    out = getattr(xattr, name)(model).attribute(BOOL_X, baselines=True, **kw)
+    if name != "Lime":  # efficiency: the attributions add up to f(x) - f(baseline)
+        fx = model(BOOL_X)[:, 1].double()
+        fb = model(torch.ones_like(BOOL_X))[:, 1].double()
+        per_feature = out.double()[:, [0, 2]]  # features 0 (two elements) and 1
+        torch.testing.assert_close(per_feature.sum(1), fx - fb, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8, torch.int16, torch.float16])
+def test_other_dtypes_keep_their_dtype_under_their_baselines(name, dtype):
+    x = torch.tensor([[3, 1, 2], [0, 5, 7]]).to(dtype)
+    kw = {"target": 1, "baselines": (1, 2), "perturbations_per_eval": 2}
+    if name == "Occlusion":
+        kw["sliding_window_shapes"] = ((1,), (2,))
+    model, xs = _dtype_model(dtype), (x, x + 1)
+    ours = getattr(xattr, name)(model).attribute(xs, **kw)
+    theirs = getattr(captum_attr, name)(model).attribute(xs, **kw)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a.double(), b.double())
+
+
+@pytest.mark.parametrize("name", ["FeatureAblation", "Occlusion"])
+def test_integer_inputs_with_fractional_baselines_are_promoted_as_in_captum(name):
+    """x (1 - m) + b m with int64 x and b = 0.2 is float32: the model sees float copies
+    (Captum's test_multi_input_ablation_with_int_input_tensor_and_float_baseline).
+    Captum's ShapleyValues instead truncates the baseline to the input's dtype (0.2 ->
+    0) without a word; xattr's Shapley methods promote as every other method does."""
+
+    def sum_forward(*inps: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.flatten(t, start_dim=1) for t in inps], dim=1).sum(1)
+
+    inp1 = torch.tensor([[0, 1], [3, 4]])
+    inp2 = torch.tensor([[[0.1, 0.2], [0.3, 0.2]], [[0.4, 0.5], [0.3, 0.2]]])
+    inp3 = torch.tensor([[0], [1]])
+    kw = {"baselines": (0.2, 3.1, 0.4)}
+    if name == "Occlusion":
+        kw["sliding_window_shapes"] = ((1,), (1, 1), (1,))
+    ours = getattr(xattr, name)(sum_forward).attribute((inp1, inp2, inp3), **kw)
+    theirs = getattr(captum_attr, name)(sum_forward).attribute((inp1, inp2, inp3), **kw)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b.to(a.dtype))
+    assert ours[0].dtype == torch.float32

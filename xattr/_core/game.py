@@ -31,8 +31,10 @@ from xattr._core.inputs import (
     example_bytes,
     format_baselines,
     format_inputs,
+    masking_dtype,
+    promotion_note,
 )
-from xattr._core.model import warn_if_training
+from xattr._core.model import promotion_errors, warn_if_training
 from xattr._core.progress import progress
 from xattr._core.removal import Removal, check_removal
 from xattr._core.targets import Targets
@@ -105,7 +107,14 @@ class Game:
         # (x [R, E], base [1 or R, E], group [1 or R, E]) per input, where R = B, or
         # B * copies (example-major) when every example meets every replacement row.
         self._masking = []
+        # the dtype of every input's perturbed copies (Captum's promotion: the baselines'
+        # dtype from format_baselines), carried through the masking kernel in a dtype it
+        # takes exactly (bool and small ints as int64, half / bfloat16 as float32)
+        self._dtypes = tuple(base.dtype for base in replacements)
+        self.promotion = promotion_note(inputs, replacements)
         for x, g, base in zip(inputs, groups, replacements):
+            carrier = masking_dtype(base.dtype)
+            x, base = x.to(carrier), base.to(carrier)
             if self.copies != 1:
                 N = self.copies
                 x = x.repeat_interleave(N, dim=0)
@@ -129,7 +138,8 @@ class Game:
                 part = pert if b - a == n else tuple(t[a:b] for t in pert)
                 extra = slice_additional_args(args, n, a, b) if args else ()
                 rows_masks = None if masks is None else masks[a:b]
-                outs.append(self.removal.evaluate(self.f, part, rows_masks, extra, b - a))
+                with promotion_errors(self.promotion):
+                    outs.append(self.removal.evaluate(self.f, part, rows_masks, extra, b - a))
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         self.output_dtype = out.dtype
         return self.targets.select(out, per_example).to(torch.float64)
@@ -140,8 +150,8 @@ class Game:
             masks = masks.repeat_interleave(copies, dim=0)
         masks = masks.contiguous()
         return tuple(
-            apply_prepared(prep, masks).reshape(-1, *x.shape[1:])
-            for x, prep in zip(self.inputs, self._masking)
+            apply_prepared(prep, masks).reshape(-1, *x.shape[1:]).to(dtype)
+            for x, prep, dtype in zip(self.inputs, self._masking, self._dtypes)
         )
 
     def _chunk(self, masks: Tensor) -> Tensor:

@@ -250,7 +250,7 @@ class Lime(PerturbationAttribution):
             for i in range(n):
                 m = masks[b, i]
                 pert = tuple(
-                    ops.mask_apply(x, m[None].to(x.device), g, baselines=bl)[0]
+                    torch.where(m.to(x.device)[g], x, bl)  # any dtype, as the game
                     for x, g, bl in zip(
                         inp_t,
                         kw["feature_mask"] if setup.is_tuple else (kw["feature_mask"],),

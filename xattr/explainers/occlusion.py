@@ -17,8 +17,9 @@ from xattr._core.inputs import (
     format_baselines,
     format_inputs,
     format_output,
+    promotion_note,
 )
-from xattr._core.model import run_model, warn_if_training
+from xattr._core.model import promotion_errors, run_model, warn_if_training
 from xattr._core.progress import progress
 from xattr._core.removal import Removal, check_removal
 from xattr._core.targets import Targets, TargetType
@@ -176,6 +177,7 @@ class Occlusion(PerturbationAttribution):
         targets = Targets(target, B)
         repl = removal.prepare(xs, format_baselines(baselines, xs))
         N = removal.copies(repl)
+        note = promotion_note(xs, repl)  # baselines that change the copies' dtype
         per_copy = N != 1  # every example meets each of the N replacement rows
         rows = rows_per_batch(xs, ppe, memory_budget, unit=B * N)  # a window of the batch: B N rows
         per_chunk = max(1, rows // max(1, B * N))
@@ -187,7 +189,7 @@ class Occlusion(PerturbationAttribution):
         def forward(pert: tuple[Tensor, ...], per_example: int) -> Tensor:
             nonlocal output_dtype
             n = pert[0].shape[0]
-            with torch.no_grad():
+            with torch.no_grad(), promotion_errors(note if pert is not xs else None):
                 out = run_model(f, pert, expand_additional_args(args, B, per_example), n)
             output_dtype = out.dtype
             return targets.select(out, per_example).to(torch.float64)
