@@ -223,3 +223,76 @@ def test_integer_inputs_with_fractional_baselines_are_promoted_as_in_captum(name
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b.to(a.dtype))
     assert ours[0].dtype == torch.float32
+
+
+# -------------------------------------- 3. float masks, empty batches and empty inputs
+@pytest.mark.parametrize("name", ["FeatureAblation", "ShapleyValues"])
+def test_float_feature_masks_with_integral_ids_are_ids(name):
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh()).eval()
+    x = torch.randn(3, 4, generator=gen(4))
+    mask = torch.tensor([[0.0, 0.0, 2.0, 1.0]])
+    ours = getattr(xattr, name)(model).attribute(x, target=1, feature_mask=mask)
+    ref = getattr(xattr, name)(model).attribute(x, target=1, feature_mask=mask.long())
+    theirs = getattr(captum_attr, name)(model).attribute(x, target=1, feature_mask=mask)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_float_feature_masks_with_fractions_are_refused():
+    x = torch.randn(3, 4, generator=gen(4))
+    with pytest.raises(ValueError, match=r"feature_mask\[0\]: .*integral"):
+        xattr.FeatureAblation(lambda t: t.sum(1)).attribute(
+            x, feature_mask=torch.tensor([[0.0, 0.5, 1.0, 1.0]])
+        )
+
+
+class _FirstInputOnly(nn.Module):
+    """Captum's test of an empty second input: the model reads the first only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(7, 1)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.lin(a)
+
+
+EMPTY_CASES = ["FeatureAblation", "ShapleyValues", "Occlusion", "KernelShap", "Lime"]
+
+
+@pytest.mark.parametrize("name", EMPTY_CASES)
+@pytest.mark.parametrize("masked", [False, True])
+def test_an_input_with_no_elements_gets_empty_attributions(name, masked):
+    """Captum's test_multi_input_*_with_empty_input: inputs (x [1, 7], [1, 0])."""
+    inp1 = torch.tensor([[23.0, 0.0, 0.0, 23.0, 0.0, 0.0, 23.0]])
+    inp2 = torch.tensor([[]])
+    kw: dict = {}
+    if name == "Occlusion":
+        kw["sliding_window_shapes"] = ((1,), (0,))
+    elif masked:
+        kw["feature_mask"] = (torch.arange(7)[None], torch.tensor([[]], dtype=torch.long))
+    if name in ("KernelShap", "Lime"):
+        kw.update(n_samples=200, seed=0)
+    ours = getattr(xattr, name)(_FirstInputOnly().eval()).attribute((inp1, inp2), **kw)
+    assert ours[1].shape == (1, 0)
+    captum_runs = not (masked and name == "ShapleyValues")  # Captum: max() of no ids
+    if name in ("FeatureAblation", "ShapleyValues", "Occlusion", "KernelShap") and captum_runs:
+        kw.pop("seed", None)
+        theirs = getattr(captum_attr, name)(_FirstInputOnly().eval()).attribute(
+            (inp1, inp2), **kw
+        )
+        torch.testing.assert_close(ours[0], theirs[0].reshape(ours[0].shape), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["FeatureAblation", "ShapleyValues", "ShapleyValueSampling", "KernelShap", "Lime",
+     "Occlusion", "IntegratedGradients", "Saliency", "InputXGradient"],
+)
+def test_an_empty_batch_gives_empty_attributions(name):
+    """Where Captum raises IndexError on a batch of 0 (all but FeatureAblation and
+    Occlusion), xattr returns attributions of the batch's shape."""
+    kw = {"sliding_window_shapes": (1,)} if name == "Occlusion" else {}
+    out = getattr(xattr, name)(nn.Linear(3, 2)).attribute(torch.zeros(0, 3), target=0, **kw)
+    assert out.shape == (0, 3)

@@ -168,8 +168,10 @@ def test_feature_mask_remaps_ids_and_defaults():
     assert ids.numel() == 6 and groups[1].view(-1).tolist() == [4, 5]
     with pytest.raises(ValueError, match="feature_mask"):
         format_feature_mask(torch.zeros(3, dtype=torch.long), (x,))
+    with pytest.raises(ValueError, match="feature_mask"):
+        format_feature_mask(torch.tensor([0.0, 0.5, 1.0, 1.0]), (x,))
     with pytest.raises(TypeError, match="feature_mask"):
-        format_feature_mask(torch.zeros(4), (x,))
+        format_feature_mask(torch.zeros(4, dtype=torch.bool), (x,))
 
 
 def _setup(f, x, **kw):

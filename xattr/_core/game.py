@@ -149,8 +149,9 @@ class Game:
         if masks.shape[0] > 1 and copies > 1:
             masks = masks.repeat_interleave(copies, dim=0)
         masks = masks.contiguous()
+        n = self.B * copies * masks.shape[1]  # also for inputs of no elements
         return tuple(
-            apply_prepared(prep, masks).reshape(-1, *x.shape[1:]).to(dtype)
+            apply_prepared(prep, masks).reshape(n, *x.shape[1:]).to(dtype)
             for x, prep, dtype in zip(self.inputs, self._masking, self._dtypes)
         )
 

@@ -59,7 +59,7 @@ def _dims(value: Any, rank: int, name: str, i: int, allow_int: bool) -> tuple[in
             f"{name}[{i}]: expected {'an int or ' if allow_int else ''}a tuple of {rank} ints "
             f"(one per non-batch dimension), got {value!r}"
         )
-    if any(v < 1 for v in value):
+    if any(v < (1 if allow_int else 0) for v in value):  # a window may be 0 long (below)
         raise ValueError(f"{name}[{i}]: entries must be >= 1, got {value}")
     return value
 
@@ -158,6 +158,8 @@ class Occlusion(PerturbationAttribution):
             st = _dims(strides_t[i], rank, "strides", i, True)
             feat = tuple(x.shape[1:])
             for k in range(rank):
+                if win[k] == 0 and feat[k] != 0:  # only an empty dimension takes no window
+                    raise ValueError(f"sliding_window_shapes[{i}]: entries must be >= 1, got {win}")
                 if win[k] > feat[k]:
                     raise ValueError(
                         f"sliding_window_shapes[{i}]: {win} exceeds the input dimensions {feat}"
@@ -202,7 +204,7 @@ class Occlusion(PerturbationAttribution):
             feat = tuple(x.shape[1:])
             E = math.prod(feat)
             xf = x.reshape(B, 1, 1, E)
-            rf = repl[i].reshape(1, N, 1, E) if per_copy else repl[i].reshape(-1, 1, 1, E)
+            rf = repl[i].reshape(1, N, 1, E) if per_copy else repl[i].reshape(len(repl[i]), 1, 1, E)
             W = math.prod(counts[i])
             acc = torch.zeros((B, v_full.shape[1], E), dtype=torch.float64, device=x.device)
             cover = torch.zeros(E, dtype=torch.float64, device=x.device)
