@@ -296,3 +296,53 @@ def test_an_empty_batch_gives_empty_attributions(name):
     kw = {"sliding_window_shapes": (1,)} if name == "Occlusion" else {}
     out = getattr(xattr, name)(nn.Linear(3, 2)).attribute(torch.zeros(0, 3), target=0, **kw)
     assert out.shape == (0, 3)
+
+
+# ----------------------------------------------------------- 4. Occlusion's arguments
+def _conv() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(18, 3)).eval()
+
+
+IMG = torch.arange(32, dtype=torch.float32).view(2, 1, 4, 4) / 10
+
+
+@pytest.mark.parametrize(
+    "window, strides",
+    [
+        ((1, 2, 2), (2,)),  # one stride for every dimension, as a 1-tuple (Captum's reading)
+        ((1, 2, 2), 2),
+        ((1, 4, 2), (5, 7, 2)),  # strides beyond the window where it spans the dimension
+        ((1, 4, 4), (3, 9, 9)),
+        ((1, 3, 2), (1, 2, 1)),  # a last window cut off at the edge
+    ],
+)
+def test_occlusion_argument_forms_read_as_captum(window, strides):
+    kw = {"sliding_window_shapes": window, "strides": strides, "target": 1}
+    ours = xattr.Occlusion(_conv()).attribute(IMG, **kw)
+    theirs = captum_attr.Occlusion(_conv()).attribute(IMG, **kw)
+    torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    "inputs, window, strides",
+    [
+        (IMG, ((1, 2),), None),  # too few window dimensions
+        ((IMG, IMG), ((1, 1, 2), (1, 1, 1, 2)), None),  # too many
+        ((IMG, IMG), ((1, 1, 2),) * 3, None),  # too many windows
+        (IMG, (1, 2, 2), (1, 2)),  # too few stride dimensions
+        (IMG, ((1, 1, 2),), 2),  # a stride beyond a window shorter than its dimension
+        ((IMG, IMG), ((1, 1, 2), (1, 4, 2)), (2, (1, 2, 3))),
+    ],
+)
+def test_occlusion_bad_arguments_raise_what_captum_and_xattr_users_catch(inputs, window, strides):
+    """Captum asserts; xattr raises a ValueError that is an AssertionError too."""
+    for lib in (xattr, captum_attr):
+        with pytest.raises(AssertionError):
+            lib.Occlusion(_conv()).attribute(
+                inputs, sliding_window_shapes=window, strides=strides, target=0
+            )
+    with pytest.raises(ValueError, match="sliding_window_shapes|strides"):
+        xattr.Occlusion(_conv()).attribute(
+            inputs, sliding_window_shapes=window, strides=strides, target=0
+        )

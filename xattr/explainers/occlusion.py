@@ -23,7 +23,7 @@ from xattr._core.model import promotion_errors, run_model, warn_if_training
 from xattr._core.progress import progress
 from xattr._core.removal import Removal, check_removal
 from xattr._core.targets import Targets, TargetType
-from xattr._core.validation import per_eval
+from xattr._core.validation import ArgumentError, per_eval
 from xattr.explainers.registry import register
 
 ShapeArg = Union[tuple[int, ...], tuple[tuple[int, ...], ...]]
@@ -39,7 +39,7 @@ def _per_input(value: Any, n_inputs: int, name: str, allow_int: bool) -> tuple:
     if isinstance(value, list):
         value = tuple(value)
     if not isinstance(value, tuple) or len(value) != n_inputs:
-        raise ValueError(f"{name}: expected one entry per input ({n_inputs}), got {value!r}")
+        raise ArgumentError(f"{name}: expected one entry per input ({n_inputs}), got {value!r}")
     if not allow_int and value and isinstance(value[0], int):
         value = (value,)
     return value
@@ -55,12 +55,12 @@ def _dims(value: Any, rank: int, name: str, i: int, allow_int: bool) -> tuple[in
         or len(value) != rank
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
-        raise ValueError(
+        raise ArgumentError(
             f"{name}[{i}]: expected {'an int or ' if allow_int else ''}a tuple of {rank} ints "
             f"(one per non-batch dimension), got {value!r}"
         )
     if any(v < (1 if allow_int else 0) for v in value):  # a window may be 0 long (below)
-        raise ValueError(f"{name}[{i}]: entries must be >= 1, got {value}")
+        raise ArgumentError(f"{name}[{i}]: entries must be >= 1, got {value}")
     return value
 
 
@@ -159,13 +159,13 @@ class Occlusion(PerturbationAttribution):
             feat = tuple(x.shape[1:])
             for k in range(rank):
                 if win[k] == 0 and feat[k] != 0:  # only an empty dimension takes no window
-                    raise ValueError(f"sliding_window_shapes[{i}]: entries must be >= 1, got {win}")
+                    raise ArgumentError(f"sliding_window_shapes[{i}]: entries must be >= 1, got {win}")
                 if win[k] > feat[k]:
-                    raise ValueError(
+                    raise ArgumentError(
                         f"sliding_window_shapes[{i}]: {win} exceeds the input dimensions {feat}"
                     )
                 if feat[k] != win[k] and st[k] > win[k]:
-                    raise ValueError(f"strides[{i}]: {st} cannot be larger than the window {win}")
+                    raise ArgumentError(f"strides[{i}]: {st} cannot be larger than the window {win}")
             windows.append(win)
             steps.append(st)
             counts.append(tuple(math.ceil((f - w) / s) + 1 for f, w, s in zip(feat, win, st)))
