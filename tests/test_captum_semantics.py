@@ -346,3 +346,56 @@ def test_occlusion_bad_arguments_raise_what_captum_and_xattr_users_catch(inputs,
         xattr.Occlusion(_conv()).attribute(
             inputs, sliding_window_shapes=window, strides=strides, target=0
         )
+
+
+# --------------------------------------------- 5. half precision and integer inputs
+def _half_model(dtype: torch.dtype) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).to(dtype).eval()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", ["IntegratedGradients", "Saliency", "InputXGradient"])
+def test_half_inputs_run_the_model_in_half_and_sum_in_float32(name, dtype):
+    """The model sees its own dtype; gradients are summed in float32 (Captum's IG returns
+    float32 for half inputs); the values are Captum's to half precision, and xattr's
+    float32 sums are the float64 reference's to float32 rounding of the model."""
+    model = _half_model(dtype)
+    seen: list[torch.dtype] = []
+    model.register_forward_pre_hook(lambda m, a: seen.append(a[0].dtype))
+    x = torch.randn(4, 3, generator=gen(5)).to(dtype)
+    ours = getattr(xattr, name)(model).attribute(x, target=0)
+    assert set(seen) == {dtype} and ours.dtype == torch.float32
+    theirs = getattr(captum_attr, name)(model).attribute(x, target=0)
+    tol = 2e-2 if dtype == torch.bfloat16 else 2e-3
+    torch.testing.assert_close(ours, theirs.float(), rtol=tol, atol=tol)
+
+
+def test_half_inputs_in_gradient_shap_and_noise_tunnel():
+    model = _half_model(torch.float16)
+    x = torch.randn(4, 3, generator=gen(6)).half()
+    gs = xattr.GradientShap(model).attribute(x, baselines=torch.zeros(5, 3).half(), target=0)
+    nt = xattr.NoiseTunnel(xattr.Saliency(model)).attribute(x, target=0, nt_samples=3, seed=0)
+    assert gs.shape == nt.shape == (4, 3) and gs.isfinite().all() and nt.isfinite().all()
+
+
+def test_integer_inputs_to_integrated_gradients_as_captum():
+    """Captum's path points b + alpha (x - b) of int64 x are float32: the model gets
+    those, and the attributions are float32 (Saliency and InputXGradient refuse ints in
+    both libraries: a gradient with respect to an integer tensor does not exist)."""
+    torch.manual_seed(0)
+    lin = nn.Linear(3, 2)
+
+    def model(t: torch.Tensor) -> torch.Tensor:
+        return lin(t if t.is_floating_point() else t.float())
+
+    x = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    ours, delta = xattr.IntegratedGradients(model).attribute(
+        x, target=0, return_convergence_delta=True
+    )
+    theirs = captum_attr.IntegratedGradients(model).attribute(x, target=0)
+    assert ours.dtype == torch.float32
+    torch.testing.assert_close(ours, theirs)
+    assert delta.abs().max() < 1e-4
+    with pytest.raises(TypeError, match="inputs: expected a floating tensor"):
+        xattr.Saliency(model).attribute(x, target=0)

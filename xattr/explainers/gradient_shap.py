@@ -21,7 +21,7 @@ from xattr._core.inputs import (
 from xattr._core.model import warn_if_training
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import positive_int
-from xattr.explainers._gradient import finish, float_inputs, input_grads
+from xattr.explainers._gradient import finish, input_grads, working_inputs
 from xattr.explainers.noise_tunnel import NoiseTunnel, make_generator
 from xattr.explainers.registry import register
 
@@ -183,7 +183,7 @@ class GradientShap(GradientAttribution):
         """
         n_samples = positive_int("n_samples", n_samples)
         xs, is_tuple = format_inputs(inputs)
-        float_inputs(xs)
+        xs, f = working_inputs(xs, self.forward_func)
         warn_if_training(self.forward_func)
         if callable(baselines) and not isinstance(baselines, Tensor):
             takes_inputs = bool(inspect.signature(baselines).parameters)
@@ -205,7 +205,7 @@ class GradientShap(GradientAttribution):
                     f"got {tuple(b.shape)}"
                 )
         bl = tuple(b.to(device=x.device, dtype=x.dtype) for b, x in zip(bl, xs))
-        inner = _InputBaselineXGradient(self.forward_func, self._multiply_by_inputs, memory_budget)
+        inner = _InputBaselineXGradient(f, self._multiply_by_inputs, memory_budget)
         gen = make_generator(seed, xs[0].device)
         inner.generator = gen
         nt = NoiseTunnel(inner)

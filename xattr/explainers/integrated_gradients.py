@@ -18,7 +18,7 @@ from xattr._core.inputs import (
 )
 from xattr._core.model import warn_if_training
 from xattr._core.targets import Targets, TargetType
-from xattr.explainers._gradient import check_n_steps, finish, float_inputs, integrate_paths
+from xattr.explainers._gradient import check_n_steps, finish, integrate_paths, working_inputs
 from xattr.explainers.registry import register
 
 
@@ -145,7 +145,7 @@ class IntegratedGradients(GradientAttribution):
             torch.Size([2, 2, 3])
         """
         xs, is_tuple = format_inputs(inputs)
-        float_inputs(xs)
+        xs, f = working_inputs(xs, self.forward_func, integers=True)
         check_n_steps(n_steps, method)
         warn_if_training(self.forward_func)
         B = xs[0].shape[0]
@@ -154,7 +154,7 @@ class IntegratedGradients(GradientAttribution):
         args = as_args(additional_forward_args)
         rows = batch_rows(xs, internal_batch_size, memory_budget, per_example=n_steps)
         attrs, _, _ = integrate_paths(
-            self.forward_func,
+            f,
             xs,
             tuple(b.unsqueeze(1) for b in bases),
             args,
@@ -169,5 +169,5 @@ class IntegratedGradients(GradientAttribution):
         out = cast(TensorOrTupleGeneric, format_output(finish(attrs, targets.multi), is_tuple))
         if not return_convergence_delta:
             return out
-        delta = convergence_delta(self.forward_func, attrs, xs, bases, args, targets, rows)
+        delta = convergence_delta(f, attrs, xs, bases, args, targets, rows)
         return out, (delta if targets.multi else delta[:, 0])

@@ -59,7 +59,7 @@ from xattr._core.progress import progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import flag, positive_int
 from xattr.baselines import resolve
-from xattr.explainers._gradient import check_n_steps, finish, float_inputs, integrate_paths
+from xattr.explainers._gradient import check_n_steps, finish, integrate_paths, working_inputs
 from xattr.explainers.registry import register
 from xattr.ops.sampling import MAX_ENUMERATION_FEATURES
 
@@ -373,7 +373,7 @@ class ShapleyIntegratedGradients(GradientAttribution):
             [0.5, 0.5, 1.0]
         """
         xs, is_tuple = format_inputs(inputs)
-        float_inputs(xs)
+        xs, f = working_inputs(xs, self.forward_func)
         check_n_steps(n_steps, method)
         if combine not in COMBINES:
             raise ValueError(f"combine: expected one of {', '.join(COMBINES)}, got {combine!r}")
@@ -388,7 +388,7 @@ class ShapleyIntegratedGradients(GradientAttribution):
         targets = Targets(target, B)
         args = as_args(additional_forward_args)
         rows = batch_rows(xs, internal_batch_size, memory_budget)
-        run = _Run(self.forward_func, xs, refs, groups, args, targets, n_steps, method, rows)
+        run = _Run(f, xs, refs, groups, args, targets, n_steps, method, rows)
         seed = validation.seed(seed) if not exact and n_coalitions_per_size != "all" else seed
         parts = []
         # Per-example feature masks whose ids differ (superpixels of different images):
