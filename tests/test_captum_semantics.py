@@ -281,16 +281,23 @@ def test_an_input_with_no_elements_gets_empty_attributions(name, masked):
     captum_runs = not (masked and name == "ShapleyValues")  # Captum: max() of no ids
     if name in ("FeatureAblation", "ShapleyValues", "Occlusion", "KernelShap") and captum_runs:
         kw.pop("seed", None)
-        theirs = getattr(captum_attr, name)(_FirstInputOnly().eval()).attribute(
-            (inp1, inp2), **kw
-        )
+        theirs = getattr(captum_attr, name)(_FirstInputOnly().eval()).attribute((inp1, inp2), **kw)
         torch.testing.assert_close(ours[0], theirs[0].reshape(ours[0].shape), atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize(
     "name",
-    ["FeatureAblation", "ShapleyValues", "ShapleyValueSampling", "KernelShap", "Lime",
-     "Occlusion", "IntegratedGradients", "Saliency", "InputXGradient"],
+    [
+        "FeatureAblation",
+        "ShapleyValues",
+        "ShapleyValueSampling",
+        "KernelShap",
+        "Lime",
+        "Occlusion",
+        "IntegratedGradients",
+        "Saliency",
+        "InputXGradient",
+    ],
 )
 def test_an_empty_batch_gives_empty_attributions(name):
     """Where Captum raises IndexError on a batch of 0 (all but FeatureAblation and

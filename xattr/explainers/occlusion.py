@@ -159,13 +159,17 @@ class Occlusion(PerturbationAttribution):
             feat = tuple(x.shape[1:])
             for k in range(rank):
                 if win[k] == 0 and feat[k] != 0:  # only an empty dimension takes no window
-                    raise ArgumentError(f"sliding_window_shapes[{i}]: entries must be >= 1, got {win}")
+                    raise ArgumentError(
+                        f"sliding_window_shapes[{i}]: entries must be >= 1, got {win}"
+                    )
                 if win[k] > feat[k]:
                     raise ArgumentError(
                         f"sliding_window_shapes[{i}]: {win} exceeds the input dimensions {feat}"
                     )
                 if feat[k] != win[k] and st[k] > win[k]:
-                    raise ArgumentError(f"strides[{i}]: {st} cannot be larger than the window {win}")
+                    raise ArgumentError(
+                        f"strides[{i}]: {st} cannot be larger than the window {win}"
+                    )
             windows.append(win)
             steps.append(st)
             counts.append(tuple(math.ceil((f - w) / s) + 1 for f, w, s in zip(feat, win, st)))
