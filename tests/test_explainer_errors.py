@@ -75,11 +75,23 @@ WITH_BASELINES = [n for n in PERTURBATION if "baselines" in _params(getattr(xatt
 @pytest.mark.parametrize("name", WITH_BASELINES)
 @pytest.mark.parametrize(
     "baseline",
-    [NAN, 0.7, 2.0**70, torch.full((1, 3), 0.5), torch.tensor([[0.0, NAN, 1.0]])],
-    ids=["nan", "fraction", "huge", "float-tensor", "nan-tensor"],
+    [0.7, 2.0**70, torch.full((1, 3), 0.5)],
+    ids=["fraction", "huge", "float-tensor"],
 )
-def test_token_ids_refuse_non_integral_baselines(name, baseline):
+def test_token_ids_with_non_integral_baselines_name_the_baseline(name, baseline):
+    """Such baselines make float copies of the ids (Captum's type promotion); a model
+    that takes ids fails on them with an error that names the baseline, never a silent
+    cast to another id."""
     with pytest.raises(ValueError, match=r"baselines\[0\]: .*int64.*integers"):
+        _explain(name, _Tokens().eval(), IDS, baselines=baseline, target=0)
+
+
+@pytest.mark.parametrize("name", WITH_BASELINES)
+@pytest.mark.parametrize(
+    "baseline", [NAN, torch.tensor([[0.0, NAN, 1.0]])], ids=["nan", "nan-tensor"]
+)
+def test_token_ids_refuse_non_finite_baselines(name, baseline):
+    with pytest.raises(ValueError, match=r"baselines\[0\]: contains non-finite"):
         _explain(name, _Tokens().eval(), IDS, baselines=baseline, target=0)
 
 

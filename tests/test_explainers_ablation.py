@@ -382,8 +382,8 @@ def test_errors():
         fa.attribute(x, baselines=torch.zeros(2, 1, 8, 7), target=0)
     with pytest.raises(ValueError, match="feature_mask"):
         fa.attribute(x, target=0, feature_mask=torch.zeros(1, 4, 4, dtype=torch.long))
-    with pytest.raises(TypeError, match="feature_mask"):
-        fa.attribute(x, target=0, feature_mask=torch.zeros(1, 8, 8))
+    with pytest.raises(ValueError, match="feature_mask"):  # floats must hold integral ids
+        fa.attribute(x, target=0, feature_mask=torch.full((1, 8, 8), 0.5))
     with pytest.raises(ValueError, match="target"):
         fa.attribute(x, target=5)
     with pytest.raises(ValueError, match="target"):

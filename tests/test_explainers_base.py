@@ -143,7 +143,8 @@ def test_memory_budget_parsing():
         with pytest.raises(TypeError, match="memory_budget"):
             xattr.set_memory_budget(1.5)
     finally:
-        xattr.set_memory_budget(old)
+        xattr.set_memory_budget(None)
+        assert xattr.get_memory_budget() == old
 
 
 def test_cpu_batches_stay_small_for_large_rows():
@@ -167,8 +168,10 @@ def test_feature_mask_remaps_ids_and_defaults():
     assert ids.numel() == 6 and groups[1].view(-1).tolist() == [4, 5]
     with pytest.raises(ValueError, match="feature_mask"):
         format_feature_mask(torch.zeros(3, dtype=torch.long), (x,))
+    with pytest.raises(ValueError, match="feature_mask"):
+        format_feature_mask(torch.tensor([0.0, 0.5, 1.0, 1.0]), (x,))
     with pytest.raises(TypeError, match="feature_mask"):
-        format_feature_mask(torch.zeros(4), (x,))
+        format_feature_mask(torch.zeros(4, dtype=torch.bool), (x,))
 
 
 def _setup(f, x, **kw):

@@ -423,7 +423,7 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(ValueError, match="forward_func"):
         Saliency(lambda t: m(t) * float("nan")).attribute(x, target=0)
     with pytest.raises(TypeError, match="inputs"):
-        ig.attribute(x.long(), target=0)
+        Saliency(m).attribute(x.long(), target=0)  # IG takes ints (float path points)
     with pytest.raises(ValueError, match="nt_type"):
         NoiseTunnel(Saliency(m)).attribute(x, nt_type="smooth", target=0)
     with pytest.raises(ValueError, match="nt_samples"):

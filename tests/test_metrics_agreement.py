@@ -260,8 +260,8 @@ def test_bad_inputs_name_the_argument(fn):
         fn(a, bad)
     with pytest.raises(ValueError, match="^feature_mask"):
         fn(a, a, feature_mask=torch.zeros(3, dtype=torch.long))
-    with pytest.raises(TypeError, match="^feature_mask"):
-        fn(a, a, feature_mask=torch.zeros(5))
+    with pytest.raises(ValueError, match="^feature_mask"):  # a float mask holds integral ids
+        fn(a, a, feature_mask=torch.full((5,), 0.5))
     with pytest.raises(ValueError, match="^a"):
         fn(torch.zeros(2, 0), torch.zeros(2, 0))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import Tensor
 
-from xattr._core.budget import get_memory_budget, parse_bytes
+from xattr._core.budget import resolve_budget
 from xattr._core.inputs import example_bytes
 
 # Activations of a forward pass cost a multiple of the input's bytes; batches are
@@ -33,20 +33,45 @@ def rows_per_batch(
     memory_budget: int | str | None,
     name: str = "perturbations_per_eval",
     per_row_copies: int = 1,
+    unit: int = 1,
 ) -> int:
-    """Rows per forward call: the user's number, else as many as fit the budget.
+    """Rows per model call: the one batching rule of every explainer and metric.
 
-    ``requested`` counts rows in the units the caller uses (e.g. perturbations per
-    example); None means "choose".
+    * **cap**: the memory budget (``memory_budget`` of the call, else the global one of
+      :func:`xattr.set_memory_budget`, 1 GiB by default) holds ``budget // (16 * row
+      bytes)`` rows (16: the allowance for activations); never more than that, at least 1.
+    * **xattr's choice**: the cap itself when the user gave a budget (per call or
+      globally); with the default budget, the size measured fastest on the device (on a
+      CPU: activations of one call near CPU_BATCH_BYTES, within [256, 4096] rows, and at
+      most CPU_INPUT_BYTES of inputs; on a GPU: the cap).
+    * **Captum's number** ``requested`` (``perturbations_per_eval`` p, counted in units
+      of ``unit`` rows, e.g. one perturbation of the whole batch; ``internal_batch_size``
+      n, in rows): a lower bound. A call holds at least ``p * unit`` rows, the size of
+      Captum's calls with the same value, so a Captum user's setting never makes xattr's
+      calls smaller than Captum's; xattr merges more rows into a call where its choice is
+      larger, and the cap bounds both.
+
+    rows = min(cap, max(xattr's choice, requested * unit)). Results never depend on it
+    (tests/test_batch_invariance.py).
+
+    Example:
+        >>> import torch
+        >>> photos = torch.zeros(2, 3, 224, 224)
+        >>> rows_per_batch((photos,), None, None)  # default budget, CPU: <= 2 MiB inputs
+        3
+        >>> rows_per_batch((photos,), 16, None)  # Captum's perturbations_per_eval=16
+        16
+        >>> rows_per_batch((photos,), None, "8GB")  # a budget given: it sizes the calls
+        891
     """
     if requested is not None:
         if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
             raise ValueError(f"{name}: expected a positive int, got {requested!r}")
-        return requested
-    budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
+    budget, explicit = resolve_budget(memory_budget)
     row_bytes = max(1, example_bytes(inputs) * per_row_copies)
-    rows = max(1, budget // (row_bytes * ACTIVATION_FACTOR))
-    if inputs[0].device.type == "cpu":
+    cap = max(1, budget // (row_bytes * ACTIVATION_FACTOR))
+    rows = cap
+    if not explicit and inputs[0].device.type == "cpu":
         # On a CPU, batches whose activations outgrow the caches (or the allocator's
         # reuse of freed blocks) are slower per row, not faster: a CNN ran 8,224 rows
         # in 205 ms in one call and in 43 ms in calls of 256; small MLPs and CNNs were
@@ -54,8 +79,10 @@ def rows_per_batch(
         # CPU_BATCH_BYTES, within [256, 4096] rows, and the inputs of one call within
         # CPU_INPUT_BYTES: EfficientNet-Lite0 on 224 x 224 photos (602 KB rows) took
         # 26-27 ms per row in calls of 2-4 rows, 36 in calls of 16, 75-80 in 32-110.
-        cap = min(4096, max(256, CPU_BATCH_BYTES // (row_bytes * ACTIVATION_FACTOR)))
-        rows = max(1, min(rows, cap, CPU_INPUT_BYTES // row_bytes))
+        tuned = min(4096, max(256, CPU_BATCH_BYTES // (row_bytes * ACTIVATION_FACTOR)))
+        rows = max(1, min(cap, tuned, CPU_INPUT_BYTES // row_bytes))
+    if requested is not None:
+        rows = min(cap, max(rows, requested * max(1, unit)))
     return rows
 
 
@@ -63,8 +90,34 @@ def batch_rows(
     inputs: tuple[Tensor, ...],
     internal_batch_size: int | None,
     memory_budget: int | str | None,
+    per_example: int = 1,
 ) -> int:
-    return rows_per_batch(inputs, internal_batch_size, memory_budget, name="internal_batch_size")
+    """Rows per forward + backward call of a gradient method (:func:`rows_per_batch`
+    with Captum's ``internal_batch_size`` n). ``per_example``: the path rows of one
+    example (n_steps for IntegratedGradients), which xattr's calls take whole where they
+    fit: Captum's calls hold n // B steps of every example (at least one), so a call here
+    holds at least that many rows, rounded up to whole examples, within the budget; then
+    xattr never makes more calls than Captum with the same n.
+
+    Example:
+        >>> import torch
+        >>> x = torch.zeros(3, 3, 224, 224)
+        >>> batch_rows((x,), 12, None, per_example=8)  # Captum: 4 steps x 3 = 12 rows
+        16
+    """
+    rows = rows_per_batch(inputs, internal_batch_size, memory_budget, name="internal_batch_size")
+    if internal_batch_size is None or per_example <= 1:
+        return rows
+    B = max(1, inputs[0].shape[0])
+    want = max(rows, B * max(1, internal_batch_size // B))  # Captum's call
+    whole = -(-want // per_example) * per_example
+    return min(whole, max(rows, _cap(inputs, memory_budget)))
+
+
+def _cap(inputs: tuple[Tensor, ...], memory_budget: int | str | None) -> int:
+    """The most rows a call of these inputs may hold under the memory budget."""
+    budget, _ = resolve_budget(memory_budget)
+    return max(1, budget // (max(1, example_bytes(inputs)) * ACTIVATION_FACTOR))
 
 
 # A call that leaves fewer rows than this per forward call, for more calls than

@@ -14,7 +14,11 @@ _UNITS = {
     "MIB": 2**20,
     "GIB": 2**30,
 }
-_budget: int = 2**30  # 1 GiB
+DEFAULT_BUDGET = 2**30  # 1 GiB
+_budget: int = DEFAULT_BUDGET
+# Whether the user set the global budget (set_memory_budget): a budget the user gives
+# sizes every call by itself; the default lets xattr pick the size it measured fastest.
+_explicit: bool = False
 
 
 def parse_bytes(value: int | str) -> int:
@@ -35,24 +39,42 @@ def parse_bytes(value: int | str) -> int:
     raise TypeError(f"memory_budget: expected bytes (int) or a string, got {type(value).__name__}")
 
 
-def set_memory_budget(value: int | str) -> None:
-    """Sets the default memory budget for one batch of model evaluations.
+def set_memory_budget(value: int | str | None) -> None:
+    """Sets the memory budget of one model call for every explainer and metric.
 
-    Explainers size their forward (and backward) batches so that the perturbed
-    inputs of one batch, times a safety factor for activations, fit in it.
-    Default: 1 GiB. A ``memory_budget=`` argument overrides it per call.
+    A budget you set (here, or per call with ``memory_budget=``) sizes every model
+    call by itself: ``budget // (16 * bytes of one perturbed row)`` rows (16 is the
+    allowance for activations), whatever the device. ``None`` restores the default:
+    1 GiB as the limit, under which xattr picks the call size it measured fastest on
+    the device (see :func:`xattr._core.batching.rows_per_batch`).
+
+    Args:
+        value: bytes (int > 0), a string such as "512MB" or "2GiB", or None (default).
 
     Example:
         >>> import xattr
         >>> xattr.set_memory_budget("256MB")
         >>> xattr.get_memory_budget()
         268435456
-        >>> xattr.set_memory_budget("1GiB")
+        >>> xattr.set_memory_budget(None)
+        >>> xattr.get_memory_budget()
+        1073741824
     """
-    global _budget
-    _budget = parse_bytes(value)
+    global _budget, _explicit
+    if value is None:
+        _budget, _explicit = DEFAULT_BUDGET, False
+        return
+    _budget, _explicit = parse_bytes(value), True
 
 
 def get_memory_budget() -> int:
     """The current default memory budget in bytes."""
     return _budget
+
+
+def resolve_budget(memory_budget: int | str | None) -> tuple[int, bool]:
+    """(bytes, whether the user gave them): a call's ``memory_budget``, else the global
+    budget (given when :func:`set_memory_budget` set it)."""
+    if memory_budget is not None:
+        return parse_bytes(memory_budget), True
+    return _budget, _explicit

@@ -19,7 +19,8 @@ def format_feature_mask(
 ) -> tuple[tuple[Tensor, ...], Tensor]:
     """Feature groups as int64 [1 or B, *F] per input, ids remapped to 0..d-1.
 
-    None makes every scalar of every input its own feature (Captum's default).
+    None makes every scalar of every input its own feature (Captum's default). Integer
+    ids, or floats holding integral values (as Captum accepts them).
     Returns (groups, ids) with ``ids[j]`` the user's id of feature j.
     """
     B = inputs[0].shape[0]
@@ -39,8 +40,16 @@ def format_feature_mask(
     for i, (m, x) in enumerate(zip(masks, inputs)):
         if not isinstance(m, Tensor):
             raise TypeError(f"feature_mask[{i}]: expected a tensor, got {type(m).__name__}")
-        if m.is_floating_point() or m.dtype == torch.bool:
+        if m.dtype == torch.bool or m.is_complex():
             raise TypeError(f"feature_mask[{i}]: expected an integer dtype, got {m.dtype}")
+        if m.is_floating_point():  # Captum compares ids with ==: integral floats are ids
+            mf = m.detach().to(torch.float64)
+            if not (bool(torch.isfinite(mf).all()) and bool((mf == mf.round()).all())):
+                raise ValueError(
+                    f"feature_mask[{i}]: a {m.dtype} mask must hold integral feature ids, "
+                    "got fractions or non-finite values"
+                )
+            m = mf.to(torch.int64)
         feat = tuple(x.shape[1:])
         try:
             if m.dim() == x.dim() and m.shape[0] in (1, B):

@@ -23,7 +23,7 @@ from xattr._core.batching import (
     slice_additional_args,
     warn_tiny_batches,
 )
-from xattr._core.budget import get_memory_budget, parse_bytes
+from xattr._core.budget import resolve_budget
 from xattr._core.features import feature_sets, format_feature_mask, interpretable, spread
 from xattr._core.inputs import (
     attribution_dtype,
@@ -31,8 +31,10 @@ from xattr._core.inputs import (
     example_bytes,
     format_baselines,
     format_inputs,
+    masking_dtype,
+    promotion_note,
 )
-from xattr._core.model import warn_if_training
+from xattr._core.model import promotion_errors, warn_if_training
 from xattr._core.progress import progress
 from xattr._core.removal import Removal, check_removal
 from xattr._core.targets import Targets
@@ -63,7 +65,10 @@ class Game:
         targets: a :class:`Targets`.
         additional_forward_args: passed to the model after the inputs.
         removal: a removal object (``BaselineRemoval`` by default).
-        rows: model rows per forward call.
+        rows: model rows per forward call; None: by
+            :func:`~xattr._core.batching.rows_per_batch` from ``per_eval`` (Captum's
+            ``perturbations_per_eval``: at least that many perturbations of the whole
+            batch per call) and ``memory_budget``.
     """
 
     def __init__(
@@ -76,28 +81,40 @@ class Game:
         targets: Targets,
         additional_forward_args: Any = None,
         removal: Removal | None = None,
-        rows: int = 1024,
+        rows: int | None = None,
         show_progress: bool = False,
         desc: str = "coalitions",
+        per_eval: int | None = None,
+        memory_budget: int | str | None = None,
     ):
         self.f = forward_func
         self.inputs, self.baselines, self.groups = inputs, baselines, groups
-        self.d, self.targets, self.rows = n_features, targets, max(1, int(rows))
+        self.d, self.targets = n_features, targets
         self.args = additional_forward_args
         self.removal = check_removal(removal)
         self.show_progress, self.desc = show_progress, desc
         self.B = inputs[0].shape[0]
         self.evaluations = 0  # model rows evaluated so far (per input)
         self.output_dtype = torch.get_default_dtype()  # the model's, once it has run
-        self.chunk_rows = max(self.rows, PERTURBED_BYTES // max(1, example_bytes(inputs)))
         replacements = self.removal.prepare(inputs, baselines)
         # each (example, coalition) is evaluated against `copies` replacement rows
         self.copies = self.removal.copies(replacements)
+        if rows is None:  # one perturbation of the batch = B * copies rows
+            rows = rows_per_batch(inputs, per_eval, memory_budget, unit=self.B * self.copies)
+        self.rows = max(1, int(rows))
+        self.chunk_rows = max(self.rows, PERTURBED_BYTES // max(1, example_bytes(inputs)))
         # What the masking op needs, checked and flattened once (not once per chunk):
         # (x [R, E], base [1 or R, E], group [1 or R, E]) per input, where R = B, or
         # B * copies (example-major) when every example meets every replacement row.
         self._masking = []
+        # the dtype of every input's perturbed copies (Captum's promotion: the baselines'
+        # dtype from format_baselines), carried through the masking kernel in a dtype it
+        # takes exactly (bool and small ints as int64, half / bfloat16 as float32)
+        self._dtypes = tuple(base.dtype for base in replacements)
+        self.promotion = promotion_note(inputs, replacements)
         for x, g, base in zip(inputs, groups, replacements):
+            carrier = masking_dtype(base.dtype)
+            x, base = x.to(carrier), base.to(carrier)
             if self.copies != 1:
                 N = self.copies
                 x = x.repeat_interleave(N, dim=0)
@@ -121,7 +138,8 @@ class Game:
                 part = pert if b - a == n else tuple(t[a:b] for t in pert)
                 extra = slice_additional_args(args, n, a, b) if args else ()
                 rows_masks = None if masks is None else masks[a:b]
-                outs.append(self.removal.evaluate(self.f, part, rows_masks, extra, b - a))
+                with promotion_errors(self.promotion):
+                    outs.append(self.removal.evaluate(self.f, part, rows_masks, extra, b - a))
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         self.output_dtype = out.dtype
         return self.targets.select(out, per_example).to(torch.float64)
@@ -131,9 +149,10 @@ class Game:
         if masks.shape[0] > 1 and copies > 1:
             masks = masks.repeat_interleave(copies, dim=0)
         masks = masks.contiguous()
+        n = self.B * copies * masks.shape[1]  # also for inputs of no elements
         return tuple(
-            apply_prepared(prep, masks).reshape(-1, *x.shape[1:])
-            for x, prep in zip(self.inputs, self._masking)
+            apply_prepared(prep, masks).reshape(n, *x.shape[1:]).to(dtype)
+            for x, prep, dtype in zip(self.inputs, self._masking, self._dtypes)
         )
 
     def _chunk(self, masks: Tensor) -> Tensor:
@@ -220,12 +239,10 @@ class Setup:
         self.B = self.inputs[0].shape[0]
         self.present = feature_sets(self.groups, self.B, self.d)
         self.targets = Targets(target, self.B)
-        # Captum's perturbations_per_eval (default 1, one copy per forward call) is
-        # checked for compatibility but batches follow the memory budget: the
-        # results never depend on it.
-        per_eval(perturbations_per_eval)
-        self.budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
-        rows = rows_per_batch(self.inputs, None, memory_budget)
+        # Captum's perturbations_per_eval: at least that many perturbations of the batch
+        # per forward call, under the memory budget (rows_per_batch); the results never
+        # depend on it.
+        self.budget, _ = resolve_budget(memory_budget)
         self.game = Game(
             forward_func,
             self.inputs,
@@ -235,9 +252,10 @@ class Setup:
             self.targets,
             additional_forward_args=additional_forward_args,
             removal=removal,
-            rows=rows,
             show_progress=show_progress,
             desc=desc,
+            per_eval=per_eval(perturbations_per_eval),
+            memory_budget=memory_budget,
         )
 
     def example_sets(self) -> list[tuple[Tensor, Tensor]]:

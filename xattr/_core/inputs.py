@@ -53,13 +53,15 @@ def format_output(values: tuple[Tensor, ...], is_tuple: bool) -> TensorOrTuple:
 
 
 def format_baselines(baselines: BaselineType, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """One baseline tensor per input, shaped [B, *F] or [1, *F] (shared), in the input's dtype.
+    """One baseline tensor per input, shaped [B, *F] or [1, *F] (shared), in the dtype of
+    the input's perturbed copies (:func:`perturbed_dtype`).
 
-    Accepts Captum's forms: None (zeros), a number, a tensor shaped like the
-    inputs, like one example, or with a leading 1, or a tuple of these.
+    Accepts Captum's forms: None (zeros; False for bool inputs), a number (a bool for
+    bool inputs), a tensor shaped like the inputs, like one example, or with a leading 1,
+    or a tuple of these.
     """
     if baselines is None:
-        baselines = (0.0,) * len(inputs)
+        baselines = (0,) * len(inputs)
     elif not isinstance(baselines, (tuple, list)):
         baselines = (baselines,)
     if len(baselines) != len(inputs):
@@ -69,15 +71,16 @@ def format_baselines(baselines: BaselineType, inputs: tuple[Tensor, ...]) -> tup
     out = []
     for i, (b, x) in enumerate(zip(baselines, inputs)):
         feat = tuple(x.shape[1:])
-        if isinstance(b, (int, float)) and not isinstance(b, bool):
-            _integral_for(x, torch.tensor(b, dtype=torch.float64), i)
-            out.append(torch.full((1, *feat), b, dtype=x.dtype, device=x.device))
+        if isinstance(b, (int, float)):  # bool included, as Captum takes True / False
+            value = torch.tensor(b, dtype=_number_dtype(b))
+            check_finite(value, f"baselines[{i}]")
+            dtype = perturbed_dtype(x, value, python_number=True)
+            out.append(torch.full((1, *feat), b, dtype=dtype, device=x.device))
             continue
         if not isinstance(b, Tensor):
             raise TypeError(
                 f"baselines[{i}]: expected a number or a tensor, got {type(b).__name__}"
             )
-        _integral_for(x, b, i)
         check_finite(b, f"baselines[{i}]")
         if b.dim() == x.dim() and b.shape[0] in (1, x.shape[0]):
             try:
@@ -94,28 +97,80 @@ def format_baselines(baselines: BaselineType, inputs: tuple[Tensor, ...]) -> tup
                 f"baselines[{i}]: shape {tuple(b.shape)} fits neither the inputs {tuple(x.shape)} "
                 f"nor one example {feat}"
             )
-        out.append(t.to(device=x.device, dtype=x.dtype))
+        out.append(t.to(device=x.device, dtype=perturbed_dtype(x, b)))
     return tuple(out)
 
 
-def _integral_for(x: Tensor, b: Tensor, i: int) -> None:
-    """Integer inputs (token ids) take their baselines as they are: a NaN, a fraction or
-    a value out of the input dtype's range would be cast to a different id silently."""
-    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
-        return
-    if not (b.is_floating_point() or b.is_complex()):
-        bad = b.numel() and b.dtype != x.dtype and not _fits(b, x.dtype)
+def _number_dtype(b: int | float) -> torch.dtype:
+    if isinstance(b, bool):
+        return torch.bool
+    if isinstance(b, int) and -(2**63) <= b < 2**63:
+        return torch.int64
+    return torch.float64
+
+
+def perturbed_dtype(x: Tensor, b: Tensor, python_number: bool = False) -> torch.dtype:
+    """The dtype of the copies of ``x`` whose features take the baseline ``b``.
+
+    Captum builds them as ``x * (1 - m) + b * m``, so torch's type promotion decides:
+    float inputs keep their dtype (xattr casts the baseline to it); a bool or integer
+    input keeps its dtype when every baseline value is one of its values (0 / 1 for
+    bool, an integer in range), so token ids stay ids; otherwise (a fraction, an integer
+    out of range, a number for a bool input) the copies take the promoted dtype, e.g.
+    int64 ids with a baseline 0.5 become float32 copies, as in Captum.
+    ``python_number``: ``b`` holds a Python number (promoted as one: float -> torch's
+    default dtype).
+
+    Example:
+        >>> ids = torch.tensor([[3, 4]])
+        >>> perturbed_dtype(ids, torch.tensor(0.0)), perturbed_dtype(ids, torch.tensor(0.5))
+        (torch.int64, torch.float32)
+        >>> perturbed_dtype(torch.tensor([[True]]), torch.tensor(False))
+        torch.bool
+    """
+    if x.is_floating_point() or x.is_complex():
+        return x.dtype
+    if not b.numel() or b.dtype == x.dtype:
+        return x.dtype
+    if b.is_complex():
+        return torch.result_type(x, b)
+    bf = b.detach().to(torch.float64)
+    if x.dtype == torch.bool:
+        keeps = bool(((bf == 0) | (bf == 1)).all())
     else:
-        bf = b.detach().to(torch.float64)
-        bad = not bool(torch.isfinite(bf).all()) or bool((bf != bf.round()).any())
-        bad = bad or not _fits(bf, x.dtype)
-    if bad:
-        raise ValueError(
-            f"baselines[{i}]: inputs[{i}] are {x.dtype} (e.g. token ids), so the baseline "
-            f"must hold integers in that dtype's range; got {b.dtype} values that are not "
-            "(a NaN, a fraction or out of range): pass the id that replaces removed "
-            "tokens, e.g. a pad or mask id"
-        )
+        keeps = bool((bf == bf.round()).all()) and _fits(bf, x.dtype)
+    if keeps:
+        return x.dtype
+    if python_number:  # a Python int out of int64's range promotes as a float does
+        return torch.result_type(x, b.item() if b.dtype != torch.float64 else float(b))
+    return torch.result_type(x, b)
+
+
+# The dtypes the masking kernel selects in; others are carried in one that holds every
+# value exactly (the copies are cast back).
+MASKABLE = (torch.float32, torch.float64, torch.int64)
+
+
+def masking_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a perturbed copy of ``dtype`` is built in: itself when the masking kernel
+    takes it, float32 for half / bfloat16, int64 for bool and the other integers."""
+    if dtype in MASKABLE:
+        return dtype
+    return torch.float32 if dtype.is_floating_point else torch.int64
+
+
+def promotion_note(inputs: Sequence[Tensor], baselines: Sequence[Tensor]) -> str | None:
+    """Says which integer or bool inputs get copies of another dtype (their baselines are
+    not values of their dtype; see :func:`perturbed_dtype`), for the error of a model
+    that fails on them (an embedding takes ids, not floats); None when none do."""
+    for i, (x, b) in enumerate(zip(inputs, baselines)):
+        if not x.is_floating_point() and b.dtype != x.dtype:
+            return (
+                f"baselines[{i}]: inputs[{i}] are {x.dtype} but the baseline holds values "
+                f"that are not (fractions, out of range), so the perturbed copies are "
+                f"{b.dtype}, as in Captum; for token ids pass integers (a pad or mask id)"
+            )
+    return None
 
 
 def _fits(b: Tensor, dtype: torch.dtype) -> bool:

@@ -3,10 +3,11 @@ explain it, the training-mode warning, and the selected outputs at a batch of po
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -131,6 +132,19 @@ def run_model(
         if hint is None:
             raise
         raise type(e)(f"{e}\n(xattr: {hint})") from e
+
+
+@contextlib.contextmanager
+def promotion_errors(note: str | None) -> Iterator[None]:
+    """A model that fails on perturbed copies whose dtype the baselines promoted (see
+    ``inputs.promotion_note``, e.g. float copies of token ids) fails with a ValueError
+    that names the baseline; other failures pass unchanged."""
+    try:
+        yield
+    except (RuntimeError, TypeError, ValueError, IndexError) as e:
+        if note is None:
+            raise
+        raise ValueError(f"{note}; forward_func failed on them: {e}") from e
 
 
 def _input_hint(forward_func: Callable, inputs: Sequence[Tensor]) -> str | None:

@@ -10,6 +10,7 @@ from xattr.ops._checks import FLOATS, all_finite, finite, int_arg, mus_level, se
 
 __all__ = [
     "FLOATS",
+    "ArgumentError",
     "all_finite",
     "check_forward_func",
     "finite",
@@ -20,6 +21,12 @@ __all__ = [
     "positive_int",
     "seed",
 ]
+
+
+class ArgumentError(ValueError, AssertionError):
+    """A bad argument where Captum asserts: a ValueError (xattr's clear message naming the
+    argument) that is an AssertionError too, so code written against Captum's
+    ``assert`` checks (and Captum's own tests) catch it as before."""
 
 
 def positive_int(name: str, value: Any) -> int:

@@ -30,14 +30,14 @@ from xattr.ops import path as path_ops
 
 
 def float_inputs(inputs: tuple[Tensor, ...], name: str = "inputs") -> None:
-    """Gradient explainers need floating inputs (float32 / float64); format_inputs has
-    checked them finite."""
+    """Gradient explainers need floating inputs (float32 / float64, or float16 / bfloat16
+    through :func:`working_inputs`); format_inputs has checked them finite."""
     for i, x in enumerate(inputs):
-        if x.dtype not in validation.FLOATS:
+        if not x.is_floating_point():
             label = name if len(inputs) == 1 else f"{name}[{i}]"
             raise TypeError(
-                f"{label}: expected a float32 or float64 tensor, got "
-                f"{str(x.dtype).replace('torch.', '')}"
+                f"{label}: expected a floating tensor (float32, float64, float16, bfloat16), "
+                f"got {str(x.dtype).replace('torch.', '')}"
             )
 
 
@@ -67,6 +67,51 @@ def baseline_distribution(
                 f"got {tuple(b.shape)}"
             )
     return tuple(b.to(device=x.device, dtype=x.dtype) for b, x in zip(bl, xs))
+
+
+def working_inputs(
+    inputs: tuple[Tensor, ...], forward_func: Callable, *, integers: bool = False
+) -> tuple[tuple[Tensor, ...], Callable]:
+    """(the inputs in the dtype gradients are taken and summed in, the model to call on
+    them), what every gradient explainer starts from.
+
+    float32 / float64 inputs are used as they are. float16 / bfloat16 inputs are worked
+    on in float32 (path points, gradients, sums: Captum's IntegratedGradients returns
+    float32 for them too) while the model is called on copies cast back to the inputs'
+    dtype, so it runs in its own precision (gradients flow back through the cast).
+    Integer inputs, with ``integers`` (IntegratedGradients: Captum's path points
+    ``b + alpha (x - b)`` are float), become torch's default float dtype, which the model
+    then receives, as in Captum. Other dtypes: a TypeError naming the input.
+
+    Example:
+        >>> import torch
+        >>> xs, f = working_inputs((torch.ones(2, 3, dtype=torch.float16),), lambda x: x)
+        >>> xs[0].dtype, f(xs[0]).dtype
+        (torch.float32, torch.float16)
+    """
+    work: list[Tensor] = []
+    model_dtypes: list[torch.dtype | None] = []
+    for i, x in enumerate(inputs):
+        if x.dtype in validation.FLOATS:
+            work.append(x)
+            model_dtypes.append(None)
+        elif x.is_floating_point():
+            work.append(x.to(torch.float32))
+            model_dtypes.append(x.dtype)
+        elif integers and not x.is_complex() and x.dtype != torch.bool:
+            work.append(x.to(torch.get_default_dtype()))
+            model_dtypes.append(None)
+        else:
+            float_inputs((x,), "inputs" if len(inputs) == 1 else f"inputs[{i}]")
+    if all(d is None for d in model_dtypes):
+        return tuple(work), forward_func
+    n = len(inputs)
+
+    def in_model_dtype(*args: Any) -> Any:
+        pts = tuple(p if d is None else p.to(d) for p, d in zip(args[:n], model_dtypes))
+        return forward_func(*pts, *args[n:])
+
+    return tuple(work), in_model_dtype
 
 
 def grads_at(
@@ -396,7 +441,7 @@ def gradients_at_inputs(
     """What Saliency and InputXGradient share: checked inputs, targets and the
     gradients of the selected outputs -> (inputs, is_tuple, targets, grads [B, T, *F])."""
     xs, is_tuple = format_inputs(inputs)
-    float_inputs(xs)
+    xs, forward_func = working_inputs(xs, forward_func)
     warn_if_training(forward_func)
     targets = Targets(target, xs[0].shape[0])
     rows = batch_rows(xs, None, memory_budget)

@@ -121,7 +121,9 @@ class ExactShapley(PerturbationAttribution):
         Args:
             removal: ``BaselineRemoval()`` (default), ``MarginalRemoval``,
                 ``ConditionalRemoval``.
-            memory_budget: bytes (or "2GB") per batch of model rows.
+            memory_budget: bytes (or "2GB") for one forward call; given (here or with
+                ``xattr.set_memory_budget``) it sizes the calls; default 1 GiB, under
+                which xattr picks the size it measured fastest.
             return_convergence_delta: also return ``sum_i phi_i - (v(N) - v(empty))``
                 ([B], or [B, T] for several targets); zero up to rounding.
 

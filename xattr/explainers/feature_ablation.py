@@ -12,7 +12,6 @@ from xattr._core.game import Setup
 from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
-from xattr._core.validation import per_eval
 from xattr.explainers.registry import register
 
 # Bool mask entries built at once (rows x d); the game batches model rows itself.
@@ -61,19 +60,21 @@ class FeatureAblation(PerturbationAttribution):
                 first dimension are repeated with the perturbed rows).
             feature_mask: integer ids per element, [*F] or [1 or B, *F] per input;
                 default every scalar is its own feature.
-            perturbations_per_eval: accepted for Captum compatibility and used only as a
-                *minimum* number of perturbations per forward call: rows are batched as
-                far as ``memory_budget`` allows. Results do not depend on it.
+            perturbations_per_eval: Captum's batching argument (default 1): each
+                forward call holds at least this many ablations of the whole batch,
+                more where xattr's own choice is larger, never more than
+                ``memory_budget`` allows (README, "Batching"). Results do not depend on it.
             show_progress: a tqdm bar over the perturbations.
             removal: ``BaselineRemoval()`` (default), ``MarginalRemoval(background)``
                 or ``ConditionalRemoval(surrogate)``.
-            memory_budget: bytes (or "2GB") for a batch; default the global budget.
+            memory_budget: bytes (or "2GB") for one forward call; given (here or with
+                ``xattr.set_memory_budget``) it sizes the calls; default 1 GiB, under
+                which xattr picks the size it measured fastest.
 
         Returns:
             [B, *F] per input ([B, T, *F] for several targets / "all"), a tuple when
             ``inputs`` is a tuple.
         """
-        ppe = per_eval(perturbations_per_eval) or 1
         setup = Setup(
             self.forward_func,
             inputs,
@@ -82,12 +83,12 @@ class FeatureAblation(PerturbationAttribution):
             additional_forward_args=additional_forward_args,
             feature_mask=feature_mask,
             removal=removal,
+            perturbations_per_eval=perturbations_per_eval,
             memory_budget=memory_budget,
             show_progress=show_progress,
             desc="ablations",
         )
         game, d = setup.game, setup.d
-        game.rows = max(game.rows, setup.B * ppe)
         device = setup.inputs[0].device
         # as many masks per game call as fill its batches, at least 2^24 mask entries;
         # the first call also evaluates the full coalition (row 0)

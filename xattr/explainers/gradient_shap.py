@@ -20,7 +20,12 @@ from xattr._core.inputs import (
 from xattr._core.model import warn_if_training
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import positive_int
-from xattr.explainers._gradient import baseline_distribution, finish, float_inputs, input_grads
+from xattr.explainers._gradient import (
+    baseline_distribution,
+    finish,
+    input_grads,
+    working_inputs,
+)
 from xattr.explainers.noise_tunnel import NoiseTunnel, make_generator
 from xattr.explainers.registry import register
 
@@ -164,7 +169,9 @@ class GradientShap(GradientAttribution):
                 ``sum(attr) - (f(x') - f(b))``, [B * n_samples] (example-major).
             seed: seed of the noise, baselines and alphas; None draws it from torch's
                 global generator.
-            memory_budget: bytes (or "512MB") that size the batches.
+            memory_budget: bytes (or "512MB") for one forward + backward call; given
+                (here or with ``xattr.set_memory_budget``) it sizes the calls; default
+                1 GiB, under which xattr picks the size it measured fastest.
 
         Returns:
             Attributions in the form of ``inputs`` ([B, T, *F] for several targets), and
@@ -180,10 +187,10 @@ class GradientShap(GradientAttribution):
         """
         n_samples = positive_int("n_samples", n_samples)
         xs, is_tuple = format_inputs(inputs)
-        float_inputs(xs)
+        xs, f = working_inputs(xs, self.forward_func)
         warn_if_training(self.forward_func)
         bl = baseline_distribution(baselines, inputs, xs, "GradientShap")
-        inner = _InputBaselineXGradient(self.forward_func, self._multiply_by_inputs, memory_budget)
+        inner = _InputBaselineXGradient(f, self._multiply_by_inputs, memory_budget)
         gen = make_generator(seed, xs[0].device)
         inner.generator = gen
         nt = NoiseTunnel(inner)

@@ -44,7 +44,9 @@ class InputXGradient(GradientAttribution):
             inputs: [B, *F] float tensor or a tuple of them.
             target: Captum's forms, or a list of B lists of T indices / "all".
             additional_forward_args: extra arguments for the model.
-            memory_budget: bytes (or "512MB") that size the batches.
+            memory_budget: bytes (or "512MB") for one forward + backward call; given
+                (here or with ``xattr.set_memory_budget``) it sizes the calls; default
+                1 GiB, under which xattr picks the size it measured fastest.
             show_progress: tqdm bar over examples.
 
         Returns:

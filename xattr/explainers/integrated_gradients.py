@@ -18,7 +18,7 @@ from xattr._core.inputs import (
 )
 from xattr._core.model import warn_if_training
 from xattr._core.targets import Targets, TargetType
-from xattr.explainers._gradient import check_n_steps, finish, float_inputs, integrate_paths
+from xattr.explainers._gradient import check_n_steps, finish, integrate_paths, working_inputs
 from xattr.explainers.registry import register
 
 
@@ -122,12 +122,16 @@ class IntegratedGradients(GradientAttribution):
             n_steps: quadrature points (default 50).
             method: "gausslegendre" (default), "riemann_left", "riemann_right",
                 "riemann_middle" or "riemann_trapezoid".
-            internal_batch_size: path rows per forward pass (Captum's meaning); None sizes
-                the batches from ``memory_budget``.
+            internal_batch_size: Captum's batching argument (default None): each
+                forward + backward call holds at least this many path rows, more where
+                xattr's own choice is larger, never more than ``memory_budget`` allows
+                (README, "Batching"). Results do not depend on it.
             return_convergence_delta: also return
                 ``sum(attributions) - (f(inputs) - f(baselines))``, [B] ([B, T] for several
                 targets).
-            memory_budget: bytes (or "512MB") when ``internal_batch_size`` is None.
+            memory_budget: bytes (or "512MB") for one forward + backward call; given
+                (here or with ``xattr.set_memory_budget``) it sizes the calls; default
+                1 GiB, under which xattr picks the size it measured fastest.
             show_progress: tqdm bar over path rows.
 
         Returns:
@@ -141,16 +145,16 @@ class IntegratedGradients(GradientAttribution):
             torch.Size([2, 2, 3])
         """
         xs, is_tuple = format_inputs(inputs)
-        float_inputs(xs)
+        xs, f = working_inputs(xs, self.forward_func, integers=True)
         check_n_steps(n_steps, method)
         warn_if_training(self.forward_func)
         B = xs[0].shape[0]
         bases = format_baselines(baselines, xs)
         targets = Targets(target, B)
         args = as_args(additional_forward_args)
-        rows = batch_rows(xs, internal_batch_size, memory_budget)
+        rows = batch_rows(xs, internal_batch_size, memory_budget, per_example=n_steps)
         attrs, _, _ = integrate_paths(
-            self.forward_func,
+            f,
             xs,
             tuple(b.unsqueeze(1) for b in bases),
             args,
@@ -165,5 +169,5 @@ class IntegratedGradients(GradientAttribution):
         out = cast(TensorOrTupleGeneric, format_output(finish(attrs, targets.multi), is_tuple))
         if not return_convergence_delta:
             return out
-        delta = convergence_delta(self.forward_func, attrs, xs, bases, args, targets, rows)
+        delta = convergence_delta(f, attrs, xs, bases, args, targets, rows)
         return out, (delta if targets.multi else delta[:, 0])

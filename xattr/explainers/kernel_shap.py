@@ -549,8 +549,10 @@ class KernelShap(PerturbationAttribution):
                 in complementary pairs, one unpaired when the count is odd). With
                 ``2^d - 2 <= n_samples`` all coalitions are used and the result is
                 exact.
-            perturbations_per_eval: accepted for Captum compatibility; batching is
-                decided by ``memory_budget`` and never changes the result.
+            perturbations_per_eval: Captum's batching argument (default 1): each
+                forward call holds at least this many perturbations of the whole batch,
+                more where xattr's own choice is larger, never more than
+                ``memory_budget`` allows (README, "Batching"). Results do not depend on it.
             return_input_shape: True: attributions shaped like the inputs; False:
                 per-feature values [B, D] ([B, T, D] for several targets) in Captum's
                 interpretable space: column k for feature id min_id + k,
@@ -561,7 +563,9 @@ class KernelShap(PerturbationAttribution):
                 (sandwich estimate over the sampled pairs, see ``_sandwich_std``;
                 0 where everything was enumerated), shaped like the attributions.
             removal: the game's removal (``BaselineRemoval`` by default).
-            memory_budget: bytes (or "2GB") for a forward batch.
+            memory_budget: bytes (or "2GB") for one forward call; given (here or with
+                ``xattr.set_memory_budget``) it sizes the calls; default 1 GiB, under
+                which xattr picks the size it measured fastest.
 
         Returns:
             attributions (and standard errors with ``return_std``): like the inputs

@@ -189,7 +189,9 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
                 ``sum(attributions) - (f(inputs) - f(baselines))``, [B] ([B, T]).
             attribute_to_layer_input: attribute the layer's positional inputs instead of
                 its output.
-            memory_budget: bytes (or "512MB") when ``internal_batch_size`` is None.
+            memory_budget: bytes (or "512MB") for one forward + backward call; given
+                (here or with ``xattr.set_memory_budget``) it sizes the calls; default
+                1 GiB, under which xattr picks the size it measured fastest.
             show_progress: tqdm bar over path rows.
 
         Returns:
@@ -225,7 +227,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         counts = [len(a) for a in acts_x]
         flat_x = tuple(t for a in acts_x for t in a)
         flat_b = tuple(t for a in acts_b for t in a)
-        rows = batch_rows(flat_x, internal_batch_size, memory_budget)
+        rows = batch_rows(flat_x, internal_batch_size, memory_budget, per_example=n_steps)
 
         def layer_call(flat: tuple[Tensor, ...], s: int, e: int, reps: int) -> Tensor:
             offsets = [sum(counts[:i]) for i in range(len(counts))]

@@ -18,6 +18,7 @@ from typing import Any, Literal, Union, cast, overload
 
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
 
 from xattr import ops
 from xattr._core import validation
@@ -94,7 +95,7 @@ def _from_captum(model: Any) -> LinearSurrogate:
     return LinearSurrogate(method, alpha=alpha, max_iter=max_iter, tol=tol)
 
 
-def _surrogate(model: InterpretableModel) -> LinearSurrogate:
+def _surrogate(model: InterpretableModel) -> Any:
     if model is None:
         return LinearSurrogate()
     if isinstance(model, str):
@@ -108,10 +109,47 @@ def _surrogate(model: InterpretableModel) -> LinearSurrogate:
         return model
     if type(model).__name__ in _CAPTUM_MODELS and hasattr(model, "construct_kwargs"):
         return _from_captum(model)
+    if _is_model(model):
+        return model
     raise TypeError(
-        "interpretable_model: expected None, 'lasso', 'ridge', a LinearSurrogate or Captum's "
-        f"SkLearnLasso / SkLearnRidge / SkLearnLinearRegression, got {type(model).__name__}"
+        "interpretable_model: expected None, 'lasso', 'ridge', a LinearSurrogate or a model "
+        "with Captum's Model interface (fit(DataLoader), representation(), e.g. SGDLasso), "
+        f"got {type(model).__name__}"
     )
+
+
+def _is_model(model: Any) -> bool:
+    """Captum's ``Model`` interface (captum._utils.models.model.Model), by duck typing so
+    that xattr never imports Captum: ``fit(train_data: DataLoader, **kwargs)`` and
+    ``representation()`` (``bias()`` is not read)."""
+    return callable(getattr(model, "fit", None)) and callable(
+        getattr(model, "representation", None)
+    )
+
+
+def _fit_model(model: Any, masks: Tensor, weights: Tensor, values: Tensor) -> Tensor:
+    """Coefficients [b, T, d] (float64) from a model with Captum's ``Model`` interface,
+    fitted as Captum's Lime fits it: once per example (and target here), on one
+    DataLoader batch of the float32 (interpretable samples [n, d], outputs [n],
+    similarities [n]); masks bool [n, d] (shared) or [b, n, d], weights [b, n], values
+    [b, n, T]. A Python loop over examples and targets, as Captum's: the batched kernels
+    serve the built-in surrogates only."""
+    b, n, T = values.shape
+    d = masks.shape[-1]
+    out = torch.zeros((b, T, d), dtype=torch.float64)
+    for e in range(b):
+        x = (masks if masks.dim() == 2 else masks[e]).to(torch.float32)
+        for t in range(T):
+            data = TensorDataset(x, values[e, :, t].float(), weights[e].float())
+            model.fit(DataLoader(data, batch_size=max(1, n)))
+            rep = torch.as_tensor(model.representation()).detach().reshape(-1)
+            if rep.numel() != d:
+                raise ValueError(
+                    f"interpretable_model: representation() has {rep.numel()} values for "
+                    f"{d} interpretable features"
+                )
+            out[e, t] = rep.to(device="cpu", dtype=torch.float64)
+    return out
 
 
 def _cosine_kernel(setup: Any, masks: Tensor, kernel_width: float = 1.0) -> Tensor:
@@ -173,8 +211,13 @@ class Lime(PerturbationAttribution):
 
     Args:
         forward_func: the model.
-        interpretable_model: None (lasso, alpha 0.01), "lasso", "ridge", or a
-            :class:`LinearSurrogate` (method, alpha, max_iter, tol).
+        interpretable_model: None (lasso, alpha 0.01), "lasso", "ridge", a
+            :class:`LinearSurrogate` (method, alpha, max_iter, tol), Captum's SkLearnLasso
+            / SkLearnRidge / SkLearnLinearRegression (read as LinearSurrogate: the batched
+            kernel fits them), or any model with Captum's ``Model`` interface
+            (``fit(DataLoader)``, ``representation()``, e.g. Captum's ``SGDLasso``),
+            fitted as Captum's Lime fits it: once per example and target, in a Python
+            loop, on one batch of float32 (samples, outputs, similarities).
         similarity_func: Captum's signature ``f(original_inp, perturbed_inp,
             interpretable_sample, **kwargs) -> float``, called per sample (the
             default is computed in closed form for the whole batch).
@@ -250,7 +293,7 @@ class Lime(PerturbationAttribution):
             for i in range(n):
                 m = masks[b, i]
                 pert = tuple(
-                    ops.mask_apply(x, m[None].to(x.device), g, baselines=bl)[0]
+                    torch.where(m.to(x.device)[g], x, bl)  # any dtype, as the game
                     for x, g, bl in zip(
                         inp_t,
                         kw["feature_mask"] if setup.is_tuple else (kw["feature_mask"],),
@@ -337,15 +380,19 @@ class Lime(PerturbationAttribution):
             feature_mask: int tensor(s) grouping elements into d features.
             n_samples: interpretable samples per input (default 25, Captum's
                 ``Lime.attribute`` default and argument order).
-            perturbations_per_eval: accepted for Captum compatibility; batching is
-                by ``memory_budget`` and never changes the result.
+            perturbations_per_eval: Captum's batching argument (default 1): each
+                forward call holds at least this many perturbations of the whole batch,
+                more where xattr's own choice is larger, never more than
+                ``memory_budget`` allows (README, "Batching"). Results do not depend on it.
             return_input_shape: True: coefficients spread to the inputs' shapes;
                 False: [B, D] ([B, T, D] for several targets), Captum's interpretable
                 space: column k for feature id min_id + k, D = max_id - min_id + 1.
             show_progress: a progress bar over samples.
             seed: 64-bit seed for the default sampler (None: torch's generator).
             removal: the game's removal (``BaselineRemoval`` by default).
-            memory_budget: bytes (or "2GB") for a forward batch.
+            memory_budget: bytes (or "2GB") for one forward call; given (here or with
+                ``xattr.set_memory_budget``) it sizes the calls; default 1 GiB, under
+                which xattr picks the size it measured fastest.
 
         Returns:
             coefficients shaped like the inputs ([B, *F] or [B, T, *F]) or per feature.
@@ -397,15 +444,18 @@ class Lime(PerturbationAttribution):
         cfg = self.interpretable_model
         coef = torch.zeros((B, T, d), dtype=values.dtype)
         for (ex, feats), m in zip(sets, designs):
-            c, _ = ops.linear_fit(  # over the set's own features only
-                m,
-                weights[ex],
-                values[ex],
-                alpha=float(cfg.alpha),
-                method=cfg.method,
-                max_iter=cfg.max_iter,
-                tol=cfg.tol,
-            )
+            if not isinstance(cfg, LinearSurrogate):  # a model with Captum's interface
+                c = _fit_model(cfg, m.cpu(), weights[ex], values[ex]).to(values.dtype)
+            else:
+                c, _ = ops.linear_fit(  # over the set's own features only
+                    m,
+                    weights[ex],
+                    values[ex],
+                    alpha=float(cfg.alpha),
+                    method=cfg.method,
+                    max_iter=cfg.max_iter,
+                    tol=cfg.tol,
+                )
             full = torch.zeros((ex.numel(), T, d), dtype=values.dtype)
             full[:, :, feats] = c
             coef[ex] = full

@@ -17,12 +17,13 @@ from xattr._core.inputs import (
     format_baselines,
     format_inputs,
     format_output,
+    promotion_note,
 )
-from xattr._core.model import run_model, warn_if_training
+from xattr._core.model import promotion_errors, run_model, warn_if_training
 from xattr._core.progress import progress
 from xattr._core.removal import Removal, check_removal
 from xattr._core.targets import Targets, TargetType
-from xattr._core.validation import per_eval
+from xattr._core.validation import ArgumentError, per_eval
 from xattr.explainers.registry import register
 
 ShapeArg = Union[tuple[int, ...], tuple[tuple[int, ...], ...]]
@@ -38,7 +39,7 @@ def _per_input(value: Any, n_inputs: int, name: str, allow_int: bool) -> tuple:
     if isinstance(value, list):
         value = tuple(value)
     if not isinstance(value, tuple) or len(value) != n_inputs:
-        raise ValueError(f"{name}: expected one entry per input ({n_inputs}), got {value!r}")
+        raise ArgumentError(f"{name}: expected one entry per input ({n_inputs}), got {value!r}")
     if not allow_int and value and isinstance(value[0], int):
         value = (value,)
     return value
@@ -54,12 +55,12 @@ def _dims(value: Any, rank: int, name: str, i: int, allow_int: bool) -> tuple[in
         or len(value) != rank
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
-        raise ValueError(
+        raise ArgumentError(
             f"{name}[{i}]: expected {'an int or ' if allow_int else ''}a tuple of {rank} ints "
             f"(one per non-batch dimension), got {value!r}"
         )
-    if any(v < 1 for v in value):
-        raise ValueError(f"{name}[{i}]: entries must be >= 1, got {value}")
+    if any(v < (1 if allow_int else 0) for v in value):  # a window may be 0 long (below)
+        raise ArgumentError(f"{name}[{i}]: entries must be >= 1, got {value}")
     return value
 
 
@@ -130,18 +131,21 @@ class Occlusion(PerturbationAttribution):
                 tuples for tuple inputs).
             strides: None (1), an int, a tuple of len(F) ints, or one of these per input.
             baselines, target, additional_forward_args: as in :class:`FeatureAblation`.
-            perturbations_per_eval: Captum compatibility only: a minimum number of
-                windows per forward call; batches are sized by ``memory_budget``.
-                Results do not depend on it.
+            perturbations_per_eval: Captum's batching argument (default 1): each
+                forward call holds at least this many windows of the whole batch, more
+                where xattr's own choice is larger, never more than ``memory_budget``
+                allows (README, "Batching"). Results do not depend on it.
             show_progress: a tqdm bar over the windows.
             removal: ``BaselineRemoval()`` (default) or ``MarginalRemoval(background)``.
-            memory_budget: bytes (or "2GB") per batch.
+            memory_budget: bytes (or "2GB") for one forward call; given (here or with
+                ``xattr.set_memory_budget``) it sizes the calls; default 1 GiB, under
+                which xattr picks the size it measured fastest.
 
         Returns:
             [B, *F] per input ([B, T, *F] for several targets), in the input's dtype
             (Captum returns float32 here even for float64 inputs).
         """
-        ppe = per_eval(perturbations_per_eval) or 1
+        ppe = per_eval(perturbations_per_eval)
         warn_if_training(self.forward_func)
         xs, is_tuple = format_inputs(inputs)
         n_in = len(xs)
@@ -154,12 +158,18 @@ class Occlusion(PerturbationAttribution):
             st = _dims(strides_t[i], rank, "strides", i, True)
             feat = tuple(x.shape[1:])
             for k in range(rank):
+                if win[k] == 0 and feat[k] != 0:  # only an empty dimension takes no window
+                    raise ArgumentError(
+                        f"sliding_window_shapes[{i}]: entries must be >= 1, got {win}"
+                    )
                 if win[k] > feat[k]:
-                    raise ValueError(
+                    raise ArgumentError(
                         f"sliding_window_shapes[{i}]: {win} exceeds the input dimensions {feat}"
                     )
                 if feat[k] != win[k] and st[k] > win[k]:
-                    raise ValueError(f"strides[{i}]: {st} cannot be larger than the window {win}")
+                    raise ArgumentError(
+                        f"strides[{i}]: {st} cannot be larger than the window {win}"
+                    )
             windows.append(win)
             steps.append(st)
             counts.append(tuple(math.ceil((f - w) / s) + 1 for f, w, s in zip(feat, win, st)))
@@ -173,8 +183,9 @@ class Occlusion(PerturbationAttribution):
         targets = Targets(target, B)
         repl = removal.prepare(xs, format_baselines(baselines, xs))
         N = removal.copies(repl)
+        note = promotion_note(xs, repl)  # baselines that change the copies' dtype
         per_copy = N != 1  # every example meets each of the N replacement rows
-        rows = max(rows_per_batch(xs, None, memory_budget), B * N * ppe)
+        rows = rows_per_batch(xs, ppe, memory_budget, unit=B * N)  # a window of the batch: B N rows
         per_chunk = max(1, rows // max(1, B * N))
         f = self.forward_func
         args = additional_forward_args
@@ -184,7 +195,7 @@ class Occlusion(PerturbationAttribution):
         def forward(pert: tuple[Tensor, ...], per_example: int) -> Tensor:
             nonlocal output_dtype
             n = pert[0].shape[0]
-            with torch.no_grad():
+            with torch.no_grad(), promotion_errors(note if pert is not xs else None):
                 out = run_model(f, pert, expand_additional_args(args, B, per_example), n)
             output_dtype = out.dtype
             return targets.select(out, per_example).to(torch.float64)
@@ -197,7 +208,7 @@ class Occlusion(PerturbationAttribution):
             feat = tuple(x.shape[1:])
             E = math.prod(feat)
             xf = x.reshape(B, 1, 1, E)
-            rf = repl[i].reshape(1, N, 1, E) if per_copy else repl[i].reshape(-1, 1, 1, E)
+            rf = repl[i].reshape(1, N, 1, E) if per_copy else repl[i].reshape(len(repl[i]), 1, 1, E)
             W = math.prod(counts[i])
             acc = torch.zeros((B, v_full.shape[1], E), dtype=torch.float64, device=x.device)
             cover = torch.zeros(E, dtype=torch.float64, device=x.device)

@@ -44,7 +44,9 @@ class Saliency(GradientAttribution):
             abs: return absolute gradients (default True).
             additional_forward_args: extra arguments for the model (tensors with B rows
                 follow the batching).
-            memory_budget: bytes (or "512MB") that size the batches; default global budget.
+            memory_budget: bytes (or "512MB") for one forward + backward call; given
+                (here or with ``xattr.set_memory_budget``) it sizes the calls; default
+                1 GiB, under which xattr picks the size it measured fastest.
             show_progress: tqdm bar over examples.
 
         Returns:

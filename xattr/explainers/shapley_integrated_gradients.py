@@ -59,7 +59,7 @@ from xattr._core.progress import progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import flag, positive_int
 from xattr.baselines import resolve
-from xattr.explainers._gradient import check_n_steps, finish, float_inputs, integrate_paths
+from xattr.explainers._gradient import check_n_steps, finish, integrate_paths, working_inputs
 from xattr.explainers.registry import register
 from xattr.ops.sampling import MAX_ENUMERATION_FEATURES
 
@@ -342,8 +342,10 @@ class ShapleyIntegratedGradients(GradientAttribution):
                 candidate's median error on average, with worst errors 2.7, 5.4, 10
                 and 432; spreading the residual additively (``a + R |a| / sum|a|``)
                 lowered the Spearman correlation by up to 0.18.
-            internal_batch_size: path rows per forward pass; None sizes the batches
-                from ``memory_budget``.
+            internal_batch_size: Captum's batching argument (default None): each
+                forward + backward call holds at least this many path rows, more where
+                xattr's own choice is larger, never more than ``memory_budget`` allows
+                (README, "Batching"). Results do not depend on it.
             exact: integrate every single-feature path b_S -> b_{S+i} and weight it by
                 Shapley's weights: the exact Shapley value of the baseline game up to
                 quadrature (d <= 12; ``n_coalitions_per_size``, ``seed`` and
@@ -353,7 +355,9 @@ class ShapleyIntegratedGradients(GradientAttribution):
                 of :func:`stratified_coalitions`, in its order), [B, P] in exact mode
                 (the paths of :func:`exact_paths`); [B, T, K] for several targets.
             blur_sigma: sigma of the "blur" reference in pixels (default 5).
-            memory_budget: bytes (or "512MB") when ``internal_batch_size`` is None.
+            memory_budget: bytes (or "512MB") for one forward + backward call; given
+                (here or with ``xattr.set_memory_budget``) it sizes the calls; default
+                1 GiB, under which xattr picks the size it measured fastest.
             show_progress: tqdm bar over the chunks of examples.
 
         Returns:
@@ -369,7 +373,7 @@ class ShapleyIntegratedGradients(GradientAttribution):
             [0.5, 0.5, 1.0]
         """
         xs, is_tuple = format_inputs(inputs)
-        float_inputs(xs)
+        xs, f = working_inputs(xs, self.forward_func)
         check_n_steps(n_steps, method)
         if combine not in COMBINES:
             raise ValueError(f"combine: expected one of {', '.join(COMBINES)}, got {combine!r}")
@@ -384,7 +388,7 @@ class ShapleyIntegratedGradients(GradientAttribution):
         targets = Targets(target, B)
         args = as_args(additional_forward_args)
         rows = batch_rows(xs, internal_batch_size, memory_budget)
-        run = _Run(self.forward_func, xs, refs, groups, args, targets, n_steps, method, rows)
+        run = _Run(f, xs, refs, groups, args, targets, n_steps, method, rows)
         seed = validation.seed(seed) if not exact and n_coalitions_per_size != "all" else seed
         parts = []
         # Per-example feature masks whose ids differ (superpixels of different images):

@@ -151,8 +151,10 @@ class ShapleyValueSampling(PerturbationAttribution):
             feature_mask: int tensor(s) grouping elements into d features.
             n_samples: permutations (default 25); each costs d - 1 model rows per
                 input (plus v(empty), v(N) once).
-            perturbations_per_eval: accepted for Captum compatibility; batching is
-                by ``memory_budget`` and never changes the result.
+            perturbations_per_eval: Captum's batching argument (default 1): each
+                forward call holds at least this many perturbations of the whole batch,
+                more where xattr's own choice is larger, never more than
+                ``memory_budget`` allows (README, "Batching"). Results do not depend on it.
             show_progress: a progress bar over coalitions.
             seed: 64-bit seed (None draws one from torch's global generator).
             return_std: also return the standard error of each attribution: the
@@ -162,7 +164,9 @@ class ShapleyValueSampling(PerturbationAttribution):
             antithetic: pair each permutation with its reverse when ``n_samples``
                 is even (default True).
             removal: the game's removal (``BaselineRemoval`` by default).
-            memory_budget: bytes (or "2GB") for a forward batch.
+            memory_budget: bytes (or "2GB") for one forward call; given (here or with
+                ``xattr.set_memory_budget``) it sizes the calls; default 1 GiB, under
+                which xattr picks the size it measured fastest.
             return_input_shape: False returns per-feature values [B, D] ([B, T, D]),
                 Captum's interpretable space: column k for feature id min_id + k,
                 D = max_id - min_id + 1 (zeros for ids no element has).
