@@ -380,7 +380,7 @@ def test_argument_errors():
         DeepLiftShap(model).attribute(_x(2, 5), _x(3, 4), target=0)
     with pytest.raises(ValueError, match="custom_attribution_func: must take 1 to 3"):
         DeepLift(model).attribute(_x(2, 5), target=0, custom_attribution_func=lambda a, b, c, d: a)
-    with pytest.raises(TypeError, match="float32 or float64"):
+    with pytest.raises(TypeError, match="expected a floating tensor"):
         DeepLift(model).attribute(torch.ones(2, 5, dtype=torch.long), target=0)
 
     def batch_last(x):  # the batch moved away from dimension 0

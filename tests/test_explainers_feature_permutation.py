@@ -160,8 +160,9 @@ def test_batching_and_per_eval_do_not_change_the_result():
         )
     ]
     assert runs[0].shape == (5, 3, 6)
-    for r in runs[1:]:
-        assert torch.equal(r, runs[0])
+    for r in runs[1:]:  # to rounding: a BLAS matmul's bits depend on the batch it sees
+        # (bit-for-bit invariance on a batch-invariant model: test_batch_invariance.py)
+        torch.testing.assert_close(r, runs[0], rtol=1e-12, atol=1e-14)
 
 
 def test_one_example_gives_zeros_with_a_warning_and_an_empty_batch_empty():

@@ -121,5 +121,5 @@ def test_several_targets_tuple_inputs_and_errors():
 
     a, b = GuidedBackprop(two).attribute((x, 0.5 * x), target=0)
     torch.testing.assert_close(a, b)
-    with pytest.raises(TypeError, match="float32 or float64"):
+    with pytest.raises(TypeError, match="expected a floating tensor"):
         Deconvolution(model).attribute(torch.ones(2, 2, 6, 6, dtype=torch.long), target=0)
