@@ -26,7 +26,10 @@ outside the repository (``~/.cache/xattr/captum-tests/<version>``, or ``--tests 
     .venv/bin/python -m bench.captum_acceptance --quick         # Saliency only, prints only
 
 Both runs use ``-p no:cacheprovider``, no xdist, no ``-x`` (every test is counted), and run
-side by side (``--jobs 1`` runs them one after the other). Results:
+side by side (``--jobs 1`` runs them one after the other). Captum's side depends only on
+the test files, the ``-k`` filter and the versions: its records are cached next to the
+tests (keyed by a hash of those; ``--rerun-captum`` runs it again), so a re-run costs the
+xattr side only. Results:
 ``bench/results/captum_acceptance.{json,md}``: per explainer (its test files) and overall,
 the tests passing on Captum and how many of those pass on xattr, the failing test ids with
 the first line of each failure, and the failures by group (:data:`GROUPS`: rules on the
@@ -464,16 +467,28 @@ def start_run(mode: str, tests_root: Path, files: Sequence[str], keyword: str | 
 
 
 def run_both(
-    tests_root: Path, files: Sequence[str], keyword: str | None, jobs: int, timeout: float
+    tests_root: Path,
+    files: Sequence[str],
+    keyword: str | None,
+    jobs: int,
+    timeout: float,
+    captum_cache: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
     """Runs the files on Captum and on xattr (side by side for ``jobs`` >= 2); returns both
     runs' records and the seconds each took. A run past ``timeout`` seconds is stopped; its
-    unfinished tests are missing from its records."""
+    unfinished tests are missing from its records. With ``captum_cache`` (a file), the
+    Captum run's records are read from it when it exists (Captum's outcomes depend only on
+    the files, the filter and the versions, which its name holds), else written to it
+    after a complete run."""
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}
+    pending = ["captum", "xattr"]
+    if captum_cache is not None and captum_cache.is_file():
+        results["captum"] = json.loads(captum_cache.read_text())
+        seconds["captum"] = 0.0
+        pending = ["xattr"]
     with tempfile.TemporaryDirectory(prefix="captum-acceptance-") as tmp:
         work = Path(tmp)
-        pending = ["captum", "xattr"]
         while pending:
             batch, pending = pending[: max(1, jobs)], pending[max(1, jobs) :]
             started = {
@@ -490,7 +505,33 @@ def run_both(
                 results[mode] = read_records(record)
                 results[mode]["returncode"] = proc.returncode
                 results[mode]["log_tail"] = log.read_text()[-2000:]
+                complete = proc.returncode in (0, 1) and results[mode]["tests"]
+                if mode == "captum" and captum_cache is not None and complete:
+                    captum_cache.parent.mkdir(parents=True, exist_ok=True)
+                    captum_cache.write_text(json.dumps(results[mode]) + "\n")
     return results["captum"], results["xattr"], seconds
+
+
+def captum_cache_file(tests_root: Path, files: Sequence[str], keyword: str | None) -> Path:
+    """Where the Captum run's records are kept: named by a hash of the test files, the
+    ``-k`` filter and the versions of Python, torch and Captum."""
+    import platform
+
+    import torch
+
+    version, _ = _captum_package()
+    key = json.dumps(
+        [
+            tests_digest(tests_root, files),
+            keyword,
+            version,
+            torch.__version__,
+            platform.python_version(),
+        ]
+    )
+    name = hashlib.sha256(key.encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser()
+    return cache / "xattr" / "captum-tests" / version / "runs" / f"captum-{name}.json"
 
 
 def file_of(test_id: str) -> str:
@@ -669,6 +710,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS), help="results stem (.json, .md)")
     ap.add_argument("--print-failures", action="store_true", help="print the failing list")
     ap.add_argument(
+        "--rerun-captum", action="store_true", help="run Captum's side again (not the cache)"
+    )
+    ap.add_argument(
         "--regroup", action="store_true", help="re-apply GROUPS to the saved .json (no run)"
     )
     args = ap.parse_args(argv)
@@ -700,8 +744,10 @@ def main(argv: list[str] | None = None) -> int:
     source_file = tests_root / "SOURCE.json"
     source = json.loads(source_file.read_text()) if source_file.is_file() else {}
     t0 = time.time()
+    cache = None if args.rerun_captum else captum_cache_file(tests_root, files, args.keyword)
+    cached = cache is not None and cache.is_file()
     captum_run, xattr_run, seconds = run_both(
-        tests_root, files, args.keyword, args.jobs, args.timeout
+        tests_root, files, args.keyword, args.jobs, args.timeout, cache
     )
     for mode, run in (("captum", captum_run), ("xattr", xattr_run)):
         if not run["tests"]:
@@ -723,6 +769,7 @@ def main(argv: list[str] | None = None) -> int:
             + (f" --only {args.only}" if args.only else ""),
             "keyword": args.keyword,
             "seconds": {k: round(v, 1) for k, v in seconds.items()},
+            "captum_run_from_cache": cached,
             "wall_seconds": round(time.time() - t0, 1),
         },
         "swapped": xattr_run["swapped"],
