@@ -63,7 +63,8 @@ class PerturbationAttribution(Attribution):
         error (AssertionError and TypeError)."""
         clone = copy.copy(self)
         clone.forward_func = awaiting(self.forward_func)
-        return completed_future(clone.attribute(*args, **kwargs))
+        attribute = clone.attribute  # pyright: ignore[reportAttributeAccessIssue]
+        return completed_future(attribute(*args, **kwargs))
 
 
 class GradientAttribution(Attribution):
