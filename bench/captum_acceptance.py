@@ -133,6 +133,7 @@ MIRRORS = (Path("/work/.mirror"),)  # where `fetch`-style mirrors live: <owner>+
 GROUPS: tuple[tuple[str, str], ...] = (
     ("missing class", r"xattr does not export"),
     ("attribute_future / Futures", r"future"),
+    ("attribution dtype (Captum's FeatureAblation: the output's)", r"torch\.\w+ != torch\.\w+"),
     ("aggregate mode (one output per batch)", r"agg|scalar|batch_output|one value"),
     ("progress bar output (show_progress)", r"show_progress|progress output"),
     ("bool inputs", r"bool"),
