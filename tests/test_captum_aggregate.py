@@ -170,3 +170,14 @@ def test_future_misuse_is_an_assertion_error_as_in_captum() -> None:
 def test_attribute_future_not_implemented_elsewhere(name: str) -> None:
     with pytest.raises(NotImplementedError, match="attribute_future"):
         getattr(xattr, name)(lambda x: x.sum(1)).attribute_future(X)
+
+
+@pytest.mark.parametrize(
+    "name", ["FeatureAblation", "KernelShap", "Lime", "ShapleyValueSampling", "ShapleyValues"]
+)
+def test_progress_bars_are_labelled_as_captums(name: str, capsys) -> None:
+    # Captum's tests (and users' logs) look for "<Name In Words> attribution: 100%"
+    getattr(xattr, name)(lambda x: x.sum(1)).attribute(X, show_progress=True)
+    words = getattr(ca, name).get_name()
+    assert xattr.EXPLAINERS[name].cls.get_name() == words
+    assert f"{words} attribution: 100%" in capsys.readouterr().err

@@ -37,6 +37,12 @@ class Attribution:
         """Whether ``attribute`` can return a convergence delta."""
         return False
 
+    @classmethod
+    def get_name(cls) -> str:
+        """The class name in words, as Captum's ``get_name`` (``"Feature Ablation"``); the
+        progress bars are labelled ``"<name> attribution"``, as Captum's."""
+        return "".join(c if c.islower() or i == 0 else " " + c for i, c in enumerate(cls.__name__))
+
     def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
         """Captum's ``attribute_future`` for models that return ``torch.futures.Future``:
         only FeatureAblation and ShapleyValueSampling have it (as in Captum); elsewhere

@@ -151,6 +151,7 @@ class ExactShapley(PerturbationAttribution):
             removal=removal,
             memory_budget=memory_budget,
             show_progress=show_progress,
+            desc=f"{self.get_name()} attribution",
         )
         values = enumerated_values(setup, "ExactShapley")  # [B, 2^d, T]
         phi = ops.exact_shapley(values)  # [B, T, d]

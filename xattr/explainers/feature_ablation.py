@@ -93,7 +93,7 @@ class FeatureAblation(PerturbationAttribution):
             perturbations_per_eval=perturbations_per_eval,
             memory_budget=memory_budget,
             show_progress=show_progress,
-            desc="ablations",
+            desc=f"{self.get_name()} attribution",
             aggregate_layout="flat",
         )
         game, d = setup.game, setup.d

@@ -606,7 +606,7 @@ class KernelShap(PerturbationAttribution):
         seed: int | None = None,
         return_std: bool = False,
         show_progress: bool = False,
-        desc: str = "kernel shap",
+        desc: str | None = None,
         **setup_kwargs: Any,
     ) -> SampledGame:
         """The coalitions attribute draws and the game's values on them (see
@@ -617,7 +617,7 @@ class KernelShap(PerturbationAttribution):
             self.forward_func,
             inputs,
             show_progress=show_progress,
-            desc=desc,
+            desc=desc or f"{self.get_name()} attribution",
             aggregate_layout="flat",  # Captum: one value for the batch, [1, *F]
             **setup_kwargs,
         )

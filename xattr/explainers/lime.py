@@ -374,7 +374,7 @@ class Lime(PerturbationAttribution):
             perturbations_per_eval=perturbations_per_eval,
             memory_budget=memory_budget,
             show_progress=show_progress,
-            desc="lime",
+            desc=f"{self.get_name()} attribution",
             aggregate_layout="flat",  # Captum: one value for the batch, [1, *F]
         )
         game, d, B = setup.game, setup.d, setup.B

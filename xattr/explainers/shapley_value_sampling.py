@@ -195,7 +195,7 @@ class ShapleyValueSampling(PerturbationAttribution):
             perturbations_per_eval=perturbations_per_eval,
             memory_budget=memory_budget,
             show_progress=show_progress,
-            desc="shapley sampling",
+            desc=f"{self.get_name()} attribution",
         )
         game, d, B = setup.game, setup.d, setup.B
         dev = setup.inputs[0].device
