@@ -391,7 +391,8 @@ def test_errors():
     with pytest.raises(ValueError, match="perturbations_per_eval"):
         fa.attribute(x, target=0, perturbations_per_eval=0)
     with pytest.raises(ValueError, match="forward_func"):
-        FeatureAblation(lambda t: model(t)[:1]).attribute(x, target=0)
+        # one row too many (one row for the whole batch is Captum's aggregate mode)
+        FeatureAblation(lambda t: torch.cat([model(t), model(t)[:1]])).attribute(x, target=0)
     with pytest.raises(ValueError, match="forward_func"):
         FeatureAblation(lambda t: model(t) * float("nan")).attribute(x, target=0)
     occ = Occlusion(model)

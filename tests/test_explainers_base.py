@@ -268,8 +268,8 @@ def test_game_passes_additional_args_and_tuple_inputs():
 
 
 def test_model_with_wrong_batch_size_is_reported():
-    def f(x):
-        return x[:1].sum(1, keepdim=True)
+    def f(x):  # two rows for any batch (one row would be Captum's aggregate mode)
+        return x[:2].sum(1, keepdim=True)
 
     s = _setup(f, torch.zeros(3, 2, dtype=F64), target=None)
     with pytest.raises(ValueError, match="forward_func"):

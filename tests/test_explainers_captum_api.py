@@ -204,13 +204,6 @@ def test_interpretable_outputs_use_captums_columns(name, ids, columns):
         assert theirs.shape == small.shape
 
 
-def test_aggregate_models_get_a_clear_error():
-    lin = _mlp()
-    for f in (lambda x: lin(x).sum(), lambda x: float(lin(x).sum())):
-        with pytest.raises((TypeError, ValueError), match="aggregate mode"):
-            xattr.FeatureAblation(f).attribute(X)
-
-
 @pytest.mark.parametrize("name", ["FeatureAblation", "ShapleyValueSampling"])
 def test_one_scalar_per_example_inputs_match_captum(name):
     def f(x):

@@ -338,12 +338,12 @@ def test_explanations_warn_about_gs_label_and_show_progress(capsys):
                 g, xattr.FeatureAblation(g), x, 0, method=method, show_progress=True
             )
         err = capsys.readouterr().err
-        assert "MuS g(x, alpha)" in err and "MuS h(x)" in err and "ablations" in err
+        assert "MuS g(x, alpha)" in err and "MuS h(x)" in err and "Feature Ablation" in err
         assert ("k:" if method == "scan" else "k search") in err
     with pytest.warns(UserWarning):
         explain_and_certify(g, xattr.FeatureAblation(g), x, show_progress=True)
     err = capsys.readouterr().err
-    assert "MuS g(x, alpha)" in err and "ablations" in err
+    assert "MuS g(x, alpha)" in err and "Feature Ablation" in err
     loud = MuS(model, 0.5, q=8, output="logits", show_progress=True)
     with pytest.warns(UserWarning):
         explain_and_certify(loud, attr, x)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import Any, cast
@@ -13,7 +14,7 @@ from torch import Tensor, nn
 
 from xattr._core.batching import as_args, batch_rows, expand_base
 from xattr._core.inputs import BaselineType, TensorOrTuple, format_baselines, format_inputs
-from xattr._core.model import outputs_at
+from xattr._core.model import awaiting, completed_future, outputs_at
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import check_forward_func
 
@@ -38,6 +39,21 @@ class Attribution:
         """Whether ``attribute`` can return a convergence delta."""
         return False
 
+    @classmethod
+    def get_name(cls) -> str:
+        """The class name in words, as Captum's ``get_name`` (``"Feature Ablation"``); the
+        progress bars are labelled ``"<name> attribution"``, as Captum's."""
+        return "".join(c if c.islower() or i == 0 else " " + c for i, c in enumerate(cls.__name__))
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
+        """Captum's ``attribute_future`` for models that return ``torch.futures.Future``:
+        only FeatureAblation and ShapleyValueSampling have it (as in Captum); elsewhere
+        a NotImplementedError."""
+        raise NotImplementedError(
+            f"{type(self).__name__}: attribute_future is not implemented (as in Captum); "
+            "FeatureAblation and ShapleyValueSampling have it"
+        )
+
 
 class PerturbationAttribution(Attribution):
     """Base of the perturbation explainers: their attributions are differences of model
@@ -46,6 +62,17 @@ class PerturbationAttribution(Attribution):
     @property
     def multiplies_by_inputs(self) -> bool:
         return True
+
+    def _attribute_awaiting(self, *args: Any, **kwargs: Any) -> Any:
+        """``attribute`` for a model that returns ``torch.futures.Future``, as a completed
+        Future: the same batches as ``attribute``, each model call's future waited for
+        before the next call (xattr builds every batch from the previous results' sizes,
+        so calls are not overlapped); a model returning anything but a Future is an
+        error (AssertionError and TypeError)."""
+        clone = copy.copy(self)
+        clone.forward_func = awaiting(self.forward_func)
+        attribute = clone.attribute  # pyright: ignore[reportAttributeAccessIssue]
+        return completed_future(attribute(*args, **kwargs))
 
 
 class GradientAttribution(Attribution):

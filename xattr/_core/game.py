@@ -34,7 +34,13 @@ from xattr._core.inputs import (
     masking_dtype,
     promotion_note,
 )
-from xattr._core.model import promotion_errors, warn_if_training
+from xattr._core.model import (
+    AggregateOutput,
+    ModelOutputError,
+    as_output_tensor,
+    promotion_errors,
+    warn_if_training,
+)
 from xattr._core.progress import progress
 from xattr._core.removal import Removal, check_removal
 from xattr._core.targets import Targets
@@ -96,6 +102,15 @@ class Game:
         self.B = inputs[0].shape[0]
         self.evaluations = 0  # model rows evaluated so far (per input)
         self.output_dtype = torch.get_default_dtype()  # the model's, once it has run
+        # Captum's aggregate mode (the model returns one value / one row for the whole
+        # batch): None until the first model call tells, then True or False. In that
+        # mode every model call is the B rows of one coalition, and v(S) [T'] (the
+        # selected output, flattened; ``aggregate_shape`` its shape) is every example's.
+        self.aggregate: bool | None = None
+        self.aggregate_shape: tuple[int, ...] = ()
+        # aggregate mode needs one coalition per call: a user's perturbations_per_eval
+        # above 1 cannot be honoured (Captum refuses it too); Setup sets this
+        self.aggregate_refusal: str | None = None
         replacements = self.removal.prepare(inputs, baselines)
         # each (example, coalition) is evaluated against `copies` replacement rows
         self.copies = self.removal.copies(replacements)
@@ -157,6 +172,77 @@ class Game:
 
     def _chunk(self, masks: Tensor) -> Tensor:
         """masks [1 or B, s, d] -> values [B, s, T]."""
+        if self.aggregate:
+            return self._aggregate_chunk(masks)
+        try:
+            v = self._rows_chunk(masks)
+        except AggregateOutput:
+            # only the first model call decides; only baseline removal (one copy, no
+            # surrogate) reads a batch-level output as the batch's value
+            if self.aggregate is not None or self.copies != 1 or self.removal.reads_masks:
+                raise
+            self.aggregate = True
+            if self.aggregate_refusal is not None:
+                raise ModelOutputError(self.aggregate_refusal) from None
+            if any(g.shape[0] > 1 and not bool((g == g[:1]).all()) for g in self.groups):
+                raise ModelOutputError(
+                    "feature_mask: the model returns one value for the whole batch "
+                    "(aggregate mode), so the examples must share one feature mask "
+                    "([1, *F] or [*F]); explain the examples one at a time instead"
+                ) from None
+            return self._aggregate_chunk(masks)
+        self.aggregate = False
+        return v
+
+    def _aggregate_chunk(self, masks: Tensor) -> Tensor:
+        """Aggregate mode: masks [1 or B, s, d] (the same coalitions for every example)
+        -> values [B, s, T'], one model call of B rows per coalition."""
+        if masks.shape[0] > 1 and not bool((masks == masks[:1]).all()):
+            raise ModelOutputError(
+                "feature_mask: the model returns one value for the whole batch (aggregate "
+                "mode), so every example must be perturbed alike: give one feature mask "
+                "for the batch ([1, *F]), or explain one example at a time"
+            )
+        args = () if self.args is None else self.args
+        args = args if isinstance(args, tuple) else (args,)
+        vals = []
+        with torch.no_grad():
+            for j in range(masks.shape[1]):
+                pert = self._perturb(masks[:1, j : j + 1], 1)  # [B, *F] per input
+                with promotion_errors(self.promotion):
+                    out = as_output_tensor(self.f(*pert, *args))
+                vals.append(self._aggregate_select(out))
+                self.output_dtype = out.dtype
+        if not vals:
+            return torch.empty((self.B, 0, 0), dtype=torch.float64)
+        v = torch.stack(vals).to(torch.float64)  # [s, T']
+        return v.unsqueeze(0).expand(self.B, -1, -1)
+
+    def _aggregate_select(self, out: Tensor) -> Tensor:
+        """The target's part of a whole-batch output, flattened [T'] (Captum's selection
+        on the output as it is: target None takes all of it, an int / tuple indexes its
+        dimensions after the first); its shape is kept in ``aggregate_shape``."""
+        kind = self.targets.kind
+        if kind in ("none", "all"):
+            sel = out
+        elif kind == "fixed":
+            if out.dim() - 1 < len(self.targets.fixed):
+                raise ModelOutputError(
+                    f"target: index {self.targets.fixed} needs {len(self.targets.fixed)} "
+                    f"output dimensions after the first; the model returns "
+                    f"{tuple(out.shape)} for the whole batch (aggregate mode)"
+                )
+            sel = out[(slice(None), *self.targets.fixed)]
+        else:
+            raise ModelOutputError(
+                "target: per-example targets need one output row per example; the model "
+                f"returns {tuple(out.shape)} for the whole batch (aggregate mode)"
+            )
+        self.aggregate_shape = tuple(sel.shape) or (1,)
+        return sel.reshape(-1)
+
+    def _rows_chunk(self, masks: Tensor) -> Tensor:
+        """masks [1 or B, s, d] -> values [B, s, T], one model row per perturbed row."""
         s, N = masks.shape[1], self.copies
         rows_masks = None
         if self.removal.reads_masks:  # the coalition of every row, ordered as the rows
@@ -229,9 +315,11 @@ class Setup:
         memory_budget: int | str | None = None,
         show_progress: bool = False,
         desc: str = "coalitions",
+        aggregate_layout: str = "shape",
     ):
         warn_if_training(forward_func)
         flag("show_progress", show_progress)
+        self.aggregate_layout = aggregate_layout
         self.inputs, self.is_tuple = format_inputs(inputs)
         self.baselines = format_baselines(baselines, self.inputs)
         self.groups, self.ids = format_feature_mask(feature_mask, self.inputs)
@@ -257,6 +345,12 @@ class Setup:
             per_eval=per_eval(perturbations_per_eval),
             memory_budget=memory_budget,
         )
+        if perturbations_per_eval not in (None, 1):
+            self.game.aggregate_refusal = (
+                "perturbations_per_eval: the model returns one value for the whole batch "
+                "(aggregate mode), which evaluates one coalition of the whole batch per "
+                f"model call; pass perturbations_per_eval=1 (got {perturbations_per_eval})"
+            )
 
     def example_sets(self) -> list[tuple[Tensor, Tensor]]:
         """The examples that have the same features, with those features: a list of
@@ -292,17 +386,39 @@ class Setup:
         interpretable space, where column k is the feature with id ``min_id + k`` and
         D = max_id - min_id + 1 (ids shifted to start at 0, as Captum shifts them;
         zeros for ids no element has, and for the ids an example does not have);
-        dtype as :meth:`output`'s."""
+        dtype as :meth:`output`'s. In aggregate mode: [1, D] for one output value,
+        else [*shape, D] (``shape`` the selected output's)."""
         phi = phi.to(attribution_dtype(self.inputs[0], self.game.output_dtype))
+        if self.game.aggregate:
+            phi = interpretable(phi[:1], self.ids)  # [1, T', D]: every example's row
+            return phi[:, 0] if phi.shape[1] == 1 else phi.reshape(*self._agg_shape(phi), -1)
         if self.present is not None:  # a feature an example does not have gets exactly 0
             phi = phi.masked_fill(~self.present[:, None].to(phi.device), 0)
         phi = interpretable(phi, self.ids)
         return phi if self.targets.multi else phi[:, 0]
 
     def output(self, phi: Tensor) -> Any:
-        """[B, T, d] per-feature values -> attributions shaped like the inputs."""
-        out = spread(phi, self.groups, self.inputs, self.targets.multi, self.game.output_dtype)
+        """[B, T, d] per-feature values -> attributions shaped like the inputs.
+
+        In aggregate mode (the model returned one value or row for the whole batch) the
+        values are the batch's, not an example's: per input [*shape, *F], where shape is
+        the selected output's shape (a scalar: (1,)), or its number of elements (T',)
+        with ``aggregate_layout="flat"`` (Captum's FeatureAblation)."""
+        if self.game.aggregate:
+            one = tuple(x[:1] for x in self.inputs)
+            groups = tuple(g[:1] for g in self.groups)
+            out = spread(phi[:1], groups, one, True, self.game.output_dtype)
+            shape = self._agg_shape(phi)
+            out = tuple(a.reshape(*shape, *a.shape[2:]) for a in out)
+        else:
+            out = spread(phi, self.groups, self.inputs, self.targets.multi, self.game.output_dtype)
         return out if self.is_tuple else out[0]
+
+    def _agg_shape(self, phi: Tensor) -> tuple[int, ...]:
+        """The leading shape of aggregate-mode attributions (see :meth:`output`)."""
+        if self.aggregate_layout == "flat":
+            return (phi.shape[1],)
+        return self.game.aggregate_shape
 
     def result(self, phi: Tensor, std: Tensor | None = None, *, input_shape: bool = True) -> Any:
         """An explainer's return value from per-feature values [B, T, d]: attributions

@@ -85,32 +85,109 @@ def warn_if_training(forward_func: Callable) -> None:
         )
 
 
+class ModelOutputError(ValueError, AssertionError):
+    """A model output xattr cannot use here. A ValueError, and an AssertionError too,
+    because Captum asserts the same conditions (code written for Captum catches
+    AssertionError)."""
+
+
+class ModelOutputTypeError(TypeError, AssertionError):
+    """A model output of the wrong type (e.g. a Future from ``attribute``): a TypeError,
+    and an AssertionError as Captum's."""
+
+
+class AggregateOutput(ModelOutputError):
+    """The model returned one value (or one row) for a whole batch of rows: Captum's
+    aggregate mode. ``output`` is that output as a tensor. The game catches it on its
+    first model call and evaluates the game in aggregate mode; anywhere else it is the
+    error its message says."""
+
+    def __init__(self, message: str, output: Tensor):
+        super().__init__(message)
+        self.output = output
+
+
+def as_output_tensor(out: Any) -> Tensor:
+    """A model output as a tensor: a Python int / float becomes a 0-d tensor of
+    int64 / float64 (as Captum reads them); anything else but a tensor is a TypeError."""
+    if isinstance(out, Tensor):
+        return out
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        return torch.tensor(out, dtype=torch.int64 if isinstance(out, int) else torch.float64)
+    if isinstance(out, torch.futures.Future):
+        raise ModelOutputTypeError(
+            "forward_func: returned a torch.futures.Future; call attribute_future (where "
+            "the explainer has it) for a model that returns futures"
+        )
+    raise TypeError(f"forward_func: expected it to return a tensor, got {type(out).__name__}")
+
+
+def is_aggregate(out: Tensor, rows: int) -> bool:
+    """Whether an output (from :func:`as_output_tensor`) for ``rows`` > 1 input rows is
+    one value or one row for the whole batch (Captum's aggregate mode): a 0-d tensor, a
+    single row, or a 1-D vector of another length than ``rows`` (several values of the
+    batch). Several rows, but not ``rows`` of them, are a model error instead."""
+    if out.dim() == 0:
+        return True
+    n = out.shape[0]
+    return n != rows and (n == 1 or out.dim() == 1)
+
+
 def check_model_output(out: Any, rows: int, finite: bool = True) -> Tensor:
     """The model must return a tensor with one row per input row, all finite.
 
-    ``finite=False`` leaves the finiteness check to the caller (the game checks
-    only the outputs it selects, once per chunk).
+    A Python number or a 0-d tensor counts as one value for the batch; one value or a
+    row count other than ``rows`` raises :class:`AggregateOutput` (which the game turns
+    into Captum's aggregate mode where it can). ``finite=False`` leaves the finiteness
+    check to the caller (the game checks only the outputs it selects, once per chunk).
     """
-    aggregate = (
-        "; a model that returns one value for the whole batch (Captum's aggregate mode, "
-        "e.g. a batch loss) is not supported: return one value per example"
-    )
-    if not isinstance(out, Tensor):
-        hint = aggregate if isinstance(out, (int, float)) else ""
-        raise TypeError(
-            f"forward_func: expected it to return a tensor, got {type(out).__name__}{hint}"
-        )
-    if out.dim() == 0:
+    out = as_output_tensor(out)
+    if rows == 1 and out.dim() == 0:
         out = out.reshape(1)
-    if out.shape[0] != rows:
-        raise ValueError(
-            f"forward_func: returned {out.shape[0]} rows for a batch of {rows}; "
-            "the model must return one output row per input row"
-            + (aggregate if out.shape[0] == 1 else "")
+    got = "one value" if out.dim() == 0 else f"{out.shape[0]} rows"
+    if out.dim() > 0 and out.shape[0] != rows and not is_aggregate(out, rows):
+        raise ModelOutputError(
+            f"forward_func: returned {got} for a batch of {rows}; the model must return "
+            "one output row per input row"
+        )
+    if is_aggregate(out, rows):
+        raise AggregateOutput(
+            f"forward_func: returned {got} for a batch of {rows}; the model must return "
+            "one output row per input row (a model that returns one value for the whole "
+            "batch, Captum's aggregate mode, is supported by FeatureAblation, KernelShap, Lime, "
+            "ShapleyValueSampling and ShapleyValues with baseline removal)",
+            out,
         )
     if finite:
         check_finite(out)
     return out
+
+
+def awaiting(forward_func: Callable) -> Callable:
+    """``forward_func`` for a model that returns ``torch.futures.Future``: the wrapper
+    waits for each future and returns its value; a model that does not return a Future
+    is a :class:`ModelOutputTypeError` (an AssertionError too, as in Captum). Used by
+    ``attribute_future``: every model call still carries a whole batch of rows."""
+
+    @functools.wraps(forward_func)
+    def wait(*args: Any, **kwargs: Any) -> Any:
+        out = forward_func(*args, **kwargs)
+        if not isinstance(out, torch.futures.Future):
+            raise ModelOutputTypeError(
+                "forward_func: attribute_future needs a model that returns a "
+                f"torch.futures.Future, got {type(out).__name__}; call attribute instead"
+            )
+        return out.wait()
+
+    return wait
+
+
+def completed_future(value: Any) -> torch.futures.Future:
+    """A ``torch.futures.Future`` already holding ``value`` (what ``attribute_future``
+    returns: xattr waits for the model's futures batch by batch)."""
+    fut: torch.futures.Future = torch.futures.Future()
+    fut.set_result(value)
+    return fut
 
 
 def run_model(
@@ -131,6 +208,8 @@ def run_model(
         hint = _input_hint(forward_func, inputs)
         if hint is None:
             raise
+        if isinstance(e, AggregateOutput):
+            raise AggregateOutput(f"{e}\n(xattr: {hint})", e.output) from e
         raise type(e)(f"{e}\n(xattr: {hint})") from e
 
 

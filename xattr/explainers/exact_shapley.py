@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, cast, overload
 
+import torch
 from torch import Tensor
 
 from xattr import ops
@@ -52,6 +53,14 @@ class ExactShapley(PerturbationAttribution):
     features off S, ``ConditionalRemoval(surrogate)`` asks a surrogate. All 2^d
     coalitions are evaluated (batched under the memory budget), so d <= 20.
     Efficiency holds: ``sum_i phi_i = v(N) - v(empty)``.
+
+    A model that returns one value (or one row) for the whole batch, Captum's "aggregate
+    mode" (e.g. a batch loss), is explained as Captum does: every example is perturbed alike
+    and the attributions are the batch's, [*shape, *F] per input, shape the selected
+    output's ([1, *F] for one value). That cannot be batched: each coalition costs one model
+    call of the B rows (instead of sharing calls of many rows), plus the first call, which
+    reveals the mode; the examples must share one feature mask, and perturbations_per_eval
+    must be 1.
 
     Example:
         >>> import torch
@@ -144,6 +153,7 @@ class ExactShapley(PerturbationAttribution):
             removal=removal,
             memory_budget=memory_budget,
             show_progress=show_progress,
+            desc=f"{self.get_name()} attribution",
         )
         values = enumerated_values(setup, "ExactShapley")  # [B, 2^d, T]
         phi = ops.exact_shapley(values)  # [B, T, d]
@@ -196,3 +206,10 @@ class ShapleyValues(ExactShapley):
             show_progress,
         )
         return cast(TensorOrTupleGeneric, attributions)  # no convergence delta was asked for
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future:
+        """:meth:`attribute` (same arguments) for a model that returns
+        ``torch.futures.Future``: a Future holding the result. Each model call's future is
+        waited for before the next call (the rows per call are as in :meth:`attribute`);
+        a model that does not return a Future is an error."""
+        return self._attribute_awaiting(*args, **kwargs)

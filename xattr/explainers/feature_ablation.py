@@ -29,6 +29,14 @@ class FeatureAblation(PerturbationAttribution):
     ``FeatureAblation``. Feature ids are shared across tuple inputs (the same id in
     two inputs is one feature, as in Captum 0.9).
 
+    A model that returns one value (or one row) for the whole batch, Captum's "aggregate
+    mode" (e.g. a batch loss), is explained as Captum does: every example is perturbed alike
+    and the attributions are the batch's, [T', *F] per input, T' the number of output values
+    (Captum's FeatureAblation). That cannot be batched: each coalition costs one model call
+    of the B rows (instead of sharing calls of many rows), plus the first call, which
+    reveals the mode; the examples must share one feature mask, and perturbations_per_eval
+    must be 1.
+
     Example:
         >>> import torch
         >>> fa = FeatureAblation(lambda x: x.sum(1))
@@ -86,7 +94,8 @@ class FeatureAblation(PerturbationAttribution):
             perturbations_per_eval=perturbations_per_eval,
             memory_budget=memory_budget,
             show_progress=show_progress,
-            desc="ablations",
+            desc=f"{self.get_name()} attribution",
+            aggregate_layout="flat",
         )
         game, d = setup.game, setup.d
         device = setup.inputs[0].device
@@ -106,3 +115,20 @@ class FeatureAblation(PerturbationAttribution):
             diffs.append(cast(Tensor, v_full).unsqueeze(1) - v)  # [B, c, T]
         phi = torch.cat(diffs, dim=1).transpose(1, 2)  # [B, T, d]
         return setup.result(phi)
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future:
+        """:meth:`attribute` (same arguments) for a model that returns
+        ``torch.futures.Future``: a Future holding the attributions. Each model call's
+        future is waited for before the next call (the rows per call are as in
+        :meth:`attribute`); a model that does not return a Future is an error.
+
+        Example:
+            >>> import torch
+            >>> def model(x):
+            ...     fut = torch.futures.Future()
+            ...     fut.set_result(x.sum(1))
+            ...     return fut
+            >>> FeatureAblation(model).attribute_future(torch.tensor([[1.0, 2.0]])).wait()
+            tensor([[1., 2.]])
+        """
+        return self._attribute_awaiting(*args, **kwargs)

@@ -436,6 +436,13 @@ class KernelShap(PerturbationAttribution):
     Args:
         forward_func: the model; returns [B] or [B, ...] outputs for [B, ...] inputs.
 
+    A model that returns one value (or one row) for the whole batch, Captum's "aggregate
+    mode" (e.g. a batch loss), is explained as Captum does: every example is perturbed alike
+    and the attributions are the batch's, [1, *F] per input for one value. That cannot be
+    batched: each coalition costs one model call of the B rows (instead of sharing calls of
+    many rows), plus the first call, which reveals the mode; the examples must share one
+    feature mask, and perturbations_per_eval must be 1.
+
     Example:
         >>> import torch
         >>> f = lambda x: x.sum(1)
@@ -603,7 +610,7 @@ class KernelShap(PerturbationAttribution):
         seed: int | None = None,
         return_std: bool = False,
         show_progress: bool = False,
-        desc: str = "kernel shap",
+        desc: str | None = None,
         **setup_kwargs: Any,
     ) -> SampledGame:
         """The coalitions attribute draws and the game's values on them (see
@@ -611,7 +618,12 @@ class KernelShap(PerturbationAttribution):
         n_samples = positive_int("n_samples", n_samples)
         s = validation.seed(seed)
         setup = Setup(
-            self.forward_func, inputs, show_progress=show_progress, desc=desc, **setup_kwargs
+            self.forward_func,
+            inputs,
+            show_progress=show_progress,
+            desc=desc or f"{self.get_name()} attribution",
+            aggregate_layout="flat",  # Captum: one value for the batch, [1, *F]
+            **setup_kwargs,
         )
         game, d, B = setup.game, setup.d, setup.B
         dev = setup.inputs[0].device

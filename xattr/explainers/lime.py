@@ -170,6 +170,8 @@ def _cosine_kernel(setup: Any, masks: Tensor, kernel_width: float = 1.0) -> Tens
         xx.scatter_add_(1, gf, xf * xf)
         xb.scatter_add_(1, gf, xf * bf)
         bb.scatter_add_(1, gf, bf * bf)
+    if setup.game.aggregate:  # the model reads the batch as one example: so does x
+        xx, xb, bb = (t.sum(0, keepdim=True).expand(B, d) for t in (xx, xb, bb))
     # With m the 0/1 mask: dot(x, x') = xb + m . (xx - xb), |x'|^2 = bb + m . (xx - bb).
     m = masks.to(torch.float64).cpu()
     dx, dp = xx - xb, xx - bb  # [B, d]
@@ -225,6 +227,14 @@ class Lime(PerturbationAttribution):
             binary tensor (or a generator function yielding them), called
             ``n_samples`` times per example, example after example; the default
             draws Bernoulli(1/2) masks from ``seed`` shared by the batch.
+
+    A model that returns one value (or one row) for the whole batch, Captum's "aggregate
+    mode" (e.g. a batch loss), is explained as Captum does: every example is perturbed alike
+    and the attributions are the batch's, [1, *F] per input for one value (the similarity of
+    a sample is taken over the whole batch, as Captum's). That cannot be batched: each
+    coalition costs one model call of the B rows (instead of sharing calls of many rows),
+    plus the first call, which reveals the mode; the examples must share one feature mask,
+    and perturbations_per_eval must be 1.
 
     Example:
         >>> import torch
@@ -411,7 +421,8 @@ class Lime(PerturbationAttribution):
             perturbations_per_eval=perturbations_per_eval,
             memory_budget=memory_budget,
             show_progress=show_progress,
-            desc="lime",
+            desc=f"{self.get_name()} attribution",
+            aggregate_layout="flat",  # Captum: one value for the batch, [1, *F]
         )
         game, d, B = setup.game, setup.d, setup.B
         dev = setup.inputs[0].device

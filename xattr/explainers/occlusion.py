@@ -202,7 +202,7 @@ class Occlusion(PerturbationAttribution):
 
         v_full = forward(xs, 1)  # [B, T]
         total_w = sum(math.prod(c) for c in counts)
-        bar = progress(total_w, show_progress, "windows")
+        bar = progress(total_w, show_progress, f"{self.get_name()} attribution")
         results = []
         for i, x in enumerate(xs):
             feat = tuple(x.shape[1:])

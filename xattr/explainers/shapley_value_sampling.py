@@ -45,6 +45,14 @@ class ShapleyValueSampling(PerturbationAttribution):
     Args:
         forward_func: the model; returns [B] or [B, ...] outputs for [B, ...] inputs.
 
+    A model that returns one value (or one row) for the whole batch, Captum's "aggregate
+    mode" (e.g. a batch loss), is explained as Captum does: every example is perturbed alike
+    and the attributions are the batch's, [*shape, *F] per input, shape the selected
+    output's ([1, *F] for one value). That cannot be batched: each coalition costs one model
+    call of the B rows (instead of sharing calls of many rows), plus the first call, which
+    reveals the mode; the examples must share one feature mask, and perturbations_per_eval
+    must be 1.
+
     Example:
         >>> import torch
         >>> f = lambda x: x.sum(1)
@@ -191,7 +199,7 @@ class ShapleyValueSampling(PerturbationAttribution):
             perturbations_per_eval=perturbations_per_eval,
             memory_budget=memory_budget,
             show_progress=show_progress,
-            desc="shapley sampling",
+            desc=f"{self.get_name()} attribution",
         )
         game, d, B = setup.game, setup.d, setup.B
         dev = setup.inputs[0].device
@@ -216,3 +224,10 @@ class ShapleyValueSampling(PerturbationAttribution):
             perms.to(dev), values, antithetic=anti, return_stderr=True
         )
         return setup.result(mean, se if return_std else None, input_shape=return_input_shape)
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future:
+        """:meth:`attribute` (same arguments) for a model that returns
+        ``torch.futures.Future``: a Future holding the result. Each model call's future is
+        waited for before the next call (the rows per call are as in :meth:`attribute`);
+        a model that does not return a Future is an error."""
+        return self._attribute_awaiting(*args, **kwargs)
