@@ -473,3 +473,16 @@ def test_token_ids_match_captum_in_the_models_dtype():
     assert exact.dtype == F32
     # a float64 model gives float64 attributions
     assert FeatureAblation(model.double()).attribute(ids, target=0).dtype == F64
+
+
+def test_feature_ablation_attributions_take_the_output_dtype():
+    """As Captum's FeatureAblation: float64 outputs of float32 inputs give float64
+    attributions, integer outputs exact int64 differences (Captum's values too)."""
+    x = torch.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 4.0]])
+    for f in (
+        lambda t: (t.double() * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum(1),
+        lambda t: (t * 2).round().long().sum(1),
+    ):
+        ours, theirs = FeatureAblation(f).attribute(x), CFeatureAblation(f).attribute(x)
+        assert ours.dtype == theirs.dtype == f(x).dtype
+        assert torch.equal(ours, theirs)

@@ -530,3 +530,39 @@ def test_layer_ig_checks():
         LayerIntegratedGradients(m, m.emb).attribute(ids, target=0, n_steps=0)
     with pytest.raises(ValueError, match="target"):
         LayerIntegratedGradients(m, m.emb).attribute(ids, target=7)
+
+
+def test_layer_integrated_gradients_takes_grad_kwargs(monkeypatch):
+    """Captum's ``grad_kwargs`` reach torch.autograd.grad (e.g. materialize_grads for a
+    layer the output does not use: zeros, as without it); a non-dict is refused."""
+    from xattr import LayerIntegratedGradients
+
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            self.unused(x)
+            return self.used(x)
+
+    net, x = Net().eval(), torch.randn(4, 3)
+    lig = LayerIntegratedGradients(net, [net.used, net.unused])
+    plain = lig.attribute(x, target=0)
+    calls = []
+    grad = torch.autograd.grad
+
+    def spy(*a, **k):
+        calls.append(k)
+        return grad(*a, **k)
+
+    monkeypatch.setattr(torch.autograd, "grad", spy)
+    kw = lig.attribute(x, target=0, grad_kwargs={"materialize_grads": True})
+    assert calls and all(k.get("materialize_grads") is True for k in calls)
+    for a, b in zip(plain, kw):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert bool((kw[1] == 0).all())
+    with pytest.raises(TypeError, match="grad_kwargs"):
+        lig.attribute(x, target=0, grad_kwargs=[("materialize_grads", True)])

@@ -594,3 +594,28 @@ def test_kernel_design_is_kept_and_handed_out_as_copies():
     for s in range(40):  # at most 16 kept
         ks.kernel_design(12, 40, 100 + s)
     assert len(ks._DESIGNS) == 16
+
+
+def test_shapley_target_none_on_several_outputs_is_every_output():
+    """Captum's ShapleyValues / ShapleyValueSampling read target=None on a model with
+    several outputs per example as each of them: [B, T, *F], equal to target="all"
+    (other explainers still ask for a target)."""
+    from captum.attr import ShapleyValues as CShapleyValues
+
+    import xattr
+
+    w = torch.tensor([[1.0, 2.0], [3.0, -1.0], [0.5, 4.0]])
+
+    def f(x):
+        return torch.cat([torch.relu(x @ w), torch.ones(x.shape[0], 1)], 1)  # [B, 3]
+
+    x = torch.tensor([[2.0, 5.0, 3.0], [1.0, -1.0, 0.5]])
+    exact = xattr.ShapleyValues(f).attribute(x)
+    assert exact.shape == (2, 3, 3)
+    torch.testing.assert_close(exact, xattr.ShapleyValues(f).attribute(x, target="all"))
+    torch.testing.assert_close(exact, CShapleyValues(f).attribute(x), rtol=1e-5, atol=1e-5)
+    sampled = xattr.ShapleyValueSampling(f).attribute(x, n_samples=20, seed=1)
+    ref = xattr.ShapleyValueSampling(f).attribute(x, target="all", n_samples=20, seed=1)
+    assert sampled.shape == (2, 3, 3) and torch.equal(sampled, ref)
+    with pytest.raises(ValueError, match="values per example"):
+        xattr.KernelShap(f).attribute(x, n_samples=20, seed=1)

@@ -144,8 +144,14 @@ def _call(cfg: Config, **extra: Any) -> Any:
         return explainer.attribute(cfg.inputs, **cfg.kw, **extra), model
 
 
+# Captum's Shapley methods read target None on several outputs as every output
+NONE_AS_ALL = ("ExactShapley", "ShapleyValues", "ShapleyValueSampling")
+
+
 def _n_targets(cfg: Config) -> int | None:
     t = cfg.kw.get("target")
+    if t is None and cfg.name in NONE_AS_ALL and cfg.inputs[0].shape[0]:
+        return C
     return C if t == "all" else 2 if isinstance(t, list) and t and isinstance(t[0], list) else None
 
 

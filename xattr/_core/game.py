@@ -316,6 +316,7 @@ class Setup:
         show_progress: bool = False,
         desc: str = "coalitions",
         aggregate_layout: str = "shape",
+        none_as_all: bool = False,
     ):
         warn_if_training(forward_func)
         flag("show_progress", show_progress)
@@ -327,6 +328,7 @@ class Setup:
         self.B = self.inputs[0].shape[0]
         self.present = feature_sets(self.groups, self.B, self.d)
         self.targets = Targets(target, self.B)
+        self.targets.none_as_all = none_as_all
         # Captum's perturbations_per_eval: at least that many perturbations of the batch
         # per forward call, under the memory budget (rows_per_batch); the results never
         # depend on it.

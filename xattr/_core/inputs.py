@@ -10,7 +10,7 @@ from typing import Any, TypeVar, Union
 import torch
 from torch import Tensor
 
-from xattr._core.validation import all_finite
+from xattr._core.validation import ArgumentError, all_finite
 
 TensorOrTuple = Union[Tensor, tuple[Tensor, ...]]
 
@@ -93,7 +93,7 @@ def format_baselines(baselines: BaselineType, inputs: tuple[Tensor, ...]) -> tup
             except RuntimeError:
                 t = None
         if t is None:
-            raise ValueError(
+            raise ArgumentError(
                 f"baselines[{i}]: shape {tuple(b.shape)} fits neither the inputs {tuple(x.shape)} "
                 f"nor one example {feat}"
             )

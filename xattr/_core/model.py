@@ -16,6 +16,7 @@ from torch import Tensor
 from xattr._core.batching import chunk_args
 from xattr._core.inputs import check_finite
 from xattr._core.targets import Targets
+from xattr._core.validation import ArgumentError, ArgumentTypeError
 
 # Modules whose forward differs between training and evaluation mode.
 _TRAINING_MODULES = (
@@ -85,13 +86,13 @@ def warn_if_training(forward_func: Callable) -> None:
         )
 
 
-class ModelOutputError(ValueError, AssertionError):
+class ModelOutputError(ArgumentError):
     """A model output xattr cannot use here. A ValueError, and an AssertionError too,
     because Captum asserts the same conditions (code written for Captum catches
     AssertionError)."""
 
 
-class ModelOutputTypeError(TypeError, AssertionError):
+class ModelOutputTypeError(ArgumentTypeError):
     """A model output of the wrong type (e.g. a Future from ``attribute``): a TypeError,
     and an AssertionError as Captum's."""
 

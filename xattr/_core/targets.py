@@ -48,6 +48,9 @@ class Targets:
         self.kind = "none"
         self.index: Tensor | None = None
         self.fixed: tuple = ()  # the indices of the "fixed" and "per_example_tuple" kinds
+        # Captum's Shapley methods read target None on a model with several outputs per
+        # example as every output: the first selection then turns "none" into "all"
+        self.none_as_all = False
         if target is None:
             return
         if isinstance(target, str):
@@ -121,6 +124,8 @@ class Targets:
     def select(self, out: Tensor, rows_per_example: int, first_example: int = 0) -> Tensor:
         """Model outputs for rows ordered example-major -> [rows, T] (also for 0 rows)."""
         n = out.shape[0]
+        if self.kind == "none" and self.none_as_all and n and n_elements(out) != 1:
+            self.kind, self.multi = "all", True
         if self.kind == "none":
             if n_elements(out) != 1:
                 raise ValueError(

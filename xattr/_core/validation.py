@@ -11,6 +11,7 @@ from xattr.ops._checks import FLOATS, all_finite, finite, int_arg, mus_level, se
 __all__ = [
     "FLOATS",
     "ArgumentError",
+    "ArgumentTypeError",
     "all_finite",
     "check_forward_func",
     "finite",
@@ -27,6 +28,11 @@ class ArgumentError(ValueError, AssertionError):
     """A bad argument where Captum asserts: a ValueError (xattr's clear message naming the
     argument) that is an AssertionError too, so code written against Captum's
     ``assert`` checks (and Captum's own tests) catch it as before."""
+
+
+class ArgumentTypeError(TypeError, AssertionError):
+    """A bad argument type where Captum asserts: a TypeError that is an AssertionError
+    too (see :class:`ArgumentError`)."""
 
 
 def positive_int(name: str, value: Any) -> int:

@@ -52,17 +52,17 @@ def baseline_distribution(
         baselines = baselines(inputs) if takes_inputs else baselines()
     bl = baselines if isinstance(baselines, (tuple, list)) else (baselines,)
     if len(bl) != len(xs):
-        raise ValueError(
+        raise validation.ArgumentError(
             f"baselines: expected {len(xs)} baseline tensor(s), one per input, got {len(bl)}"
         )
     for i, (b, x) in enumerate(zip(bl, xs)):
         if not isinstance(b, Tensor):
-            raise TypeError(
+            raise validation.ArgumentTypeError(
                 f"baselines[{i}]: {method} needs a baseline distribution tensor "
                 f"[N, *F], got {type(b).__name__}"
             )
         if b.dim() != x.dim() or tuple(b.shape[1:]) != tuple(x.shape[1:]):
-            raise ValueError(
+            raise validation.ArgumentError(
                 f"baselines[{i}]: expected [N, *F] with F = {tuple(x.shape[1:])}, "
                 f"got {tuple(b.shape)}"
             )
@@ -122,8 +122,10 @@ def grads_at(
     rows_per_example: int,
     first_example: int,
     wrt: tuple[Tensor, ...] | None = None,
+    grad_kwargs: dict[str, Any] | None = None,
 ) -> tuple[tuple[Tensor, ...], Tensor]:
-    """Gradients of each selected output w.r.t. ``wrt`` (default: the points).
+    """Gradients of each selected output w.r.t. ``wrt`` (default: the points);
+    ``grad_kwargs`` go to ``torch.autograd.grad``.
 
     One forward pass, then one backward pass per target. Returns
     (grads: one [rows, T, *F] per tensor, selected outputs [rows, T] detached).
@@ -133,7 +135,7 @@ def grads_at(
             points = tuple(p.detach().requires_grad_() for p in points)
             wrt = points
         sel = selected(forward_func, points, args, targets, rows_per_example, first_example)
-        return _grads_of(sel, wrt)
+        return _grads_of(sel, wrt, grad_kwargs)
 
 
 REDUCTIONS = path_ops.REDUCTIONS
@@ -162,6 +164,7 @@ def integrate_paths(
     show_progress: bool = False,
     desc: str = "IntegratedGradients",
     layer_call: Callable | None = None,
+    grad_kwargs: dict[str, Any] | None = None,
     path_weights: tuple[Tensor, ...] | None = None,
     path_totals: bool = False,
 ) -> PathIntegrals:
@@ -224,13 +227,21 @@ def integrate_paths(
             for x, b, inp in zip(flat_x, flat_b, inputs)
         )
         if layer_call is None:
-            g, _ = grads_at(forward_func, flat, chunk_args(args, B, s, e, reps), targets, reps, s)
+            g, _ = grads_at(
+                forward_func,
+                flat,
+                chunk_args(args, B, s, e, reps),
+                targets,
+                reps,
+                s,
+                grad_kwargs=grad_kwargs,
+            )
         else:
             with torch.enable_grad():
                 flat = tuple(f.detach().requires_grad_() for f in flat)
                 raw = layer_call(flat, s, e, reps)
                 sel = select_checked(raw, nb * reps, targets, reps, s)
-                g, _ = _grads_of(sel, flat)
+                g, _ = _grads_of(sel, flat, grad_kwargs)
         t = g[0].shape[1]
         if T is None:
             T = t
@@ -358,6 +369,16 @@ def _blocks(B: int, K: int, J: int, rows: int) -> Iterator[tuple[int, int, int, 
             for k in range(K):
                 for j in range(0, J, rows):
                     yield b, b + 1, k, k + 1, j, min(J, j + rows)
+
+
+def check_grad_kwargs(grad_kwargs: Any) -> dict[str, Any] | None:
+    """Captum's ``grad_kwargs``: None or a dict of ``torch.autograd.grad`` arguments."""
+    if grad_kwargs is not None and not isinstance(grad_kwargs, dict):
+        raise TypeError(
+            f"grad_kwargs: expected a dict of torch.autograd.grad arguments or None, got "
+            f"{type(grad_kwargs).__name__}"
+        )
+    return grad_kwargs
 
 
 def _grads_of(

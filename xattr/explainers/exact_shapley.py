@@ -154,6 +154,7 @@ class ExactShapley(PerturbationAttribution):
             memory_budget=memory_budget,
             show_progress=show_progress,
             desc=f"{self.get_name()} attribution",
+            none_as_all=True,  # Captum's: target None on several outputs = each of them
         )
         values = enumerated_values(setup, "ExactShapley")  # [B, 2^d, T]
         phi = ops.exact_shapley(values)  # [B, T, d]

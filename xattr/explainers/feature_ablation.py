@@ -81,7 +81,7 @@ class FeatureAblation(PerturbationAttribution):
 
         Returns:
             [B, *F] per input ([B, T, *F] for several targets / "all"), a tuple when
-            ``inputs`` is a tuple.
+            ``inputs`` is a tuple; in the model output's dtype, as Captum's.
         """
         setup = Setup(
             self.forward_func,
@@ -114,7 +114,11 @@ class FeatureAblation(PerturbationAttribution):
                 v_full, v = v[:, 0], v[:, 1:]
             diffs.append(cast(Tensor, v_full).unsqueeze(1) - v)  # [B, c, T]
         phi = torch.cat(diffs, dim=1).transpose(1, 2)  # [B, T, d]
-        return setup.result(phi)
+        out = setup.result(phi)
+        # Captum's FeatureAblation: attributions in the model output's dtype (float64 for
+        # a model returning Python floats, int64 for integer outputs: exact differences)
+        dtype = game.output_dtype
+        return tuple(o.to(dtype) for o in out) if isinstance(out, tuple) else out.to(dtype)
 
     def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future:
         """:meth:`attribute` (same arguments) for a model that returns

@@ -19,7 +19,7 @@ from xattr.explainers.feature_ablation import FeatureAblation
 from xattr.explainers.registry import register
 
 
-class PermutationError(ValueError, AssertionError):
+class PermutationError(validation.ArgumentError):
     """A batch that cannot be permuted (fewer than 2 examples). A ValueError, and an
     AssertionError too because Captum's ``_permute_feature`` asserts it."""
 

@@ -19,8 +19,6 @@ from xattr.explainers.guided_backprop import GuidedBackprop
 from xattr.explainers.layer_grad_cam import LayerGradCam
 from xattr.explainers.registry import register
 
-INTERPOLATE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area")
-
 
 @register(captum=True)
 class GuidedGradCam(GradientAttribution):
@@ -28,8 +26,8 @@ class GuidedGradCam(GradientAttribution):
     ``layer`` (``relu_attributions=True``), the map upsampled by
     :meth:`LayerAttribution.interpolate` to each input's dimensions after the first two
     ([B, C, *S] inputs -> ``*S``). As Captum, a layer with several activation tensors is
-    refused, and an input the map cannot be upsampled to (other spatial rank) gets an
-    empty tensor and a warning.
+    refused, and an input the map cannot be upsampled to (other spatial rank, or an
+    unknown ``interpolate_mode``) gets an empty tensor and a warning.
 
     Cost: the two explainers' costs, one forward + backward pass each per batch.
 
@@ -75,7 +73,8 @@ class GuidedGradCam(GradientAttribution):
             target: Captum's forms, or a list of B lists of T indices / "all".
             additional_forward_args: extra arguments for the model.
             interpolate_mode: ``torch.nn.functional.interpolate``'s mode for upsampling
-                the map (default "nearest").
+                the map (default "nearest"); one it does not have gives every input an
+                empty tensor and a warning, as in Captum.
             attribute_to_layer_input: GradCAM of the layer's input instead of its
                 output (default False).
             memory_budget: bytes (or "512MB") that size the batches.
@@ -87,10 +86,6 @@ class GuidedGradCam(GradientAttribution):
         """
         xs, is_tuple = format_inputs(inputs)
         flag("attribute_to_layer_input", attribute_to_layer_input)
-        if interpolate_mode not in INTERPOLATE_MODES:
-            raise ValueError(
-                f"interpolate_mode: expected one of {INTERPOLATE_MODES}, got {interpolate_mode!r}"
-            )
         multi = Targets(target, xs[0].shape[0]).multi
         cam = self.grad_cam.attribute(
             xs,
@@ -119,7 +114,7 @@ class GuidedGradCam(GradientAttribution):
         for x, g in zip(xs, guided):
             try:
                 up = LayerAttribution.interpolate(flat, tuple(x.shape[2:]), interpolate_mode)
-            except (ValueError, RuntimeError, NotImplementedError):
+            except (ValueError, RuntimeError, NotImplementedError):  # as Captum: any
                 warnings.warn(
                     "GuidedGradCam: could not upsample the GradCAM map to an input of shape "
                     f"{tuple(x.shape)}; its attributions are an empty tensor",

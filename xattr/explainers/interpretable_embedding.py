@@ -36,8 +36,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from xattr._core.validation import ArgumentError
 
-class InterpretableEmbeddingError(ValueError, AssertionError):
+
+class InterpretableEmbeddingError(ArgumentError):
     """A misuse of the interpretable embedding layer. A ValueError, and an AssertionError
     too because Captum asserts the same conditions (its tests expect AssertionError)."""
 

@@ -17,7 +17,7 @@ from xattr._core.model import selected, warn_if_training
 from xattr._core.progress import progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import flag
-from xattr.explainers._gradient import _grads_of, finish
+from xattr.explainers._gradient import _grads_of, check_grad_kwargs, finish
 from xattr.explainers._layer import hook_layers, layer_tensors
 from xattr.explainers.registry import register
 
@@ -141,11 +141,7 @@ class LayerGradCam(LayerAttribution, GradientAttribution):
         relu = flag("relu_attributions", relu_attributions)
         summed = flag("attr_dim_summation", attr_dim_summation)
         flag("show_progress", show_progress)
-        if grad_kwargs is not None and not isinstance(grad_kwargs, dict):
-            raise TypeError(
-                f"grad_kwargs: expected a dict of torch.autograd.grad arguments or None, got "
-                f"{type(grad_kwargs).__name__}"
-            )
+        check_grad_kwargs(grad_kwargs)
         warn_if_training(self.forward_func)
         B = xs[0].shape[0]
         targets = Targets(target, B)

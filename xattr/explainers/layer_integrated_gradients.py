@@ -13,7 +13,7 @@ from xattr._core.batching import as_args, batch_rows, chunk_args
 from xattr._core.inputs import BaselineType, TensorOrTuple, format_baselines, format_inputs
 from xattr._core.model import warn_if_training
 from xattr._core.targets import Targets, TargetType
-from xattr.explainers._gradient import check_n_steps, finish, integrate_paths
+from xattr.explainers._gradient import check_grad_kwargs, check_n_steps, finish, integrate_paths
 from xattr.explainers._layer import hook_layers, layer_tensors
 from xattr.explainers.registry import register
 
@@ -123,6 +123,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         internal_batch_size: int | None = None,
         return_convergence_delta: Literal[False] = False,
         attribute_to_layer_input: bool = False,
+        grad_kwargs: dict[str, Any] | None = None,
         *,
         memory_budget: int | str | None = None,
         show_progress: bool = False,
@@ -141,6 +142,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         *,
         return_convergence_delta: Literal[True],
         attribute_to_layer_input: bool = False,
+        grad_kwargs: dict[str, Any] | None = None,
         memory_budget: int | str | None = None,
         show_progress: bool = False,
     ) -> tuple[LayerAttributions, Tensor]: ...
@@ -157,6 +159,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         internal_batch_size: int | None = None,
         return_convergence_delta: bool = False,
         attribute_to_layer_input: bool = False,
+        grad_kwargs: dict[str, Any] | None = None,
         *,
         memory_budget: int | str | None = None,
         show_progress: bool = False,
@@ -173,6 +176,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         internal_batch_size: int | None = None,
         return_convergence_delta: bool = False,
         attribute_to_layer_input: bool = False,
+        grad_kwargs: dict[str, Any] | None = None,
         *,
         memory_budget: int | str | None = None,
         show_progress: bool = False,
@@ -189,6 +193,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
                 ``sum(attributions) - (f(inputs) - f(baselines))``, [B] ([B, T]).
             attribute_to_layer_input: attribute the layer's positional inputs instead of
                 its output.
+            grad_kwargs: extra keyword arguments for ``torch.autograd.grad`` (Captum's).
             memory_budget: bytes (or "512MB") for one forward + backward call; given
                 (here or with ``xattr.set_memory_budget``) it sizes the calls; default
                 1 GiB, under which xattr picks the size it measured fastest.
@@ -210,6 +215,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         """
         xs, _ = format_inputs(inputs)
         check_n_steps(n_steps, method)
+        check_grad_kwargs(grad_kwargs)
         warn_if_training(self.forward_func)
         B = xs[0].shape[0]
         bases = format_baselines(baselines, xs)
@@ -260,6 +266,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
             show_progress=show_progress,
             desc="LayerIntegratedGradients",
             layer_call=layer_call,
+            grad_kwargs=grad_kwargs,
         )
         done = finish(attrs, targets.multi)
         per_layer: list[TensorOrTuple] = []

@@ -200,6 +200,7 @@ class ShapleyValueSampling(PerturbationAttribution):
             memory_budget=memory_budget,
             show_progress=show_progress,
             desc=f"{self.get_name()} attribution",
+            none_as_all=True,  # Captum's: target None on several outputs = each of them
         )
         game, d, B = setup.game, setup.d, setup.B
         dev = setup.inputs[0].device
