@@ -101,7 +101,8 @@ def test_aggregate_target_selects_in_the_batch_output() -> None:
 
 def test_aggregate_costs_one_call_of_b_rows_per_coalition() -> None:
     # FeatureAblation over d features: d + 1 coalitions, each one model call of the B
-    # rows, plus the first call (rows of several coalitions) that revealed the mode
+    # rows, as in Captum: the first call (one coalition, the unperturbed batch) reveals
+    # the mode and its output is that coalition's value
     net = _net()
     rows = []
 
@@ -111,7 +112,7 @@ def test_aggregate_costs_one_call_of_b_rows_per_coalition() -> None:
 
     xattr.FeatureAblation(f).attribute(X)
     d, B = X.shape[1], X.shape[0]
-    assert rows[0] > B and rows[1:] == [B] * (d + 1)
+    assert rows == [B] * (d + 1)
 
 
 @pytest.mark.parametrize("name", ["FeatureAblation", "ShapleyValueSampling"])
@@ -144,7 +145,7 @@ def test_attribute_future_equals_attribute(name: str) -> None:
     net = _net()
     kw = {"seed": 5} if name in SEEDED else {}
     fut = getattr(xattr, name)(_future_model(net)).attribute_future(X, **kw)
-    assert isinstance(fut, torch.futures.Future)
+    assert type(fut) is torch.Future  # the C++ future, as Captum's (its tests check)
     want = getattr(xattr, name)(lambda x: net(x)[:, 0]).attribute(X, **kw)
     torch.testing.assert_close(fut.wait(), want, rtol=0, atol=0)
 

@@ -116,7 +116,7 @@ class FeatureAblation(PerturbationAttribution):
         phi = torch.cat(diffs, dim=1).transpose(1, 2)  # [B, T, d]
         return setup.result(phi)
 
-    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future:
+    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.Future:
         """:meth:`attribute` (same arguments) for a model that returns
         ``torch.futures.Future``: a Future holding the attributions. Each model call's
         future is waited for before the next call (the rows per call are as in
