@@ -173,13 +173,15 @@ class Game:
     def _chunk(self, masks: Tensor) -> Tensor:
         """masks [1 or B, s, d] -> values [B, s, T].
 
-        The game's first model call is one coalition of the B rows (as Captum's first
-        call, the unperturbed batch): it tells whether the model is in aggregate mode
-        before any call of another size, so a model that only takes batches of B rows
-        (e.g. a loss against B labels it holds) is read right; the rest are batched."""
+        For B > 1 the game's first model call is one coalition of the B rows (as
+        Captum's first call, the unperturbed batch): it tells whether the model is in
+        aggregate mode before any call of another size, so a model that only takes
+        batches of B rows (e.g. a loss against B labels it holds) is read right; the
+        rest are batched. (For B = 1 one row cannot tell one value per row from one
+        per batch, so the first call holds several coalitions.)"""
         if self.aggregate:
             return self._aggregate_chunk(masks)
-        if self.aggregate is None and masks.shape[1] > 1:
+        if self.aggregate is None and masks.shape[1] > 1 and self.B > 1:
             first = self._chunk(masks[:, :1])
             return torch.cat([first, self._chunk(masks[:, 1:])], dim=1)
         try:
