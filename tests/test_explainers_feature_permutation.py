@@ -272,8 +272,9 @@ def test_attribute_future_is_a_torch_future_equal_to_captums():
 @pytest.mark.parametrize("grouped", [False, True], ids=["per-element", "one-group"])
 def test_batch_loss_holding_b_labels_matches_captum(future, grouped):
     # FeaturePermutation's usual model: a loss of the batch against B labels it holds,
-    # which only takes batches of B rows (aggregate mode). Every model call must be the B
-    # rows of one permuted batch, as in Captum; the same seed gives Captum's values
+    # which only takes batches of B rows (aggregate mode). The first call, of several
+    # perturbations, fails; then every call is the B rows of one permuted batch, as in
+    # Captum, and the same seed gives Captum's values
     B = 6
     labels = torch.randn(B, generator=_gen(2), dtype=F64)
     calls = []
@@ -301,7 +302,7 @@ def test_batch_loss_holding_b_labels_matches_captum(future, grouped):
     ours, theirs = results
     assert ours[0].shape == (1, 3, 2) and ours[1].shape == (1, 3, 3)
     _close(ours, theirs)
-    assert set(calls) == {B}
+    assert calls[0] > B and set(calls[1:]) == {B}
 
 
 def test_empty_input_gives_captums_zero():

@@ -173,17 +173,29 @@ class Game:
     def _chunk(self, masks: Tensor) -> Tensor:
         """masks [1 or B, s, d] -> values [B, s, T].
 
-        For B > 1 the game's first model call is one coalition of the B rows (as
-        Captum's first call, the unperturbed batch): it tells whether the model is in
-        aggregate mode before any call of another size, so a model that only takes
-        batches of B rows (e.g. a loss against B labels it holds) is read right; the
-        rest are batched. (For B = 1 one row cannot tell one value per row from one
-        per batch, so the first call holds several coalitions.)"""
+        The first model call holds several coalitions and reveals whether the model is
+        in aggregate mode. A model that only takes batches of B rows (e.g. a loss
+        against B labels it holds: Captum calls it with the B rows of one perturbation
+        at a time) fails there: then the first coalition alone is tried, as Captum's
+        first call, and if that reveals aggregate mode the game goes on in it; else
+        the model's error stands."""
         if self.aggregate:
             return self._aggregate_chunk(masks)
         if self.aggregate is None and masks.shape[1] > 1 and self.B > 1:
-            first = self._chunk(masks[:, :1])
-            return torch.cat([first, self._chunk(masks[:, 1:])], dim=1)
+            try:
+                return self._decide(masks)
+            except Exception as error:
+                if self.aggregate is not None:  # the mode was known: xattr's own error
+                    raise
+                first = self._decide(masks[:, :1])
+                if not self.aggregate:
+                    raise error
+                return torch.cat([first, self._aggregate_chunk(masks[:, 1:])], dim=1)
+        return self._decide(masks)
+
+    def _decide(self, masks: Tensor) -> Tensor:
+        """:meth:`_chunk` by model rows, turning to aggregate mode on the first call
+        that returns one value for the batch."""
         try:
             v = self._rows_chunk(masks)
         except AggregateOutput as exc:
