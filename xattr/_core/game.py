@@ -187,7 +187,10 @@ class Game:
             except Exception as error:
                 if self.aggregate is not None:  # the mode was known: xattr's own error
                     raise
-                first = self._decide(masks[:, :1])
+                try:
+                    first = self._decide(masks[:, :1])
+                except Exception:
+                    raise error from None  # not a model of B rows: its first error
                 if not self.aggregate:
                     raise error
                 return torch.cat([first, self._aggregate_chunk(masks[:, 1:])], dim=1)
