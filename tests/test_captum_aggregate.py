@@ -114,6 +114,17 @@ def test_aggregate_costs_one_call_of_b_rows_per_coalition() -> None:
     assert rows[0] > B and rows[1:] == [B] * (d + 1)
 
 
+def test_aggregate_of_one_example_matches_captum() -> None:
+    # B = 1: one row cannot tell one value per row from one per batch, so the first call
+    # holds several coalitions (and reveals aggregate mode), as before
+    net = _net()
+    for f in (lambda x: net(x).sum(), lambda x: float(net(x).sum()), lambda x: net(x).sum(0)):
+        ours = xattr.FeatureAblation(f).attribute(X[:1], feature_mask=MASK)
+        theirs = ca.FeatureAblation(f).attribute(X[:1], feature_mask=MASK)
+        assert ours.shape == theirs.shape
+        torch.testing.assert_close(ours.double(), theirs.double(), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["FeatureAblation", "ShapleyValueSampling"])
 def test_aggregate_refuses_perturbations_per_eval_above_one(name: str) -> None:
     net = _net()
@@ -144,7 +155,7 @@ def test_attribute_future_equals_attribute(name: str) -> None:
     net = _net()
     kw = {"seed": 5} if name in SEEDED else {}
     fut = getattr(xattr, name)(_future_model(net)).attribute_future(X, **kw)
-    assert isinstance(fut, torch.futures.Future)
+    assert type(fut) is torch.Future  # the C++ future, as Captum's (its tests check)
     want = getattr(xattr, name)(lambda x: net(x)[:, 0]).attribute(X, **kw)
     torch.testing.assert_close(fut.wait(), want, rtol=0, atol=0)
 

@@ -242,3 +242,75 @@ def test_errors_name_the_argument():
         FeaturePermutation(model, perm_func=lambda x, m: x.roll(1, 0)).attribute(X, target=0)
     with pytest.raises(ValueError, match=r"perm_func: expected a tensor of the input's shape"):
         FeaturePermutation(model, perm_func=lambda x, m: x[:2]).attribute(X, target=0)
+
+
+def _future(model):
+    def f(*args: Tensor) -> torch.futures.Future:
+        fut: torch.futures.Future = torch.futures.Future()
+        fut.set_result(model(*args))
+        return fut
+
+    return f
+
+
+def test_attribute_future_is_a_torch_future_equal_to_captums():
+    # Captum returns the C++ torch.Future (its tests check `type(f) is torch.Future`), and
+    # the same attributions as attribute under the same seed
+    model = _mlp()
+    torch.manual_seed(4)
+    fut = FeaturePermutation(_future(model)).attribute_future(X, target=1)
+    assert type(fut) is torch.Future
+    ours = fut.wait()
+    torch.manual_seed(4)
+    theirs = ca.FeaturePermutation(_future(model)).attribute_future(X, target=1).wait()
+    _close(ours, theirs)
+    torch.manual_seed(4)
+    _close(ours, FeaturePermutation(model).attribute(X, target=1))
+
+
+@pytest.mark.parametrize("future", [False, True], ids=["attribute", "future"])
+@pytest.mark.parametrize("grouped", [False, True], ids=["per-element", "one-group"])
+def test_batch_loss_holding_b_labels_matches_captum(future, grouped):
+    # FeaturePermutation's usual model: a loss of the batch against B labels it holds,
+    # which only takes batches of B rows (aggregate mode). The first call, of several
+    # perturbations, fails; then every call is the B rows of one permuted batch, as in
+    # Captum, and the same seed gives Captum's values
+    B = 6
+    labels = torch.randn(B, generator=_gen(2), dtype=F64)
+    calls = []
+
+    def loss(a: Tensor, b: Tensor) -> Tensor:
+        calls.append(a.shape[0])
+        y = (a[:, :, 0] * a[:, :, 1]).sum(1) + (b[:, :, 0] * b[:, :, 1]).sum(1)
+        return ((y - labels) ** 2).mean()
+
+    xs = (
+        torch.randn(B, 3, 2, generator=_gen(3), dtype=F64),
+        torch.randn(B, 3, 3, generator=_gen(4), dtype=F64),
+    )
+    if grouped:  # one feature across both inputs
+        mask = (torch.zeros(1, 3, 2, dtype=torch.long), torch.zeros(1, 3, 3, dtype=torch.long))
+    else:
+        mask = (torch.arange(6).view(1, 3, 2), torch.arange(6, 15).view(1, 3, 3))
+    results = []
+    for cls in (FeaturePermutation, ca.FeaturePermutation):
+        torch.manual_seed(9)
+        if future:
+            results.append(cls(_future(loss)).attribute_future(xs, feature_mask=mask).wait())
+        else:
+            results.append(cls(loss).attribute(xs, feature_mask=mask))
+    ours, theirs = results
+    assert ours[0].shape == (1, 3, 2) and ours[1].shape == (1, 3, 3)
+    _close(ours, theirs)
+    assert calls[0] > B and set(calls[1:]) == {B}
+
+
+def test_empty_input_gives_captums_zero():
+    # a 1-D input of no examples: the model's one value is the batch's (aggregate mode),
+    # and with nothing to permute it is Captum's tensor([0.])
+    fp = FeaturePermutation(lambda x: x.sum(dim=-1))
+    got = fp.attribute(torch.tensor([]))
+    want = ca.FeaturePermutation(lambda x: x.sum(dim=-1)).attribute(torch.tensor([]))
+    assert got.shape == want.shape == (1,) and got.dtype == want.dtype
+    assert torch.equal(got, want)
+    assert torch.equal(FeatureAblation(lambda x: x.sum(dim=-1)).attribute(torch.tensor([])), want)

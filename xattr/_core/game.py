@@ -171,12 +171,37 @@ class Game:
         )
 
     def _chunk(self, masks: Tensor) -> Tensor:
-        """masks [1 or B, s, d] -> values [B, s, T]."""
+        """masks [1 or B, s, d] -> values [B, s, T].
+
+        The first model call holds several coalitions and reveals whether the model is
+        in aggregate mode. A model that only takes batches of B rows (e.g. a loss
+        against B labels it holds: Captum calls it with the B rows of one perturbation
+        at a time) fails there: then the first coalition alone is tried, as Captum's
+        first call, and if that reveals aggregate mode the game goes on in it; else
+        the model's error stands."""
         if self.aggregate:
             return self._aggregate_chunk(masks)
+        if self.aggregate is None and masks.shape[1] > 1 and self.B > 1:
+            try:
+                return self._decide(masks)
+            except Exception as error:
+                if self.aggregate is not None:  # the mode was known: xattr's own error
+                    raise
+                try:
+                    first = self._decide(masks[:, :1])
+                except Exception:
+                    raise error from None  # not a model of B rows: its first error
+                if not self.aggregate:
+                    raise error
+                return torch.cat([first, self._aggregate_chunk(masks[:, 1:])], dim=1)
+        return self._decide(masks)
+
+    def _decide(self, masks: Tensor) -> Tensor:
+        """:meth:`_chunk` by model rows, turning to aggregate mode on the first call
+        that returns one value for the batch."""
         try:
             v = self._rows_chunk(masks)
-        except AggregateOutput:
+        except AggregateOutput as exc:
             # only the first model call decides; only baseline removal (one copy, no
             # surrogate) reads a batch-level output as the batch's value
             if self.aggregate is not None or self.copies != 1 or self.removal.reads_masks:
@@ -190,6 +215,12 @@ class Game:
                     "(aggregate mode), so the examples must share one feature mask "
                     "([1, *F] or [*F]); explain the examples one at a time instead"
                 ) from None
+            same = masks.shape[0] == 1 or bool((masks == masks[:1]).all())
+            if masks.shape[1] == 1 and self.rows >= self.B and same:
+                # that call was the B rows of this one coalition: its output is the value
+                self.output_dtype = exc.output.dtype
+                value = self._aggregate_select(exc.output).to(torch.float64)
+                return value[None, None].expand(self.B, 1, -1)
             return self._aggregate_chunk(masks)
         self.aggregate = False
         return v
@@ -406,7 +437,12 @@ class Setup:
         values are the batch's, not an example's: per input [*shape, *F], where shape is
         the selected output's shape (a scalar: (1,)), or its number of elements (T',)
         with ``aggregate_layout="flat"`` (Captum's FeatureAblation)."""
-        if self.game.aggregate:
+        if self.game.aggregate and self.B == 0:
+            # an empty batch: nothing to perturb, every value of the batch is 0 (Captum)
+            dtype = attribution_dtype(self.inputs[0], self.game.output_dtype)
+            lead = self._agg_shape(phi)
+            out = tuple(phi.new_zeros((*lead, *x.shape[1:]), dtype=dtype) for x in self.inputs)
+        elif self.game.aggregate:
             one = tuple(x[:1] for x in self.inputs)
             groups = tuple(g[:1] for g in self.groups)
             out = spread(phi[:1], groups, one, True, self.game.output_dtype)

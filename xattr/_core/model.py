@@ -183,12 +183,14 @@ def awaiting(forward_func: Callable) -> Callable:
     return wait
 
 
-def completed_future(value: Any) -> torch.futures.Future:
-    """A ``torch.futures.Future`` already holding ``value`` (what ``attribute_future``
-    returns: xattr waits for the model's futures batch by batch)."""
+def completed_future(value: Any) -> torch.Future:
+    """A completed future holding ``value`` (what ``attribute_future`` returns: xattr
+    waits for the model's futures batch by batch). Its type is ``torch.Future`` (the
+    C++ future, as Captum's ``attribute_future`` returns and its tests check with
+    ``type(f) is torch.Future``), not the Python subclass ``torch.futures.Future``."""
     fut: torch.futures.Future = torch.futures.Future()
     fut.set_result(value)
-    return fut
+    return fut.then(lambda done: done.value())
 
 
 def run_model(

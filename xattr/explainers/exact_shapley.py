@@ -208,7 +208,7 @@ class ShapleyValues(ExactShapley):
         )
         return cast(TensorOrTupleGeneric, attributions)  # no convergence delta was asked for
 
-    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future:
+    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.Future:
         """:meth:`attribute` (same arguments) for a model that returns
         ``torch.futures.Future``: a Future holding the result. Each model call's future is
         waited for before the next call (the rows per call are as in :meth:`attribute`);

@@ -120,7 +120,7 @@ class FeatureAblation(PerturbationAttribution):
         dtype = game.output_dtype
         return tuple(o.to(dtype) for o in out) if isinstance(out, tuple) else out.to(dtype)
 
-    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future:
+    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.Future:
         """:meth:`attribute` (same arguments) for a model that returns
         ``torch.futures.Future``: a Future holding the attributions. Each model call's
         future is waited for before the next call (the rows per call are as in

@@ -226,7 +226,7 @@ class ShapleyValueSampling(PerturbationAttribution):
         )
         return setup.result(mean, se if return_std else None, input_shape=return_input_shape)
 
-    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.futures.Future:
+    def attribute_future(self, *args: Any, **kwargs: Any) -> torch.Future:
         """:meth:`attribute` (same arguments) for a model that returns
         ``torch.futures.Future``: a Future holding the result. Each model call's future is
         waited for before the next call (the rows per call are as in :meth:`attribute`);
