@@ -118,7 +118,8 @@ class FeatureAblation(PerturbationAttribution):
         # Captum's FeatureAblation: attributions in the model output's dtype (float64 for
         # a model returning Python floats, int64 for integer outputs: exact differences)
         dtype = game.output_dtype
-        return tuple(o.to(dtype) for o in out) if isinstance(out, tuple) else out.to(dtype)
+        typed = tuple(o.to(dtype) for o in out) if isinstance(out, tuple) else out.to(dtype)
+        return cast(TensorOrTupleGeneric, typed)
 
     def attribute_future(self, *args: Any, **kwargs: Any) -> torch.Future:
         """:meth:`attribute` (same arguments) for a model that returns

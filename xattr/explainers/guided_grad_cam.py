@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -124,4 +124,4 @@ class GuidedGradCam(GradientAttribution):
                 out.append(torch.empty(0))
                 continue
             out.append(g * up.view(*cam.shape[:lead], *up.shape[1:]))
-        return format_output(tuple(out), is_tuple)
+        return cast(TensorOrTupleGeneric, format_output(tuple(out), is_tuple))
