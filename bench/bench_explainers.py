@@ -712,6 +712,61 @@ def run_latency(case: Case, cfg: dict[str, int], args: argparse.Namespace) -> di
     return out
 
 
+# ------------------------------------------------------------------- one-pass sweep
+SWEEP_BATCHES = (16, 256, 2048)
+
+
+def sweep_row(case: Case, B: int, repeats: int) -> dict[str, Any]:
+    """One batch size of :func:`run_one_pass_sweep`: each method's wall time over one bare
+    forward + backward of the same B rows."""
+    import captum.attr as ca
+
+    from xattr.explainers.deep_lift import DeepLift
+    from xattr.explainers.saliency import Saliency
+
+    x = case.x.repeat(math.ceil(B / case.x.shape[0]), *([1] * (case.x.dim() - 1)))[:B]
+    with torch.no_grad():
+        out = case.model(x)
+    t: int | Tensor = 0 if out.shape[1] == 1 else out.argmax(1)
+    src = x.clone().requires_grad_(True)
+
+    def bare() -> None:
+        torch.autograd.grad(case.model(src)[:, 0].sum(), src)
+
+    xattr_fns = {
+        "xattr Saliency": lambda: Saliency(case.model).attribute(x, target=t),
+        "xattr DeepLift": lambda: DeepLift(case.model).attribute(
+            x, baselines=case.baseline, target=t
+        ),
+    }
+    captum_fns = {
+        "captum DeepLift": lambda: ca.DeepLift(case.model).attribute(
+            x, baselines=case.baseline, target=t
+        )
+    }
+    row: dict[str, Any] = {"batch": B}
+    # each library against bare runs of its own, so that neither's garbage (Captum's
+    # hooks and copies) lands on the other's timings
+    for fns in (xattr_fns, captum_fns):
+        smp = interleaved({"bare": bare, **fns}, repeats, warmup=2, min_time=0.02)
+        row.setdefault("bare_s", smp.median("bare"))
+        row.update({k: smp.median(k) / smp.median("bare") for k in fns})
+    print(
+        f"  sweep {case.name} B={B}: bare {row['bare_s'] * 1e3:.2f} ms; "
+        + ", ".join(f"{k} {row[k]:.2f}x" for k in (*xattr_fns, *captum_fns)),
+        flush=True,
+    )
+    return row
+
+
+def run_one_pass_sweep(case: Case, batches: tuple[int, ...], repeats: int) -> dict[str, Any]:
+    """Saliency and DeepLift (xattr, Captum) against one bare forward + backward of the
+    same batch, for growing batches: the fixed Python cost of a call fades and the ratio
+    approaches what the method adds per row (DeepLift: the reference row and one rule
+    pass per nonlinearity). Timed interleaved; medians."""
+    return {"model": case.name, "rows": [sweep_row(case, B, repeats) for B in batches]}
+
+
 # ----------------------------------------------------------------------------- report
 def fmt_ms(s: float | None) -> str:
     if s is None or (isinstance(s, float) and math.isnan(s)):
@@ -793,6 +848,26 @@ def markdown(report: dict[str, Any]) -> str:
             else:
                 lines.append(
                     f"| {lib} | {fmt_ms(r['p50_s'])} | {fmt_ms(r['p99_s'])} | {r['runs']} |"
+                )
+    if report.get("sweep"):
+        lines += [
+            "",
+            "## Saliency and DeepLift over one bare forward + backward, by batch size",
+            "",
+            "Each figure is the method's wall time over one forward + backward of the bare "
+            "model on the same batch (interleaved, medians); the target is <= "
+            f"{MAX_SALIENCY_RATIO}x.",
+            "",
+            "| model | batch | bare fwd+bwd ms | xattr Saliency | xattr DeepLift | "
+            "captum DeepLift |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for sw in report["sweep"]:
+            for r in sw["rows"]:
+                lines.append(
+                    f"| {sw['model']} | {r['batch']} | {fmt_ms(r['bare_s'])} | "
+                    f"{r['xattr Saliency']:.2f}x | {r['xattr DeepLift']:.2f}x | "
+                    f"{r['captum DeepLift']:.2f}x |"
                 )
     lines += ["", "## Notes", ""] + [f"- {n}" for n in report["notes"]]
     return "\n".join(lines) + "\n"
@@ -950,6 +1025,13 @@ def main(argv: list[str] | None = None) -> int:
     if want("latency/tabular/KernelShap"):
         print("[latency/tabular/KernelShap]", flush=True)
         report["latency"].append(run_latency(tab, cfg, args))
+
+    report["sweep"] = []
+    for case in cases:
+        if case.differentiable and want(f"sweep/{case.name}"):
+            print(f"[sweep/{case.name}]", flush=True)
+            batches = (4, 16) if q else SWEEP_BATCHES
+            report["sweep"].append(run_one_pass_sweep(case, batches, 3 if q else args.repeats))
 
     info["loadavg_after"] = loadavg()
     info["total_s"] = time.perf_counter() - t_start

@@ -436,10 +436,42 @@ def path_cases(quick: bool) -> list[Case]:
     ]
 
 
+def rule_cases(quick: bool) -> list[Case]:
+    """DeepLift's rescale multiplier: an MLP layer's pre-activations of B inputs and one
+    shared reference (relu), and a CNN's of 16 baselines per row (sigmoid), both f32."""
+    g = _gen()
+    B, H = (4, 16) if quick else (2048, 256)
+    x = torch.randn(B + 1, H, generator=g)
+    xs = torch.randn((4 + 1) * 2 if quick else (64 + 16) * 4, 8, 14, 14, generator=g)
+    refs = 2 if quick else 16 * 4
+    cases = []
+    for tag, t, rows, kind, fn in (
+        ("relu", x, 1, "relu", torch.relu),
+        ("sigmoid,16 refs", xs, refs, "sigmoid", torch.sigmoid),
+    ):
+        y = fn(t)
+        code = ops.rules.RESCALE_KINDS.index(kind)
+        cases.append(
+            Case(
+                "rescale_multiplier",
+                tag,
+                f"{tuple(t.shape)} f32",
+                lambda t=t, y=y, rows=rows, kind=kind: ops.rescale_multiplier(t, y, rows, kind),
+                lambda t=t, y=y, rows=rows, code=code: xops.rescale_multiplier(
+                    t, y, rows, code, 1e-10, None
+                ),
+                lambda t=t, y=y, rows=rows, kind=kind: ref.rescale_multiplier(
+                    t, y, rows, kind, 1e-10
+                ),
+            )
+        )
+    return cases
+
+
 def build_cases(quick: bool = False, only: str | None = None) -> list[Case]:
     """Every benchmark case (small sizes with ``quick``), optionally only those
     whose id contains ``only``."""
-    builders = (masking_cases, sampler_cases, solver_cases, path_cases)
+    builders = (masking_cases, sampler_cases, solver_cases, path_cases, rule_cases)
     cases = [c for build in builders for c in build(quick)]
     if only:
         cases = [c for c in cases if only.lower() in c.id.lower()]

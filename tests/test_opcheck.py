@@ -28,7 +28,7 @@ def test_one_name_per_kernel():
     # the C++ drivers <name>_cpu / <name>_cuda, the binding _C.<name> and the custom op
     # torch.ops.xattr.<name> (the samplers' op is sample_, torch's mark of a writer).
     names = _ext.lib().kernel_names()
-    assert len(names) == len(set(names)) == 11
+    assert len(names) == len(set(names)) == 12
     for name in names:
         assert callable(getattr(_ext.lib(), name)), name
         assert hasattr(XOPS, "sample_" if name == "sample" else name), name
@@ -86,6 +86,7 @@ def test_every_op_is_covered():
         "unpack_masks",
         "path_points",
         "path_integrate",
+        "rescale_multiplier",
     }
     for name in names:
         assert hasattr(XOPS, name), name

@@ -346,6 +346,46 @@ void mask_apply(const py::kwargs& kw) {
   run(p, w, mask_apply_cpu, mask_apply_cuda);
 }
 
+// rescale_multiplier: DeepLift's multiplier of an elementwise nonlinearity over a batch
+// of `rows` input rows of R elements followed by the references' P elements.
+void rescale_multiplier(const py::kwargs& kw) {
+  Args a("rescale_multiplier", kw);
+  const Buf x = a.get<Buf>("x"), y = a.get<Buf>("y"), m = a.get<Buf>("m");
+  const OptBuf deriv = a.opt_buf("deriv");
+  const int64_t rows = a.get<int64_t>("rows"), R = a.get<int64_t>("R"), P = a.get<int64_t>("P");
+  const int kind = a.get<int>("kind");
+  const double eps = a.get<double>("eps");
+  const Where w = a.where();
+  a.done();
+  RescaleParams p;
+  p.dtype = float_dtype(x, "x");
+  check_nonneg(rows, "rows"), check_nonneg(R, "R");
+  check_dims({{"rows", rows}, {"R", R}, {"P", P}});
+  const int64_t H = rows * R;
+  // P = (reference rows) * R, and the inputs' rows are whole repetitions of them
+  if (R > 0 ? (P < R || P % R != 0 || H % P != 0) : P != 0) {
+    bad("P: the references' elements must be a positive multiple of R = " + std::to_string(R) +
+        " dividing rows * R = " + std::to_string(H) + ", got " + std::to_string(P));
+  }
+  if (kind < 0 || kind > static_cast<int>(Nonlinearity::kGiven)) {
+    bad("kind: unknown nonlinearity code " + std::to_string(kind) + ", expected 0.." +
+        std::to_string(static_cast<int>(Nonlinearity::kGiven)));
+  }
+  if (!(eps >= 0)) bad("eps: must be >= 0, got " + std::to_string(eps));
+  p.kind = static_cast<Nonlinearity>(kind);
+  p.rows = rows, p.R = R, p.P = P, p.eps = eps;
+  p.x = check<void>(x, "x", H + P, p.dtype);
+  p.y = check<void>(y, "y", H + P, p.dtype);
+  p.m = check<void>(m, "m", H, p.dtype);
+  if (p.kind == Nonlinearity::kGiven) {
+    if (!deriv) bad("deriv: required for kind 3 (the derivative given)");
+    p.deriv = check<void>(*deriv, "deriv", H, p.dtype);
+  } else if (deriv) {
+    bad("deriv: given only with kind 3");
+  }
+  run(p, w, rescale_multiplier_cpu, rescale_multiplier_cuda);
+}
+
 // The sizes of a coalition design (the two solvers and their workspace queries).
 // Workspaces hold min(n, d)^2 <= n d doubles per group and a few more per (b, t).
 void read_design_sizes(Args& a, CoalitionDesign* p) {
@@ -659,4 +699,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("unpack_masks", &unpack_masks);
   m.def("path_points", &path_points);
   m.def("path_integrate", &path_integrate);
+  m.def("rescale_multiplier", &rescale_multiplier);
 }

@@ -352,9 +352,8 @@ class Pairing:
             raise ValueError(f"Pairing: n_ref ({n_ref}) must divide n_x ({n_x})")
         self.n_x, self.n_ref, self.name = n_x, n_ref, name
 
-    def split(self, t: Tensor, what: str) -> tuple[Tensor, Tensor]:
-        """``t`` [(n_x + n_ref) * k, *rest] -> (inputs' rows [n_x / n_ref, n_ref, k, *rest],
-        references' rows [1, n_ref, k, *rest]): broadcasting pairs them."""
+    def sub_rows(self, t: Tensor, what: str) -> int:
+        """k: ``t`` has (n_x + n_ref) * k rows (each row split into k), else ValueError."""
         rows = self.n_x + self.n_ref
         if t.dim() == 0 or t.shape[0] % rows:
             raise ValueError(
@@ -363,7 +362,12 @@ class Pairing:
                 f"references ({self.n_ref})]: the batch must stay the first dimension of "
                 "every tensor the model computes (e.g. batch_first=True)"
             )
-        k = t.shape[0] // rows
+        return t.shape[0] // rows
+
+    def split(self, t: Tensor, what: str) -> tuple[Tensor, Tensor]:
+        """``t`` [(n_x + n_ref) * k, *rest] -> (inputs' rows [n_x / n_ref, n_ref, k, *rest],
+        references' rows [1, n_ref, k, *rest]): broadcasting pairs them."""
+        k = self.sub_rows(t, what)
         rest = t.shape[1:]
         x = t[: self.n_x * k].reshape(self.n_x // self.n_ref, self.n_ref, k, *rest)
         r = t[self.n_x * k :].reshape(1, self.n_ref, k, *rest)

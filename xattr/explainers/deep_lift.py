@@ -57,52 +57,45 @@ from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import all_finite
 from xattr.explainers._gradient import _grads_of, baseline_distribution, finish, float_inputs
 from xattr.explainers.registry import register
+from xattr.ops import rules
 
 
 # ------------------------------------------------------------------------------ rules
 class _Rescale(torch.autograd.Function):
     """y = g(x); backward: the gradient times DeepLift's multiplier on the inputs' rows
-    (zero on the references' rows, which nothing differentiates)."""
+    (zero on the references' rows, which nothing differentiates). The multiplier is one
+    kernel pass (``xattr.ops.rules``); ``derivative`` is None for the kernel's own
+    nonlinearities (``kind`` relu, sigmoid, tanh) and computes g' for the others."""
 
     @staticmethod
-    def forward(ctx, x, fn, derivative, pairing, what, eps):  # type: ignore[override]
+    def forward(ctx, x, fn, kind, derivative, pairing, what, eps):  # type: ignore[override]
         y = fn(x)
-        ax, ar = pairing.split(x, what)
-        yx, yr = pairing.split(y, what)
-        dx = ax - ar
-        slope = (yx - yr).div_(dx)  # NaN / inf where dx = 0: replaced below
-        m = torch.where(dx.abs_() < eps, derivative(ax, yx), slope)
+        k = pairing.sub_rows(x, what)
+        n, ref_rows = pairing.n_x * k, pairing.n_ref * k
+        deriv = None if derivative is None else derivative(x[:n])
+        m = rules.rescale_multiplier_unchecked(x, y, ref_rows, kind, eps, deriv)
         ctx.save_for_backward(m)
-        ctx.pairing, ctx.what = pairing, what
         return y
 
     @staticmethod
     def backward(ctx, g):  # type: ignore[override]
         (m,) = ctx.saved_tensors
-        gx, _ = ctx.pairing.split(g, ctx.what)
-        return ctx.pairing.join(gx, g.shape, m), None, None, None, None, None
+        n = m.shape[0]
+        out = g.new_empty(g.shape)
+        torch.mul(g[:n], m, out=out[:n])
+        out[n:].zero_()
+        return out, None, None, None, None, None, None
 
 
-def _autograd_derivative(fn: Callable) -> Callable[[Tensor, Tensor], Tensor]:
-    def derivative(x: Tensor, y: Tensor) -> Tensor:
+def _autograd_derivative(fn: Callable) -> Callable[[Tensor], Tensor]:
+    def derivative(x: Tensor) -> Tensor:
         with torch.enable_grad():
             t = x.detach().requires_grad_()
-            (d,) = torch.autograd.grad(fn(t), t, torch.ones_like(y))
+            y = fn(t)
+            (d,) = torch.autograd.grad(y, t, torch.ones_like(y))
         return d
 
     return derivative
-
-
-def _relu_derivative(x: Tensor, y: Tensor) -> Tensor:
-    return x > 0  # torch.where promotes it
-
-
-def _sigmoid_derivative(x: Tensor, y: Tensor) -> Tensor:
-    return y * (1 - y)
-
-
-def _tanh_derivative(x: Tensor, y: Tensor) -> Tensor:
-    return 1 - y * y
 
 
 @cache
@@ -135,15 +128,16 @@ def _elementwise_rule(pairing: ov.Pairing, eps: float, name: str) -> Callable:
     def rule(func: Callable, args: tuple, kwargs: dict) -> Tensor:
         inplace = func in _OUT_OF_PLACE
         x, fn, flag = _bind(_OUT_OF_PLACE.get(func, func), args, kwargs)
+        derivative = None
         if func in ov.RELU or func in _OUT_OF_PLACE:
-            derivative = _relu_derivative
+            kind = "relu"
         elif func in ov.SIGMOID:
-            derivative = _sigmoid_derivative
+            kind = "sigmoid"
         elif func in ov.TANH:
-            derivative = _tanh_derivative
+            kind = "tanh"
         else:
-            derivative = _autograd_derivative(fn)
-        y = _Rescale.apply(x, fn, derivative, pairing, ov.function_name(func), eps)
+            kind, derivative = "given", _autograd_derivative(fn)
+        y = _Rescale.apply(x, fn, kind, derivative, pairing, ov.function_name(func), eps)
         if inplace or flag:  # the caller may read x afterwards, as after an in-place call
             x.copy_(y)
             return x

@@ -19,6 +19,7 @@ from xattr.ops.coalition import (
 )
 from xattr.ops.masking import mask_apply, mask_apply_sampled
 from xattr.ops.path import path_integrate, path_points, quadrature
+from xattr.ops.rules import rescale_multiplier
 from xattr.ops.sampling import (
     bernoulli_masks,
     enumerate_coalitions,
@@ -46,6 +47,7 @@ __all__ = [
     "permutation_accumulate",
     "permutations",
     "quadrature",
+    "rescale_multiplier",
     "shapley_kernel_masks",
     "stratified_masks",
     "subset_masks",

@@ -855,3 +855,31 @@ def quadrature(method: str, n: int) -> tuple[list[float], list[float]]:
     else:
         alphas = np.linspace(1 / n, 1, n)
     return [float(a) for a in alphas], weights
+
+
+# ------------------------------------------------------------------------- rules
+RESCALE_KINDS = ("relu", "sigmoid", "tanh", "given")
+
+
+def rescale_multiplier(
+    x: Tensor, y: Tensor, ref_rows: int, kind: str, eps: float, deriv: Tensor | None = None
+) -> Tensor:
+    """DeepLift's rescale multiplier of y = g(x) over [inputs (n rows); references
+    (ref_rows rows)], input row i paired with reference row i mod ref_rows:
+    (y - y_ref) / (x - x_ref), or g'(x) where |x - x_ref| < eps. -> [n, *rest]."""
+    n = x.shape[0] - ref_rows
+    rest = x.shape[1:]
+    ax = x[:n].reshape(n // ref_rows, ref_rows, *rest)
+    yx = y[:n].reshape(n // ref_rows, ref_rows, *rest)
+    dx = ax - x[n:]
+    slope = (yx - y[n:]) / dx
+    if kind == "relu":
+        derivative = (ax > 0).to(x.dtype)
+    elif kind == "sigmoid":
+        derivative = yx * (1 - yx)
+    elif kind == "tanh":
+        derivative = 1 - yx * yx
+    else:
+        assert deriv is not None
+        derivative = deriv.reshape(ax.shape)
+    return torch.where(dx.abs() < eps, derivative, slope).reshape(n, *rest)

@@ -11,6 +11,7 @@
 #include "xattr/functors/coalition.h"
 #include "xattr/functors/masking.h"
 #include "xattr/functors/path.h"
+#include "xattr/functors/rules.h"
 #include "xattr/functors/sampling.h"
 
 namespace xattr {
@@ -151,6 +152,23 @@ void run_path_integrate(const PathIntegrateParams& p, const Launch& launch) {
     using T = decltype(tag);
     const int64_t rows = p.reduction == Reduction::kNone ? p.B * p.K : p.B;
     launch(rows, p.E, PathIntegrateOp<T>{p});
+  });
+}
+
+template <typename Launch>
+void run_rescale_multiplier(const RescaleParams& p, const Launch& launch) {
+  dispatch_float("rescale_multiplier", p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    switch (p.kind) {
+      case Nonlinearity::kRelu:
+        return launch(p.rows, p.R, RescaleOp<T, Nonlinearity::kRelu>{p});
+      case Nonlinearity::kSigmoid:
+        return launch(p.rows, p.R, RescaleOp<T, Nonlinearity::kSigmoid>{p});
+      case Nonlinearity::kTanh:
+        return launch(p.rows, p.R, RescaleOp<T, Nonlinearity::kTanh>{p});
+      default:
+        return launch(p.rows, p.R, RescaleOp<T, Nonlinearity::kGiven>{p});
+    }
   });
 }
 

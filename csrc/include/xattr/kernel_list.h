@@ -22,8 +22,11 @@
   X(path_points, PathPointsParams) \
   X(path_integrate, PathIntegrateParams)
 
+#define XATTR_RULE_KERNELS(X) X(rescale_multiplier, RescaleParams)
+
 #define XATTR_KERNELS(X)     \
   XATTR_SAMPLING_KERNELS(X)  \
   XATTR_MASKING_KERNELS(X)   \
   XATTR_COALITION_KERNELS(X) \
-  XATTR_PATH_KERNELS(X)
+  XATTR_PATH_KERNELS(X)      \
+  XATTR_RULE_KERNELS(X)

@@ -175,4 +175,29 @@ struct PathIntegrateParams : PathGrid {
   bool multiply_by_inputs = true;
 };
 
+// ------------------------------------------------------------ DeepLift's rules
+// The rescale rule's multiplier of an elementwise nonlinearity y = g(x) run on one
+// batch [inputs; references] (xattr._core.overrides.Pairing): input element e < H
+// (H = rows * R) is paired with reference element H + (e mod P), and
+//   m[e] = (y[e] - y[ref]) / (x[e] - x[ref])   where |x[e] - x[ref]| >= eps,
+//   m[e] = g'(x[e])                              where it is smaller.
+enum class Nonlinearity : int32_t {
+  kRelu = 0,     // g'(x) = x > 0
+  kSigmoid = 1,  // g'(x) = y (1 - y)
+  kTanh = 2,     // g'(x) = 1 - y^2
+  kGiven = 3,    // g'(x) = deriv[e]
+};
+
+struct RescaleParams {
+  Dtype dtype = Dtype::kFloat32;
+  const void* x = nullptr;      // [H + P]: the inputs' rows, then the references'
+  const void* y = nullptr;      // [H + P]: g(x)
+  const void* deriv = nullptr;  // [H] (kGiven only)
+  void* m = nullptr;            // [H]
+  int64_t rows = 0, R = 0;      // H = rows * R; a row is R elements
+  int64_t P = 0;                // the references' elements, dividing H
+  Nonlinearity kind = Nonlinearity::kRelu;
+  double eps = 0.0;
+};
+
 }  // namespace xattr
