@@ -40,44 +40,81 @@ def is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def format_number(value: float) -> str:
+def _decimals(x: float) -> int:
+    """Decimals that show x (finite, nonzero, below LARGE) to DIGITS significant digits."""
+    exponent = math.floor(math.log10(abs(x)))
+    decimals = max(0, DIGITS - 1 - exponent)
+    # rounding can carry into one more digit (9.99996 -> 10.000): one decimal fewer
+    if decimals and math.floor(math.log10(abs(round(x, decimals)))) > exponent:
+        decimals -= 1
+    return decimals
+
+
+def format_number(value: float, decimals: int | None = None) -> str:
     """A number as a person reads it: integers with thousands separators, floats to 4
-    significant digits in fixed notation between 1e-3 and 1e6, scientific outside.
+    significant digits in fixed notation between 1e-3 and 1e6, scientific outside; with
+    ``decimals``, any finite number in fixed notation with that many decimals (a table
+    column's, from :func:`column_decimals`).
 
     >>> [format_number(v) for v in (1234567, 0.000012345, 3.14159, 12345.678, 0.0, -2.5)]
     ['1,234,567', '1.234e-05', '3.142', '12,346', '0', '-2.500']
+    >>> format_number(3.14159, decimals=2), format_number(2, decimals=2)
+    ('3.14', '2.00')
     """
     value = scalar(value)
-    if isinstance(value, numbers.Integral):
+    if isinstance(value, numbers.Integral) and decimals is None:
         return f"{int(value):,}"
     x = float(value)
     if math.isnan(x):
         return "NaN"
     if math.isinf(x):
         return "\u221e" if x > 0 else "\u2212\u221e"
+    if decimals is not None:
+        return f"{x:,.{decimals}f}"
     if x == 0:
         return "0"
     if not SMALL <= abs(x) < LARGE:
         return f"{x:.{DIGITS - 1}e}"
-    exponent = math.floor(math.log10(abs(x)))
-    decimals = max(0, DIGITS - 1 - exponent)
-    # rounding can carry into one more digit (9.99996 -> 10.000): one decimal fewer
-    if decimals and math.floor(math.log10(abs(round(x, decimals)))) > exponent:
-        decimals -= 1
-    return f"{x:,.{decimals}f}"
+    return f"{x:,.{_decimals(x)}f}"
 
 
-def format_value(value: Any) -> str:
+def column_decimals(values: list) -> int | None:
+    """The decimals that line up a column of numbers on the decimal point, or None
+    (each number on its own, by :func:`format_number`).
+
+    A column holding a float, whose largest magnitude is within 1e-3 .. 1e6 and whose
+    smallest nonzero one is at least 1/100 of it, gets the decimals that show the
+    largest to 4 significant digits (so every value keeps at least 2); integer columns
+    and columns spanning wider ranges get None.
+
+    >>> column_decimals([12.3456, 3.2, 15.0]), column_decimals([834.2, 4.9])
+    (2, None)
+    >>> column_decimals([1, 2000]), column_decimals([0.0052, 0.00052, 0.0])
+    (None, 6)
+    """
+    numbers_ = [scalar(v) for v in values if is_number(v)]
+    if all(isinstance(v, numbers.Integral) for v in numbers_):
+        return None
+    sizes = [abs(float(v)) for v in numbers_ if math.isfinite(float(v)) and v != 0]
+    if not sizes:
+        return None
+    big, small = max(sizes), min(sizes)
+    if not (SMALL <= big < LARGE and small >= big / 100):
+        return None
+    return _decimals(big)
+
+
+def format_value(value: Any, decimals: int | None = None) -> str:
     """Any table or configuration value as plain text (not yet escaped): numbers by
-    :func:`format_number`, bools as yes / no, None as an en dash, sequences joined by
-    commas, mappings as ``key: value`` pairs."""
+    :func:`format_number` (with ``decimals``), bools as yes / no, None as an en dash,
+    sequences joined by commas, mappings as ``key: value`` pairs."""
     value = scalar(value)
     if value is None:
         return "\u2013"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if is_number(value):
-        return format_number(value)
+        return format_number(value, decimals)
     if isinstance(value, Mapping):
         return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple, Union
 
 from xattr.report._format import (
+    column_decimals,
     esc,
     format_value,
     inline,
@@ -189,8 +190,9 @@ class Report:
 
         Numbers are right-aligned and written by
         :func:`~xattr.report.format_number` (thousands separators, 4 significant
-        digits, scientific below 1e-3 and from 1e6); bools read yes / no, None a dash;
-        one-element tensors and numpy values are read as numbers.
+        digits, scientific below 1e-3 and from 1e6); a column of floats of similar
+        sizes shows them all with the same decimals, lined up on the point. Bools read
+        yes / no, None a dash; one-element tensors and numpy values are numbers.
 
         Args:
             title: the heading above the table.
@@ -238,10 +240,12 @@ class Report:
             if not (isinstance(fmt, str) or callable(fmt)):
                 raise TypeError(f"formats[{c!r}]: expected a format spec or a function")
 
+        decimals = {c: column_decimals([row[c] for row in table]) for c in cols}
+
         def cell(c: str, value: Any) -> str:
             fmt = formats.get(c)
             if fmt is None or value is None:
-                text = format_value(value)
+                text = format_value(value, decimals[c])
             elif isinstance(fmt, str):
                 text = format(_num(value) if is_number(value) else value, fmt)
             else:
