@@ -254,6 +254,36 @@ def test_format_number():
     assert format_number(np.float32(0.25)) == "0.2500"
 
 
+def test_table_options(tmp_path):
+    pandas = pytest.importorskip("pandas")
+    rows = [{"method": "ig", "share": 0.125, "ms": 3}, {"method": "lime", "share": 0.5, "ms": 40}]
+    report = Report("options")
+    report.add_table("dicts", rows, formats={"share": ".1%", "ms": lambda v: f"{v} ms"})
+    report.add_table("frame", pandas.DataFrame(rows), formats={"share": ".1%"})
+    report.add_table("sequences", [["ig", 0.125, 3]], columns=["method", "share", "ms"])
+    report.add_table("empty", [], columns=["method", "ms"])
+    page = Page(report.write(tmp_path).read_text(encoding="utf-8"))
+    dicts, frame, sequences, empty = page.tables
+    assert dicts == [["method", "share", "ms"], ["ig", "12.5%", "3 ms"], ["lime", "50.0%", "40 ms"]]
+    assert frame[1:] == [["ig", "12.5%", "3"], ["lime", "50.0%", "40"]]
+    assert sequences == [["method", "share", "ms"], ["ig", "0.1250", "3"]]
+    assert empty == [["method", "ms"], ["(no rows)"]]
+
+
+def test_figure_shown_at_its_size_in_inches(tmp_path):
+    fig, _ = plt.subplots(figsize=(4, 3))
+    report = Report("sizes")
+    report.add_figure("four by three", fig, dpi=200)
+    plt.close(fig)
+    index = report.write(tmp_path)
+    (img,) = [a for t, a in Page(index.read_text(encoding="utf-8")).tags if t == "img"]
+    pixels = plt.imread(tmp_path / img["src"]).shape
+    # at 200 dpi, less the white margins the tight box crops
+    assert 0.8 * 4 * 200 < pixels[1] <= 4 * 200 and 0.8 * 3 * 200 < pixels[0] <= 3 * 200
+    assert int(img["width"]) == round(pixels[1] * 96 / 200)
+    assert int(img["height"]) == round(pixels[0] * 96 / 200)
+
+
 # ---------------------------------------------------------------- writing twice
 def test_writing_twice_replaces_the_report(tmp_path):
     png = tmp_path / "a.png"
