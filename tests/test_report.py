@@ -346,6 +346,17 @@ def test_bad_input(tmp_path):
         report.add_html("h", '<img src="https://example.com/a.png">')
     with pytest.raises(ValueError, match="must open offline"):
         report.add_html("h", "<script src='x.js'></script>")
+    for snippet in (
+        "<a href='//cdn.example/x'>x</a>",
+        '<p style="background: url(http://x)">',
+        '<link rel="stylesheet" href="a.css">',
+        "<style>@import 'a.css'</style>",
+    ):
+        with pytest.raises(ValueError, match="must open offline"):
+            report.add_html("h", snippet)
+    fine = Report("fine")  # a data: URI and a link on the page are not the network
+    fine.add_html("h", '<img src="data:image/png;base64,iVBORw0KGgo=" alt="">')
+    fine.add_html("h", '<a href="#h">same page</a> <span data-w="0.3">w</span>')
     with pytest.raises(TypeError, match="certificates: expected a Certificate"):
         report.add_certificates("c", [1, 2])
     with pytest.raises(TypeError, match="title: expected a string"):

@@ -44,12 +44,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # the names write() gives figures: the only files it removes from FIGURES
 FIGURE_NAME = re.compile(r"fig-\d{2,}-[a-z0-9-]+\.png")
 DEFAULT_DPI = 150
-# A snippet must not load anything: no absolute or protocol-relative URLs in src / href /
-# CSS url(), no <script src>, no <link>, no @import.
+# A snippet must not load anything: no absolute or protocol-relative URLs (data: URIs,
+# which hold their content, are fine) in src / href / CSS url(), no <script src>, no
+# <link>, no @import.
+_URL = r"""["']?\s*(?:(?!data:)[a-z][a-z0-9+.-]*:|//)"""
 _NETWORK = re.compile(
-    r"""(?:\b(?:src|href|srcset|poster|data|action)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//))"""
-    r"""|(?:url\(\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//))|<\s*script\b[^>]*\bsrc\s*="""
-    r"""|<\s*link\b|@import""",
+    rf"""\b(?:src|href|srcset|poster|data|action)\s*=\s*{_URL}|url\(\s*{_URL}"""
+    r"""|<\s*script\b[^>]*\bsrc\s*=|<\s*link\b|@import""",
     re.IGNORECASE,
 )
 
@@ -386,8 +387,8 @@ class Report:
     def add_html(self, title: str, html_snippet: str, caption: str | None = None) -> None:
         """Add an HTML snippet made elsewhere (e.g. text coloured by attribution),
         inserted as it is. It must not load anything: absolute or protocol-relative
-        URLs in ``src`` / ``href`` / ``url()``, ``<script src>``, ``<link>`` and
-        ``@import`` are refused, so that the page still opens offline.
+        URLs in ``src`` / ``href`` / ``url()`` (``data:`` URIs are fine), ``<script
+        src>``, ``<link>`` and ``@import`` are refused, so that the page opens offline.
 
         Args:
             title: the heading above the snippet (plain text, escaped).
