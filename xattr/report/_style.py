@@ -45,7 +45,7 @@ nav.toc h2 {
 }
 nav.toc ol { margin: 0 0 .3rem; padding-left: 1.4rem; max-width: none; }
 nav.toc ol ol { margin: .1rem 0 .2rem; padding-left: 1.2rem; list-style: lower-alpha; }
-nav.toc > ol { columns: 2 20rem; column-gap: 2rem; }
+nav.toc.long > ol { columns: 2 20rem; column-gap: 2rem; }
 nav.toc li { margin: .1rem 0; break-inside: avoid; }
 .table-wrap { overflow-x: auto; margin: .4rem 0 .3rem; }
 table {

@@ -534,8 +534,10 @@ class Report:
             parts.append(_config_html(self.config))
         nav = ""
         if toc:
+            # a long table of contents (the demo's) in two columns
+            long = " long" if sum(b.title is not None for b in self._blocks) > 12 else ""
             nav = (
-                '<nav class="toc" aria-labelledby="contents"><h2 id="contents">Contents</h2>'
+                f'<nav class="toc{long}" aria-labelledby="contents"><h2 id="contents">Contents</h2>'
                 f"<ol>{''.join(toc)}</ol></nav>"
             )
         now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
