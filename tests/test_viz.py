@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import itertools  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -213,3 +214,308 @@ def test_import_xattr_viz_does_not_import_matplotlib():
     code = "import sys, xattr.viz; print('matplotlib' in sys.modules, 'shap' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+# ------------------------------------------------------------------ xattr's own pictures
+from matplotlib.collections import LineCollection  # noqa: E402
+from sklearn.datasets import load_digits, load_wine  # noqa: E402
+
+from xattr.metrics import deletion_curve, insertion_curve  # noqa: E402
+from xattr.smoothing import MuS, certify, explain_and_certify, min_stable_fraction  # noqa: E402
+from xattr.viz import (  # noqa: E402
+    certified_radii,
+    curves,
+    feature_bars,
+    image_attributions,
+    text_html,
+    to_explanation,
+)
+
+
+def _fit(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's 8 x 8 digits [B, 1, 8, 8] in [0, 1], a softmax regression trained
+    on them, 2 x 2 superpixels, and the attributions of three methods on 3 digits."""
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16
+    y = torch.tensor(d.target)
+    model = _fit(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), x, y, 150)
+    seg = (torch.arange(8)[:, None] // 2) * 4 + torch.arange(8)[None] // 2  # 16 superpixels
+    xs = x[:3]
+    t = model(xs).argmax(1)
+    fm = seg[None, None]
+    attr = {
+        "IG": xattr.IntegratedGradients(model).attribute(xs, target=t, n_steps=16).detach(),
+        "KernelShap": xattr.KernelShap(model).attribute(
+            xs, target=t, feature_mask=fm, n_samples=100, seed=0
+        ),
+        "Occlusion": xattr.Occlusion(model).attribute(
+            xs, target=t, sliding_window_shapes=(1, 2, 2), strides=(1, 2, 2)
+        ),
+    }
+    return model, x, y, seg, attr
+
+
+def _colorbar_limits(fig) -> tuple[float, float]:
+    bar_ax = fig.axes[-1]
+    return bar_ax.get_ylim()
+
+
+def test_image_attributions_grid_and_shared_scale(digits):
+    _, x, _, seg, attr = digits
+    fig = image_attributions(attr, x[:3], segments=seg, titles=["a", "b", "c"])
+    grid = fig.axes[:-1]
+    assert len(grid) == 3 * 4
+    assert [ax.get_title() for ax in grid[:4]] == ["image", "IG", "KernelShap", "Occlusion"]
+    assert [grid[4 * r].get_ylabel() for r in range(3)] == ["a", "b", "c"]
+    # one scale over every map of every method: the 99.5th percentile of |values|
+    all_maps = np.concatenate([a.sum(1).abs().numpy().ravel() for a in attr.values()])
+    lo, hi = _colorbar_limits(fig)
+    assert hi == pytest.approx(np.percentile(all_maps, 99.5)) and lo == pytest.approx(-hi)
+    # the colours: a map pixel at the scale's top is the positive colour, 0 is white
+    fig = image_attributions({"m": torch.tensor([[hi, 0.0], [-hi, hi / 2]])}, sign="all")
+    rgba = fig.axes[0].images[0].get_array()
+    assert tuple(np.round(rgba[0, 0, :3], 3)) == (0.8, 0.1, 0.15)
+    assert tuple(np.round(rgba[1, 0, :3], 3)) == (0.13, 0.4, 0.75)
+    assert np.allclose(rgba[0, 1, :3], 1.0, atol=0.01)
+
+
+def test_image_attributions_scale_follows_the_largest_method(digits):
+    _, x, _, _, attr = digits
+    lo1, hi1 = _colorbar_limits(image_attributions(attr, x[:3]))
+    bigger = dict(attr, Occlusion=attr["Occlusion"] * 10)
+    lo2, hi2 = _colorbar_limits(image_attributions(bigger, x[:3]))
+    assert hi2 > 5 * hi1  # shared: one method's scale moves every map's colours
+    _, hi3 = _colorbar_limits(image_attributions(bigger, x[:3], scale="per_method"))
+    assert hi3 == pytest.approx(1.0, abs=0.05)
+
+
+def test_image_attributions_signs_overlay_and_outlines(digits):
+    _, x, _, seg, attr = digits
+    fig = image_attributions(attr, x[:3], sign="absolute_value")
+    assert _colorbar_limits(fig)[0] == 0 and fig.axes[-1].get_ylabel() == "|attribution|"
+    fig = image_attributions(attr, x[:3], sign="negative")
+    assert _colorbar_limits(fig)[1] == 0
+    # 8 x 8 images sit beside the maps; a photo-sized one is overlaid
+    assert len(image_attributions(attr, x[:3]).axes[1].images) == 1
+    big = {k: v.repeat_interleave(4, 2).repeat_interleave(4, 3) for k, v in attr.items()}
+    big_x = x[:3].repeat_interleave(4, 2).repeat_interleave(4, 3)
+    assert len(image_attributions(big, big_x).axes[1].images) == 2
+    # outlines: one edge per pair of neighbouring pixels in different superpixels
+    fig = image_attributions(attr, x[:3], segments=seg)
+    lines = [c for c in fig.axes[1].collections if isinstance(c, LineCollection)]
+    edges = int((seg[:, 1:] != seg[:, :-1]).sum() + (seg[1:] != seg[:-1]).sum())
+    assert [len(c.get_segments()) for c in lines] == [edges, edges]
+    # no image: the maps alone
+    assert len(image_attributions(attr).axes) == 3 * 3 + 1
+
+
+def test_image_attributions_errors(digits):
+    _, x, _, seg, attr = digits
+    with pytest.raises(TypeError, match="attributions: expected a non-empty dict"):
+        image_attributions(attr["IG"])
+    with pytest.raises(ValueError, match="every method must have the same shape"):
+        image_attributions({"a": attr["IG"], "b": attr["IG"][:2]})
+    with pytest.raises(ValueError, match=r"image: expected 3 image\(s\) of 8 x 8"):
+        image_attributions(attr, x[:2])
+    with pytest.raises(ValueError, match="segments: expected an integer map"):
+        image_attributions(attr, x[:3], segments=seg[:4])
+    with pytest.raises(ValueError, match="segments: expected integer segment ids"):
+        image_attributions(attr, x[:3], segments=seg + 0.5)
+    with pytest.raises(ValueError, match="sign: expected one of"):
+        image_attributions(attr, sign="both")
+    with pytest.raises(ValueError, match=r"attributions\['a'\]: expected \[B, C, H, W\]"):
+        image_attributions({"a": torch.zeros(8)})
+    with pytest.raises(ValueError, match="titles: expected 3 row labels"):
+        image_attributions(attr, titles=["a"])
+    with pytest.raises(ValueError, match="overlay: True needs the image"):
+        image_attributions(attr, overlay=True)
+
+
+def test_text_html_colours_escapes_and_legend():
+    tokens = ["a", "<script>alert(1)</script>", "good", "&", "film"]
+    values = torch.tensor([0.0, -2.0, 4.0, 1.0, -4.0])
+    out = text_html(tokens, values, title="KernelShap <b>")
+    assert "<script" not in out and "&lt;script&gt;" in out and "&amp;" in out
+    assert "KernelShap &lt;b&gt;" in out
+    spans = [s for s in out.split("<span")[1:] if "title=" in s]
+    assert len(spans) == len(tokens)
+    # strength |value| / max |value|; red for positive, blue for negative
+    assert "rgba(204, 26, 38, 1.000)" in spans[2] and 'title="4"' in spans[2]
+    assert "rgba(33, 102, 191, 0.500)" in spans[1]
+    assert "rgba(204, 26, 38, 0.250)" in spans[3]
+    assert "linear-gradient" in out and ">-4<" in out and ">4<" in out
+    # a shared vmax: the same value, the same colour in every snippet
+    assert "rgba(204, 26, 38, 0.500)" in text_html(["x"], [4.0], vmax=8.0)
+    assert "linear-gradient" not in text_html(["x"], [1.0], legend=False)
+
+
+def test_text_html_errors():
+    with pytest.raises(ValueError, match=r"expected \[T\] or \[1, T\] values with T = 2"):
+        text_html(["a", "b"], torch.zeros(3))
+    with pytest.raises(TypeError, match="tokens: expected a list of strings"):
+        text_html("ab", torch.zeros(2))
+    with pytest.raises(TypeError, match="tokens: expected a list of strings"):
+        text_html([1, 2], torch.zeros(2))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        text_html(["a"], torch.tensor([float("nan")]))
+    with pytest.raises(ValueError, match="vmax: expected a positive number"):
+        text_html(["a"], torch.ones(1), vmax=0)
+
+
+@pytest.fixture(scope="module")
+def wine():
+    """The wine data (standardised), a softmax regression on them and the attributions
+    of three methods for one example against the mean."""
+    w = load_wine()
+    X = torch.tensor(w.data, dtype=torch.float64)
+    X = (X - X.mean(0)) / X.std(0)
+    model = _fit(torch.nn.Linear(13, 3).double(), X, torch.tensor(w.target), 200)
+    base = X.mean(0, keepdim=True)
+    attr = {
+        "KernelShap": xattr.KernelShap(model).attribute(
+            X[:1], target=0, baselines=base, n_samples=300, seed=0
+        ),
+        "Lime": xattr.Lime(model).attribute(X[:1], target=0, baselines=base, n_samples=300),
+        "IG": xattr.IntegratedGradients(model).attribute(X[:1], target=0, baselines=base),
+    }
+    return w.feature_names, X, model, base, attr
+
+
+def test_feature_bars_order_top_k_and_shared_axis(wine):
+    names, _, _, _, attr = wine
+    fig = feature_bars(attr, names, top_k=5, title="wine")
+    assert len(fig.axes) == 3 and fig.get_suptitle() == "wine"
+    mean_abs = np.mean([a[0].abs().detach().numpy() for a in attr.values()], axis=0)
+    top = np.argsort(-mean_abs, kind="stable")[:5]
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == [names[i] for i in top] + ["other (8)"]
+    assert len({ax.get_xlim() for ax in fig.axes}) == 1  # one value axis
+    for ax, a in zip(fig.axes, attr.values()):
+        widths = [p.get_width() for p in ax.patches]
+        v = a[0].detach().numpy()
+        rest = np.setdiff1d(np.arange(13), top)
+        assert widths == pytest.approx(list(v[top]) + [v[rest].sum()])
+        colors = [p.get_facecolor()[:3] for p in ax.patches[:5]]
+        assert all((c[0] > c[2]) == (x >= 0) for c, x in zip(colors, v[top]))
+    one = feature_bars(attr["IG"], names, top_k=None)
+    assert len(one.axes[0].patches) == 13
+
+
+def test_feature_bars_errors(wine):
+    names, X, _, _, attr = wine
+    with pytest.raises(ValueError, match="pick one example"):
+        feature_bars(X[:2], names)
+    with pytest.raises(ValueError, match="with d = 12 feature names"):
+        feature_bars(attr["IG"], names[:12])
+    with pytest.raises(TypeError, match="feature_names: expected a list of strings"):
+        feature_bars(attr["IG"], "alcohol")
+    with pytest.raises(ValueError, match="top_k: expected a positive int"):
+        feature_bars(attr["IG"], names, top_k=0)
+    with pytest.raises(ValueError, match="at least one method"):
+        feature_bars({}, names)
+
+
+def test_curves_mean_band_and_auc_in_legend(digits):
+    model, x, _, seg, attr = digits
+    xs = x[:12]
+    t = model(xs).argmax(1)
+    ig = xattr.IntegratedGradients(model).attribute(xs, target=t, n_steps=16).detach()
+    noise = torch.randn(xs.shape, generator=torch.Generator().manual_seed(0))
+    fm = seg[None, None]
+    res = {
+        kind: {
+            "IG": fn(model, xs, ig, target=t, feature_mask=fm),
+            "random": fn(model, xs, noise, target=t, feature_mask=fm),
+        }
+        for kind, fn in (("Deletion", deletion_curve), ("Insertion", insertion_curve))
+    }
+    fig = curves(res, title="digits")
+    assert [ax.get_title() for ax in fig.axes] == ["Deletion", "Insertion"]
+    for ax, panel in zip(fig.axes, res.values()):
+        lines = ax.get_lines()
+        for line, (name, c) in zip(lines, panel.items()):
+            assert line.get_ydata() == pytest.approx(c.values.mean(0).numpy())
+            se = c.auc.std() / len(c.auc) ** 0.5
+            assert line.get_label() == f"{name} (AUC {c.auc.mean():.3f} ± {se:.3f})"
+        assert len(ax.collections) == 2  # the bands
+    # one method keeps its colour in both panels
+    assert fig.axes[0].get_lines()[1].get_color() == fig.axes[1].get_lines()[1].get_color()
+    one = curves(res["Deletion"], band=False)
+    assert len(one.axes) == 1 and not one.axes[0].collections
+
+
+def test_curves_errors(digits):
+    model, x, _, _, _ = digits
+    c = deletion_curve(model, x[:2], x[:2], target="all", n_steps=4)  # 10 targets
+    with pytest.raises(ValueError, match="several targets"):
+        curves({"m": c})
+    with pytest.raises(TypeError, match="expected a Curve"):
+        curves({"m": torch.zeros(3)})
+    with pytest.raises(TypeError, match="results: expected a non-empty dict"):
+        curves({})
+    with pytest.raises(TypeError, match="mix of curves and dicts"):
+        curves({"a": {"m": c}, "b": c})
+
+
+@pytest.fixture(scope="module")
+def certificates():
+    """MuS certificates of counting classifiers (class 0 while more than 8 lambda / 2 of
+    the 8 features are on, in sum) on 12 binary inputs, at two lambdas."""
+
+    def counter(lam):
+        return lambda t: torch.stack([t.sum(1), torch.full_like(t[:, 0], 4 * lam)], 1)
+
+    x = (torch.rand(12, 8, generator=torch.Generator().manual_seed(1)) < 0.7).double()
+    with warnings.catch_warnings():  # g's labels are not h's on some inputs: by design
+        warnings.simplefilter("ignore", UserWarning)
+        return {
+            f"lambda = {lam}": certify(MuS(counter(lam), lam, q=64, output="logits"), x)
+            for lam in (1 / 8, 1 / 4)
+        }
+
+
+def test_certified_radii_fraction_matches_certificate(certificates):
+    fig = certified_radii(certificates, title="toy")
+    ax_ex, ax_frac = fig.axes
+    for line, c in zip(ax_frac.get_lines(), certificates.values()):
+        r = line.get_xdata()
+        assert list(line.get_ydata()) == [float(c.stable(int(k)).double().mean()) for k in r]
+    # the per-example markers: the radius of every certified example
+    c = next(iter(certificates.values()))
+    dots = ax_ex.get_lines()[0]
+    r = np.minimum(c.incremental_int.numpy(), c.decremental_int.numpy())
+    ok = c.consistent.numpy() & (r >= 0)
+    assert list(dots.get_ydata()) == list(r[ok])
+    for radius in ("incremental", "decremental"):
+        fig = certified_radii(c, radius=radius)
+        assert radius in fig.axes[0].get_title()
+
+
+def test_certified_radii_takes_explained_results(certificates):
+    def h(t):
+        return torch.stack([t.sum(1), torch.full_like(t[:, 0], 3.0)], 1)
+
+    g = MuS(h, 1 / 8, q=64, output="logits")
+    x = torch.ones(4, 8, dtype=torch.float64)
+    w = torch.arange(1.0, 9.0, dtype=torch.float64).expand(4, 8)
+    explained = explain_and_certify(g, x, w, top_fraction=0.5)
+    stable = min_stable_fraction(g, x, w, r=1)
+    fig = certified_radii({"top half": explained, "min stable": stable})
+    assert len(fig.axes[1].get_lines()) == 2
+    with pytest.raises(ValueError, match="radius: expected one of"):
+        certified_radii(explained, radius="both ways")
+    with pytest.raises(TypeError, match="expected a Certificate"):
+        certified_radii({"a": torch.zeros(3)})
+    with pytest.raises(ValueError, match="the same examples"):
+        certified_radii({"a": explained, "b": next(iter(certificates.values()))})

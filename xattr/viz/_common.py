@@ -25,14 +25,14 @@ def matplotlib() -> Any:
         ) from exc
 
 
-def new_figure(fig_size: tuple[float, float]) -> Any:
+def new_figure(fig_size: tuple[float, float], layout: Any = None) -> Any:
     """A matplotlib Figure outside pyplot (nothing is shown or kept open), on an Agg
     canvas (``fig.canvas.buffer_rgba()`` after ``fig.canvas.draw()``)."""
     matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=fig_size)
+    fig = Figure(figsize=fig_size, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 

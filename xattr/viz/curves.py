@@ -177,7 +177,7 @@ def certified_radii(
     is consistent and both its incremental and decremental integer radii are at least
     r (``Certificate.stable(r)``); "incremental": consistent and the incremental
     radius at least r; "decremental": the decremental radius at least r. A radius of
-    -1 (shown as a grey cross) certifies nothing, not even the explanation itself.
+    -1 (a cross at "none") certifies nothing, not even the explanation itself.
 
     Args:
         certificates: what :func:`xattr.smoothing.certify`,
@@ -218,51 +218,51 @@ def certified_radii(
         raise ValueError(f"certificates: expected the same examples [B] in each, got {sizes}")
     B = next(iter(radii.values())).shape[0]
     colors = _palette(list(radii))
-    r_max = max(int(r.max()) for r in radii.values())
+    r_max = max(int(r.max()) if r.size else -1 for r in radii.values())
 
     fig = new_figure((10.0, 3.8))
     from matplotlib.ticker import MaxNLocator
 
     ax_ex, ax_frac = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
     n = len(radii)
-    width = 0.8 / n
     x = np.arange(B)
-    crossed = False
+    grid = np.arange(0, max(r_max, 0) + 2)  # r = 0 .. r_max + 1
     for i, (k, r) in enumerate(radii.items()):
-        xs = x - 0.4 + width * (i + 0.5)
+        xs = x + (i - (n - 1) / 2) * min(0.8 / n, 0.25)
         ok = r >= 0
-        ax_ex.bar(xs[ok], r[ok], width=width, color=colors[k], label=k or None)
+        ax_ex.vlines(xs[ok], 0, r[ok], color=colors[k], linewidth=1.2, alpha=0.6)
+        ax_ex.plot(xs[ok], r[ok], "o", color=colors[k], ms=5, label=k or "certified")
         if (~ok).any():
-            crossed = True
-            ax_ex.plot(xs[~ok], np.zeros((~ok).sum()), "x", color="#888", ms=5)
-        # fraction certified at r = 0 .. r_max + 1
-        grid = np.arange(0, max(r_max, 0) + 2)
+            ax_ex.plot(xs[~ok], np.full((~ok).sum(), -1), "x", color=colors[k], ms=6)
         frac = (r[None, :] >= grid[:, None]).mean(1)
-        ax_frac.step(grid, frac, where="post", color=colors[k], linewidth=1.8, label=k or None)
+        ax_frac.plot(
+            grid, frac, drawstyle="steps-post", marker="o", ms=4, color=colors[k],
+            linewidth=1.8, label=k or None,
+        )
     ax_ex.set_xlabel("example")
     ax_ex.set_ylabel("certified radius (features)")
     ax_ex.set_title(f"certified radius per example ({radius})", fontsize=11)
     if B <= 30:
         ax_ex.set_xticks(x)
-    ax_ex.set_ylim(bottom=-0.5)
+    ax_ex.set_ylim(-1.5, max(r_max, 1) + 0.5)
+    ax_ex.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_ex.axhline(-0.5, color="#bbb", linewidth=0.8, linestyle="--")
+    ticks = [t for t in ax_ex.get_yticks() if -1 <= t <= max(r_max, 1)]
+    ax_ex.set_yticks(ticks, ["none" if t == -1 else f"{int(t)}" for t in ticks])
     ax_frac.set_xlabel("radius r (features)")
     ax_frac.set_ylabel("fraction certified")
-    ax_frac.set_ylim(-0.02, 1.02)
-    ax_frac.set_title("fraction of examples certified at r", fontsize=11)
+    ax_frac.set_ylim(-0.03, 1.03)
+    ax_frac.set_xlim(-0.3, grid[-1] + 0.3)
+    ax_frac.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_frac.set_title(f"fraction of the {B} examples certified at r", fontsize=11)
     for ax in (ax_ex, ax_frac):
         ax.grid(axis="y", color="#e4e4e4", linewidth=0.6)
         ax.set_axisbelow(True)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=ax is ax_ex))
-    ax_frac.xaxis.set_major_locator(MaxNLocator(integer=True))
     if n > 1:
-        ax_frac.legend(frameon=False, fontsize=9)
-    if crossed:
-        ax_ex.plot([], [], "x", color="#888", label="not certified")
-        ax_ex.legend(frameon=False, fontsize=9)
-    elif n > 1:
-        ax_ex.legend(frameon=False, fontsize=9)
+        ax_frac.legend(frameon=False, fontsize=9, loc="lower left")
+        ax_ex.legend(frameon=False, fontsize=8, loc="lower right", ncol=min(n, 3))
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from xattr.viz._common import (
+    NEGATIVE_RGB,
+    POSITIVE_RGB,
     check_sign,
     diverging_cmap,
     new_figure,
@@ -82,7 +84,8 @@ def _segments(segments: Any, B: int, H: int, W: int) -> np.ndarray:
 
 
 def _outline(ax: Any, seg: np.ndarray, color: str) -> None:
-    """Lines along the pixel edges where the segment id changes."""
+    """Lines along the pixel edges where the segment id changes: ``color`` over a
+    wider white line, visible on dark and light pixels alike."""
     from matplotlib.collections import LineCollection
 
     lines = []
@@ -91,7 +94,8 @@ def _outline(ax: Any, seg: np.ndarray, color: str) -> None:
     ys, xs = np.nonzero(seg[1:, :] != seg[:-1, :])  # between rows y and y + 1
     lines += [[(x - 0.5, y + 0.5), (x + 0.5, y + 0.5)] for y, x in zip(ys, xs)]
     if lines:
-        ax.add_collection(LineCollection(lines, colors=color, linewidths=0.8, alpha=0.9))
+        ax.add_collection(LineCollection(lines, colors="white", linewidths=1.8, alpha=0.7))
+        ax.add_collection(LineCollection(lines, colors=color, linewidths=0.7))
 
 
 def image_attributions(
@@ -102,6 +106,7 @@ def image_attributions(
     *,
     overlay: Optional[bool] = None,
     outlier_perc: float = 0.5,
+    scale: str = "shared",
     titles: Optional[list[str]] = None,
     segment_color: str = "black",
     cell_size: float = 2.2,
@@ -123,9 +128,15 @@ def image_attributions(
         sign: "all" (default, signed), "absolute_value", "positive" or "negative".
         segments: superpixels / feature groups to outline, an integer map [H, W] or
             [B, H, W] (a feature mask [1, H, W] or [B, 1, H, W] too), or None.
-        overlay: draw the maps over a grey copy of the image, transparent where the
-            attribution is near 0 (default: True when ``image`` is given).
+        overlay: draw the maps over a light grey copy of the image, a colour's
+            opacity growing with |value| (default: True when ``image`` is given and
+            at least 32 x 32 pixels; smaller images read better beside the maps).
         outlier_perc: the percentage of the largest |values| that saturate (0.5).
+        scale: "shared" (default): one scale for all methods; "per_method": each
+            method's maps divided by its own scale (the bar then reads relative
+            values). Use it for methods on different scales, e.g. a perturbation
+            explainer with a feature mask (every pixel carries its group's whole
+            value) next to a gradient explainer (per-pixel shares).
         titles: row labels, one per image (default none).
         segment_color: the outline colour (default "black").
         cell_size: inches per image cell (default 2.2).
@@ -160,11 +171,17 @@ def image_attributions(
     segs = None if segments is None else _segments(segments, B, H, W)
     if titles is not None and len(titles) != B:
         raise ValueError(f"titles: expected {B} row labels (one per image), got {len(titles)}")
-    overlay = images is not None if overlay is None else bool(overlay)
+    if overlay is None:  # small images read better beside the image than under colour
+        overlay = images is not None and min(H, W) >= 32
+    overlay = bool(overlay)
     if overlay and images is None:
         raise ValueError("overlay: True needs the image")
 
+    if scale not in ("shared", "per_method"):
+        raise ValueError(f"scale: expected 'shared' or 'per_method', got {scale!r}")
     shown = {k: signed(m, sign) for k, m in maps.items()}
+    if scale == "per_method":
+        shown = {k: m / robust_max([m], outlier_perc) for k, m in shown.items()}
     vmax = robust_max(list(shown.values()), outlier_perc)
     if sign == "all":
         cmap, vmin = diverging_cmap(), -vmax
@@ -178,45 +195,53 @@ def image_attributions(
 
     norm = Normalize(vmin=vmin, vmax=vmax, clip=True)
     mappable = ScalarMappable(norm=norm, cmap=cmap)
+    full = max(abs(vmin), abs(vmax))
     n_cols = len(maps) + (images is not None)
-    fig = new_figure((cell_size * n_cols + 1.0, cell_size * B + 0.4))
+    fig = new_figure((cell_size * n_cols + 1.2, cell_size * B + 0.5), layout="constrained")
     axes = fig.subplots(B, n_cols, squeeze=False)
     for b in range(B):
         col = 0
         if images is not None:
-            ax = axes[b, 0]
-            ax.imshow(images[b], interpolation="nearest")
-            if segs is not None:
-                _outline(ax, segs[b], segment_color)
+            axes[b, 0].imshow(images[b], interpolation="nearest")
             col = 1
-        for name, m in shown.items():
+        for m in shown.values():
             ax = axes[b, col]
-            rgba = mappable.to_rgba(m[b])
             if overlay:
                 assert images is not None
-                grey = images[b].mean(-1)
-                ax.imshow(grey, cmap="gray", vmin=0, vmax=1, alpha=0.45, interpolation="nearest")
-                # opacity grows with |value|: the image shows where nothing is attributed
-                strength = np.clip(np.abs(m[b]) / max(abs(vmin), abs(vmax)), 0, 1)
-                rgba[..., 3] = 0.15 + 0.85 * np.sqrt(strength)
+                # the grey image, light, under the colours; a colour's opacity grows
+                # with |value| (so 0 shows the image, as white shows it in the bar)
+                grey = 0.62 + 0.38 * images[b].mean(-1)
+                ax.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                strength = np.clip(np.abs(m[b]) / full, 0, 1)
+                rgba = np.zeros(m[b].shape + (4,))
+                rgba[..., :3] = np.where(
+                    (m[b] < 0 if sign != "negative" else m[b] <= 0)[..., None],
+                    NEGATIVE_RGB,
+                    POSITIVE_RGB,
+                )
+                rgba[..., 3] = strength**0.7
+            else:
+                rgba = mappable.to_rgba(m[b])
             ax.imshow(rgba, interpolation="nearest")
-            if segs is not None:
-                _outline(ax, segs[b], segment_color)
             col += 1
+    if segs is not None:
+        for b in range(B):
+            for ax in axes[b]:
+                _outline(ax, segs[b], segment_color)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+        for spine in ax.spines.values():  # a light frame: white maps end somewhere
+            spine.set_color("#c8c8c8")
+            spine.set_linewidth(0.6)
     names = (["image"] if images is not None else []) + list(maps)
     for ax, name in zip(axes[0], names):
         ax.set_title(name, fontsize=11)
     if titles is not None:
         for ax, t in zip(axes[:, 0], titles):
             ax.set_ylabel(t, fontsize=10)
-    fig.subplots_adjust(left=0.06 if titles else 0.02, right=0.86, wspace=0.05, hspace=0.08)
-    cax = fig.add_axes((0.89, 0.15, 0.02, 0.7))
-    bar = fig.colorbar(mappable, cax=cax)
-    bar.set_label("|attribution|" if sign == "absolute_value" else "attribution")
+    bar = fig.colorbar(mappable, ax=axes, shrink=min(0.9, 0.45 + 0.2 * B), aspect=25, pad=0.02)
+    label = "|attribution|" if sign == "absolute_value" else "attribution"
+    bar.set_label(label + (" / method's scale" if scale == "per_method" else ""))
     bar.outline.set_visible(False)
     return fig

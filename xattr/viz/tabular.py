@@ -93,7 +93,7 @@ def feature_bars(
 
     n = len(values)
     rows = len(labels)
-    fig = new_figure((1.0 + 3.6 * n, 0.9 + 0.34 * rows))
+    fig = new_figure((2.4 + 3.6 * n, 0.9 + 0.34 * rows))
     axes = fig.subplots(1, n, sharex=True, sharey=True, squeeze=False)[0]
     y = np.arange(rows)
     shown = {
@@ -127,7 +127,7 @@ def feature_bars(
     axes[0].invert_yaxis()
     lo = min(0.0, min(float(v.min()) for v in shown.values()))
     hi = max(0.0, max(float(v.max()) for v in shown.values()))
-    pad = 0.22 * (hi - lo or 1.0)  # room for the value labels
+    pad = 0.3 * (hi - lo or 1.0)  # room for the value labels
     axes[0].set_xlim(lo - (pad if lo < 0 else 0), hi + (pad if hi > 0 else 0))
     if title:
         fig.suptitle(title)
