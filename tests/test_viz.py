@@ -519,3 +519,111 @@ def test_certified_radii_takes_explained_results(certificates):
         certified_radii({"a": torch.zeros(3)})
     with pytest.raises(ValueError, match="the same examples"):
         certified_radii({"a": explained, "b": next(iter(certificates.values()))})
+
+
+# ------------------------------------------------------------------ shap's Explanation
+import shap  # noqa: E402
+
+
+def test_to_explanation_kernelshap_is_efficient_and_waterfall_shows_f_x(wine):
+    names, X, model, base, _ = wine
+    x = X[:4]
+    phi = xattr.KernelShap(model).attribute(x, target=2, baselines=base, n_samples=300, seed=0)
+    e = to_explanation(phi, x, feature_names=names, forward_func=model, baselines=base, target=2)
+    assert isinstance(e, shap.Explanation)
+    assert e.values.shape == (4, 13) and e.base_values.shape == (4,) and e.data.shape == (4, 13)
+    assert e.feature_names == list(names)
+    fx = model(x)[:, 2].detach().numpy()
+    np.testing.assert_allclose(e.base_values + e.values.sum(1), fx, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(e.base_values, np.repeat(model(base)[:, 2].detach().numpy(), 4))
+    fig = shap.plots.waterfall(e[0], show=False).figure
+    fig.canvas.draw()
+    ticks = [t.get_text().replace("\u2212", "-") for a in fig.axes for t in a.get_xticklabels()]
+    assert f"$ = {fx[0]:.3f}$" in ticks, ticks  # shap's "f(x) = ..." tick
+    shap.plots.bar(e, show=False)
+    shap.plots.beeswarm(e, show=False)
+
+
+def test_to_explanation_base_values_forms(wine):
+    names, X, model, base, attr = wine
+    phi = attr["KernelShap"]
+    for given in (0.5, torch.tensor([0.5]), np.array([0.5])):
+        e = to_explanation(phi, X[:1], base_values=given)
+        assert e.base_values.tolist() == [0.5]
+    assert to_explanation(phi).base_values.tolist() == [0.0]
+    with pytest.raises(ValueError, match="base_values: expected a number"):
+        to_explanation(phi, X[:1], base_values=np.zeros(3))
+
+
+def test_to_explanation_multi_target_and_tuple_inputs(wine):
+    names, X, model, base, _ = wine
+    x = X[:3]
+    phi = xattr.KernelShap(model).attribute(x, target="all", baselines=base, n_samples=300, seed=0)
+    assert phi.shape == (3, 3, 13)
+    e = to_explanation(
+        phi, x, feature_names=names, output_names=["c0", "c1", "c2"],
+        forward_func=model, baselines=base, target="all",
+    )
+    assert e.values.shape == (3, 13, 3) and e.base_values.shape == (3, 3)
+    np.testing.assert_allclose(
+        e.base_values + e.values.sum(1), model(x).detach().numpy(), rtol=0, atol=1e-10
+    )
+    shap.plots.bar(e[:, :, 1], show=False)
+    # a tuple: the inputs' features flattened and concatenated, named by input
+    a, b = x[:, :5], x[:, 5:]
+    parts = xattr.KernelShap(lambda u, v: model(torch.cat([u, v], 1))).attribute(
+        (a, b), target=0, baselines=(base[:, :5], base[:, 5:]), n_samples=300, seed=0
+    )
+    e = to_explanation(parts, (a, b))
+    assert e.values.shape == (3, 13) and e.feature_names[5] == "input1[0]"
+    np.testing.assert_allclose(e.data, x.numpy())
+    shap.plots.waterfall(e[1], show=False)
+
+
+def test_to_explanation_feature_mask_groups(digits):
+    model, x, _, seg, attr = digits
+    xs = x[:3]
+    e = to_explanation(attr["KernelShap"], xs, feature_mask=seg[None, None])
+    assert e.values.shape == (3, 16)
+    # Captum's group layout: every pixel of a superpixel carries its value
+    ks = attr["KernelShap"][:, 0]
+    assert e.values[:, 5] == pytest.approx(ks[:, 2, 2].numpy())
+    assert e.data[:, 5] == pytest.approx(xs[:, 0, 2:4, 2:4].mean((1, 2)).numpy())
+    # per-pixel shares (IG) are summed per superpixel
+    ig = to_explanation(attr["IG"], xs, feature_mask=seg[None, None])
+    assert ig.values.sum(1) == pytest.approx(attr["IG"].sum((1, 2, 3)).double().numpy())
+    shap.plots.waterfall(ig[0], show=False)
+
+
+def test_to_explanation_images_for_shap_image_plot(digits):
+    model, x, _, _, attr = digits
+    e = to_explanation(attr["IG"], x[:3], image=True)
+    assert e.values.shape == (3, 8, 8, 1) and e.data.shape == (3, 8, 8, 1)
+    np.testing.assert_allclose(e.values[..., 0], attr["IG"][:, 0].numpy())
+    shap.image_plot(e, show=False)
+    assert len(plt.gcf().axes) == 3 * 2 + 1  # image + one output per row, and a colour bar
+    multi = xattr.IntegratedGradients(model).attribute(x[:2], target=[[1, 7], [0, 3]])
+    em = to_explanation(multi.detach(), x[:2], image=True, output_names=["a", "b"])
+    assert em.values.shape == (2, 8, 8, 1, 2)
+    shap.image_plot(em, show=False)
+
+
+def test_to_explanation_errors(wine):
+    names, X, model, base, attr = wine
+    phi = attr["KernelShap"]
+    with pytest.raises(ValueError, match="feature_names: expected 13 names"):
+        to_explanation(phi, X[:1], feature_names=names[:3])
+    with pytest.raises(ValueError, match="inputs: expected 1 examples"):
+        to_explanation(phi, X[:2])
+    with pytest.raises(ValueError, match="has features"):
+        to_explanation(phi, X[:1, :5])
+    with pytest.raises(TypeError, match="attributions: expected a tensor"):
+        to_explanation("phi")
+    with pytest.raises(ValueError, match="target: the model has 3 outputs"):
+        to_explanation(phi, X[:1], forward_func=model)
+    with pytest.raises(ValueError, match="target: class index out of range"):
+        to_explanation(phi, X[:1], forward_func=model, target=5)
+    with pytest.raises(ValueError, match="image: expects one image input"):
+        to_explanation(phi, X[:1], image=True)
+    with pytest.raises(ValueError, match="output_names: expected 1 names"):
+        to_explanation(phi, X[:1], output_names=["a", "b"])
