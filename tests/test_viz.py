@@ -561,8 +561,13 @@ def test_to_explanation_multi_target_and_tuple_inputs(wine):
     phi = xattr.KernelShap(model).attribute(x, target="all", baselines=base, n_samples=300, seed=0)
     assert phi.shape == (3, 3, 13)
     e = to_explanation(
-        phi, x, feature_names=names, output_names=["c0", "c1", "c2"],
-        forward_func=model, baselines=base, target="all",
+        phi,
+        x,
+        feature_names=names,
+        output_names=["c0", "c1", "c2"],
+        forward_func=model,
+        baselines=base,
+        target="all",
     )
     assert e.values.shape == (3, 13, 3) and e.base_values.shape == (3, 3)
     np.testing.assert_allclose(

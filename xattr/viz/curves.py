@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -46,8 +46,7 @@ def _curve_arrays(name: str, c: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray
         )
     if v.ndim != 2 or f.ndim != 1 or v.shape[1] != f.shape[0]:
         raise ValueError(
-            f"{name}: expected fractions [K + 1] and values [B, K + 1], got "
-            f"{f.shape} and {v.shape}"
+            f"{name}: expected fractions [K + 1] and values [B, K + 1], got {f.shape} and {v.shape}"
         )
     return f, v, auc
 
@@ -55,8 +54,8 @@ def _curve_arrays(name: str, c: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def curves(
     results: Mapping[str, Any],
     *,
-    title: Optional[str] = None,
-    ylabel: Optional[str] = None,
+    title: str | None = None,
+    ylabel: str | None = None,
     xlabel: str = "fraction of features",
     band: bool = True,
 ) -> Figure:
@@ -165,10 +164,10 @@ def _radius(name: str, c: Any, radius: str) -> np.ndarray:
 
 
 def certified_radii(
-    certificates: Union[CertificateLike, Mapping[str, CertificateLike]],
+    certificates: CertificateLike | Mapping[str, CertificateLike],
     *,
     radius: str = "both",
-    title: Optional[str] = None,
+    title: str | None = None,
 ) -> Figure:
     """MuS certificates as two panels: the certified radius of every example (left)
     and the fraction of examples certified at each radius r (right).
@@ -212,7 +211,10 @@ def certified_radii(
     )
     if not items:
         raise ValueError("certificates: expected at least one certificate")
-    radii = {k: _radius(f"certificates[{k!r}]" if k else "certificates", v, radius) for k, v in items.items()}
+    radii = {
+        k: _radius(f"certificates[{k!r}]" if k else "certificates", v, radius)
+        for k, v in items.items()
+    }
     sizes = {k: r.shape for k, r in radii.items()}
     if len(set(sizes.values())) != 1 or next(iter(radii.values())).ndim != 1:
         raise ValueError(f"certificates: expected the same examples [B] in each, got {sizes}")
@@ -236,8 +238,14 @@ def certified_radii(
             ax_ex.plot(xs[~ok], np.full((~ok).sum(), -1), "x", color=colors[k], ms=6)
         frac = (r[None, :] >= grid[:, None]).mean(1)
         ax_frac.plot(
-            grid, frac, drawstyle="steps-post", marker="o", ms=4, color=colors[k],
-            linewidth=1.8, label=k or None,
+            grid,
+            frac,
+            drawstyle="steps-post",
+            marker="o",
+            ms=4,
+            color=colors[k],
+            linewidth=1.8,
+            label=k or None,
         )
     ax_ex.set_xlabel("example")
     ax_ex.set_ylabel("certified radius (features)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -21,9 +21,7 @@ def _shap() -> Any:
     try:
         import shap
     except ImportError as exc:  # pragma: no cover - shap ships with the test extras
-        raise ImportError(
-            "to_explanation builds a shap.Explanation: pip install shap"
-        ) from exc
+        raise ImportError("to_explanation builds a shap.Explanation: pip install shap") from exc
     return shap
 
 
@@ -71,8 +69,10 @@ def _base_values(
     if multi:
         if isinstance(target, str) and target == "all":
             idx = torch.arange(C).expand(B, C)
-        elif isinstance(target, (list, tuple, Tensor)) and len(target) == B and all(
-            isinstance(t, (list, tuple, Tensor)) for t in target
+        elif (
+            isinstance(target, (list, tuple, Tensor))
+            and len(target) == B
+            and all(isinstance(t, (list, tuple, Tensor)) for t in target)
         ):
             idx = torch.as_tensor([list(map(int, t)) for t in target])
         else:
@@ -101,15 +101,15 @@ def _base_values(
 
 def to_explanation(
     attributions: Any,
-    inputs: Optional[Any] = None,
-    base_values: Optional[Any] = None,
-    feature_names: Optional[Sequence[str]] = None,
+    inputs: Any | None = None,
+    base_values: Any | None = None,
+    feature_names: Sequence[str] | None = None,
     *,
-    output_names: Optional[Sequence[str]] = None,
-    feature_mask: Optional[TensorOrTuple] = None,
-    multi_target: Optional[bool] = None,
+    output_names: Sequence[str] | None = None,
+    feature_mask: TensorOrTuple | None = None,
+    multi_target: bool | None = None,
     image: bool = False,
-    forward_func: Optional[Callable[..., Any]] = None,
+    forward_func: Callable[..., Any] | None = None,
     baselines: Any = None,
     target: Any = None,
     layout: str = "auto",
@@ -165,7 +165,8 @@ def to_explanation(
         ...                    forward_func=model, target=1)
         >>> e.values.shape, e.base_values.shape
         ((3, 4), (3,))
-        >>> bool(abs(e.base_values + e.values.sum(1) - model(x)[:, 1].detach().numpy()).max() < 1e-9)
+        >>> fx = model(x)[:, 1].detach().numpy()
+        >>> bool(abs(e.base_values + e.values.sum(1) - fx).max() < 1e-9)
         True
     """
     shap = _shap()
@@ -178,7 +179,9 @@ def to_explanation(
                 f"inputs: expected {len(attrs)} tensor(s), as the attributions, got {len(xs)}"
             )
         if xs[0].shape[0] != B:
-            raise ValueError(f"inputs: expected {B} examples, as the attributions, got {xs[0].shape[0]}")
+            raise ValueError(
+                f"inputs: expected {B} examples, as the attributions, got {xs[0].shape[0]}"
+            )
     if multi_target is None:
         multi_target = xs is not None and all(a.dim() == x.dim() + 1 for a, x in zip(attrs, xs))
     T = attrs[0].shape[1] if multi_target else 1
@@ -197,9 +200,11 @@ def to_explanation(
                     f"{tuple(x.shape[1:])}"
                 )
     if output_names is not None and (not multi_target or len(output_names) != T):
-        raise ValueError(f"output_names: expected {T} names for {T} targets, got {len(output_names)}")
+        raise ValueError(
+            f"output_names: expected {T} names for {T} targets, got {len(output_names)}"
+        )
 
-    data: Optional[np.ndarray]
+    data: np.ndarray | None
     if image:
         if len(attrs) != 1 or per_target[0].dim() != 5:
             raise ValueError("image: expects one image input, attributions [B, C, H, W]")
@@ -230,7 +235,9 @@ def to_explanation(
         data = (
             None
             if xs is None
-            else torch.cat([x.detach().cpu().reshape(B, -1).to(torch.float64) for x in xs], 1).numpy()
+            else torch.cat(
+                [x.detach().cpu().reshape(B, -1).to(torch.float64) for x in xs], 1
+            ).numpy()
         )
     if not multi_target:
         values = values[..., 0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -54,8 +54,7 @@ def _images(image: Any, B: int, H: int, W: int) -> np.ndarray:
         )
     if x.shape[0] != B or x.shape[2:] != (H, W):
         raise ValueError(
-            f"image: expected {B} image(s) of {H} x {W} (as the attributions), "
-            f"got shape {x.shape}"
+            f"image: expected {B} image(s) of {H} x {W} (as the attributions), got shape {x.shape}"
         )
     x = np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
     x = x.transpose(0, 2, 3, 1)
@@ -100,14 +99,14 @@ def _outline(ax: Any, seg: np.ndarray, color: str) -> None:
 
 def image_attributions(
     attributions: Mapping[str, Any],
-    image: Optional[Any] = None,
+    image: Any | None = None,
     sign: str = "all",
-    segments: Optional[Any] = None,
+    segments: Any | None = None,
     *,
-    overlay: Optional[bool] = None,
+    overlay: bool | None = None,
     outlier_perc: float = 0.5,
     scale: str = "shared",
-    titles: Optional[list[str]] = None,
+    titles: list[str] | None = None,
     segment_color: str = "black",
     cell_size: float = 2.2,
 ) -> Figure:

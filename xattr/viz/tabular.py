@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,8 +34,8 @@ def feature_bars(
     attributions: Any,
     feature_names: Sequence[str],
     *,
-    top_k: Optional[int] = 10,
-    title: Optional[str] = None,
+    top_k: int | None = 10,
+    title: str | None = None,
     xlabel: str = "attribution",
     precision: int = 3,
 ) -> Figure:
@@ -77,9 +77,7 @@ def feature_bars(
     if isinstance(attributions, Mapping):
         if not attributions:
             raise ValueError("attributions: expected at least one method")
-        values = {
-            str(k): _vector(f"attributions[{k!r}]", v, d) for k, v in attributions.items()
-        }
+        values = {str(k): _vector(f"attributions[{k!r}]", v, d) for k, v in attributions.items()}
     else:
         values = {"": _vector("attributions", attributions, d)}
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -27,8 +27,8 @@ def text_html(
     tokens: Sequence[str],
     attributions: Any,
     *,
-    vmax: Optional[float] = None,
-    title: Optional[str] = None,
+    vmax: float | None = None,
+    title: str | None = None,
     legend: bool = True,
     separator: str = " ",
     precision: int = 3,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -119,9 +119,10 @@ def _prepare_image(a: np.ndarray) -> np.ndarray:
     return np.clip(a.astype(int), 0, 255)
 
 
-def _cumulative_sum_threshold(values: np.ndarray, percentile: float) -> float:
+def _cumulative_sum_threshold(values: np.ndarray, percentile: float) -> Any:
     """The smallest value whose cumulative sum (ascending) reaches ``percentile`` percent
-    of the total (values non-negative)."""
+    of the total (values non-negative); a numpy scalar of the values' dtype (a float32
+    map stays float32, as in Captum, so its colours round the same)."""
     sorted_vals = np.sort(values.flatten())
     cum_sums = np.cumsum(sorted_vals)
     threshold_id = np.where(cum_sums >= cum_sums[-1] * 0.01 * percentile)[0][0]
@@ -176,15 +177,15 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 
 def visualize_image_attr(
     attr: Any,
-    original_image: Optional[Any] = None,
+    original_image: Any | None = None,
     method: str = "heat_map",
     sign: str = "absolute_value",
-    plt_fig_axis: Optional[tuple[Figure, Axes]] = None,
-    outlier_perc: Union[int, float] = 2,
-    cmap: Optional[Union[str, Colormap]] = None,
+    plt_fig_axis: tuple[Figure, Axes] | None = None,
+    outlier_perc: int | float = 2,
+    cmap: str | Colormap | None = None,
     alpha_overlay: float = 0.5,
     show_colorbar: bool = False,
-    title: Optional[str] = None,
+    title: str | None = None,
     fig_size: tuple[int, int] = (6, 6),
     use_pyplot: bool = True,
 ) -> tuple[Figure, Axes]:
@@ -285,9 +286,10 @@ def visualize_image_attr(
         heat_map = axis.imshow(norm_attr, cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha_overlay)
     elif method == "original_image":
         assert original_image is not None
-        if original_image.ndim == 3 and original_image.shape[2] == 1:
-            original_image = np.squeeze(original_image, axis=2)
-        axis.imshow(original_image)
+        shown = original_image
+        if shown.ndim == 3 and shown.shape[2] == 1:
+            shown = np.squeeze(shown, axis=2)
+        axis.imshow(shown)
     elif method == "masked_image":
         assert original_image is not None
         axis.imshow(_prepare_image(_rgb(original_image) * np.expand_dims(norm_attr, 2)))
@@ -315,14 +317,14 @@ def visualize_image_attr(
 
 def visualize_image_attr_multiple(
     attr: Any,
-    original_image: Optional[Any],
+    original_image: Any | None,
     methods: Sequence[str],
     signs: Sequence[str],
-    titles: Optional[Sequence[str]] = None,
+    titles: Sequence[str] | None = None,
     fig_size: tuple[int, int] = (8, 6),
     use_pyplot: bool = True,
     **kwargs: Any,
-) -> tuple[Figure, Union[Axes, list[Axes]]]:
+) -> tuple[Figure, Axes | list[Axes]]:
     """Captum's ``visualize_image_attr_multiple``: k views of one attribution side by
     side (1 x k axes), view i drawn by :func:`visualize_image_attr` with
     ``methods[i]`` and ``signs[i]``.
@@ -377,7 +379,7 @@ def visualize_image_attr_multiple(
 
         fig = Figure(figsize=fig_size)
     axes_np = fig.subplots(1, len(methods), squeeze=True)
-    axes: Union[Axes, list[Axes]]
+    axes: Axes | list[Axes]
     if len(methods) == 1:
         axes = axes_np
         axes_list = [axes_np]
