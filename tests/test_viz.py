@@ -639,3 +639,29 @@ def test_to_explanation_errors(wine):
         to_explanation(phi, X[:1], image=True)
     with pytest.raises(ValueError, match="output_names: expected 1 names"):
         to_explanation(phi, X[:1], output_names=["a", "b"])
+
+
+def test_without_matplotlib_the_error_names_the_extra():
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"  # as if it were not installed
+        "import torch, xattr.viz as v\n"
+        "from xattr.metrics import Curve\n"
+        "c = Curve(torch.linspace(0, 1, 3), torch.zeros(1, 3), torch.zeros(1))\n"
+        "calls = [lambda: v.feature_bars(torch.ones(2), ['a', 'b']),\n"
+        "         lambda: v.image_attributions({'m': torch.ones(4, 4)}),\n"
+        "         lambda: v.curves({'m': c}),\n"
+        "         lambda: v.visualize_image_attr(torch.ones(4, 4), use_pyplot=False)]\n"
+        "for call in calls:\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ImportError as e:\n"
+        "        print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 4 and all('pip install "torch-xattr[demo]"' in x for x in lines), out
+    # text_html needs no matplotlib
+    code = "import sys; sys.modules['matplotlib'] = None\nimport xattr.viz as v\n"
+    code += "print(len(v.text_html(['a'], [1.0])) > 0)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
