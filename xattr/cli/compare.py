@@ -33,7 +33,7 @@ from xattr.cli.common import (
     table,
     target_list,
 )
-from xattr.cli.errors import RunError, UsageError
+from xattr.cli.errors import RunError, UsageError, one_line
 from xattr.cli.methods import Plan, make_plan, method_list, parameters, parse_options
 from xattr.explainers.registry import EXPLAINERS
 from xattr.metrics import relative_l2, spearman, top_k_intersection
@@ -181,7 +181,7 @@ class Features:
             return torch.from_numpy(attributions).double().reshape(attributions.shape[0], -1)
         a = attributions if isinstance(attributions, tuple) else (attributions,)
         a = tuple(t.detach() for t in a)
-        return feature_scores(a if len(a) > 1 else a[0], self.inputs, self.groups, self.d).cpu()
+        return feature_scores(a[0] if len(a) == 1 else a, self.inputs, self.groups, self.d).cpu()
 
 
 def _captum_runner(
@@ -197,7 +197,7 @@ def _captum_runner(
         return None
     init_ok = parameters((base or cls).__init__)
     init = {k: v for k, v in plan.init.items() if k in init_ok}
-    if plan.base is not None:
+    if base is not None:
         explainer = cls(base(model, **init))
     elif plan.layer is not None:
         inner = model.model if isinstance(model, Counting) else model
@@ -205,7 +205,7 @@ def _captum_runner(
     else:
         explainer = cls(model, **init)
     accepted = set(parameters(cls.attribute))
-    if plan.base is not None:
+    if base is not None:
         accepted |= set(parameters(base.attribute))
     kwargs = {k: v for k, v in plan.kwargs.items() if k in accepted or k == "target"}
     skip = ("show_progress", "memory_budget", "seed")  # seed: torch.manual_seed before each run
@@ -286,9 +286,8 @@ def _shap_runner(
                 ex = shap.KernelExplainer(f, background)
                 v = ex.shap_values(ones, nsamples=n_samples, l1_reg=False, silent=True)
             elif method == "PermutationExplainer":
-                v = shap.PermutationExplainer(f, background, seed=seed)(
-                    ones, max_evals=max_evals, silent=True
-                ).values
+                explainer: Any = shap.PermutationExplainer(f, background, seed=seed)
+                v = explainer(ones, max_evals=max_evals, silent=True).values
             else:
                 v = shap.ExactExplainer(f, background)(ones).values
             rows.append(np.asarray(v, dtype=np.float64).reshape(1, d))
@@ -329,9 +328,9 @@ def _exact_scores(
     kw = {k: v for k, v in plan_kwargs.items() if k in parameters(info.cls.attribute)}
     x = job.inputs.tensors
     try:
-        out = info.cls(job.model.module).attribute(x if len(x) > 1 else x[0], **kw)
+        out = info.cls(job.model.module).attribute(x[0] if len(x) == 1 else x, **kw)
     except Exception as e:
-        raise RunError(f"exact Shapley values failed: {type(e).__name__}: {e}") from e
+        raise RunError(f"exact Shapley values failed: {one_line(e, 500)}") from e
     return feats.scores(out)
 
 
@@ -385,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
     steps = len(plans) * (1 + len(libs))
     bar = progress(steps, not args.quiet, "compare")
     x = job.inputs.tensors
-    call_x = x if len(x) > 1 else x[0]
+    call_x = x[0] if len(x) == 1 else x
     for plan in plans:
         ref_scores: Tensor | None = None
         xattr_time: float | None = None
@@ -421,7 +420,7 @@ def run(args: argparse.Namespace) -> int:
             except Exception as e:
                 if args.debug:
                     raise
-                row["error"] = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+                row["error"] = one_line(e)
                 results.append(row)
                 bar.update(1)
                 continue
@@ -492,7 +491,7 @@ def _print(
 def _versions() -> dict[str, str | None]:
     import xattr
 
-    out: dict[str, str | None] = {"xattr": xattr.__version__, "torch": torch.__version__}
+    out: dict[str, str | None] = {"xattr": xattr.__version__, "torch": str(torch.__version__)}
     for lib in LIBRARIES:
         if _installed(lib):
             from importlib import metadata

@@ -24,7 +24,7 @@ from xattr.cli.common import (
     table,
     target_list,
 )
-from xattr.cli.errors import RunError, UsageError
+from xattr.cli.errors import RunError, UsageError, one_line
 from xattr.cli.methods import Plan, make_plan, parameters, parse_options, resolve_method
 from xattr.smoothing import MuS, columns, explain_and_certify, grid_patches
 
@@ -132,7 +132,7 @@ def _scores(attributions: Any, job: Job, mask: Any) -> Tensor:
         return torch.cat([a.reshape(a.shape[0], -1) for a in attrs], 1).double()
     groups, _ = format_feature_mask(mask, xs)
     d = int(max(int(g.max()) for g in groups)) + 1
-    return feature_scores(attrs if len(attrs) > 1 else attrs[0], xs, groups, d)
+    return feature_scores(attrs[0] if len(attrs) == 1 else attrs, xs, groups, d)
 
 
 def _smooth(
@@ -208,13 +208,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             explainer = plan.build(job.model.module)
             x = job.inputs.tensors
-            result = explainer.attribute(x if len(x) > 1 else x[0], **plan.kwargs)
+            result = explainer.attribute(x[0] if len(x) == 1 else x, **plan.kwargs)
             attributions, extras = _split_extras(result, plan.kwargs)
             target = job.target
     except UsageError:
         raise
     except Exception as e:
-        raise RunError(f"{plan.name} failed: {type(e).__name__}: {e}") from e
+        raise RunError(f"{plan.name} failed: {one_line(e, 500)}") from e
     attributions = (
         tuple(a.detach().cpu() for a in attributions)
         if isinstance(attributions, tuple)
@@ -256,7 +256,7 @@ def _write(
         "names": job.inputs.names,
         "notes": job.inputs.notes,
         "xattr_version": xattr.__version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "python_version": platform.python_version(),
         "command": ["xattr", *sys.argv[1:]]
         if sys.argv and "xattr" in Path(sys.argv[0]).name

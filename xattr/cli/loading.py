@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from xattr.cli.errors import UsageError
+from xattr.cli.errors import UsageError, one_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -44,12 +44,14 @@ class Model:
         source: what the user named (a path or ``package.module:factory``).
         batch: the fixed batch size of a program exported with a static batch
             dimension (the model is called in chunks of it), else None.
+        expects: a program's input shapes ("*" for a dynamic size), else None.
     """
 
     module: nn.Module
     kind: str
     source: str
     batch: int | None = None
+    expects: list[list[Any]] | None = None
 
     @property
     def kind_name(self) -> str:
@@ -101,9 +103,14 @@ class Program(nn.Module):
         return torch.cat(outs)
 
 
-def _first_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text[:300]}" if text else type(e).__name__
+def _program_shapes(program: Any) -> list[list[Any]] | None:
+    """The shapes of a program's user inputs, symbols (dynamic sizes) as "*"."""
+    try:
+        names = list(program.graph_signature.user_inputs)
+        vals = {n.name: n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder"}
+        return [[d if isinstance(d, int) else "*" for d in vals[n].shape] for n in names]
+    except (AttributeError, KeyError):  # pragma: no cover - another program layout
+        return None
 
 
 def _static_batch(program: Any) -> int | None:
@@ -140,12 +147,14 @@ def _load_export(path: Path) -> Model:
         program = torch.export.load(str(path))
     except Exception as e:
         raise UsageError(
-            f"MODEL: cannot load {path} as a torch.export program ({_first_line(e)})"
+            f"MODEL: cannot load {path} as a torch.export program ({one_line(e)})"
         ) from e
     finally:
         logger.setLevel(level)
     batch = _static_batch(program)
-    return Model(Program(program.module(), batch), "export", str(path), batch)
+    model = Model(Program(program.module(), batch), "export", str(path), batch)
+    model.expects = _program_shapes(program)
+    return model
 
 
 def _load_torchscript(path: Path, device: str) -> Model:
@@ -177,7 +186,7 @@ def _not_a_model(path: Path, e: BaseException) -> str:
             f"MODEL: {path} holds a state dict (weights only); give the architecture as "
             f"package.module:factory and the file as --state-dict {path}"
         )
-    return f"MODEL: cannot load {path}: expected {MODEL_FORMS} ({_first_line(e)[:120]})"
+    return f"MODEL: cannot load {path}: expected {MODEL_FORMS} ({one_line(e)[:120]})"
 
 
 def _load_factory(spec: str, state_dict: str | None) -> Model:
@@ -187,9 +196,7 @@ def _load_factory(spec: str, state_dict: str | None) -> Model:
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as e:
-        raise UsageError(
-            f"MODEL: cannot import {module_name!r} for {spec} ({_first_line(e)})"
-        ) from e
+        raise UsageError(f"MODEL: cannot import {module_name!r} for {spec} ({one_line(e)})") from e
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise UsageError(f"MODEL: {module_name} has no {attr!r} (from {spec})")
@@ -199,7 +206,7 @@ def _load_factory(spec: str, state_dict: str | None) -> Model:
     try:
         module = obj() if not isinstance(obj, nn.Module) else obj
     except Exception as e:
-        raise UsageError(f"MODEL: the factory {spec}() failed ({_first_line(e)})") from e
+        raise UsageError(f"MODEL: the factory {spec}() failed ({one_line(e)})") from e
     if not isinstance(module, nn.Module):
         raise UsageError(
             f"MODEL: the factory {spec}() returned a {type(module).__name__}, expected an nn.Module"
@@ -218,7 +225,7 @@ def load_state(module: nn.Module, path_str: str) -> None:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UsageError(f"--state-dict: cannot read {path} ({_first_line(e)})") from e
+        raise UsageError(f"--state-dict: cannot read {path} ({one_line(e)})") from e
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -227,7 +234,7 @@ def load_state(module: nn.Module, path_str: str) -> None:
         module.load_state_dict(state)
     except Exception as e:
         raise UsageError(
-            f"--state-dict: {path} does not fit the model ({_first_line(e)[:300]})"
+            f"--state-dict: {path} does not fit the model ({one_line(e)[:300]})"
         ) from e
 
 
@@ -266,7 +273,7 @@ def load_model(spec: str, state_dict: str | None = None, device: str = "cpu") ->
     try:
         model.module.to(device)
     except Exception as e:
-        raise UsageError(f"--device: cannot move the model to {device} ({_first_line(e)})") from e
+        raise UsageError(f"--device: cannot move the model to {device} ({one_line(e)})") from e
     for p in model.module.parameters():
         p.requires_grad_(False)
     return model
@@ -355,7 +362,7 @@ def load_tensor_file(path: Path, what: str, key: str | None = None) -> list[Tens
     except UsageError:
         raise
     except Exception as e:
-        raise UsageError(f"{what}: cannot read {path} ({_first_line(e)})") from e
+        raise UsageError(f"{what}: cannot read {path} ({one_line(e)})") from e
     if isinstance(raw, dict):
         if not raw:
             raise UsageError(f"{what}: {path} holds no arrays")
@@ -422,7 +429,7 @@ def load_images(
                     im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
                 arrays.append(np.asarray(im, dtype=np.float32) / 255.0)
         except Exception as e:
-            raise UsageError(f"INPUTS: cannot read the image {f} ({_first_line(e)})") from e
+            raise UsageError(f"INPUTS: cannot read the image {f} ({one_line(e)})") from e
     shapes = sorted({a.shape[:2] for a in arrays})
     if len(shapes) > 1:
         raise UsageError(
@@ -527,8 +534,12 @@ def probe(model: Model, inputs: Inputs) -> Tensor:
         with torch.no_grad():
             out = model.module(*inputs.tensors)
     except Exception as e:
+        hint = ""
+        if model.expects is not None:
+            hint = f"; it was exported for {' and '.join(str(s) for s in model.expects)}"
+        hint = hint.replace("'*'", "*")
         raise UsageError(
-            f"the model failed on the inputs of shape {shapes} ({_first_line(e)})"
+            f"the model failed on the inputs of shape {shapes}{hint} ({one_line(e)})"
         ) from e
     if not isinstance(out, Tensor):
         raise UsageError(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from xattr.cli import compare, explain
-from xattr.cli.errors import RunError, UsageError
+from xattr.cli.errors import RunError, UsageError, one_line
 
 COMMANDS = (explain.register, compare.register)
 
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"xattr {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "--quiet", "-q", action="store_true", help="no progress bars or notes on stderr"
     )
@@ -73,10 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
     if isinstance(e, (UsageError, RunError)):
-        return text
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+        return " ".join(str(e).split())
+    return one_line(e, 500)
 
 
 def _show_warning(

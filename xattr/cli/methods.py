@@ -206,8 +206,11 @@ def baselines_value(spec: str | None, inputs: Inputs) -> Any:
         )
     out = []
     for b, x in zip(tensors, xs):
-        try:
-            torch.broadcast_shapes(b.shape, x.shape)
+        try:  # the batch: 1, B, or a distribution of baselines (GradientShap, DeepLiftShap)
+            same = b.dim() == x.dim()
+            torch.broadcast_shapes(
+                b.shape[1:] if same else b.shape, x.shape[1:] if same else x.shape
+            )
         except RuntimeError:
             raise UsageError(
                 f"--baselines: shape {list(b.shape)} in {spec} does not broadcast to the "
