@@ -162,8 +162,8 @@ CASES: dict[str, tuple[str, list, dict]] = {
     "Saliency": ("mlp.pt2", ["--option", "abs=False"], {"abs": False}),
     "ShapleyIntegratedGradients": (
         "mlp.pt2",
-        ["--n-steps", 8, "--option", "n_coalitions_per_size=2"],
-        {"n_steps": 8, "n_coalitions_per_size": 2},
+        ["--n-steps", 8, "--option", "n_coalitions_per_size=2", "--option", "normalize=False"],
+        {"n_steps": 8, "n_coalitions_per_size": 2, "normalize": False},
     ),
     "ShapleyValueSampling": ("mlp.pt2", ["--n-samples", 5], {"n_samples": 5}),
 }
