@@ -205,7 +205,14 @@ def prepare(args: argparse.Namespace) -> Job:
     check_device(args.device)
     model = load_model(args.model, args.state_dict, args.device)
     inputs = load_inputs(
-        args.inputs, args.key, args.image_size, args.mean, args.std, args.grayscale, args.limit
+        args.inputs,
+        args.key,
+        args.image_size,
+        args.mean,
+        args.std,
+        args.grayscale,
+        args.limit,
+        show_progress=not args.quiet,
     )
     prepare_inputs(inputs, model, args.device)
     outputs = probe(model, inputs)

@@ -125,6 +125,10 @@ class Counting(nn.Module):
         self.rows = 0
         self.calls = 0
 
+    def get_submodule(self, target: str) -> nn.Module:
+        """The wrapped model's submodules under their own names (for --layer)."""
+        return self.model.get_submodule(target) if target else self
+
     def forward(self, *args: Any) -> Tensor:
         self.rows += int(args[0].shape[0])
         self.calls += 1
@@ -176,11 +180,14 @@ class Features:
         self.d = int(ids.numel())
 
     def scores(self, attributions: Any) -> Tensor:
-        """Per-feature scores [B, d] float64 on the CPU."""
+        """Per-feature scores [B, d] float64 on the CPU (a layer method's attributions,
+        shaped like its layer: every element)."""
         if isinstance(attributions, np.ndarray):
             return torch.from_numpy(attributions).double().reshape(attributions.shape[0], -1)
         a = attributions if isinstance(attributions, tuple) else (attributions,)
         a = tuple(t.detach() for t in a)
+        if len(a) != len(self.inputs) or any(t.shape != x.shape for t, x in zip(a, self.inputs)):
+            return torch.cat([t.reshape(t.shape[0], -1) for t in a], 1).double().cpu()
         return feature_scores(a[0] if len(a) == 1 else a, self.inputs, self.groups, self.d).cpu()
 
 
@@ -193,15 +200,14 @@ def _captum_runner(
     cls = getattr(ca, plan.info.name, None)
     base = getattr(ca, plan.base.name, None) if plan.base is not None else None
     if cls is None or (plan.base is not None and base is None):
-        _note(notes, f"captum has no {plan.name}")
+        _missing(notes, "captum", plan.name)
         return None
     init_ok = parameters((base or cls).__init__)
     init = {k: v for k, v in plan.init.items() if k in init_ok}
     if base is not None:
         explainer = cls(base(model, **init))
     elif plan.layer is not None:
-        inner = model.model if isinstance(model, Counting) else model
-        explainer = cls(model, inner.get_submodule(plan.layer), **init)
+        explainer = cls(model, model.get_submodule(plan.layer), **init)
     else:
         explainer = cls(model, **init)
     accepted = set(parameters(cls.attribute))
@@ -223,6 +229,17 @@ def _note(notes: list[str], text: str) -> None:
         notes.append(text)
 
 
+def _missing(notes: list[str], lib: str, method: str) -> None:
+    """Adds ``method`` to the note "<lib> has no A, B" (one note per library)."""
+    head = f"{lib} has no "
+    for i, n in enumerate(notes):
+        if n.startswith(head):
+            if method not in n[len(head) :].split(", "):
+                notes[i] = f"{n}, {method}"
+            return
+    notes.append(head + method)
+
+
 def _shap_runner(
     plan: Plan,
     job: Job,
@@ -234,7 +251,7 @@ def _shap_runner(
     """shap on feature indicators z in {0, 1}^d per example (z = 0: the baseline)."""
     method = SHAP_METHODS.get(plan.info.name) if plan.base is None else None
     if method is None:
-        _note(notes, f"shap has no {plan.name}")
+        _missing(notes, "shap", plan.name)
         return None
     if len(job.inputs.tensors) != 1:
         _note(notes, "shap: runs on models of one input only")
@@ -309,7 +326,8 @@ def _agreement(scores: Tensor, ref: Tensor) -> dict[str, float]:
     return {
         "rel_l2": mean(relative_l2(scores, ref)),
         "spearman": mean(spearman(scores, ref)),
-        f"top{k}": mean(top_k_intersection(scores, ref, k)),
+        "top_k": mean(top_k_intersection(scores, ref, k)),
+        "k": k,
     }
 
 
@@ -415,6 +433,7 @@ def run(args: argparse.Namespace) -> int:
                 if isinstance(out, tuple) and not isinstance(call_x, tuple):
                     out = out[0]
                 times, _ = _timed(timed_fn, args.repeats, seed, device)
+                scores = feats.scores(out)
             except UsageError:
                 raise
             except Exception as e:
@@ -424,7 +443,6 @@ def run(args: argparse.Namespace) -> int:
                 results.append(row)
                 bar.update(1)
                 continue
-            scores = feats.scores(out)
             row.update(
                 time_s=statistics.median(times),
                 times_s=times,
@@ -439,7 +457,7 @@ def run(args: argparse.Namespace) -> int:
                 row["agreement"] = _agreement(ref_scores, scores)
                 if xattr_time:
                     row["speedup"] = row["time_s"] / xattr_time
-            if exact is not None:
+            if exact is not None and scores.shape == exact.shape:  # not a layer's
                 row["err_vs_exact"] = float(relative_l2(scores, exact).mean())
             results.append(row)
             bar.update(1)
@@ -461,13 +479,12 @@ def _print(
     for r in results:
         if "error" in r:
             rows.append(
-                [r["method"], r["library"], "failed: " + r["error"][:60]]
-                + [""] * (len(headers) - 3)
+                [r["method"], r["library"], "failed (see below)"] + [""] * (len(headers) - 3)
             )
             continue
         a = r.get("agreement", {})
         row = [r["method"], r["library"], fmt(r["time_s"] * 1e3, 4), fmt(r["rows_per_example"], 5)]
-        row += [fmt(a.get("rel_l2"), 3), fmt(a.get("spearman"), 3), fmt(a.get(f"top{k}"), 3)]
+        row += [fmt(a.get("rel_l2"), 3), fmt(a.get("spearman"), 3), fmt(a.get("top_k"), 3)]
         row += [fmt(r.get("err_vs_exact"), 3)] if exact else []
         row += [fmt(r.get("speedup"), 3) + "x" if "speedup" in r else "-"]
         rows.append(row)
@@ -482,6 +499,9 @@ def _print(
             else ""
         )
     )
+    for r in results:
+        if "error" in r:
+            print(f"failed: {r['method']} [{r['library']}]: {r['error']}")
     if any(r["library"] == "captum" for r in results):
         print("note: captum takes no seed: torch.manual_seed(seed) runs before each of its runs")
     for n in notes:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from xattr._core.progress import progress
 from xattr.cli.errors import UsageError, one_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -405,11 +406,13 @@ def load_images(
     mean: str | None = None,
     std: str | None = None,
     grayscale: bool = False,
+    show_progress: bool = False,
 ) -> tuple[Tensor, list[str]]:
     """The PNG / JPEG files of ``folder`` (sorted by name) as one float32 batch
     [B, C, H, W] in [0, 1] (C = 3, or 1 with ``grayscale``), resized to ``image_size``
     ("N" or "HxW", bilinear) when given, then normalised per channel: (x - mean) / std.
-    Read with Pillow (a dependency of matplotlib)."""
+    Read with Pillow (a dependency of matplotlib); ``show_progress``: a bar over the
+    files when there are more than 100."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UsageError(f"INPUTS: the folder {folder} holds no PNG or JPEG images")
@@ -421,6 +424,7 @@ def load_images(
         ) from None
     size = _pair(image_size, "--image-size") if image_size else None
     arrays = []
+    bar = progress(len(files), show_progress and len(files) > 100, "images")
     for f in files:
         try:
             with Image.open(f) as im:
@@ -428,8 +432,10 @@ def load_images(
                 if size is not None:
                     im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
                 arrays.append(np.asarray(im, dtype=np.float32) / 255.0)
+            bar.update(1)
         except Exception as e:
             raise UsageError(f"INPUTS: cannot read the image {f} ({one_line(e)})") from e
+    bar.close()
     shapes = sorted({a.shape[:2] for a in arrays})
     if len(shapes) > 1:
         raise UsageError(
@@ -458,6 +464,7 @@ def load_inputs(
     std: str | None = None,
     grayscale: bool = False,
     limit: int | None = None,
+    show_progress: bool = False,
 ) -> Inputs:
     """The inputs named by ``spec``: a folder of images (see :func:`load_images`) or a
     tensor file (see :func:`load_tensor_file`), the first ``limit`` examples when given.
@@ -478,7 +485,7 @@ def load_inputs(
             raise UsageError(
                 "--key: only for .npz files and dicts in .pt files, not an image folder"
             )
-        x, names = load_images(path, image_size, mean, std, grayscale)
+        x, names = load_images(path, image_size, mean, std, grayscale, show_progress)
         tensors: tuple[Tensor, ...] = (x,)
     else:
         if image_opts:

@@ -59,7 +59,7 @@ def _key(name: str) -> str:
     return name.lower().replace("_", "").replace("-", "")
 
 
-def resolve_method(name: str) -> ExplainerInfo:
+def resolve_method(name: str, flag: str = "--method") -> ExplainerInfo:
     """The registered explainer called ``name``: its class name or an alias of
     :data:`ALIASES`, in any case, "_" and "-" ignored.
 
@@ -74,7 +74,7 @@ def resolve_method(name: str) -> ExplainerInfo:
         close = difflib.get_close_matches(_key(name), list(by_key), n=1)
         hint = f"; did you mean {by_key[close[0]]}?" if close else ""
         raise UsageError(
-            f"--method: unknown method {name!r}{hint} (methods: {', '.join(EXPLAINERS)}; "
+            f"{flag}: unknown method {name!r}{hint} (methods: {', '.join(EXPLAINERS)}; "
             f"aliases: {', '.join(sorted(ALIASES))})"
         )
     return EXPLAINERS[found]
@@ -85,7 +85,7 @@ def method_list(text: str) -> list[ExplainerInfo]:
     out: list[ExplainerInfo] = []
     for part in text.split(","):
         if part.strip():
-            info = resolve_method(part.strip())
+            info = resolve_method(part.strip(), "--methods")
             if info not in out:
                 out.append(info)
     if not out:
@@ -339,7 +339,7 @@ def make_plan(
                 "--method NoiseTunnel: name the explainer it wraps with --base, e.g. "
                 "--base saliency"
             )
-        plan.base = resolve_method(base)
+        plan.base = resolve_method(base, "--base")
         if not plan.base.standalone:
             raise UsageError(
                 f"--base: {plan.base.name} cannot be wrapped (it needs more than the model)"
