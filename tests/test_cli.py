@@ -63,6 +63,20 @@ FACTORY_SOURCE = textwrap.dedent(
 
     def not_a_module():
         return 3
+
+
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(3)
+            self.a, self.b = nn.Linear(6, 3), nn.Linear(2, 3)
+
+        def forward(self, a, b):
+            return torch.tanh(self.a(a)) * self.b(b)
+
+
+    def two_inputs():
+        return TwoInputs().eval()
     """
 )
 
@@ -322,6 +336,36 @@ def test_input_formats(files, capsys):
     got = _ks(files, d / "mlp.pt2", d / "x.npz", capsys, "--key", "other")
     assert got.shape == (2, D)
     assert _ks(files, d / "mlp.pt2", d / "x.npy", capsys, "--limit", 2).shape == (2, D)
+
+
+def test_model_of_two_inputs(files, capsys):
+    d, x = files["dir"], files["x"]
+    x2 = torch.randn(B, 2, generator=torch.Generator().manual_seed(5))
+    np.savez(d / "two.npz", a=x.numpy(), b=x2.numpy())
+    torch.save((x, x2), str(d / "two.pt"))
+    model = files["m"].two_inputs()
+    with torch.no_grad():
+        target = model(x, x2).argmax(1)
+    ref = xattr.KernelShap(model).attribute((x, x2), target=target, n_samples=20, seed=0)
+    for inputs, extra in [(d / "two.npz", ["--key", "a,b"]), (d / "two.pt", [])]:
+        got = _ks(files, "cli_models:two_inputs", inputs, capsys, *extra)
+        assert isinstance(got, tuple) and len(got) == 2
+        torch.testing.assert_close(got, ref)
+
+
+def test_constructor_option(files, capsys):
+    d, x, model = files["dir"], files["x"], files["model"]
+    out = d / "ig_plain.pt"
+    argv = ["explain", d / "mlp.pt2", d / "x.npy", "-m", "ig"]
+    argv += ["--option", "multiply_by_inputs=False", "-o", out, "-q"]
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    ref = xattr.IntegratedGradients(model, multiply_by_inputs=False).attribute(
+        x, target=pred(model, x)
+    )
+    saved = load(out)
+    torch.testing.assert_close(saved["attributions"], ref)
+    assert saved["metadata"]["init"] == {"multiply_by_inputs": False}
 
 
 def test_image_folder(files, capsys):

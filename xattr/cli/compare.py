@@ -78,8 +78,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "compare",
         help="time xattr against Captum and shap on your model",
-        description="Benchmark xattr's explainers against the reference implementations "
-        "on your own model and inputs: time, model rows, agreement and error against "
+        description="Benchmark xattr's explainers against the reference implementations\n"
+        "on your own model and inputs: time, model rows, agreement and error against\n"
         "exact Shapley values, as a table (and JSON with --json).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
