@@ -353,6 +353,30 @@ def test_model_of_two_inputs(files, capsys):
         torch.testing.assert_close(got, ref)
 
 
+def test_feature_mask_baselines_and_target_files(files, capsys):
+    d, x, model = files["dir"], files["x"], files["model"]
+    mask = np.array([0, 0, 1, 1, 2, 5])
+    np.save(d / "mask.npy", mask)
+    target = np.array([2, 0, 1, 2])
+    np.save(d / "target.npy", target)
+    got = _ks(
+        files, d / "mlp.pt2", d / "x.npy", capsys,
+        "--feature-mask", d / "mask.npy", "--target", d / "target.npy", "--baselines", "mean",
+    )  # fmt: skip
+    ref = xattr.KernelShap(model).attribute(
+        x,
+        baselines=x.mean(1, keepdim=True).expand_as(x),
+        target=torch.from_numpy(target),
+        feature_mask=torch.from_numpy(mask).unsqueeze(0),
+        n_samples=20,
+        seed=0,
+    )
+    torch.testing.assert_close(got, ref)
+    saved = load(files["dir"] / "ks.pt")
+    assert saved["scores"].shape == (B, 4)  # four features
+    assert saved["target"].tolist() == target.tolist()
+
+
 def test_constructor_option(files, capsys):
     d, x, model = files["dir"], files["x"], files["model"]
     out = d / "ig_plain.pt"
@@ -520,6 +544,11 @@ def test_debug_shows_the_traceback(files, capsys):
     assert code != 0
     assert "Traceback" in err
     assert err.strip().splitlines()[-1].startswith("xattr: error: ")
+
+
+def test_version(capsys):
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"xattr {xattr.__version__}"
 
 
 def test_help_explains_every_option_with_examples(capsys):
