@@ -454,6 +454,18 @@ def test_compare_against_captum_and_shap(files, capsys):
     assert "captum has no ExactShapley" in doc["notes"]
 
 
+def test_compare_exact_values_use_the_given_baselines(files, capsys):
+    d = files["dir"]
+    path = d / "exact.json"
+    argv = ["compare", d / "mlp.pt2", d / "x.npy", "--methods", "saliency,exact"]
+    argv += ["--baselines", 0.3, "--against", "none", "--repeats", 1, "--json", path, "-q"]
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    rows = {r["method"]: r for r in json.loads(path.read_text())["results"]}
+    assert rows["ExactShapley"]["err_vs_exact"] == 0
+    assert rows["Saliency"]["err_vs_exact"] > 0
+
+
 # ------------------------------------------------------------------ mistakes
 def _bad_cases(d: Path) -> list[list]:
     x, m = d / "x.npy", d / "mlp.pt2"
