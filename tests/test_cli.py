@@ -485,6 +485,8 @@ def _bad_cases(d: Path) -> list[list]:
         ["explain", m, x, "-m", "ig", "--target", 3, "-o", d / "o.pt"],
         ["explain", m, x, "-m", "fa", "--smooth", 1.5, "-o", d / "o.pt"],
         ["explain", m, x, "-m", "fa", "--smooth", 0.3, "-o", d / "o.pt"],
+        ["explain", m, x, "-m", "fa", "--smooth", 0.5, "--top-fraction", 2, "-o", d / "o.pt"],
+        ["explain", m, x, "-m", "ks", "--n-samples", 5, "--seed", -1, "-o", d / "o.pt"],
         ["explain", m, x, "-m", "ig", "--option", "no_such=1", "-o", d / "o.pt"],
         ["explain", m, x, "-m", "ig", "--option", "method=nope", "-o", d / "o.pt"],
         ["explain", m, x, "-m", "ig", "--n-samples", 5, "-o", d / "o.pt"],
@@ -541,9 +543,9 @@ def test_messages_name_the_problem(files, capsys):
         "this model is broken on two lines": _bad_cases(d)[9],
         "did you mean KernelShap": _bad_cases(d)[10],
         "out of range for a model with 3 outputs": _bad_cases(d)[12],
-        "attribute takes: baselines, target": _bad_cases(d)[15],
+        "attribute takes: baselines, target": _bad_cases(d)[17],
         "--state-dict": _bad_cases(d)[4],
-        "choose one with --key": _bad_cases(d)[21],
+        "choose one with --key": _bad_cases(d)[23],
     }
     for text, argv in cases.items():
         _, _, err = run(argv, capsys)

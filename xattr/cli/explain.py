@@ -190,6 +190,10 @@ def run(args: argparse.Namespace) -> int:
     info = resolve_method(args.method)
     if args.smooth is not None and not 0 < args.smooth <= 1:
         raise UsageError(f"--smooth: expected lambda in (0, 1], got {args.smooth}")
+    if not 0 < args.top_fraction <= 1:
+        raise UsageError(f"--top-fraction: expected a fraction in (0, 1], got {args.top_fraction}")
+    if args.top < 1:
+        raise UsageError(f"--top: expected a positive number of features, got {args.top}")
     out_path = Path(args.out)
     if out_path.parent and not out_path.parent.exists():
         raise UsageError(f"--out: the folder {out_path.parent} does not exist")
