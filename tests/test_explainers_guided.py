@@ -123,3 +123,36 @@ def test_several_targets_tuple_inputs_and_errors():
     torch.testing.assert_close(a, b)
     with pytest.raises(TypeError, match="expected a floating tensor"):
         Deconvolution(model).attribute(torch.ones(2, 2, 6, 6, dtype=torch.long), target=0)
+
+
+# ------------------------------------------------------------- models out of sight
+def _relu_mlp():
+    torch.manual_seed(3)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
+
+
+@pytest.mark.parametrize("cls", ["GuidedBackprop", "Deconvolution", "DeepLift"])
+def test_torchscript_models_are_refused_not_answered_with_gradients(cls):
+    # a scripted model's ReLUs run in C++, where no rule can replace them: the answer
+    # would silently be the plain gradient, so the explainers refuse it
+    model = _relu_mlp()
+    scripted = torch.jit.script(model)
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    explainer = getattr(xattr, cls)
+    for opaque in (scripted, lambda t: 2 * scripted(t)):
+        with pytest.raises(ValueError, match="cannot see .*TorchScript"):
+            explainer(opaque).attribute(x, target=0)
+    explainer(model).attribute(x, target=0)  # the eager model is fine
+
+
+def test_guided_backprop_on_an_exported_program_equals_the_eager_model():
+    # torch.export graphs call aten.relu: intercepted like F.relu
+    model = _relu_mlp()
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(1))
+    program = torch.export.export(model, (x,)).module()
+    for cls in (xattr.GuidedBackprop, xattr.Deconvolution):
+        eager = cls(model).attribute(x, target=1)
+        exported = cls(program).attribute(x, target=1)
+        torch.testing.assert_close(exported, eager)
+    plain = xattr.Saliency(model).attribute(x, target=1, abs=False)
+    assert not torch.allclose(xattr.GuidedBackprop(program).attribute(x, target=1), plain)

@@ -48,8 +48,9 @@ Rule = Callable[[Callable, tuple, dict], Any]
 would (the mode is off while it runs, so it may call torch freely)."""
 
 # --------------------------------------------------------------------- function groups
-RELU = (F.relu, torch.relu, T.relu)
-RELU_INPLACE = (F.relu_, torch.relu_, T.relu_)
+# (the aten overloads are what a torch.export program's graph calls)
+RELU = (F.relu, torch.relu, T.relu, torch.ops.aten.relu.default)
+RELU_INPLACE = (F.relu_, torch.relu_, T.relu_, torch.ops.aten.relu_.default)
 SIGMOID = (torch.sigmoid, F.sigmoid, T.sigmoid)
 TANH = (torch.tanh, F.tanh, T.tanh)
 SOFTMAX = (F.softmax, torch.softmax, T.softmax)
@@ -401,7 +402,10 @@ class Intercept(TorchFunctionMode):
         name: the method, for error messages.
         strict: trace the tensors derived from ``sources`` and refuse (``ValueError``
             naming the operation) any call on them that is neither a rule nor linear.
-        sources: the tensors the model receives (strict mode).
+        sources: the tensors the model receives (strict mode, or ``trace``).
+        trace: trace the tensors derived from ``sources`` without refusing any call, so
+            that :meth:`check_output` can tell whether the output was computed by calls
+            the mode saw (strict mode traces too).
 
     Example:
         >>> import torch
@@ -423,11 +427,13 @@ class Intercept(TorchFunctionMode):
         name: str,
         strict: bool = False,
         sources: tuple[Tensor, ...] = (),
+        trace: bool = False,
     ) -> None:
         super().__init__()
         self.rules = rules
         self.name = name
         self.strict = strict
+        self.trace = trace or strict
         self._traced: dict[int, Tensor] = {}  # id -> tensor (kept alive so ids stay unique)
         for s in sources:
             self._traced[id(s)] = s
@@ -454,7 +460,7 @@ class Intercept(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
         kwargs = kwargs or {}
-        if not self.strict:
+        if not self.trace:
             rule = self.rules.get(func)
             if rule is not None:
                 return rule(func, args, kwargs)
@@ -463,6 +469,10 @@ class Intercept(TorchFunctionMode):
         if n == 0:
             return func(*args, **kwargs)
         rule = self.rules.get(func)
+        if not self.strict:
+            out = func(*args, **kwargs) if rule is None else rule(func, args, kwargs)
+            self._mark(out)
+            return out
         if rule is not None:
             out = rule(func, args, kwargs)
         elif func in LINEAR or func in _PROPERTY_LINEAR:
@@ -482,6 +492,21 @@ class Intercept(TorchFunctionMode):
             self._refuse(func, "no rule for it")
         self._mark(out)
         return out
+
+    def check_output(self, out: Any) -> None:
+        """Refuses a model output (a tensor, or the tensors of a tuple / list) that the
+        traced calls did not compute: the model ran operations out of the mode's sight (a
+        TorchScript module or function, a C++ extension), whose nonlinearities no rule
+        replaced, so the attributions would silently be plain gradients."""
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        tensors = [o for o in outs if isinstance(o, Tensor)]
+        if tensors and not any(self.traced(o) for o in tensors):
+            raise UnsupportedOperation(
+                f"{self.name}: the model's output was computed by operations that xattr "
+                "cannot see (a TorchScript module or function, or another compiled call), "
+                f"so {self.name}'s rules could not replace its nonlinearities; explain the "
+                "eager (Python) model instead"
+            )
 
     def _check_linear(self, func: Callable, args: tuple, kwargs: dict) -> None:
         if _moves_batch(func, args, kwargs):

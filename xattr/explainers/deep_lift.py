@@ -121,7 +121,7 @@ def _bind(func: Callable, args: tuple, kwargs: dict) -> tuple[Tensor, Callable, 
     return x, (lambda t: func(t, **params)), inplace
 
 
-_OUT_OF_PLACE = {F.relu_: torch.relu, torch.relu_: torch.relu, torch.Tensor.relu_: torch.relu}
+_OUT_OF_PLACE = {f: torch.relu for f in ov.RELU_INPLACE}
 
 
 def _elementwise_rule(pairing: ov.Pairing, eps: float, name: str) -> Callable:
@@ -360,8 +360,10 @@ def run_deeplift(
             leaves = tuple(x.requires_grad_() for x in x_rows)
             points = tuple(torch.cat([x, r.detach()]) for x, r in zip(leaves, r_rows))
             rules = deeplift_rules(pairing, eps, name)
-            with ov.Intercept(rules, name=name, strict=True, sources=points):
+            mode = ov.Intercept(rules, name=name, strict=True, sources=points)
+            with mode:
                 out = forward_func(*points, *chunk_args)
+            mode.check_output(out)
             out = check_model_output(out, n + pairing.n_ref, finite=False)
             sel_x = targets.select(out[:n], reps, s)
             ref_out = out[n:].detach()

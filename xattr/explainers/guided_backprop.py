@@ -67,8 +67,15 @@ def modified_relu_rules(guided: bool) -> dict[Callable, Callable]:
 
 
 def _intercepted(forward_func: Callable, guided: bool, name: str, *args: Any) -> Any:
-    with ov.Intercept(modified_relu_rules(guided), name=name):
-        return forward_func(*args)
+    # the inputs (the tensors being differentiated) are traced, so that a model whose
+    # ReLUs run out of the mode's sight (TorchScript) is refused, not silently answered
+    # with plain gradients
+    sources = tuple(a for a in args if isinstance(a, Tensor) and a.requires_grad)
+    mode = ov.Intercept(modified_relu_rules(guided), name=name, sources=sources, trace=True)
+    with mode:
+        out = forward_func(*args)
+    mode.check_output(out)
+    return out
 
 
 class _ModifiedReluGradient(GradientAttribution):
