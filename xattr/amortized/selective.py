@@ -55,7 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from xattr._core import validation
-from xattr._core.progress import progress
+from xattr._core.progress import count_rows, row_progress
 from xattr._core.targets import TargetType
 from xattr.amortized.explainer import AmortizedExplainer
 from xattr.explainers.kernel_shap import KernelShap, SampledGame
@@ -461,7 +461,7 @@ class SelectiveExplainer:
         lr: float = 1e-3,
         seed: int = 0,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> SelectiveExplainer:
         """Trains the ``"learned"`` uncertainty head: an MLP on (x, A(x)), both
         standardised on ``x_train``, with a softplus output that predicts
@@ -478,7 +478,10 @@ class SelectiveExplainer:
             seed: seeds the initial weights and the shuffling (default 0); the same
                 seed gives the same head, bit for bit, on the CPU.
             memory_budget: forward batches' memory for A(x).
-            show_progress: a tqdm bar over the epochs (default False).
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it. Counts the
+                head's training rows.
 
         Returns:
             ``self``.
@@ -511,20 +514,18 @@ class SelectiveExplainer:
                 layers += [nn.Linear(a_in, a_out), nn.ReLU()]
             head = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
         optimizer = torch.optim.Adam(head.parameters(), lr=float(lr))
-        bar = progress(epochs, show_progress, "fit_uncertainty")
-        try:
+        # the head's training rows: every input once per epoch
+        with row_progress(epochs * x.shape[0], show_progress, "fit_uncertainty"):
             for _ in range(epochs):
                 order = torch.randperm(x.shape[0], generator=gen)
                 for b in range(0, x.shape[0], batch_size):
                     j = order[b : b + batch_size]
                     pred = nn.functional.softplus(head(inputs[j]))
+                    count_rows(j.numel())
                     loss = ((pred - y[j]) ** 2).mean()
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-                bar.update(1)
-        finally:
-            bar.close()
         self.head = head.eval()
         self.calibrated = False
         return self

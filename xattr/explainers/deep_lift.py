@@ -52,7 +52,7 @@ from xattr._core.inputs import (
     format_output,
 )
 from xattr._core.model import check_model_output, warn_if_training
-from xattr._core.progress import progress
+from xattr._core.progress import count_rows, expect_rows, row_progress, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import all_finite
 from xattr.explainers._gradient import _grads_of, baseline_distribution, finish, float_inputs
@@ -308,8 +308,6 @@ def _pair_difference(x: Tensor, r: Tensor) -> Tensor:
     if n_ref == n:
         return x - r
     return (x.reshape(n // n_ref, n_ref, *x.shape[1:]) - r).reshape(x.shape)
-
-
 def run_deeplift(
     forward_func: Callable,
     xs: tuple[Tensor, ...],
@@ -322,7 +320,28 @@ def run_deeplift(
     custom: Callable | None,
     rows: int,
     name: str,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
+) -> tuple[tuple[Tensor, ...], Tensor]:
+    """:func:`_run_deeplift` inside the call's progress bar (one per top-level call,
+    counting model rows: inputs and references)."""
+    with row_progress(None, show_progress, name):
+        return _run_deeplift(
+            forward_func, xs, refs, reps, args, targets, eps, multiply, custom, rows, name
+        )
+
+
+def _run_deeplift(
+    forward_func: Callable,
+    xs: tuple[Tensor, ...],
+    refs: tuple[Tensor, ...],
+    reps: int,
+    args: tuple,
+    targets: Targets,
+    eps: float,
+    multiply: bool,
+    custom: Callable | None,
+    rows: int,
+    name: str,
 ) -> tuple[tuple[Tensor, ...], Tensor]:
     """DeepLift of every input row against references, each example repeated ``reps``
     times (DeepLiftShap's N baselines; 1 for DeepLift).
@@ -346,7 +365,9 @@ def run_deeplift(
     per_call = max(1, rows // reps) if shared else max(1, rows // (2 * reps))
     attrs: list[list[Tensor]] = [[] for _ in xs]
     deltas: list[Tensor] = []
-    bar = progress(B, show_progress, name)
+    # every call evaluates its inputs' rows and the references' (once per call when shared)
+    calls = max(1, -(-B // per_call))
+    expect_rows(B * reps + (calls * reps if shared else B * reps))
     for s in range(0, max(B, 1), per_call):
         e = min(B, s + per_call)
         n = (e - s) * reps
@@ -401,8 +422,7 @@ def run_deeplift(
         deltas.append(total - (sel_x.detach() - sel_r).to(total.dtype))
         for i, a in enumerate(chunk):
             attrs[i].append(a)
-        bar.update(e - s)
-    bar.close()
+        count_rows(n + pairing.n_ref)
     out_attrs = tuple(parts[0] if len(parts) == 1 else torch.cat(parts) for parts in attrs)
     return out_attrs, deltas[0] if len(deltas) == 1 else torch.cat(deltas)
 
@@ -474,6 +494,7 @@ class DeepLift(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -484,7 +505,7 @@ class DeepLift(GradientAttribution):
         custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> Any:
         """DeepLift attributions of the selected output against ``baselines``.
 
@@ -501,7 +522,9 @@ class DeepLift(GradientAttribution):
                 inputs) or (multipliers, inputs, baselines) as tuples of [B, *F]
                 tensors, returns the attributions (a tuple). Default None.
             memory_budget: bytes (or "512MB") that size the forward batches.
-            show_progress: tqdm bar over examples.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             Same form as ``inputs`` ([B, *F] per input, [B, T, *F] for several
@@ -568,6 +591,7 @@ class DeepLiftShap(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -578,7 +602,7 @@ class DeepLiftShap(GradientAttribution):
         custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> Any:
         """The mean of DeepLift's attributions over the baseline rows.
 
@@ -592,7 +616,9 @@ class DeepLiftShap(GradientAttribution):
             return_convergence_delta: also return the delta of every (input, baseline)
                 pair, [B * N] (row b * N + j), [B * N, T] for several targets.
             memory_budget: bytes (or "512MB") that size the forward batches.
-            show_progress: tqdm bar over examples.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             Same form as ``inputs`` ([B, *F] per input, [B, T, *F] for several

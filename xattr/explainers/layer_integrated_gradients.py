@@ -12,6 +12,7 @@ from xattr._core.attribution import GradientAttribution, LayerAttribution, conve
 from xattr._core.batching import as_args, batch_rows, chunk_args
 from xattr._core.inputs import BaselineType, TensorOrTuple, format_baselines, format_inputs
 from xattr._core.model import warn_if_training
+from xattr._core.progress import with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr.explainers._gradient import check_grad_kwargs, check_n_steps, finish, integrate_paths
 from xattr.explainers._layer import hook_layers, layer_tensors
@@ -126,7 +127,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         grad_kwargs: dict[str, Any] | None = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> LayerAttributions: ...
 
     @overload
@@ -144,7 +145,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         attribute_to_layer_input: bool = False,
         grad_kwargs: dict[str, Any] | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> tuple[LayerAttributions, Tensor]: ...
 
     @overload
@@ -162,9 +163,10 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         grad_kwargs: dict[str, Any] | None = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> LayerAttributions | tuple[LayerAttributions, Tensor]: ...
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTuple,
@@ -179,7 +181,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         grad_kwargs: dict[str, Any] | None = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> LayerAttributions | tuple[LayerAttributions, Tensor]:
         """Integrated gradients at the layer.
 
@@ -197,7 +199,9 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
             memory_budget: bytes (or "512MB") for one forward + backward call; given
                 (here or with ``xattr.set_memory_budget``) it sizes the calls; default
                 1 GiB, under which xattr picks the size it measured fastest.
-            show_progress: tqdm bar over path rows.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             Attributions shaped like the layer's activations, [B, *A] ([B, T, *A] for
