@@ -41,7 +41,7 @@ from xattr._core.model import (
     promotion_errors,
     warn_if_training,
 )
-from xattr._core.progress import check_show_progress, count_rows, row_progress
+from xattr._core.progress import check_show_progress, model_rows, row_progress
 from xattr._core.removal import Removal, check_removal
 from xattr._core.targets import Targets
 from xattr._core.validation import per_eval
@@ -243,9 +243,8 @@ class Game:
         with torch.no_grad():
             for j in range(masks.shape[1]):
                 pert = self._perturb(masks[:1, j : j + 1], 1)  # [B, *F] per input
-                with promotion_errors(self.promotion):
+                with promotion_errors(self.promotion), model_rows(self.B):
                     out = as_output_tensor(self.f(*pert, *args))
-                count_rows(self.B)
                 vals.append(self._aggregate_select(out))
                 self.output_dtype = out.dtype
         if not vals:

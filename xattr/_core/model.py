@@ -15,7 +15,7 @@ from torch import Tensor
 
 from xattr._core.batching import chunk_args
 from xattr._core.inputs import check_finite
-from xattr._core.progress import count_rows, row_progress
+from xattr._core.progress import model_rows, row_progress
 from xattr._core.targets import Targets
 from xattr._core.validation import ArgumentError, ArgumentTypeError
 
@@ -205,10 +205,10 @@ def run_model(
     ``rows`` is given. A failure that the inputs explain (their float dtype is not the
     model's; 1-D inputs read as one scalar per example) says so next to the model's
     own error. The rows are counted for the open progress bar
-    (:func:`~xattr._core.progress.count_rows`)."""
+    (:func:`~xattr._core.progress.model_rows`)."""
     try:
-        out = forward_func(*inputs, *extra)
-        count_rows(inputs[0].shape[0] if len(inputs) else rows or 0)
+        with model_rows(inputs[0].shape[0] if len(inputs) else rows or 0):
+            out = forward_func(*inputs, *extra)
         return out if rows is None else check_model_output(out, rows, finite)
     except (RuntimeError, TypeError, ValueError, IndexError) as e:
         hint = _input_hint(forward_func, inputs)

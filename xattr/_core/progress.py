@@ -41,6 +41,7 @@ SHOW_AFTER_S = 2.0
 # Projections from fewer seconds than this are not trusted (first calls warm up).
 DECIDE_AFTER_S = 0.5
 
+
 def clock() -> float:
     """Seconds on a monotonic clock: the only clock the bars read."""
     return time.perf_counter()
@@ -119,8 +120,18 @@ class RowBar:
             self._tqdm.close()
 
 
-# (the open bar, whether an enclosing block announced the rows of the current one)
-_ACTIVE: ContextVar[tuple[RowBar, bool] | None] = ContextVar("xattr_row_bar", default=None)
+class _ModelCall:
+    """A model call of ``rows`` rows in progress (see :func:`model_rows`)."""
+
+    def __init__(self, rows: int):
+        self.rows, self.replaced = rows, False
+
+
+# (the open bar, whether an enclosing block announced the rows of the current one,
+# the model call in progress if any)
+_ACTIVE: ContextVar[tuple[RowBar, bool, _ModelCall | None] | None] = ContextVar(
+    "xattr_row_bar", default=None
+)
 
 
 @contextmanager
@@ -143,12 +154,18 @@ def row_progress(
     show = check_show_progress(show_progress)
     active = _ACTIVE.get()
     if active is not None:
-        bar, covered = active
-        if covered or rows is None:
+        bar, covered, call = active
+        if call is not None and rows is not None:
+            # the model of a model call is itself an xattr call (a MuS smoothed model
+            # explained by an explainer): its rows stand for the call's rows
+            bar.expect(rows - call.rows if covered and not call.replaced else rows)
+            call.replaced = True
+        elif covered or rows is None:
             yield bar
             return
-        bar.expect(rows)
-        token = _ACTIVE.set((bar, True))
+        else:
+            bar.expect(rows)
+        token = _ACTIVE.set((bar, True, None))
         start = bar.n
         try:
             yield bar
@@ -159,7 +176,7 @@ def row_progress(
     bar = RowBar(show, desc, unit)
     if rows is not None:
         bar.expect(rows)
-    token = _ACTIVE.set((bar, rows is not None))
+    token = _ACTIVE.set((bar, rows is not None, None))
     try:
         yield bar
     finally:
@@ -167,6 +184,35 @@ def row_progress(
         if rows is not None:
             bar.settle(rows, bar.n)
         bar.close()
+
+
+@contextmanager
+def model_rows(rows: int) -> Iterator[None]:
+    """Around a model evaluated on ``rows`` rows: counts them for the open bar once the
+    model returns. A model that is itself an xattr call (a MuS smoothed model, whose
+    evaluations announce and count the base model's rows) counts its own rows in
+    place of these, so a bar always counts the rows of the innermost model.
+
+    Example:
+        >>> with row_progress(3, False, "demo") as bar:
+        ...     with model_rows(3):
+        ...         pass  # the model runs here
+        >>> bar.n
+        3
+    """
+    active = _ACTIVE.get()
+    if active is None:
+        yield
+        return
+    bar, covered, _ = active
+    call = _ModelCall(int(rows))
+    token = _ACTIVE.set((bar, covered, call))
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+    if not call.replaced:
+        bar.update(call.rows)
 
 
 def expect_rows(rows: int) -> None:

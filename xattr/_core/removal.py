@@ -27,7 +27,7 @@ from torch import Tensor
 
 from xattr._core.inputs import format_inputs
 from xattr._core.model import check_model_output, run_model
-from xattr._core.progress import count_rows
+from xattr._core.progress import model_rows
 
 
 @runtime_checkable
@@ -151,8 +151,8 @@ class ConditionalRemoval(_ReplaceByBaselines):
         extra: Sequence[Any],
         rows: int,
     ) -> Tensor:
-        out = self.surrogate(*points, masks, *extra)
-        count_rows(rows)
+        with model_rows(rows):
+            out = self.surrogate(*points, masks, *extra)
         return check_model_output(out, rows, finite=False)
 
 

@@ -24,7 +24,7 @@ from xattr._core.inputs import (
     n_elements,
 )
 from xattr._core.model import select_checked, selected, warn_if_training
-from xattr._core.progress import count_rows, row_progress
+from xattr._core.progress import model_rows, row_progress
 from xattr._core.targets import Targets
 from xattr.ops import path as path_ops
 
@@ -148,6 +148,8 @@ class PathIntegrals(NamedTuple):
     attributions: tuple[Tensor, ...]
     n_targets: int
     totals: Tensor | None
+
+
 def integrate_paths(
     forward_func: Callable,
     inputs: tuple[Tensor, ...],
@@ -237,8 +239,8 @@ def integrate_paths(
             else:
                 with torch.enable_grad():
                     flat = tuple(f.detach().requires_grad_() for f in flat)
-                    raw = layer_call(flat, s, e, reps)
-                    count_rows(nb * reps)
+                    with model_rows(nb * reps):
+                        raw = layer_call(flat, s, e, reps)
                     sel = select_checked(raw, nb * reps, targets, reps, s)
                     g, _ = _grads_of(sel, flat, grad_kwargs)
             t = g[0].shape[1]
@@ -263,9 +265,12 @@ def integrate_paths(
                     pw = (pw if pw.shape[0] == 1 else _examples(pw, s, e, t))[:, k0:k1]
                 if k1 - k0 == K and j1 - j0 == J:  # whole examples: one kernel call is their sum
                     red_i = REDUCTIONS.index(red)
-                    part = path_ops.integrate_flat(gi, xi, bi, weights, red_i, multiply_by_inputs, pw)
+                    part = path_ops.integrate_flat(
+                        gi, xi, bi, weights, red_i, multiply_by_inputs, pw
+                    )
                     out[i][s:e] = part.view(nb, t, *part.shape[1:])
-                    if totals is not None:  # every path's IG (without its weight) summed, in float64
+                    # every path's IG (without its weight) summed, in float64
+                    if totals is not None:
                         wide = (v.to(torch.float64) for v in (gi, xi, bi, weights))
                         per_path = path_ops.integrate_flat(*wide, NONE, multiply_by_inputs)
                         totals[s:e] += per_path.sum(-1).view(nb, t, K)
@@ -414,6 +419,8 @@ def check_n_steps(n_steps: Any, method: str) -> None:
     if method not in path_ops.METHODS:
         raise ValueError(f"method: expected one of {', '.join(path_ops.METHODS)}, got {method!r}")
     validation.int_arg("n_steps", n_steps, minimum=1 if method == "gausslegendre" else 2)
+
+
 def input_grads(
     forward_func: Callable,
     inputs: tuple[Tensor, ...],
@@ -444,6 +451,8 @@ def input_grads(
                     acc[i] = gi.new_zeros((B, *gi.shape[1:]))
                 cast(Tensor, acc[i])[s:e] = gi
     return tuple(cast(Tensor, a) for a in acc)
+
+
 def gradients_at_inputs(
     forward_func: Callable,
     inputs: Any,

@@ -52,7 +52,7 @@ from xattr._core.inputs import (
     format_output,
 )
 from xattr._core.model import check_model_output, warn_if_training
-from xattr._core.progress import count_rows, expect_rows, row_progress, with_row_progress
+from xattr._core.progress import expect_rows, model_rows, row_progress, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import all_finite
 from xattr.explainers._gradient import _grads_of, baseline_distribution, finish, float_inputs
@@ -308,6 +308,8 @@ def _pair_difference(x: Tensor, r: Tensor) -> Tensor:
     if n_ref == n:
         return x - r
     return (x.reshape(n // n_ref, n_ref, *x.shape[1:]) - r).reshape(x.shape)
+
+
 def run_deeplift(
     forward_func: Callable,
     xs: tuple[Tensor, ...],
@@ -381,7 +383,10 @@ def _run_deeplift(
             leaves = tuple(x.requires_grad_() for x in x_rows)
             points = tuple(torch.cat([x, r.detach()]) for x, r in zip(leaves, r_rows))
             rules = deeplift_rules(pairing, eps, name)
-            with ov.Intercept(rules, name=name, strict=True, sources=points):
+            with (
+                ov.Intercept(rules, name=name, strict=True, sources=points),
+                model_rows(n + pairing.n_ref),
+            ):
                 out = forward_func(*points, *chunk_args)
             out = check_model_output(out, n + pairing.n_ref, finite=False)
             sel_x = targets.select(out[:n], reps, s)
@@ -422,7 +427,6 @@ def _run_deeplift(
         deltas.append(total - (sel_x.detach() - sel_r).to(total.dtype))
         for i, a in enumerate(chunk):
             attrs[i].append(a)
-        count_rows(n + pairing.n_ref)
     out_attrs = tuple(parts[0] if len(parts) == 1 else torch.cat(parts) for parts in attrs)
     return out_attrs, deltas[0] if len(deltas) == 1 else torch.cat(deltas)
 

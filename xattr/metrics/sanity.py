@@ -403,8 +403,8 @@ def cascading_randomization(
                 attr = _attributions(explain, randomized, inputs, target)
                 if [t.shape for t in attr] != [t.shape for t in original]:
                     raise ValueError(
-                        f"explain: returned shapes {[tuple(t.shape) for t in attr]} after randomising "
-                        f"{name!r}, {[tuple(t.shape) for t in original]} before"
+                        f"explain: returned shapes {[tuple(t.shape) for t in attr]} after "
+                        f"randomising {name!r}, {[tuple(t.shape) for t in original]} before"
                     )
                 maps = _image_map(attr)
                 if maps is None:

@@ -28,7 +28,7 @@ from xattr._core.features import format_feature_mask
 from xattr._core.game import Game
 from xattr._core.inputs import format_inputs
 from xattr._core.model import check_model_output
-from xattr._core.progress import check_show_progress, count_rows, row_progress
+from xattr._core.progress import check_show_progress, model_rows, row_progress
 from xattr._core.targets import Targets
 from xattr._core.validation import flag, positive_int
 from xattr.ops.masking import mask_apply
@@ -388,9 +388,8 @@ class MuS(nn.Module):
         (gradient explainers batch their inputs themselves)."""
         B = x.shape[0]
         pert = mask_apply(x, masks.expand(B, -1, -1).contiguous(), groups, self.mask_value)
-        with row_progress(B * rows, self.show_progress, "MuS g(x, alpha)"):
+        with row_progress(B * rows, self.show_progress, "MuS g(x, alpha)"), model_rows(B * rows):
             out = self.model(pert.reshape(B * rows, *x.shape[1:]))
-            count_rows(B * rows)
         out = check_model_output(out, B * rows).reshape(B, rows, -1)
         return self.summed_scores(out) * (self.q // rows)
 
