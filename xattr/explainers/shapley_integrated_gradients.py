@@ -402,14 +402,12 @@ class ShapleyIntegratedGradients(GradientAttribution):
             if exact:
                 start, end, w = exact_paths(dg, dev)
                 start, end = _embed(start, feats, d), _embed(end, feats, d)
-                parts.append(
-                    run.exact(start, end, w, return_convergence_delta, show_progress, s0, e0)
-                )
+                parts.append(run.exact(start, end, w, return_convergence_delta, s0, e0))
             else:
                 S, counts = stratified_coalitions(dg, n_coalitions_per_size, seed, dev)
                 w = _embed(combination_weights(S, counts, combine), feats, d)
                 S = _embed(S, feats, d)
-                parts.append(run.sampled(S, w, return_convergence_delta, show_progress, s0, e0))
+                parts.append(run.sampled(S, w, return_convergence_delta, s0, e0))
         attrs, deltas = _stitch(parts, B)
         if normalize:
             attrs = run.normalized(attrs)
@@ -534,7 +532,7 @@ class _Run:
         return v.view(n, reps, v.shape[-1]).movedim(1, 2)
 
     def sampled(
-        self, masks: Tensor, w: Tensor, deltas: bool, show_progress: bool, s0: int, e0: int
+        self, masks: Tensor, w: Tensor, deltas: bool, s0: int, e0: int
     ) -> tuple[tuple[Tensor, ...], Tensor | None, int, int]:
         """sum_S w[S, i] IG(x; b_S) for examples s0..e0, block by block of examples and
         coalitions (the weighted sums of the blocks add up)."""
@@ -567,7 +565,6 @@ class _Run:
         end: Tensor,
         w: Tensor,
         deltas: bool,
-        show_progress: bool,
         s0: int,
         e0: int,
     ) -> tuple[tuple[Tensor, ...], Any, int, int]:

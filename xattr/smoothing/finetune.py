@@ -60,9 +60,10 @@ def _n_examples(data: Any) -> int | None:
     length when it has one, else None."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], Tensor):
         return int(data[0].shape[0]) if data[0].dim() else None
+    dataset: Any = getattr(data, "dataset", None)
     try:
-        return len(data.dataset)
-    except (AttributeError, TypeError):
+        return len(dataset)
+    except TypeError:  # no dataset, or one without a length
         return None
 
 
