@@ -698,6 +698,7 @@ class AmortizedExplainer:
         return self._target_cache[key]
 
     # ------------------------------------------------------------ explaining
+    @with_row_progress("AmortizedExplainer attribute")
     def attribute(
         self,
         inputs: Tensor,
@@ -708,6 +709,7 @@ class AmortizedExplainer:
         removal: Removal | None = None,
         return_input_shape: bool = True,
         memory_budget: int | str | None = None,
+        show_progress: bool | None = None,
     ) -> Tensor:
         """Attributions in one forward pass of the network, made efficient with the
         game's v(N) and v(empty). v(N) is one model row per input: the model on the
@@ -733,6 +735,9 @@ class AmortizedExplainer:
                 element of a feature carries its value), or per feature [B, d] (ids
                 shifted to start at 0, as the perturbation explainers return them).
             memory_budget: forward batches' memory.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             [B, *F] (one target) or [B, T, *F] (``"all"``: T = C); [B, d] / [B, T, d]

@@ -55,7 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from xattr._core import validation
-from xattr._core.progress import count_rows, row_progress
+from xattr._core.progress import count_rows, row_progress, with_row_progress
 from xattr._core.targets import TargetType
 from xattr.amortized.explainer import AmortizedExplainer
 from xattr.explainers.kernel_shap import KernelShap, SampledGame
@@ -111,6 +111,7 @@ def _split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return init, fit
 
 
+@with_row_progress("train_ensemble")
 def train_ensemble(
     model: Callable[..., Any],
     x_train: Tensor,
@@ -118,6 +119,7 @@ def train_ensemble(
     seeds: Sequence[int] | None = None,
     *,
     explainer_net: str | Callable[[int], nn.Module] = "mlp",
+    show_progress: bool | None = None,
     **kwargs: Any,
 ) -> list[AmortizedExplainer]:
     """k amortized explainers of ``model`` trained on ``x_train`` with different seeds
@@ -136,6 +138,9 @@ def train_ensemble(
             members must not share weights).
         **kwargs: the arguments of :class:`AmortizedExplainer` (``input_shape`` is
             required) and of :meth:`AmortizedExplainer.fit`, split by name.
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it.
 
     Returns:
         The k trained explainers.
@@ -531,6 +536,7 @@ class SelectiveExplainer:
         return self
 
     # ------------------------------------------------------------ calibration
+    @with_row_progress("SelectiveExplainer calibrate")
     def calibrate(
         self,
         x_cal: Tensor,
@@ -539,6 +545,7 @@ class SelectiveExplainer:
         target: TargetType = None,
         seed: int = 0,
         memory_budget: int | str | None = None,
+        show_progress: bool | None = None,
     ) -> SelectiveExplainer:
         """Sets t_alpha (the alpha-quantile of s on ``x_cal``: the ceil(alpha M)-th
         smallest; +inf for alpha = 1, -inf for alpha = 0), the bins (the quantiles j /
@@ -557,6 +564,9 @@ class SelectiveExplainer:
             target: the explained output (as in :meth:`attribute`).
             seed: the fallback's seed (default 0).
             memory_budget: forward batches' memory.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             ``self``.
@@ -631,6 +641,7 @@ class SelectiveExplainer:
         return rhos
 
     # ------------------------------------------------------------ explaining
+    @with_row_progress("SelectiveExplainer attribute")
     def attribute(
         self,
         inputs: Tensor,
@@ -639,6 +650,7 @@ class SelectiveExplainer:
         seed: int = 0,
         return_input_shape: bool = True,
         memory_budget: int | str | None = None,
+        show_progress: bool | None = None,
     ) -> SelectiveResult:
         """Selective explanations: A(x) where s(x) <= t_alpha, else
         lam A(x) + (1 - lam) MC_n(x) with the lam of s(x)'s bin (``combine="lam"``) or
@@ -653,6 +665,9 @@ class SelectiveExplainer:
             seed: the fallback's seed (default 0).
             return_input_shape: Captum's layout [B, *F] (default) or per feature [B, d].
             memory_budget: forward batches' memory.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             A :class:`SelectiveResult` (attributions float64, refined, uncertainty, lam,

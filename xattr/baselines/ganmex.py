@@ -32,7 +32,7 @@ import torch.utils.data
 from torch import Tensor
 
 from xattr._core import validation
-from xattr._core.progress import check_show_progress, count_rows, row_progress
+from xattr._core.progress import check_show_progress, count_rows, row_progress, with_row_progress
 
 __all__ = [
     "GANMEX",
@@ -848,6 +848,7 @@ class GANMEX:
             pred = self._logits(judge, b, "judge").argmax(1)
         return float((pred.to(c.device) == c).double().mean())
 
+    @with_row_progress("GANMEX one_vs_one")
     def one_vs_one(
         self,
         explainer: Callable[[Callable[..., Tensor]], Any],
@@ -857,6 +858,7 @@ class GANMEX:
         source: int | Tensor | None = None,
         margin: bool = True,
         check: bool = True,
+        show_progress: bool | None = None,
         **kwargs: Any,
     ) -> Any:
         """A one-vs-one attribution, "why ``source`` (y) and not ``target`` (c)?", with
@@ -876,6 +878,9 @@ class GANMEX:
             check: warn (:class:`CounterfactualWarning`) when a baseline is not
                 classified as c (default True).
             **kwargs: passed to ``attribute`` (not ``baselines`` / ``target``).
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             What ``explainer(model).attribute`` returns, for inputs x.
