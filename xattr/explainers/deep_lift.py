@@ -52,7 +52,7 @@ from xattr._core.inputs import (
     format_output,
 )
 from xattr._core.model import check_model_output, warn_if_training
-from xattr._core.progress import expect_rows, model_rows, row_progress, with_row_progress
+from xattr._core.progress import expect_rows, model_rows, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import all_finite
 from xattr.explainers._gradient import _grads_of, baseline_distribution, finish, float_inputs
@@ -322,28 +322,6 @@ def run_deeplift(
     custom: Callable | None,
     rows: int,
     name: str,
-    show_progress: bool | None = None,
-) -> tuple[tuple[Tensor, ...], Tensor]:
-    """:func:`_run_deeplift` inside the call's progress bar (one per top-level call,
-    counting model rows: inputs and references)."""
-    with row_progress(None, show_progress, name):
-        return _run_deeplift(
-            forward_func, xs, refs, reps, args, targets, eps, multiply, custom, rows, name
-        )
-
-
-def _run_deeplift(
-    forward_func: Callable,
-    xs: tuple[Tensor, ...],
-    refs: tuple[Tensor, ...],
-    reps: int,
-    args: tuple,
-    targets: Targets,
-    eps: float,
-    multiply: bool,
-    custom: Callable | None,
-    rows: int,
-    name: str,
 ) -> tuple[tuple[Tensor, ...], Tensor]:
     """DeepLift of every input row against references, each example repeated ``reps``
     times (DeepLiftShap's N baselines; 1 for DeepLift).
@@ -561,7 +539,6 @@ class DeepLift(GradientAttribution):
             custom_attribution_func,
             rows,
             type(self).__name__,
-            show_progress,
         )
         return _result(attrs, delta, targets, is_tuple, return_convergence_delta)
 
@@ -665,7 +642,6 @@ class DeepLiftShap(GradientAttribution):
             custom_attribution_func,
             max(rows, 2 * N),
             type(self).__name__,
-            show_progress,
         )
         mean = tuple(a.view(B, N, *a.shape[1:]).mean(1) for a in attrs)
         return _result(mean, delta, targets, is_tuple, return_convergence_delta)
