@@ -144,6 +144,36 @@ def test_one_bar_counts_every_model_row(name: str, capsys) -> None:
     assert one_bar(capsys) == (label, model.rows, model.rows)
 
 
+MORE = {
+    "Lime": lambda m: xattr.Lime(m).attribute(X, target=0, n_samples=12, show_progress=True),
+    "ShapleyValueSampling": lambda m: xattr.ShapleyValueSampling(m).attribute(
+        X, target=0, n_samples=3, seed=0, show_progress=True
+    ),
+    "Occlusion": lambda m: xattr.Occlusion(m).attribute(
+        X, sliding_window_shapes=(2,), target=0, show_progress=True
+    ),
+    "Saliency": lambda m: xattr.Saliency(m).attribute(X, target=0, show_progress=True),
+    "LayerIntegratedGradients": lambda m: xattr.LayerIntegratedGradients(m, m.net[0]).attribute(
+        X, target=0, n_steps=5, show_progress=True
+    ),
+    "DeepLiftShap": lambda m: xattr.DeepLiftShap(m).attribute(
+        X, baselines=torch.zeros(3, 6), target=0, show_progress=True
+    ),
+    "NoiseTunnel": lambda m: xattr.NoiseTunnel(xattr.IntegratedGradients(m)).attribute(
+        X, nt_samples=3, nt_samples_batch_size=1, target=0, n_steps=4, show_progress=True
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(MORE))
+def test_other_explainers_count_their_rows_in_one_bar(name: str, capsys) -> None:
+    model = Counting().eval()
+    MORE[name](model)
+    label, n, total = one_bar(capsys)
+    assert (n, total) == (model.rows, model.rows) and model.rows > 0
+    assert label.endswith("attribution")
+
+
 def test_explainer_of_a_smoothed_model_counts_the_base_model_rows(capsys) -> None:
     # g's rows are q rows of h each: the bar counts h's, the innermost model's
     model = Counting().eval()

@@ -12,7 +12,7 @@ from xattr._core.attribution import GradientAttribution, LayerAttribution, conve
 from xattr._core.batching import as_args, batch_rows, chunk_args
 from xattr._core.inputs import BaselineType, TensorOrTuple, format_baselines, format_inputs
 from xattr._core.model import warn_if_training
-from xattr._core.progress import with_row_progress
+from xattr._core.progress import expect_rows, model_rows, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr.explainers._gradient import check_grad_kwargs, check_n_steps, finish, integrate_paths
 from xattr.explainers._layer import hook_layers, layer_tensors
@@ -93,12 +93,14 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
                 single[i] = len(store[i]) == 1
 
         handles = self._hooks(to_input, keep, keep)
+        expect_rows(B)
         try:
             with torch.no_grad():
                 for s in range(0, max(B, 1), rows):  # an empty batch: one empty call
                     e = min(B, s + rows)
                     store.clear()
-                    self.forward_func(*(x[s:e] for x in xs), *chunk_args(args, B, s, e, 1))
+                    with model_rows(e - s):
+                        self.forward_func(*(x[s:e] for x in xs), *chunk_args(args, B, s, e, 1))
                     for i in range(len(self._layers)):
                         if i not in store:
                             raise ValueError(
