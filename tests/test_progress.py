@@ -278,3 +278,13 @@ def test_show_progress_must_be_none_or_a_bool(bad) -> None:
         xattr.KernelShap(Counting()).attribute(X, n_samples=10, show_progress=bad)
     with pytest.raises(TypeError, match="show_progress"):
         MuS(Counting(), 0.5, q=8, output="logits", show_progress=bad)
+
+
+def test_warnings_still_point_at_the_callers_line() -> None:
+    # the bar's wrapper frame is skipped: a model left in training mode is reported
+    # at the line that called the explainer, as before
+    model = nn.Sequential(nn.Linear(6, 4), nn.Dropout(0.5), nn.Linear(4, 2))  # training
+    with pytest.warns(UserWarning, match="training mode") as caught:
+        xattr.FeatureAblation(model).attribute(X, target=0)
+    assert [w.filename for w in caught] == [__file__]
+    assert progress.warn_level(3) == 3  # no wrapper between here and pytest

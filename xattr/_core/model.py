@@ -15,7 +15,7 @@ from torch import Tensor
 
 from xattr._core.batching import chunk_args
 from xattr._core.inputs import check_finite
-from xattr._core.progress import model_rows, row_progress
+from xattr._core.progress import model_rows, row_progress, warn_level
 from xattr._core.targets import Targets
 from xattr._core.validation import ArgumentError, ArgumentTypeError
 
@@ -83,7 +83,7 @@ def warn_if_training(forward_func: Callable) -> None:
             f"the model has {shown} in training mode: dropout and batch-norm make "
             "attributions inexact and non-deterministic; call model.eval() first",
             UserWarning,
-            stacklevel=4,
+            stacklevel=warn_level(4),
         )
 
 

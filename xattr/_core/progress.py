@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import CodeType
 from typing import Any, ParamSpec, TypeVar
 
 # A call projected (or seen) to take longer than this shows its bar.
@@ -233,6 +234,7 @@ def count_rows(rows: int) -> None:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_WRAPPERS: set[CodeType] = set()  # the code of with_row_progress's wrapper
 
 
 def with_row_progress(desc: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -263,6 +265,26 @@ def with_row_progress(desc: str | None = None) -> Callable[[Callable[P, R]], Cal
             with row_progress(None, show, label):
                 return func(*args, **kwargs)
 
+        _WRAPPERS.add(call.__code__)
         return call
 
     return decorate
+
+
+def warn_level(level: int) -> int:
+    """``warnings.warn``'s stacklevel for a warning issued by the caller at ``level``,
+    counting past the frames of :func:`with_row_progress`'s wrapper, so that a
+    warning still points at the user's line.
+
+    Example:
+        >>> warn_level(2)  # no wrapper between here and the caller's caller
+        2
+    """
+    frame = sys._getframe(1)  # the function that warns: level 1
+    k = 1
+    while frame is not None and k < level:
+        frame = frame.f_back
+        if frame is not None and frame.f_code in _WRAPPERS:
+            level += 1
+        k += 1
+    return level

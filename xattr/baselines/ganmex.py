@@ -32,7 +32,13 @@ import torch.utils.data
 from torch import Tensor
 
 from xattr._core import validation
-from xattr._core.progress import check_show_progress, count_rows, row_progress, with_row_progress
+from xattr._core.progress import (
+    check_show_progress,
+    count_rows,
+    row_progress,
+    warn_level,
+    with_row_progress,
+)
 
 __all__ = [
     "GANMEX",
@@ -813,7 +819,7 @@ class GANMEX:
                 f"{bad} of {valid.numel()} GANMEX baselines are not classified as their "
                 "target class by the classifier; use return_valid=True to find them",
                 CounterfactualWarning,
-                stacklevel=3,
+                stacklevel=warn_level(3),
             )
 
     def validity(

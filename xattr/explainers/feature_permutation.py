@@ -14,7 +14,7 @@ from xattr._core import validation
 from xattr._core.features import format_feature_mask
 from xattr._core.game import Setup
 from xattr._core.inputs import TensorOrTupleGeneric, format_inputs, n_elements
-from xattr._core.progress import with_row_progress
+from xattr._core.progress import warn_level, with_row_progress
 from xattr._core.targets import TargetType
 from xattr.explainers.feature_ablation import FeatureAblation
 from xattr.explainers.registry import register
@@ -215,7 +215,7 @@ class FeaturePermutation(FeatureAblation):
                 f"needs at least {self._min_examples_per_batch_grouped} examples; got {B}, "
                 "so every attribution is 0 (as in Captum)",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=warn_level(3),
             )
         setup = Setup(
             self.forward_func,

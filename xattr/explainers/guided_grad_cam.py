@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from xattr._core.attribution import GradientAttribution, LayerAttribution
 from xattr._core.inputs import TensorOrTupleGeneric, format_inputs, format_output
-from xattr._core.progress import with_row_progress
+from xattr._core.progress import warn_level, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import flag
 from xattr.explainers.guided_backprop import GuidedBackprop
@@ -123,7 +123,7 @@ class GuidedGradCam(GradientAttribution):
                     "GuidedGradCam: could not upsample the GradCAM map to an input of shape "
                     f"{tuple(x.shape)}; its attributions are an empty tensor",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=warn_level(2),
                 )
                 out.append(torch.empty(0))
                 continue

@@ -55,7 +55,7 @@ from xattr._core.inputs import (
     n_elements,
 )
 from xattr._core.model import outputs_at, warn_if_training
-from xattr._core.progress import with_row_progress
+from xattr._core.progress import warn_level, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import flag, positive_int
 from xattr.baselines import resolve
@@ -618,7 +618,7 @@ class _Run:
                 "f(x) = f(r)), left raw, and "
                 f"{int(limited.sum())} needed a factor beyond [1/{NORMALIZE_BOUND:g}, "
                 f"{NORMALIZE_BOUND:g}], rescaled by the limit; those do not sum to f(x) - f(r)",
-                stacklevel=3,
+                stacklevel=warn_level(3),
             )
         return tuple(
             (a.to(f64) * scale.view(*scale.shape, *([1] * (a.dim() - 2)))).to(a.dtype)

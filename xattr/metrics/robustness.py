@@ -55,7 +55,7 @@ from xattr._core.inputs import (
     format_inputs,
 )
 from xattr._core.model import run_model, warn_if_training
-from xattr._core.progress import expect_rows, with_row_progress
+from xattr._core.progress import expect_rows, warn_level, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import check_forward_func, flag, positive_int
 
@@ -128,7 +128,7 @@ def _samples_per_call(
             f"max_examples_per_batch: {max_examples_per_batch} is below the batch size {B}; "
             f"each call perturbs one sample of every example ({B} rows), as in Captum",
             UserWarning,
-            stacklevel=3,
+            stacklevel=warn_level(3),
         )
     return min(max(max_examples_per_batch // B, 1), n), fit
 
