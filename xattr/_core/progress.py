@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import CodeType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 # A call projected (or seen) to take longer than this shows its bar.
 SHOW_AFTER_S = 2.0
@@ -265,7 +265,7 @@ def with_row_progress(desc: str | None = None) -> Callable[[Callable[P, R]], Cal
             with row_progress(None, show, label):
                 return func(*args, **kwargs)
 
-        _WRAPPERS.add(call.__code__)
+        _WRAPPERS.add(cast(Any, call).__code__)
         return call
 
     return decorate
