@@ -1,8 +1,9 @@
 """One progress bar per public call, counting model rows.
 
 Every public call that evaluates a model (explainers, metrics, MuS, training) runs
-inside :func:`row_progress`; the code that runs the model counts what it evaluated
-with :func:`count_rows`. A call made inside another one (MuS certify -> an
+inside :func:`row_progress` (:func:`with_row_progress` for a whole function); every
+model evaluation runs inside :func:`model_rows`, which counts its rows (training
+loops count theirs with :func:`count_rows`). A call made inside another one (MuS certify -> an
 explainer -> the game; a metric -> an explainer) does not open a second bar: the
 open bar is held in a context variable and the inner work advances it.
 
