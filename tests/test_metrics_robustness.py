@@ -473,4 +473,4 @@ def test_sensitivity_argument_errors():
     with pytest.raises(ValueError, match="explanation_func"):  # changes shape when perturbed
         sensitivity_max(lambda x: x if x.shape[0] == 6 else x[:, :2], X)
     with pytest.raises(TypeError, match="show_progress"):
-        sensitivity_max(expl, X, show_progress=None, target=0)
+        sensitivity_max(expl, X, show_progress=1, target=0)

@@ -334,7 +334,7 @@ def test_progress_bars_on_every_evaluation(capsys):
     assert "MuS g(x, alpha)" in capsys.readouterr().err
     certify(quiet, x, show_progress=True)
     err = capsys.readouterr().err
-    assert "MuS g(x, alpha)" in err and "MuS h(x)" in err
+    assert "MuS certify" in err and "MuS h(x)" not in err  # one bar for the call
     certify(quiet, x)
     assert capsys.readouterr().err == ""
     with pytest.raises(TypeError, match="show_progress"):

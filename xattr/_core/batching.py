@@ -13,6 +13,7 @@ from torch import Tensor
 
 from xattr._core.budget import resolve_budget
 from xattr._core.inputs import example_bytes
+from xattr._core.progress import warn_level
 
 # Activations of a forward pass cost a multiple of the input's bytes; batches are
 # sized so that inputs * this factor fit in the budget.
@@ -139,7 +140,7 @@ def warn_tiny_batches(rows: int, total: int) -> None:
             "model's fixed cost; raise memory_budget (or xattr.set_memory_budget), or "
             "explain fewer features (a coarser feature_mask)",
             UserWarning,
-            stacklevel=4,
+            stacklevel=warn_level(4),
         )
 
 

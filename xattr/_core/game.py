@@ -41,10 +41,10 @@ from xattr._core.model import (
     promotion_errors,
     warn_if_training,
 )
-from xattr._core.progress import progress
+from xattr._core.progress import check_show_progress, model_rows, row_progress
 from xattr._core.removal import Removal, check_removal
 from xattr._core.targets import Targets
-from xattr._core.validation import flag, per_eval
+from xattr._core.validation import per_eval
 from xattr.ops.masking import apply_prepared
 from xattr.ops.masking import prepare as prepare_masking
 
@@ -75,6 +75,9 @@ class Game:
             :func:`~xattr._core.batching.rows_per_batch` from ``per_eval`` (Captum's
             ``perturbations_per_eval``: at least that many perturbations of the whole
             batch per call) and ``memory_budget``.
+        show_progress, desc: the bar of a call made outside any (see
+            :mod:`xattr._core.progress`); each call announces its B * copies * S model
+            rows and counts them as the model evaluates them.
     """
 
     def __init__(
@@ -88,7 +91,7 @@ class Game:
         additional_forward_args: Any = None,
         removal: Removal | None = None,
         rows: int | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         desc: str = "coalitions",
         per_eval: int | None = None,
         memory_budget: int | str | None = None,
@@ -240,7 +243,7 @@ class Game:
         with torch.no_grad():
             for j in range(masks.shape[1]):
                 pert = self._perturb(masks[:1, j : j + 1], 1)  # [B, *F] per input
-                with promotion_errors(self.promotion):
+                with promotion_errors(self.promotion), model_rows(self.B):
                     out = as_output_tensor(self.f(*pert, *args))
                 vals.append(self._aggregate_select(out))
                 self.output_dtype = out.dtype
@@ -296,12 +299,10 @@ class Game:
         S = m3.shape[1]
         warn_tiny_batches(self.rows, self.B * self.copies * S)
         step = max(1, self.chunk_rows // max(1, self.B * self.copies))
-        bar = progress(S, self.show_progress, self.desc)
         parts = []
-        for s0 in range(0, S, step):
-            parts.append(self._chunk(m3[:, s0 : s0 + step]))
-            bar.update(min(step, S - s0))
-        bar.close()
+        with row_progress(self.B * self.copies * S, self.show_progress, self.desc):
+            for s0 in range(0, S, step):
+                parts.append(self._chunk(m3[:, s0 : s0 + step]))
         self.evaluations += S
         if not parts:
             return torch.empty((self.B, 0, 0), dtype=torch.float64)
@@ -344,13 +345,13 @@ class Setup:
         removal: Removal | None = None,
         perturbations_per_eval: int | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         desc: str = "coalitions",
         aggregate_layout: str = "shape",
         none_as_all: bool = False,
     ):
         warn_if_training(forward_func)
-        flag("show_progress", show_progress)
+        check_show_progress(show_progress)
         self.aggregate_layout = aggregate_layout
         self.inputs, self.is_tuple = format_inputs(inputs)
         self.baselines = format_baselines(baselines, self.inputs)

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from xattr._core.batching import chunk_args
 from xattr._core.inputs import check_finite
+from xattr._core.progress import model_rows, row_progress, warn_level
 from xattr._core.targets import Targets
 from xattr._core.validation import ArgumentError, ArgumentTypeError
 
@@ -82,7 +83,7 @@ def warn_if_training(forward_func: Callable) -> None:
             f"the model has {shown} in training mode: dropout and batch-norm make "
             "attributions inexact and non-deterministic; call model.eval() first",
             UserWarning,
-            stacklevel=4,
+            stacklevel=warn_level(4),
         )
 
 
@@ -203,9 +204,11 @@ def run_model(
     """``forward_func(*inputs, *extra)``, checked with :func:`check_model_output` when
     ``rows`` is given. A failure that the inputs explain (their float dtype is not the
     model's; 1-D inputs read as one scalar per example) says so next to the model's
-    own error."""
+    own error. The rows are counted for the open progress bar
+    (:func:`~xattr._core.progress.model_rows`)."""
     try:
-        out = forward_func(*inputs, *extra)
+        with model_rows(inputs[0].shape[0] if len(inputs) else rows or 0):
+            out = forward_func(*inputs, *extra)
         return out if rows is None else check_model_output(out, rows, finite)
     except (RuntimeError, TypeError, ValueError, IndexError) as e:
         hint = _input_hint(forward_func, inputs)
@@ -290,17 +293,14 @@ def outputs_at(
     args: tuple,
     targets: Targets,
     rows: int,
-    bar: Any = None,
 ) -> Tensor:
     """Selected outputs [B, T] at one point per example, in batches of ``rows``
-    (``bar``: a progress bar advanced by the rows done)."""
+    (B model rows for the open progress bar, see :mod:`xattr._core.progress`)."""
     B = points[0].shape[0]
     parts = []
-    with torch.no_grad():
+    with torch.no_grad(), row_progress(B, None, "outputs"):
         for s in range(0, max(B, 1), rows):  # an empty batch: one empty call (the shapes)
             e = min(B, s + rows)
             pts = tuple(p[s:e] for p in points)
             parts.append(selected(forward_func, pts, chunk_args(args, B, s, e, 1), targets, 1, s))
-            if bar is not None:
-                bar.update(e - s)
     return parts[0] if len(parts) == 1 else torch.cat(parts, 0)

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from xattr._core.inputs import format_inputs
 from xattr._core.model import check_model_output, run_model
+from xattr._core.progress import model_rows
 
 
 @runtime_checkable
@@ -150,7 +151,9 @@ class ConditionalRemoval(_ReplaceByBaselines):
         extra: Sequence[Any],
         rows: int,
     ) -> Tensor:
-        return check_model_output(self.surrogate(*points, masks, *extra), rows, finite=False)
+        with model_rows(rows):
+            out = self.surrogate(*points, masks, *extra)
+        return check_model_output(out, rows, finite=False)
 
 
 def check_removal(removal: Any) -> Removal:

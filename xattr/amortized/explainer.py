@@ -46,7 +46,7 @@ from xattr._core.features import format_feature_mask, interpretable, spread
 from xattr._core.game import Setup
 from xattr._core.inputs import BaselineType, attribution_dtype, format_baselines
 from xattr._core.model import outputs_at, warn_if_training
-from xattr._core.progress import progress
+from xattr._core.progress import row_progress, with_row_progress
 from xattr._core.removal import (
     BaselineRemoval,
     ConditionalRemoval,
@@ -449,6 +449,7 @@ class AmortizedExplainer:
             )
 
     # ------------------------------------------------------------ training
+    @with_row_progress("AmortizedExplainer fit")
     def fit(
         self,
         x_train: Tensor,
@@ -462,7 +463,7 @@ class AmortizedExplainer:
         n_coalitions: int = 16,
         patience: int | None = 10,
         seed: int | None = None,
-        show_progress: bool = True,
+        show_progress: bool | None = None,
         removal: Removal | None = None,
         baselines: BaselineType = None,
         target: TargetType = None,
@@ -493,7 +494,9 @@ class AmortizedExplainer:
                 torch's global RNG inside the call (forked, then restored); default the
                 explainer's ``seed``. The same seed, data and initial weights give the
                 same weights, bit for bit, on the CPU.
-            show_progress: a tqdm bar over the epochs (default True).
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
             removal: how features off a coalition are removed (default
                 ``BaselineRemoval()``); kept for :meth:`attribute`.
             baselines: Captum's baselines, shared by every example (a number, [*F] or
@@ -519,7 +522,6 @@ class AmortizedExplainer:
             patience = validation.positive_int("patience", patience)
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
             raise ValueError(f"lr: expected a positive float, got {lr!r}")
-        validation.flag("show_progress", show_progress)
         if objective == "regression" and target_explainer not in TARGET_EXPLAINERS:
             raise ValueError(
                 f"target_explainer: expected one of {tuple(TARGET_EXPLAINERS)}, got "
@@ -578,10 +580,15 @@ class AmortizedExplainer:
         block = max(1, BLOCK_BYTES // (rows * self.d)) // batch_size * batch_size or batch_size
         self.history, best, best_state, waited = [], math.inf, None, 0
         self.best_epoch = -1
-        bar = progress(epochs, show_progress, f"fit ({objective})")
         cuda = [device.index or 0] if device.type == "cuda" else []
         try:
-            with torch.random.fork_rng(devices=cuda):
+            # FastSHAP's games: 2 * n_coalitions coalitions per input per epoch (the
+            # bar ends short when early stopping ends the fit)
+            fit_rows = epochs * N * rows * setup_v.game.copies if objective == "fastshap" else None
+            with (
+                torch.random.fork_rng(devices=cuda),
+                row_progress(fit_rows, show_progress, "") as bar,
+            ):
                 torch.manual_seed(seed ^ GLOBAL_SEED_SALT)
                 for epoch in range(epochs):
                     self.net.train()
@@ -615,10 +622,7 @@ class AmortizedExplainer:
                     self.history.append(
                         {"epoch": float(epoch), "train_loss": total / N, "val_loss": val}
                     )
-                    bar.update(1)
-                    postfix = getattr(bar, "set_postfix", None)  # tqdm's, when shown
-                    if postfix is not None:
-                        postfix(train_loss=f"{total / N:.3g}", val_loss=f"{val:.3g}")
+                    bar.postfix(train_loss=f"{total / N:.3g}", val_loss=f"{val:.3g}")
                     if val < best:
                         best, waited, self.best_epoch = val, 0, epoch
                         best_state = copy.deepcopy(self.net.state_dict())
@@ -627,7 +631,6 @@ class AmortizedExplainer:
                         if patience is not None and waited >= patience:
                             break
         finally:
-            bar.close()
             self.net.eval()
         if best_state is not None:
             self.net.load_state_dict(best_state)
@@ -695,6 +698,7 @@ class AmortizedExplainer:
         return self._target_cache[key]
 
     # ------------------------------------------------------------ explaining
+    @with_row_progress("AmortizedExplainer attribute")
     def attribute(
         self,
         inputs: Tensor,
@@ -705,6 +709,7 @@ class AmortizedExplainer:
         removal: Removal | None = None,
         return_input_shape: bool = True,
         memory_budget: int | str | None = None,
+        show_progress: bool | None = None,
     ) -> Tensor:
         """Attributions in one forward pass of the network, made efficient with the
         game's v(N) and v(empty). v(N) is one model row per input: the model on the
@@ -730,6 +735,9 @@ class AmortizedExplainer:
                 element of a feature carries its value), or per feature [B, d] (ids
                 shifted to start at 0, as the perturbation explainers return them).
             memory_budget: forward batches' memory.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             [B, *F] (one target) or [B, T, *F] (``"all"``: T = C); [B, d] / [B, T, d]

@@ -55,7 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from xattr._core import validation
-from xattr._core.progress import progress
+from xattr._core.progress import count_rows, row_progress, with_row_progress
 from xattr._core.targets import TargetType
 from xattr.amortized.explainer import AmortizedExplainer
 from xattr.explainers.kernel_shap import KernelShap, SampledGame
@@ -111,6 +111,7 @@ def _split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return init, fit
 
 
+@with_row_progress("train_ensemble")
 def train_ensemble(
     model: Callable[..., Any],
     x_train: Tensor,
@@ -118,6 +119,7 @@ def train_ensemble(
     seeds: Sequence[int] | None = None,
     *,
     explainer_net: str | Callable[[int], nn.Module] = "mlp",
+    show_progress: bool | None = None,
     **kwargs: Any,
 ) -> list[AmortizedExplainer]:
     """k amortized explainers of ``model`` trained on ``x_train`` with different seeds
@@ -136,6 +138,9 @@ def train_ensemble(
             members must not share weights).
         **kwargs: the arguments of :class:`AmortizedExplainer` (``input_shape`` is
             required) and of :meth:`AmortizedExplainer.fit`, split by name.
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it.
 
     Returns:
         The k trained explainers.
@@ -461,7 +466,7 @@ class SelectiveExplainer:
         lr: float = 1e-3,
         seed: int = 0,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> SelectiveExplainer:
         """Trains the ``"learned"`` uncertainty head: an MLP on (x, A(x)), both
         standardised on ``x_train``, with a softplus output that predicts
@@ -478,7 +483,10 @@ class SelectiveExplainer:
             seed: seeds the initial weights and the shuffling (default 0); the same
                 seed gives the same head, bit for bit, on the CPU.
             memory_budget: forward batches' memory for A(x).
-            show_progress: a tqdm bar over the epochs (default False).
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it. Counts the
+                head's training rows.
 
         Returns:
             ``self``.
@@ -511,25 +519,24 @@ class SelectiveExplainer:
                 layers += [nn.Linear(a_in, a_out), nn.ReLU()]
             head = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
         optimizer = torch.optim.Adam(head.parameters(), lr=float(lr))
-        bar = progress(epochs, show_progress, "fit_uncertainty")
-        try:
+        # the head's training rows: every input once per epoch
+        with row_progress(epochs * x.shape[0], show_progress, "fit_uncertainty"):
             for _ in range(epochs):
                 order = torch.randperm(x.shape[0], generator=gen)
                 for b in range(0, x.shape[0], batch_size):
                     j = order[b : b + batch_size]
                     pred = nn.functional.softplus(head(inputs[j]))
+                    count_rows(j.numel())
                     loss = ((pred - y[j]) ** 2).mean()
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-                bar.update(1)
-        finally:
-            bar.close()
         self.head = head.eval()
         self.calibrated = False
         return self
 
     # ------------------------------------------------------------ calibration
+    @with_row_progress("SelectiveExplainer calibrate")
     def calibrate(
         self,
         x_cal: Tensor,
@@ -538,6 +545,7 @@ class SelectiveExplainer:
         target: TargetType = None,
         seed: int = 0,
         memory_budget: int | str | None = None,
+        show_progress: bool | None = None,
     ) -> SelectiveExplainer:
         """Sets t_alpha (the alpha-quantile of s on ``x_cal``: the ceil(alpha M)-th
         smallest; +inf for alpha = 1, -inf for alpha = 0), the bins (the quantiles j /
@@ -556,6 +564,9 @@ class SelectiveExplainer:
             target: the explained output (as in :meth:`attribute`).
             seed: the fallback's seed (default 0).
             memory_budget: forward batches' memory.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             ``self``.
@@ -630,6 +641,7 @@ class SelectiveExplainer:
         return rhos
 
     # ------------------------------------------------------------ explaining
+    @with_row_progress("SelectiveExplainer attribute")
     def attribute(
         self,
         inputs: Tensor,
@@ -638,6 +650,7 @@ class SelectiveExplainer:
         seed: int = 0,
         return_input_shape: bool = True,
         memory_budget: int | str | None = None,
+        show_progress: bool | None = None,
     ) -> SelectiveResult:
         """Selective explanations: A(x) where s(x) <= t_alpha, else
         lam A(x) + (1 - lam) MC_n(x) with the lam of s(x)'s bin (``combine="lam"``) or
@@ -652,6 +665,9 @@ class SelectiveExplainer:
             seed: the fallback's seed (default 0).
             return_input_shape: Captum's layout [B, *F] (default) or per feature [B, d].
             memory_budget: forward batches' memory.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             A :class:`SelectiveResult` (attributions float64, refined, uncertainty, lam,

@@ -32,7 +32,13 @@ import torch.utils.data
 from torch import Tensor
 
 from xattr._core import validation
-from xattr._core.progress import progress
+from xattr._core.progress import (
+    check_show_progress,
+    count_rows,
+    row_progress,
+    warn_level,
+    with_row_progress,
+)
 
 __all__ = [
     "GANMEX",
@@ -616,7 +622,7 @@ class GANMEX:
         seed: int = 0,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 500,
-        show_progress: bool = True,
+        show_progress: bool | None = None,
     ) -> GANMEX:
         """Trains G and the critic (one critic step per generator step, Adam) until
         ``steps`` steps have been taken in all, counting the steps of earlier calls and
@@ -635,7 +641,10 @@ class GANMEX:
             checkpoint_dir: where ``ganmex-step{N}.pt`` files are written every
                 ``checkpoint_every`` steps and at the end (default None: none).
             checkpoint_every: steps between checkpoints (default 500).
-            show_progress: a tqdm bar over the steps (default True).
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it. GANMEX's
+                bar counts training steps.
 
         Returns:
             ``self``. The same constructor seed, data and fit seed give the same
@@ -645,7 +654,7 @@ class GANMEX:
         steps = _check_int("steps", steps, 1)
         batch_size = _check_int("batch_size", batch_size, 1)
         checkpoint_every = _check_int("checkpoint_every", checkpoint_every, 1)
-        validation.flag("show_progress", show_progress)
+        check_show_progress(show_progress)
         seed = validation.seed(seed)
         x_all, y_all = self._check_data(data)
         if checkpoint_dir is not None:
@@ -665,11 +674,13 @@ class GANMEX:
         if self.step >= steps:
             return self
         N = x_all.shape[0]
-        bar = progress(steps - self.step, show_progress, "GANMEX fit")
         self.generator.train()
         self.discriminator.train()
         try:
-            with _eval_mode(self.classifier):
+            with (
+                _eval_mode(self.classifier),
+                row_progress(steps - self.step, show_progress, "GANMEX fit", unit="steps") as bar,
+            ):
                 while self.step < steps:
                     gen = self._step_generator(seed, self.step)
                     idx = torch.randint(0, N, (batch_size,), generator=gen)
@@ -678,16 +689,13 @@ class GANMEX:
                     )
                     self.step += 1
                     self.history.append({"step": float(self.step), **losses})
-                    bar.update(1)
-                    postfix = getattr(bar, "set_postfix", None)  # tqdm's, when shown
-                    if postfix is not None:
-                        postfix(d=f"{losses['d_loss']:.3g}", cls=f"{losses['g_cls']:.3g}")
+                    count_rows(1)  # a training step (GANMEX's bar counts steps)
+                    bar.postfix(d=f"{losses['d_loss']:.3g}", cls=f"{losses['g_cls']:.3g}")
                     if checkpoint_dir is not None and (
                         self.step % checkpoint_every == 0 or self.step == steps
                     ):
                         self.save(os.path.join(checkpoint_dir, f"ganmex-step{self.step}.pt"))
         finally:
-            bar.close()
             self.generator.eval()
             self.discriminator.eval()
         return self
@@ -811,7 +819,7 @@ class GANMEX:
                 f"{bad} of {valid.numel()} GANMEX baselines are not classified as their "
                 "target class by the classifier; use return_valid=True to find them",
                 CounterfactualWarning,
-                stacklevel=3,
+                stacklevel=warn_level(3),
             )
 
     def validity(
@@ -846,6 +854,7 @@ class GANMEX:
             pred = self._logits(judge, b, "judge").argmax(1)
         return float((pred.to(c.device) == c).double().mean())
 
+    @with_row_progress("GANMEX one_vs_one")
     def one_vs_one(
         self,
         explainer: Callable[[Callable[..., Tensor]], Any],
@@ -855,6 +864,7 @@ class GANMEX:
         source: int | Tensor | None = None,
         margin: bool = True,
         check: bool = True,
+        show_progress: bool | None = None,
         **kwargs: Any,
     ) -> Any:
         """A one-vs-one attribution, "why ``source`` (y) and not ``target`` (c)?", with
@@ -874,6 +884,9 @@ class GANMEX:
             check: warn (:class:`CounterfactualWarning`) when a baseline is not
                 classified as c (default True).
             **kwargs: passed to ``attribute`` (not ``baselines`` / ``target``).
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             What ``explainer(model).attribute`` returns, for inputs x.

@@ -19,6 +19,7 @@ from xattr._core import validation
 from xattr._core.features import feature_sets, format_feature_mask, group_scores
 from xattr._core.game import Setup
 from xattr._core.inputs import format_inputs
+from xattr._core.progress import with_row_progress
 from xattr._core.removal import BaselineRemoval, ConditionalRemoval, MarginalRemoval
 from xattr.bounds.estimator import attribution_factor, resolve_method
 from xattr.bounds.summary import MAX_MATRIX_FEATURES, SUMMARIES, SummaryFactor
@@ -429,6 +430,7 @@ def model_bound(
     return _bound("model", method, d, gap, kind, n_samples, seed, weights, antithetic)
 
 
+@with_row_progress("model_gap")
 def model_gap(
     model: Callable[..., Any],
     model_prime: Callable[..., Any],
@@ -440,6 +442,7 @@ def model_gap(
     target: Any = None,
     additional_forward_args: Any = None,
     feature_mask: Any = None,
+    show_progress: bool | None = None,
 ) -> Tensor:
     """sup |f - f'| over the points baseline or marginal removal queries: the hybrids
     (x_S, b_{not S}) of every coalition S, with b the baselines or each background row.
@@ -451,6 +454,9 @@ def model_gap(
             (``estimator_matrix(...).coalitions``); None = all 2^d (d <= 20).
         baselines, removal, target, additional_forward_args, feature_mask: as given to
             the explainer (removal: BaselineRemoval (default) or MarginalRemoval).
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it.
 
     Returns:
         float64 [B]: one gap per example, for :func:`model_bound`.
@@ -507,6 +513,7 @@ def model_gap(
     return gap
 
 
+@with_row_progress("attribution_change")
 def attribution_change(
     explainer: Any,
     inputs: Tensor | tuple[Tensor, ...],
@@ -515,6 +522,7 @@ def attribution_change(
     explainer_prime: Any = None,
     removal_prime: Any = None,
     feature_mask: Any = None,
+    show_progress: bool | None = None,
     **attribute_kwargs: Any,
 ) -> tuple[Tensor, Tensor]:
     """The measured change of attributions, with common random numbers: the same
@@ -534,6 +542,9 @@ def attribution_change(
         feature_mask: as given to ``attribute`` (features = its groups).
         **attribute_kwargs: the rest of ``attribute``'s arguments (one target); a
             sampling explainer needs ``seed=``.
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it.
 
     Returns:
         (l2 [B], per_feature [B, d]) float64: ||phi - phi'||_2 and |phi_i - phi'_i|.

@@ -24,7 +24,7 @@ from xattr._core.inputs import (
     n_elements,
 )
 from xattr._core.model import select_checked, selected, warn_if_training
-from xattr._core.progress import progress
+from xattr._core.progress import model_rows, row_progress
 from xattr._core.targets import Targets
 from xattr.ops import path as path_ops
 
@@ -161,7 +161,7 @@ def integrate_paths(
     rows: int,
     multiply_by_inputs: bool = True,
     reduction: str = "mean",
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     desc: str = "IntegratedGradients",
     layer_call: Callable | None = None,
     grad_kwargs: dict[str, Any] | None = None,
@@ -217,67 +217,69 @@ def integrate_paths(
     carry: list[_Carry] = []  # per input, for examples split across blocks
     totals: Tensor | None = None  # [B, T, K] float64
     T = None
-    bar = progress(B * K * J, show_progress, desc)
-    for s, e, k0, k1, j0, j1 in _blocks(B, K, J, rows):
-        nb, reps = e - s, (k1 - k0) * (j1 - j0)
-        flat = tuple(
-            path_ops.points_flat(
-                x[s:e], (b if b.shape[0] == 1 else b[s:e])[:, k0:k1], alphas[j0:j1]
-            ).view(nb * reps, *inp.shape[1:])
-            for x, b, inp in zip(flat_x, flat_b, inputs)
-        )
-        if layer_call is None:
-            g, _ = grads_at(
-                forward_func,
-                flat,
-                chunk_args(args, B, s, e, reps),
-                targets,
-                reps,
-                s,
-                grad_kwargs=grad_kwargs,
+    with row_progress(B * K * J, show_progress, desc):
+        for s, e, k0, k1, j0, j1 in _blocks(B, K, J, rows):
+            nb, reps = e - s, (k1 - k0) * (j1 - j0)
+            flat = tuple(
+                path_ops.points_flat(
+                    x[s:e], (b if b.shape[0] == 1 else b[s:e])[:, k0:k1], alphas[j0:j1]
+                ).view(nb * reps, *inp.shape[1:])
+                for x, b, inp in zip(flat_x, flat_b, inputs)
             )
-        else:
-            with torch.enable_grad():
-                flat = tuple(f.detach().requires_grad_() for f in flat)
-                raw = layer_call(flat, s, e, reps)
-                sel = select_checked(raw, nb * reps, targets, reps, s)
-                g, _ = _grads_of(sel, flat, grad_kwargs)
-        t = g[0].shape[1]
-        if T is None:
-            T = t
-            for x in flat_x:
-                out.append(
-                    x.new_empty((B, t, K, x.shape[1]) if red == "none" else (B, t, x.shape[1]))
+            if layer_call is None:
+                g, _ = grads_at(
+                    forward_func,
+                    flat,
+                    chunk_args(args, B, s, e, reps),
+                    targets,
+                    reps,
+                    s,
+                    grad_kwargs=grad_kwargs,
                 )
-                carry.append(_Carry(red, K, J, weights, multiply_by_inputs))
-            if path_totals:
-                totals = torch.zeros((B, t, K), dtype=torch.float64, device=flat_x[0].device)
-        for i, (gi, x, b) in enumerate(zip(g, flat_x, flat_b)):
-            # [nb*kc*jc, T, *F] -> [nb, kc, jc, T, E] -> [nb*T, kc, jc, E]
-            gi = gi.reshape(nb, k1 - k0, j1 - j0, t, x.shape[1]).movedim(3, 1)
-            gi = gi.reshape(nb * t, k1 - k0, j1 - j0, x.shape[1]).to(x.dtype)
-            xi = _examples(x, s, e, t)
-            bi = (b if b.shape[0] == 1 else _examples(b, s, e, t))[:, k0:k1]
-            pw = None
-            if weighted:
-                pw = path_weights[i]
-                pw = (pw if pw.shape[0] == 1 else _examples(pw, s, e, t))[:, k0:k1]
-            if k1 - k0 == K and j1 - j0 == J:  # whole examples: one kernel call is their sum
-                red_i = REDUCTIONS.index(red)
-                part = path_ops.integrate_flat(gi, xi, bi, weights, red_i, multiply_by_inputs, pw)
-                out[i][s:e] = part.view(nb, t, *part.shape[1:])
-                if totals is not None:  # every path's IG (without its weight) summed, in float64
-                    wide = (v.to(torch.float64) for v in (gi, xi, bi, weights))
-                    per_path = path_ops.integrate_flat(*wide, NONE, multiply_by_inputs)
-                    totals[s:e] += per_path.sum(-1).view(nb, t, K)
-            else:  # one example (s), paths k0..k1 or steps j0..j1 of path k0
-                finished = carry[i].add(gi, xi, bi, pw, k0, j0, j1)
-                if totals is not None and finished is not None:
-                    totals[s, :, k0:k1] += finished.sum(-1)
-                if k1 == K and j1 == J:
-                    out[i][s] = carry[i].result().to(x.dtype)
-        bar.update(nb * reps)
-    bar.close()
+            else:
+                with torch.enable_grad():
+                    flat = tuple(f.detach().requires_grad_() for f in flat)
+                    with model_rows(nb * reps):
+                        raw = layer_call(flat, s, e, reps)
+                    sel = select_checked(raw, nb * reps, targets, reps, s)
+                    g, _ = _grads_of(sel, flat, grad_kwargs)
+            t = g[0].shape[1]
+            if T is None:
+                T = t
+                for x in flat_x:
+                    out.append(
+                        x.new_empty((B, t, K, x.shape[1]) if red == "none" else (B, t, x.shape[1]))
+                    )
+                    carry.append(_Carry(red, K, J, weights, multiply_by_inputs))
+                if path_totals:
+                    totals = torch.zeros((B, t, K), dtype=torch.float64, device=flat_x[0].device)
+            for i, (gi, x, b) in enumerate(zip(g, flat_x, flat_b)):
+                # [nb*kc*jc, T, *F] -> [nb, kc, jc, T, E] -> [nb*T, kc, jc, E]
+                gi = gi.reshape(nb, k1 - k0, j1 - j0, t, x.shape[1]).movedim(3, 1)
+                gi = gi.reshape(nb * t, k1 - k0, j1 - j0, x.shape[1]).to(x.dtype)
+                xi = _examples(x, s, e, t)
+                bi = (b if b.shape[0] == 1 else _examples(b, s, e, t))[:, k0:k1]
+                pw = None
+                if weighted:
+                    pw = path_weights[i]
+                    pw = (pw if pw.shape[0] == 1 else _examples(pw, s, e, t))[:, k0:k1]
+                if k1 - k0 == K and j1 - j0 == J:  # whole examples: one kernel call is their sum
+                    red_i = REDUCTIONS.index(red)
+                    part = path_ops.integrate_flat(
+                        gi, xi, bi, weights, red_i, multiply_by_inputs, pw
+                    )
+                    out[i][s:e] = part.view(nb, t, *part.shape[1:])
+                    # every path's IG (without its weight) summed, in float64
+                    if totals is not None:
+                        wide = (v.to(torch.float64) for v in (gi, xi, bi, weights))
+                        per_path = path_ops.integrate_flat(*wide, NONE, multiply_by_inputs)
+                        totals[s:e] += per_path.sum(-1).view(nb, t, K)
+                else:  # one example (s), paths k0..k1 or steps j0..j1 of path k0
+                    finished = carry[i].add(gi, xi, bi, pw, k0, j0, j1)
+                    if totals is not None and finished is not None:
+                        totals[s, :, k0:k1] += finished.sum(-1)
+                    if k1 == K and j1 == J:
+                        out[i][s] = carry[i].result().to(x.dtype)
     # A NaN or inf gradient always reaches the attributions (see ops.path_integrate).
     for a in out:
         if not validation.all_finite(a):
@@ -425,28 +427,29 @@ def input_grads(
     args: tuple,
     targets: Targets,
     rows: int,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     desc: str = "gradients",
 ) -> tuple[Tensor, ...]:
     """Gradients of the selected outputs at the inputs: one [B, T, *F] per input."""
     B = inputs[0].shape[0]
     acc: list[Tensor | None] = [None] * len(inputs)
-    bar = progress(B, show_progress, desc)
-    for s in range(0, max(B, 1), rows):  # an empty batch: one empty call (the shapes)
-        e = min(B, s + rows)
-        g, _ = grads_at(
-            forward_func, tuple(x[s:e] for x in inputs), chunk_args(args, B, s, e, 1), targets, 1, s
-        )
-        if e - s == B:  # one batch: its gradients are the answer
-            bar.update(B)
-            bar.close()
-            return g
-        for i, gi in enumerate(g):
-            if acc[i] is None:
-                acc[i] = gi.new_zeros((B, *gi.shape[1:]))
-            cast(Tensor, acc[i])[s:e] = gi
-        bar.update(e - s)
-    bar.close()
+    with row_progress(B, show_progress, desc):
+        for s in range(0, max(B, 1), rows):  # an empty batch: one empty call (the shapes)
+            e = min(B, s + rows)
+            g, _ = grads_at(
+                forward_func,
+                tuple(x[s:e] for x in inputs),
+                chunk_args(args, B, s, e, 1),
+                targets,
+                1,
+                s,
+            )
+            if e - s == B:  # one batch: its gradients are the answer
+                return g
+            for i, gi in enumerate(g):
+                if acc[i] is None:
+                    acc[i] = gi.new_zeros((B, *gi.shape[1:]))
+                cast(Tensor, acc[i])[s:e] = gi
     return tuple(cast(Tensor, a) for a in acc)
 
 
@@ -456,7 +459,7 @@ def gradients_at_inputs(
     target: Any,
     additional_forward_args: Any,
     memory_budget: Any,
-    show_progress: bool,
+    show_progress: bool | None,
     desc: str,
 ) -> tuple[tuple[Tensor, ...], bool, Targets, tuple[Tensor, ...]]:
     """What Saliency and InputXGradient share: checked inputs, targets and the

@@ -13,6 +13,7 @@ from xattr._core import validation
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
 from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
+from xattr._core.progress import with_row_progress
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr.explainers.exact_shapley import enumerated_values
@@ -116,7 +117,7 @@ class Banzhaf(PerturbationAttribution):
         seed: int | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         return_std: Literal[False] = False,
     ) -> TensorOrTupleGeneric: ...
 
@@ -132,7 +133,7 @@ class Banzhaf(PerturbationAttribution):
         seed: int | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         return_std: Literal[True],
     ) -> tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]: ...
@@ -149,10 +150,11 @@ class Banzhaf(PerturbationAttribution):
         seed: int | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         return_std: bool = False,
     ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]: ...
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -164,7 +166,7 @@ class Banzhaf(PerturbationAttribution):
         seed: int | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         return_std: bool = False,
     ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]:
         """Attributions shaped like ``inputs`` (forms of ``baselines``, ``target``,

@@ -52,7 +52,7 @@ from xattr._core.inputs import (
     format_output,
 )
 from xattr._core.model import check_model_output, warn_if_training
-from xattr._core.progress import progress
+from xattr._core.progress import expect_rows, model_rows, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import all_finite
 from xattr.explainers._gradient import _grads_of, baseline_distribution, finish, float_inputs
@@ -322,7 +322,6 @@ def run_deeplift(
     custom: Callable | None,
     rows: int,
     name: str,
-    show_progress: bool = False,
 ) -> tuple[tuple[Tensor, ...], Tensor]:
     """DeepLift of every input row against references, each example repeated ``reps``
     times (DeepLiftShap's N baselines; 1 for DeepLift).
@@ -346,7 +345,9 @@ def run_deeplift(
     per_call = max(1, rows // reps) if shared else max(1, rows // (2 * reps))
     attrs: list[list[Tensor]] = [[] for _ in xs]
     deltas: list[Tensor] = []
-    bar = progress(B, show_progress, name)
+    # every call evaluates its inputs' rows and the references' (once per call when shared)
+    calls = max(1, -(-B // per_call))
+    expect_rows(B * reps + (calls * reps if shared else B * reps))
     for s in range(0, max(B, 1), per_call):
         e = min(B, s + per_call)
         n = (e - s) * reps
@@ -361,7 +362,7 @@ def run_deeplift(
             points = tuple(torch.cat([x, r.detach()]) for x, r in zip(leaves, r_rows))
             rules = deeplift_rules(pairing, eps, name)
             mode = ov.Intercept(rules, name=name, strict=True, sources=points)
-            with mode:
+            with mode, model_rows(n + pairing.n_ref):
                 out = forward_func(*points, *chunk_args)
             mode.check_output(out)
             out = check_model_output(out, n + pairing.n_ref, finite=False)
@@ -403,8 +404,6 @@ def run_deeplift(
         deltas.append(total - (sel_x.detach() - sel_r).to(total.dtype))
         for i, a in enumerate(chunk):
             attrs[i].append(a)
-        bar.update(e - s)
-    bar.close()
     out_attrs = tuple(parts[0] if len(parts) == 1 else torch.cat(parts) for parts in attrs)
     return out_attrs, deltas[0] if len(deltas) == 1 else torch.cat(deltas)
 
@@ -476,6 +475,7 @@ class DeepLift(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -486,7 +486,7 @@ class DeepLift(GradientAttribution):
         custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> Any:
         """DeepLift attributions of the selected output against ``baselines``.
 
@@ -503,7 +503,9 @@ class DeepLift(GradientAttribution):
                 inputs) or (multipliers, inputs, baselines) as tuples of [B, *F]
                 tensors, returns the attributions (a tuple). Default None.
             memory_budget: bytes (or "512MB") that size the forward batches.
-            show_progress: tqdm bar over examples.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             Same form as ``inputs`` ([B, *F] per input, [B, T, *F] for several
@@ -536,7 +538,6 @@ class DeepLift(GradientAttribution):
             custom_attribution_func,
             rows,
             type(self).__name__,
-            show_progress,
         )
         return _result(attrs, delta, targets, is_tuple, return_convergence_delta)
 
@@ -570,6 +571,7 @@ class DeepLiftShap(GradientAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -580,7 +582,7 @@ class DeepLiftShap(GradientAttribution):
         custom_attribution_func: Callable[..., tuple[Tensor, ...]] | None = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> Any:
         """The mean of DeepLift's attributions over the baseline rows.
 
@@ -594,7 +596,9 @@ class DeepLiftShap(GradientAttribution):
             return_convergence_delta: also return the delta of every (input, baseline)
                 pair, [B * N] (row b * N + j), [B * N, T] for several targets.
             memory_budget: bytes (or "512MB") that size the forward batches.
-            show_progress: tqdm bar over examples.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             Same form as ``inputs`` ([B, *F] per input, [B, T, *F] for several
@@ -637,7 +641,6 @@ class DeepLiftShap(GradientAttribution):
             custom_attribution_func,
             max(rows, 2 * N),
             type(self).__name__,
-            show_progress,
         )
         mean = tuple(a.view(B, N, *a.shape[1:]).mean(1) for a in attrs)
         return _result(mean, delta, targets, is_tuple, return_convergence_delta)

@@ -11,6 +11,7 @@ from xattr import ops
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
 from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
+from xattr._core.progress import with_row_progress
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import per_eval
@@ -79,7 +80,7 @@ class ExactShapley(PerturbationAttribution):
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         return_convergence_delta: Literal[False] = False,
     ) -> TensorOrTupleGeneric: ...
 
@@ -93,7 +94,7 @@ class ExactShapley(PerturbationAttribution):
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         return_convergence_delta: Literal[True],
     ) -> tuple[TensorOrTupleGeneric, Tensor]: ...
@@ -108,10 +109,11 @@ class ExactShapley(PerturbationAttribution):
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         return_convergence_delta: bool = False,
     ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]: ...
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -121,7 +123,7 @@ class ExactShapley(PerturbationAttribution):
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         return_convergence_delta: bool = False,
     ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]:
         """Attributions shaped like ``inputs`` (see :class:`FeatureAblation` for the
@@ -177,6 +179,7 @@ class ShapleyValues(ExactShapley):
         [[1.0, 1.0]]
     """
 
+    @with_row_progress()
     def attribute(  # type: ignore[override]
         self,
         inputs: TensorOrTupleGeneric,
@@ -185,7 +188,7 @@ class ShapleyValues(ExactShapley):
         additional_forward_args: Any = None,
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         perturbations_per_eval: int = 1,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,

@@ -10,6 +10,7 @@ from torch import Tensor
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
 from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
+from xattr._core.progress import with_row_progress
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr.explainers.registry import register
@@ -44,6 +45,7 @@ class FeatureAblation(PerturbationAttribution):
         [[1.0, 2.0]]
     """
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -52,7 +54,7 @@ class FeatureAblation(PerturbationAttribution):
         additional_forward_args: Any = None,
         feature_mask: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
         perturbations_per_eval: int = 1,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
@@ -72,7 +74,9 @@ class FeatureAblation(PerturbationAttribution):
                 forward call holds at least this many ablations of the whole batch,
                 more where xattr's own choice is larger, never more than
                 ``memory_budget`` allows (README, "Batching"). Results do not depend on it.
-            show_progress: a tqdm bar over the perturbations.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
             removal: ``BaselineRemoval()`` (default), ``MarginalRemoval(background)``
                 or ``ConditionalRemoval(surrogate)``.
             memory_budget: bytes (or "2GB") for one forward call; given (here or with

@@ -14,6 +14,7 @@ from xattr._core import validation
 from xattr._core.features import format_feature_mask
 from xattr._core.game import Setup
 from xattr._core.inputs import TensorOrTupleGeneric, format_inputs, n_elements
+from xattr._core.progress import warn_level, with_row_progress
 from xattr._core.targets import TargetType
 from xattr.explainers.feature_ablation import FeatureAblation
 from xattr.explainers.registry import register
@@ -137,6 +138,7 @@ class FeaturePermutation(FeatureAblation):
         # Captum's attribute: fewer examples than this leave every feature unpermuted
         self._min_examples_per_batch_grouped = 2
 
+    @with_row_progress()
     def attribute(  # type: ignore[override]
         self,
         inputs: TensorOrTupleGeneric,
@@ -144,7 +146,7 @@ class FeaturePermutation(FeatureAblation):
         additional_forward_args: Any = None,
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         perturbations_per_eval: int = 1,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         seed: int | None = None,
         memory_budget: int | str | None = None,
@@ -163,7 +165,9 @@ class FeaturePermutation(FeatureAblation):
                 feature.
             perturbations_per_eval: Captum's; a minimum number of perturbations per
                 forward call (the memory budget may put more). Results do not depend on it.
-            show_progress: a tqdm bar over the features.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
             seed: None draws from torch's global generator (as Captum); an int draws the
                 permutations ``torch.manual_seed(seed)`` would give, leaving the global
                 generator as it was.
@@ -211,7 +215,7 @@ class FeaturePermutation(FeatureAblation):
                 f"needs at least {self._min_examples_per_batch_grouped} examples; got {B}, "
                 "so every attribution is 0 (as in Captum)",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=warn_level(3),
             )
         setup = Setup(
             self.forward_func,

@@ -18,6 +18,7 @@ from xattr._core.inputs import (
     format_output,
 )
 from xattr._core.model import warn_if_training
+from xattr._core.progress import row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import positive_int
 from xattr.explainers._gradient import (
@@ -200,4 +201,7 @@ class GradientShap(GradientAttribution):
             "additional_forward_args": additional_forward_args,
             "return_convergence_delta": return_convergence_delta,
         }
-        return nt._attribute(gen, xs, is_tuple, "smoothgrad", n_samples, None, stdevs, True, kwargs)
+        with row_progress(None, None, f"{self.get_name()} attribution"):  # one bar
+            return nt._attribute(
+                gen, xs, is_tuple, "smoothgrad", n_samples, None, stdevs, True, kwargs
+            )

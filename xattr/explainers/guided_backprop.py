@@ -21,6 +21,7 @@ from torch import Tensor
 from xattr._core import overrides as ov
 from xattr._core.attribution import GradientAttribution
 from xattr._core.inputs import TensorOrTupleGeneric, format_output
+from xattr._core.progress import with_row_progress
 from xattr._core.targets import TargetType
 from xattr.explainers._gradient import finish, gradients_at_inputs
 from xattr.explainers.registry import register
@@ -87,6 +88,7 @@ class _ModifiedReluGradient(GradientAttribution):
         super().__init__(model)
         self.model = model
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -94,7 +96,7 @@ class _ModifiedReluGradient(GradientAttribution):
         additional_forward_args: Any = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> TensorOrTupleGeneric:
         """The modified gradients of the selected output at the inputs.
 
@@ -103,7 +105,9 @@ class _ModifiedReluGradient(GradientAttribution):
             target: Captum's forms, or a list of B lists of T indices / "all".
             additional_forward_args: extra arguments for the model.
             memory_budget: bytes (or "512MB") that size the batches.
-            show_progress: tqdm bar over examples.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             Same form as ``inputs``: [B, *F] per input, [B, T, *F] for several targets.

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from xattr._core.attribution import GradientAttribution, LayerAttribution
 from xattr._core.inputs import TensorOrTupleGeneric, format_inputs, format_output
+from xattr._core.progress import warn_level, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import flag
 from xattr.explainers.guided_backprop import GuidedBackprop
@@ -55,6 +56,7 @@ class GuidedGradCam(GradientAttribution):
         self.grad_cam = LayerGradCam(model, layer, device_ids)
         self.guided_backprop = GuidedBackprop(model)
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -64,7 +66,7 @@ class GuidedGradCam(GradientAttribution):
         attribute_to_layer_input: bool = False,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> TensorOrTupleGeneric:
         """Guided GradCAM attributions.
 
@@ -78,7 +80,9 @@ class GuidedGradCam(GradientAttribution):
             attribute_to_layer_input: GradCAM of the layer's input instead of its
                 output (default False).
             memory_budget: bytes (or "512MB") that size the batches.
-            show_progress: tqdm bars of the two passes.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             Same form as ``inputs``: [B, C, *S] per input ([B, T, C, *S] for several
@@ -119,7 +123,7 @@ class GuidedGradCam(GradientAttribution):
                     "GuidedGradCam: could not upsample the GradCAM map to an input of shape "
                     f"{tuple(x.shape)}; its attributions are an empty tensor",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=warn_level(2),
                 )
                 out.append(torch.empty(0))
                 continue

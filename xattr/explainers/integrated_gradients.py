@@ -17,6 +17,7 @@ from xattr._core.inputs import (
     format_output,
 )
 from xattr._core.model import warn_if_training
+from xattr._core.progress import with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr.explainers._gradient import check_n_steps, finish, integrate_paths, working_inputs
 from xattr.explainers.registry import register
@@ -60,7 +61,7 @@ class IntegratedGradients(GradientAttribution):
         return_convergence_delta: Literal[False] = False,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> TensorOrTupleGeneric: ...
 
     @overload
@@ -76,7 +77,7 @@ class IntegratedGradients(GradientAttribution):
         *,
         return_convergence_delta: Literal[True],
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> tuple[TensorOrTupleGeneric, Tensor]: ...
 
     @overload
@@ -92,9 +93,10 @@ class IntegratedGradients(GradientAttribution):
         return_convergence_delta: bool = False,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]: ...
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -107,7 +109,7 @@ class IntegratedGradients(GradientAttribution):
         return_convergence_delta: bool = False,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]:
         """Integrated gradients of the target output along the straight path from the
         baselines to the inputs.
@@ -132,7 +134,9 @@ class IntegratedGradients(GradientAttribution):
             memory_budget: bytes (or "512MB") for one forward + backward call; given
                 (here or with ``xattr.set_memory_budget``) it sizes the calls; default
                 1 GiB, under which xattr picks the size it measured fastest.
-            show_progress: tqdm bar over path rows.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             Attributions in the form of ``inputs`` ([B, *F] per input, [B, T, *F] for

@@ -22,6 +22,7 @@ from xattr._core import validation
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
 from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
+from xattr._core.progress import with_row_progress
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import flag, positive_int
@@ -466,7 +467,7 @@ class KernelShap(PerturbationAttribution):
         n_samples: int = 25,
         perturbations_per_eval: int = 1,
         return_input_shape: Literal[True] = True,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         seed: int | None = None,
         return_std: Literal[False] = False,
@@ -485,7 +486,7 @@ class KernelShap(PerturbationAttribution):
         n_samples: int = 25,
         perturbations_per_eval: int = 1,
         return_input_shape: Literal[True] = True,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         seed: int | None = None,
         return_std: Literal[True],
@@ -504,7 +505,7 @@ class KernelShap(PerturbationAttribution):
         n_samples: int = 25,
         perturbations_per_eval: int = 1,
         return_input_shape: bool = True,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         seed: int | None = None,
         return_std: bool = False,
@@ -517,6 +518,7 @@ class KernelShap(PerturbationAttribution):
         | tuple[Tensor, Tensor]
     ): ...
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -527,7 +529,7 @@ class KernelShap(PerturbationAttribution):
         n_samples: int = 25,
         perturbations_per_eval: int = 1,
         return_input_shape: bool = True,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         seed: int | None = None,
         return_std: bool = False,
@@ -564,7 +566,9 @@ class KernelShap(PerturbationAttribution):
                 per-feature values [B, D] ([B, T, D] for several targets) in Captum's
                 interpretable space: column k for feature id min_id + k,
                 D = max_id - min_id + 1.
-            show_progress: a progress bar over coalitions.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
             seed: 64-bit seed (None draws one from torch's global generator).
             return_std: also return the standard error of each attribution
                 (sandwich estimate over the sampled pairs, see ``_sandwich_std``;
@@ -609,7 +613,7 @@ class KernelShap(PerturbationAttribution):
         n_samples: int = 25,
         seed: int | None = None,
         return_std: bool = False,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         desc: str | None = None,
         **setup_kwargs: Any,
     ) -> SampledGame:

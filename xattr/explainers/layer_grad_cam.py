@@ -14,7 +14,7 @@ from xattr._core.attribution import GradientAttribution, LayerAttribution
 from xattr._core.batching import as_args, batch_rows, chunk_args
 from xattr._core.inputs import TensorOrTuple, format_inputs
 from xattr._core.model import selected, warn_if_training
-from xattr._core.progress import progress
+from xattr._core.progress import expect_rows, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import flag
 from xattr.explainers._gradient import _grads_of, check_grad_kwargs, finish
@@ -95,6 +95,7 @@ class LayerGradCam(LayerAttribution, GradientAttribution):
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
         GradientAttribution.__init__(self, forward_func)
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTuple,
@@ -106,7 +107,7 @@ class LayerGradCam(LayerAttribution, GradientAttribution):
         grad_kwargs: dict[str, Any] | None = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> TensorOrTuple:
         """GradCAM attributions of the layer.
 
@@ -122,7 +123,9 @@ class LayerGradCam(LayerAttribution, GradientAttribution):
             grad_kwargs: extra keyword arguments for ``torch.autograd.grad``.
             memory_budget: bytes (or "512MB") that size the batches; default the global
                 budget.
-            show_progress: tqdm bar over examples.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             Per activation tensor of the layer, [B, 1, *S] for activations [B, C, *S]
@@ -140,7 +143,6 @@ class LayerGradCam(LayerAttribution, GradientAttribution):
         to_input = flag("attribute_to_layer_input", attribute_to_layer_input)
         relu = flag("relu_attributions", relu_attributions)
         summed = flag("attr_dim_summation", attr_dim_summation)
-        flag("show_progress", show_progress)
         check_grad_kwargs(grad_kwargs)
         warn_if_training(self.forward_func)
         B = xs[0].shape[0]
@@ -150,7 +152,7 @@ class LayerGradCam(LayerAttribution, GradientAttribution):
             tuple(x if x.is_floating_point() else x.float() for x in xs), None, memory_budget
         )
         parts: list[tuple[Tensor, ...]] = []
-        bar = progress(B, show_progress, "LayerGradCam")
+        expect_rows(B)
         for s in range(0, max(B, 1), rows):  # an empty batch: one empty call (the shapes)
             e = min(B, s + rows)
             grads, acts = self._grads_and_acts(
@@ -162,8 +164,6 @@ class LayerGradCam(LayerAttribution, GradientAttribution):
                 grad_kwargs,
             )
             parts.append(tuple(grad_cam(g, a, summed).detach() for g, a in zip(grads, acts)))
-            bar.update(e - s)
-        bar.close()
         cams = parts[0] if len(parts) == 1 else tuple(torch.cat(p, 0) for p in zip(*parts))
         if relu:
             cams = tuple(F.relu(c) for c in cams)

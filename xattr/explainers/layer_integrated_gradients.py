@@ -12,6 +12,7 @@ from xattr._core.attribution import GradientAttribution, LayerAttribution, conve
 from xattr._core.batching import as_args, batch_rows, chunk_args
 from xattr._core.inputs import BaselineType, TensorOrTuple, format_baselines, format_inputs
 from xattr._core.model import warn_if_training
+from xattr._core.progress import expect_rows, model_rows, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr.explainers._gradient import check_grad_kwargs, check_n_steps, finish, integrate_paths
 from xattr.explainers._layer import hook_layers, layer_tensors
@@ -92,12 +93,14 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
                 single[i] = len(store[i]) == 1
 
         handles = self._hooks(to_input, keep, keep)
+        expect_rows(B)
         try:
             with torch.no_grad():
                 for s in range(0, max(B, 1), rows):  # an empty batch: one empty call
                     e = min(B, s + rows)
                     store.clear()
-                    self.forward_func(*(x[s:e] for x in xs), *chunk_args(args, B, s, e, 1))
+                    with model_rows(e - s):
+                        self.forward_func(*(x[s:e] for x in xs), *chunk_args(args, B, s, e, 1))
                     for i in range(len(self._layers)):
                         if i not in store:
                             raise ValueError(
@@ -126,7 +129,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         grad_kwargs: dict[str, Any] | None = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> LayerAttributions: ...
 
     @overload
@@ -144,7 +147,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         attribute_to_layer_input: bool = False,
         grad_kwargs: dict[str, Any] | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> tuple[LayerAttributions, Tensor]: ...
 
     @overload
@@ -162,9 +165,10 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         grad_kwargs: dict[str, Any] | None = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> LayerAttributions | tuple[LayerAttributions, Tensor]: ...
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTuple,
@@ -179,7 +183,7 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
         grad_kwargs: dict[str, Any] | None = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> LayerAttributions | tuple[LayerAttributions, Tensor]:
         """Integrated gradients at the layer.
 
@@ -197,7 +201,9 @@ class LayerIntegratedGradients(LayerAttribution, GradientAttribution):
             memory_budget: bytes (or "512MB") for one forward + backward call; given
                 (here or with ``xattr.set_memory_budget``) it sizes the calls; default
                 1 GiB, under which xattr picks the size it measured fastest.
-            show_progress: tqdm bar over path rows.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             Attributions shaped like the layer's activations, [B, *A] ([B, T, *A] for

@@ -25,6 +25,7 @@ from xattr._core import validation
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
 from xattr._core.inputs import BaselineType, TensorOrTupleGeneric, n_elements
+from xattr._core.progress import with_row_progress
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import flag, positive_int
@@ -337,7 +338,7 @@ class Lime(PerturbationAttribution):
         n_samples: int = 25,
         perturbations_per_eval: int = 1,
         return_input_shape: Literal[True] = True,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         seed: int | None = None,
         removal: Removal | None = None,
@@ -355,13 +356,14 @@ class Lime(PerturbationAttribution):
         n_samples: int = 25,
         perturbations_per_eval: int = 1,
         return_input_shape: bool = True,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         seed: int | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
     ) -> TensorOrTupleGeneric | Tensor: ...
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -372,7 +374,7 @@ class Lime(PerturbationAttribution):
         n_samples: int = 25,
         perturbations_per_eval: int = 1,
         return_input_shape: bool = True,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         seed: int | None = None,
         removal: Removal | None = None,
@@ -397,7 +399,9 @@ class Lime(PerturbationAttribution):
             return_input_shape: True: coefficients spread to the inputs' shapes;
                 False: [B, D] ([B, T, D] for several targets), Captum's interpretable
                 space: column k for feature id min_id + k, D = max_id - min_id + 1.
-            show_progress: a progress bar over samples.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
             seed: 64-bit seed for the default sampler (None: torch's generator).
             removal: the game's removal (``BaselineRemoval`` by default).
             memory_budget: bytes (or "2GB") for one forward call; given (here or with

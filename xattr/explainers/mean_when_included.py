@@ -13,6 +13,7 @@ from xattr._core import validation
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
 from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
+from xattr._core.progress import with_row_progress
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr.explainers.banzhaf import msr_coalitions, weighted_mean_var
@@ -63,7 +64,7 @@ class MeanWhenIncluded(PerturbationAttribution):
         seed: int | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         return_std: Literal[False] = False,
     ) -> TensorOrTupleGeneric: ...
 
@@ -79,7 +80,7 @@ class MeanWhenIncluded(PerturbationAttribution):
         seed: int | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         return_std: Literal[True],
     ) -> tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]: ...
@@ -96,10 +97,11 @@ class MeanWhenIncluded(PerturbationAttribution):
         seed: int | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         return_std: bool = False,
     ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]: ...
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -111,7 +113,7 @@ class MeanWhenIncluded(PerturbationAttribution):
         seed: int | None = None,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         return_std: bool = False,
     ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, TensorOrTupleGeneric]:
         """Attributions shaped like ``inputs`` (forms of ``baselines``, ``target``,

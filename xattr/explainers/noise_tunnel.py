@@ -11,6 +11,7 @@ from xattr._core import validation
 from xattr._core.batching import expand_additional_args, repeat_per_example
 from xattr._core.features import LAYOUT_ATTRIBUTE, mark_per_element
 from xattr._core.inputs import TensorOrTuple, format_inputs, format_output
+from xattr._core.progress import row_progress
 from xattr.explainers._gradient import float_inputs
 from xattr.explainers.registry import register
 
@@ -159,17 +160,20 @@ class NoiseTunnel:
         xs, is_tuple = format_inputs(inputs)
         float_inputs(xs)
         gen = make_generator(seed, xs[0].device)
-        return self._attribute(
-            gen,
-            xs,
-            is_tuple,
-            nt_type,
-            nt_samples,
-            nt_samples_batch_size,
-            stdevs,
-            draw_baseline_from_distrib,
-            kwargs,
-        )
+        # one bar for all the wrapped explainer's calls (its show_progress decides)
+        desc = "NoiseTunnel attribution"
+        with row_progress(None, kwargs.get("show_progress"), desc):
+            return self._attribute(
+                gen,
+                xs,
+                is_tuple,
+                nt_type,
+                nt_samples,
+                nt_samples_batch_size,
+                stdevs,
+                draw_baseline_from_distrib,
+                kwargs,
+            )
 
     def _attribute(
         self,

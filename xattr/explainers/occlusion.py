@@ -20,7 +20,7 @@ from xattr._core.inputs import (
     promotion_note,
 )
 from xattr._core.model import promotion_errors, run_model, warn_if_training
-from xattr._core.progress import progress
+from xattr._core.progress import expect_rows, with_row_progress
 from xattr._core.removal import Removal, check_removal
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import ArgumentError, per_eval
@@ -109,6 +109,7 @@ class Occlusion(PerturbationAttribution):
         [[3.0, 4.0, 5.0]]
     """
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -118,7 +119,7 @@ class Occlusion(PerturbationAttribution):
         target: TargetType = None,
         additional_forward_args: Any = None,
         perturbations_per_eval: int = 1,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         removal: Removal | None = None,
         memory_budget: int | str | None = None,
@@ -135,7 +136,9 @@ class Occlusion(PerturbationAttribution):
                 forward call holds at least this many windows of the whole batch, more
                 where xattr's own choice is larger, never more than ``memory_budget``
                 allows (README, "Batching"). Results do not depend on it.
-            show_progress: a tqdm bar over the windows.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
             removal: ``BaselineRemoval()`` (default) or ``MarginalRemoval(background)``.
             memory_budget: bytes (or "2GB") for one forward call; given (here or with
                 ``xattr.set_memory_budget``) it sizes the calls; default 1 GiB, under
@@ -200,9 +203,9 @@ class Occlusion(PerturbationAttribution):
             output_dtype = out.dtype
             return targets.select(out, per_example).to(torch.float64)
 
-        v_full = forward(xs, 1)  # [B, T]
         total_w = sum(math.prod(c) for c in counts)
-        bar = progress(total_w, show_progress, f"{self.get_name()} attribution")
+        expect_rows(B + B * N * total_w)  # x itself, then N copies of every window
+        v_full = forward(xs, 1)  # [B, T]
         results = []
         for i, x in enumerate(xs):
             feat = tuple(x.shape[1:])
@@ -232,9 +235,7 @@ class Occlusion(PerturbationAttribution):
                 wd = win.to(torch.float64)
                 acc += torch.einsum("bct,ce->bte", diff, wd)
                 cover += wd.sum(0)
-                bar.update(c)
             a = (acc / cover).reshape(B, acc.shape[1], *feat)
             a = a.to(attribution_dtype(x, output_dtype))
             results.append(a if targets.multi else a[:, 0])
-        bar.close()
         return cast(TensorOrTupleGeneric, format_output(tuple(results), is_tuple))

@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from xattr._core.attribution import GradientAttribution
 from xattr._core.inputs import TensorOrTupleGeneric, format_output
+from xattr._core.progress import with_row_progress
 from xattr._core.targets import TargetType
 from xattr.explainers._gradient import finish, gradients_at_inputs
 from xattr.explainers.registry import register
@@ -25,6 +26,7 @@ class Saliency(GradientAttribution):
         torch.Size([4, 3])
     """
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -33,7 +35,7 @@ class Saliency(GradientAttribution):
         additional_forward_args: Any = None,
         *,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> TensorOrTupleGeneric:
         """Gradients (absolute values by default) of the target output.
 
@@ -47,7 +49,9 @@ class Saliency(GradientAttribution):
             memory_budget: bytes (or "512MB") for one forward + backward call; given
                 (here or with ``xattr.set_memory_budget``) it sizes the calls; default
                 1 GiB, under which xattr picks the size it measured fastest.
-            show_progress: tqdm bar over examples.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             Same form as ``inputs``: [B, *F] per input, [B, T, *F] for several targets.

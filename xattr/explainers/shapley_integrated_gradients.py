@@ -55,7 +55,7 @@ from xattr._core.inputs import (
     n_elements,
 )
 from xattr._core.model import outputs_at, warn_if_training
-from xattr._core.progress import progress
+from xattr._core.progress import warn_level, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import flag, positive_int
 from xattr.baselines import resolve
@@ -227,7 +227,7 @@ class ShapleyIntegratedGradients(GradientAttribution):
         *,
         blur_sigma: float = 5.0,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> TensorOrTupleGeneric: ...
 
     @overload
@@ -250,7 +250,7 @@ class ShapleyIntegratedGradients(GradientAttribution):
         return_convergence_delta: Literal[True],
         blur_sigma: float = 5.0,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> tuple[TensorOrTupleGeneric, Tensor]: ...
 
     @overload
@@ -273,9 +273,10 @@ class ShapleyIntegratedGradients(GradientAttribution):
         *,
         blur_sigma: float = 5.0,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]: ...
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -295,7 +296,7 @@ class ShapleyIntegratedGradients(GradientAttribution):
         *,
         blur_sigma: float = 5.0,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> TensorOrTupleGeneric | tuple[TensorOrTupleGeneric, Tensor]:
         """SIG attributions of the target output.
 
@@ -358,7 +359,9 @@ class ShapleyIntegratedGradients(GradientAttribution):
             memory_budget: bytes (or "512MB") for one forward + backward call; given
                 (here or with ``xattr.set_memory_budget``) it sizes the calls; default
                 1 GiB, under which xattr picks the size it measured fastest.
-            show_progress: tqdm bar over the chunks of examples.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
 
         Returns:
             Attributions shaped like ``inputs`` ([B, T, *F] for several targets), and
@@ -399,14 +402,12 @@ class ShapleyIntegratedGradients(GradientAttribution):
             if exact:
                 start, end, w = exact_paths(dg, dev)
                 start, end = _embed(start, feats, d), _embed(end, feats, d)
-                parts.append(
-                    run.exact(start, end, w, return_convergence_delta, show_progress, s0, e0)
-                )
+                parts.append(run.exact(start, end, w, return_convergence_delta, s0, e0))
             else:
                 S, counts = stratified_coalitions(dg, n_coalitions_per_size, seed, dev)
                 w = _embed(combination_weights(S, counts, combine), feats, d)
                 S = _embed(S, feats, d)
-                parts.append(run.sampled(S, w, return_convergence_delta, show_progress, s0, e0))
+                parts.append(run.sampled(S, w, return_convergence_delta, s0, e0))
         attrs, deltas = _stitch(parts, B)
         if normalize:
             attrs = run.normalized(attrs)
@@ -531,14 +532,13 @@ class _Run:
         return v.view(n, reps, v.shape[-1]).movedim(1, 2)
 
     def sampled(
-        self, masks: Tensor, w: Tensor, deltas: bool, show_progress: bool, s0: int, e0: int
+        self, masks: Tensor, w: Tensor, deltas: bool, s0: int, e0: int
     ) -> tuple[tuple[Tensor, ...], Tensor | None, int, int]:
         """sum_S w[S, i] IG(x; b_S) for examples s0..e0, block by block of examples and
         coalitions (the weighted sums of the blocks add up)."""
         K = masks.shape[0]
         acc = _Accumulator(self.xs, K, deltas, s0, e0)
         blocks = _chunks(s0, e0, K, 2 * self.row_bytes)
-        bar = progress(len(blocks), show_progress, "ShapleyIntegratedGradients")
         for s, e, k0, k1 in blocks:
             bases = self._baselines(masks[k0:k1], s, e)
             xs = tuple(x[s:e] for x in self.xs)
@@ -557,8 +557,6 @@ class _Run:
                 totals = cast(Tensor, res.totals)  # asked for with deltas
                 delta = totals - (fx - fb).to(totals.dtype)
             acc.add(s, e, k0, k1, res.attributions, delta)
-            bar.update(1)
-        bar.close()
         return acc.result()
 
     def exact(
@@ -567,7 +565,6 @@ class _Run:
         end: Tensor,
         w: Tensor,
         deltas: bool,
-        show_progress: bool,
         s0: int,
         e0: int,
     ) -> tuple[tuple[Tensor, ...], Any, int, int]:
@@ -576,7 +573,6 @@ class _Run:
         P = start.shape[0]
         acc = _Accumulator(self.xs, P, deltas, s0, e0)
         blocks = _chunks(s0, e0, P, 2 * self.row_bytes)
-        bar = progress(len(blocks), show_progress, "ShapleyIntegratedGradients (exact)")
         for s, e, p0, p1 in blocks:
             n, p = e - s, p1 - p0
             b0 = self._baselines(start[p0:p1], s, e)
@@ -600,8 +596,6 @@ class _Run:
                 v = self._values(b1, s, e, p) - self._values(b0, s, e, p)  # [n, T, p]
                 delta = totals.movedim(1, 2) - v.to(totals.dtype)
             acc.add(s, e, p0, p1, weighted, delta)
-            bar.update(1)
-        bar.close()
         return acc.result()
 
     def normalized(self, attrs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
@@ -624,7 +618,7 @@ class _Run:
                 "f(x) = f(r)), left raw, and "
                 f"{int(limited.sum())} needed a factor beyond [1/{NORMALIZE_BOUND:g}, "
                 f"{NORMALIZE_BOUND:g}], rescaled by the limit; those do not sum to f(x) - f(r)",
-                stacklevel=3,
+                stacklevel=warn_level(3),
             )
         return tuple(
             (a.to(f64) * scale.view(*scale.shape, *([1] * (a.dim() - 2)))).to(a.dtype)

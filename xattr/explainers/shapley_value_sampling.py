@@ -20,6 +20,7 @@ from xattr._core import validation
 from xattr._core.attribution import PerturbationAttribution
 from xattr._core.game import Setup
 from xattr._core.inputs import BaselineType, TensorOrTupleGeneric
+from xattr._core.progress import with_row_progress
 from xattr._core.removal import Removal
 from xattr._core.targets import TargetType
 from xattr._core.validation import flag, positive_int
@@ -70,7 +71,7 @@ class ShapleyValueSampling(PerturbationAttribution):
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         n_samples: int = 25,
         perturbations_per_eval: int = 1,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         seed: int | None = None,
         return_std: Literal[False] = False,
@@ -90,7 +91,7 @@ class ShapleyValueSampling(PerturbationAttribution):
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         n_samples: int = 25,
         perturbations_per_eval: int = 1,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         seed: int | None = None,
         return_std: Literal[True],
@@ -110,7 +111,7 @@ class ShapleyValueSampling(PerturbationAttribution):
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         n_samples: int = 25,
         perturbations_per_eval: int = 1,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         seed: int | None = None,
         return_std: bool = False,
@@ -125,6 +126,7 @@ class ShapleyValueSampling(PerturbationAttribution):
         | tuple[Tensor, Tensor]
     ): ...
 
+    @with_row_progress()
     def attribute(
         self,
         inputs: TensorOrTupleGeneric,
@@ -134,7 +136,7 @@ class ShapleyValueSampling(PerturbationAttribution):
         feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         n_samples: int = 25,
         perturbations_per_eval: int = 1,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         *,
         seed: int | None = None,
         return_std: bool = False,
@@ -163,7 +165,9 @@ class ShapleyValueSampling(PerturbationAttribution):
                 forward call holds at least this many perturbations of the whole batch,
                 more where xattr's own choice is larger, never more than
                 ``memory_budget`` allows (README, "Batching"). Results do not depend on it.
-            show_progress: a progress bar over coalitions.
+            show_progress: None (default): a progress bar counting model rows appears once
+                the call is projected to take more than about 2 s; True: from the start;
+                False: never. One bar per call: calls made inside it count in it.
             seed: 64-bit seed (None draws one from torch's global generator).
             return_std: also return the standard error of each attribution: the
                 spread of the units (permutations, or antithetic pairs) divided by

@@ -20,9 +20,9 @@ from xattr._core.features import check_layout, feature_ranks, feature_scores
 from xattr._core.game import Setup
 from xattr._core.inputs import TensorOrTuple, check_finite, format_inputs
 from xattr._core.model import outputs_at
-from xattr._core.progress import progress
+from xattr._core.progress import expect_rows, with_row_progress
 from xattr._core.targets import Targets, TargetType
-from xattr._core.validation import flag, positive_int
+from xattr._core.validation import positive_int
 from xattr.baselines import resolve
 from xattr.metrics.summary import summarize
 
@@ -102,7 +102,7 @@ def _curve(
     insertion: bool,
     blur_sigma: float,
     memory_budget: int | str | None,
-    show_progress: bool,
+    show_progress: bool | None,
     layout: str,
 ) -> tuple[Setup, Tensor, Tensor]:
     """(setup, fractions [K + 1], values [B, K + 1, T])."""
@@ -133,6 +133,7 @@ def _finish(setup: Setup, fractions: Tensor, values: Tensor) -> Curve:
     return Curve(fractions, v, auc)
 
 
+@with_row_progress()
 def deletion_curve(
     forward_func: Callable[..., Any],
     inputs: TensorOrTuple,
@@ -146,7 +147,7 @@ def deletion_curve(
     *,
     blur_sigma: float = 5.0,
     memory_budget: int | str | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     layout: str = "auto",
 ) -> Curve:
     """The model's target output as features are removed in the attributions' order.
@@ -178,7 +179,9 @@ def deletion_curve(
         order: "most_relevant_first" (default) or "least_relevant_first".
         blur_sigma: sigma of the "blur" baseline in pixels (default 5).
         memory_budget: bytes (or "512MB") per batch of model rows.
-        show_progress: a tqdm bar over the perturbed rows.
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it.
         layout: "auto" (default), "group" or "element": how the attributions spread a
             feature's value over its elements (:func:`feature_scores`). "auto" reads
             an explainer's own output with the same ``feature_mask`` right: the
@@ -218,6 +221,7 @@ def deletion_curve(
     return _finish(setup, fractions, values)
 
 
+@with_row_progress()
 def insertion_curve(
     forward_func: Callable[..., Any],
     inputs: TensorOrTuple,
@@ -231,7 +235,7 @@ def insertion_curve(
     *,
     blur_sigma: float = 5.0,
     memory_budget: int | str | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     layout: str = "auto",
 ) -> Curve:
     """The model's target output as features are inserted into the baseline in the
@@ -267,6 +271,7 @@ def insertion_curve(
     return _finish(setup, fractions, values)
 
 
+@with_row_progress()
 def target_class_curve(
     forward_func: Callable[..., Any],
     inputs: TensorOrTuple,
@@ -280,7 +285,7 @@ def target_class_curve(
     *,
     blur_sigma: float = 5.0,
     memory_budget: int | str | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     layout: str = "auto",
 ) -> TargetClassCurve:
     """How fast the prediction moves from class y (``target``) toward class c
@@ -464,6 +469,7 @@ def linear_imputation(
     return out.view(N, C, H, W).to(images.dtype)
 
 
+@with_row_progress()
 def road(
     forward_func: Callable[..., Any],
     inputs: Tensor,
@@ -476,7 +482,7 @@ def road(
     *,
     seed: int | None = None,
     memory_budget: int | str | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
 ) -> RoadCurve:
     """ROAD (RemOve And Debias): remove a fraction of the pixels in the attributions'
     order, impute them by noisy linear imputation (:func:`linear_imputation` plus
@@ -500,7 +506,9 @@ def road(
         additional_forward_args: extra model arguments.
         seed: seed of the noise (None draws it from torch's global generator).
         memory_budget: as :func:`deletion_curve`.
-        show_progress: a tqdm bar over the imputed images' forward passes.
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it.
 
     Returns:
         :class:`RoadCurve`: fractions [K], values [B, K], correct [B, K], auc [B].
@@ -513,7 +521,6 @@ def road(
         >>> r.values.shape, r.correct.dtype
         (torch.Size([2, 2]), torch.bool)
     """
-    flag("show_progress", show_progress)
     if not isinstance(inputs, Tensor) or inputs.dim() != 4 or not inputs.is_floating_point():
         raise ValueError("inputs: expected one float tensor of images [B, C, H, W]")
     B, C, H, W = inputs.shape
@@ -549,16 +556,14 @@ def road(
         imputed = imputed + (eps.to(imputed.device) * hole).to(imputed.dtype)
     classes = _per_example_class("target", target, B)
     # every imputed image through the model in batches; all outputs (for the argmax)
-    bar = progress(B * K, show_progress, "ROAD")
+    expect_rows(B * K)
     out = outputs_at(
         forward_func,
         (imputed,),
         as_args(expand_additional_args(additional_forward_args, B, K)),
         Targets("all", B * K),
         rows_per_batch((imputed,), None, memory_budget),
-        bar,
     )  # [B*K, classes]
-    bar.close()
     check_finite(out)
     n_out = out.shape[1]
     if not all(-n_out <= c < n_out for c in classes):

@@ -55,7 +55,7 @@ from xattr._core.inputs import (
     format_inputs,
 )
 from xattr._core.model import run_model, warn_if_training
-from xattr._core.progress import progress
+from xattr._core.progress import expect_rows, warn_level, with_row_progress
 from xattr._core.targets import Targets, TargetType
 from xattr._core.validation import check_forward_func, flag, positive_int
 
@@ -128,7 +128,7 @@ def _samples_per_call(
             f"max_examples_per_batch: {max_examples_per_batch} is below the batch size {B}; "
             f"each call perturbs one sample of every example ({B} rows), as in Captum",
             UserWarning,
-            stacklevel=3,
+            stacklevel=warn_level(3),
         )
     return min(max(max_examples_per_batch // B, 1), n), fit
 
@@ -171,7 +171,6 @@ def _selected_outputs(
     targets: Targets,
     per_example: int,
     rows: int,
-    bar: Any = None,
 ) -> Tensor:
     """The target output of every row of ``xs`` ([B * per_example] rows, example-major)
     -> [B * per_example], in forward calls of at most ``rows`` rows."""
@@ -190,8 +189,6 @@ def _selected_outputs(
                 f"{tuple(out.shape)}; infidelity needs one"
             )
         parts.append(sel.reshape(-1))
-        if bar is not None:
-            bar.update(stop - start)
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
@@ -280,6 +277,7 @@ def _perturb_for_infidelity(
     return perturbations, perturbed
 
 
+@with_row_progress()
 def infidelity(
     forward_func: Callable[..., Tensor],
     perturb_func: PerturbFunc,
@@ -293,7 +291,7 @@ def infidelity(
     normalize: bool = False,
     *,
     memory_budget: int | str | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
 ) -> Tensor:
     """Explanation infidelity (Yeh et al., 2019), Captum's ``infidelity``.
 
@@ -326,7 +324,9 @@ def infidelity(
             module docstring). Default None: as many as the memory budget holds.
         normalize: scale the attributions optimally first. Default False.
         memory_budget: bytes (or "512MB") that size the batches; default the global budget.
-        show_progress: a tqdm bar over the perturbed rows. Default False.
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it.
 
     Returns:
         [B] infidelity per example (dtype of the model outputs / attributions).
@@ -361,7 +361,6 @@ def infidelity(
         )
     n = positive_int("n_perturb_samples", n_perturb_samples)
     flag("normalize", normalize)
-    flag("show_progress", show_progress)
     warn_if_training(forward_func)
     k, fit = _samples_per_call(xs, n, max_examples_per_batch, memory_budget, _INFIDELITY_COPIES)
     rows = rows_per_batch(xs, None, memory_budget)
@@ -373,7 +372,7 @@ def infidelity(
         else:
             groups.append([m])
 
-    bar = progress(B * n, show_progress, "infidelity")
+    expect_rows(B + B * n)  # f(x), then n perturbed rows per example
     sums: tuple[Tensor, ...] | None = None
     with torch.no_grad():
         f_x = _selected_outputs(forward_func, xs, additional_forward_args, targets, 1, rows)
@@ -383,7 +382,7 @@ def infidelity(
             pert = _example_major([d[0] for d in draws], B)
             perturbed = _example_major([d[1] for d in draws], B)
             f_xp = _selected_outputs(
-                forward_func, perturbed, additional_forward_args, targets, M, rows, bar
+                forward_func, perturbed, additional_forward_args, targets, M, rows
             ).view(B, M)
             # I . a per perturbed row, and f(x) - f(x - I): [B, M]
             a_dot_i = cast(
@@ -403,7 +402,6 @@ def infidelity(
                 else:
                     terms = ((u - v).pow(2).sum(-1),)
                 sums = terms if sums is None else tuple(s + t for s, t in zip(sums, terms))
-    bar.close()
     assert sums is not None
     got = cast("tuple[Tensor, ...]", sums)  # three sums when normalize, else one
     if normalize:
@@ -495,6 +493,7 @@ def _explanations(value: Any, rows: int, like: tuple[Tensor, ...] | None = None)
     return tuple(t.detach() for t in ts)
 
 
+@with_row_progress()
 def sensitivity_max(
     explanation_func: Callable[..., TensorOrTuple],
     inputs: TensorOrTuple,
@@ -505,7 +504,7 @@ def sensitivity_max(
     max_examples_per_batch: int | None = None,
     *,
     memory_budget: int | str | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     **kwargs: Any,
 ) -> Tensor:
     """Max-sensitivity of an explanation (Yeh et al., 2019), Captum's ``sensitivity_max``.
@@ -534,7 +533,9 @@ def sensitivity_max(
             call (``// B`` samples per example). Default None: as many as the memory
             budget holds (see the module docstring).
         memory_budget: bytes (or "512MB") that size the calls; default the global budget.
-        show_progress: a tqdm bar over the perturbed rows. Default False.
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it.
         **kwargs: passed to ``explanation_func`` (``target``, ``baselines``, ...).
 
     Returns:
@@ -570,7 +571,6 @@ def sensitivity_max(
         isinstance(norm_ord, bool) or not isinstance(norm_ord, (int, float)) or norm_ord != norm_ord
     ):
         raise TypeError(f"norm_ord: expected 'fro' or a number, got {norm_ord!r}")
-    flag("show_progress", show_progress)
     B = xs[0].shape[0]
     k, _ = _samples_per_call(xs, n, max_examples_per_batch, memory_budget, ACTIVATION_FACTOR)
     pass_radius = len(signature(perturb_func).parameters) > 1
@@ -585,7 +585,6 @@ def sensitivity_max(
     with torch.no_grad():
         expl_norm = norms(torch.cat([e.reshape(B, -1) for e in expl], dim=1))
         expl_norm = torch.where(expl_norm == 0, torch.ones_like(expl_norm), expl_norm)
-    bar = progress(B * n, show_progress, "sensitivity_max")
     best: Tensor | None = None
     expanded_kwargs: tuple[int, dict] | None = None
     for m in _chunk_sizes(n, k):
@@ -610,7 +609,5 @@ def sensitivity_max(
             sens = norms(change) / expl_norm.repeat_interleave(m, dim=0)
             sens = sens.view(B, m).max(dim=1).values
         best = sens if best is None else torch.max(best, sens)
-        bar.update(B * m)
-    bar.close()
     assert best is not None
     return best

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from xattr._core.inputs import TensorOrTuple, format_inputs
-from xattr._core.progress import progress
+from xattr._core.progress import check_show_progress, row_progress
 from xattr._core.targets import TargetType
 from xattr._core.validation import flag
 from xattr.baselines import gaussian_window
@@ -296,7 +296,7 @@ def cascading_randomization(
     target: TargetType = None,
     layers: Sequence[str] | None = None,
     seed: int = 0,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
     *,
     absolute: bool = True,
     win_size: int | None = None,
@@ -342,7 +342,10 @@ def cascading_randomization(
             from the output backwards when modules are registered in forward
             order (as ``nn.Sequential`` does).
         seed: seed of the re-initialisations (default 0).
-        show_progress: tqdm bar over the K + 1 attribution runs.
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it. The total: the first
+            run's rows times K + 1.
         absolute: Spearman of |attributions| (default True) or of the signed values.
         win_size: SSIM window side (odd; default 11), smaller for maps under 11 x 11.
 
@@ -372,43 +375,44 @@ def cascading_randomization(
         raise TypeError(f"explain: expected a callable, got {type(explain).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
-    flag("show_progress", show_progress)
+    check_show_progress(show_progress)
     flag("absolute", absolute)
     names = _layer_names(model, layers)
     step_seeds = torch.randint(
         0, 2**62, (len(names),), generator=torch.Generator().manual_seed(seed)
     ).tolist()
 
-    bar = progress(len(names) + 1, show_progress, "cascading randomization")
-    original = _attributions(explain, model, inputs, target)
-    bar.update()
-    map0 = _image_map(original)
-    if map0 is not None:
-        ssim(map0, map0, data_range=1.0, win_size=win_size)  # checks the window early
-    B = original[0].shape[0]
-    dtype = original[0].dtype if original[0].is_floating_point() else torch.float32
-    ssims = [torch.ones(B, dtype=dtype)]
-    spearmans = [torch.ones(B, dtype=dtype)]
-    orig_rank = tuple(t.abs() for t in original) if absolute else original
+    with row_progress(None, show_progress, "cascading randomization") as bar:
+        first = bar.n
+        original = _attributions(explain, model, inputs, target)
+        first = bar.n - first  # the model rows of one run
+        map0 = _image_map(original)
+        if map0 is not None:
+            ssim(map0, map0, data_range=1.0, win_size=win_size)  # checks the window early
+        B = original[0].shape[0]
+        dtype = original[0].dtype if original[0].is_floating_point() else torch.float32
+        ssims = [torch.ones(B, dtype=dtype)]
+        spearmans = [torch.ones(B, dtype=dtype)]
+        orig_rank = tuple(t.abs() for t in original) if absolute else original
 
-    randomized = copy.deepcopy(model)
-    for name, step_seed in zip(names, step_seeds):
-        _randomize(randomized.get_submodule(name), step_seed)
-        attr = _attributions(explain, randomized, inputs, target)
-        if [t.shape for t in attr] != [t.shape for t in original]:
-            raise ValueError(
-                f"explain: returned shapes {[tuple(t.shape) for t in attr]} after randomising "
-                f"{name!r}, {[tuple(t.shape) for t in original]} before"
-            )
-        maps = _image_map(attr)
-        if maps is None:
-            ssims.append(torch.full((B,), math.nan, dtype=dtype))
-        else:
-            # the maps of the original model exist too (the same shapes)
-            score = ssim(cast(Tensor, map0), maps, data_range=1.0, win_size=win_size)
-            ssims.append(score.cpu().to(dtype))
-        ranked = tuple(t.abs() for t in attr) if absolute else attr
-        spearmans.append(spearman(orig_rank, ranked).cpu().to(dtype))
-        bar.update()
-    bar.close()
+        randomized = copy.deepcopy(model)
+        # every randomised model costs what the original did
+        with row_progress(first * len(names) or None, show_progress, ""):
+            for name, step_seed in zip(names, step_seeds):
+                _randomize(randomized.get_submodule(name), step_seed)
+                attr = _attributions(explain, randomized, inputs, target)
+                if [t.shape for t in attr] != [t.shape for t in original]:
+                    raise ValueError(
+                        f"explain: returned shapes {[tuple(t.shape) for t in attr]} after "
+                        f"randomising {name!r}, {[tuple(t.shape) for t in original]} before"
+                    )
+                maps = _image_map(attr)
+                if maps is None:
+                    ssims.append(torch.full((B,), math.nan, dtype=dtype))
+                else:
+                    # the maps of the original model exist too (the same shapes)
+                    score = ssim(cast(Tensor, map0), maps, data_range=1.0, win_size=win_size)
+                    ssims.append(score.cpu().to(dtype))
+                ranked = tuple(t.abs() for t in attr) if absolute else attr
+                spearmans.append(spearman(orig_rank, ranked).cpu().to(dtype))
     return RandomizationResult(names, torch.stack(ssims), torch.stack(spearmans))

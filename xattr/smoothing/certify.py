@@ -23,6 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from xattr._core.progress import row_progress
 from xattr.smoothing.mus import Features, MuS
 
 # Relative slack below which a probability ratio counts as an integer.
@@ -165,8 +166,10 @@ def certify(
         x: [B, *F] inputs.
         alpha: [d] or [B, d] binary masks (bool or 0/1), column j the feature at
             position j (``smoothed.features(x).ids[j]``); None certifies the full input.
-        show_progress: tqdm bars over the model rows (default: the MuS's
-            ``show_progress``).
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it. Default: the MuS's
+            ``show_progress``.
 
     Returns:
         :class:`Certificate`: labels, gaps, consistency and the incremental (at alpha)
@@ -191,6 +194,9 @@ def certify(
         scores = scores if smoothed.voting else scores / smoothed.q
         return certified_radius(scores.cpu(), smoothed.level, smoothed.q, smoothed.voting)
 
-    full = read(None)
-    warn_if_relabelled(smoothed, x, full[0], show_progress=show_progress)
-    return Certificate.at(full if alpha is None else read(alpha), full)
+    B = x.shape[0] if isinstance(x, Tensor) else 0
+    rows = smoothed.g_rows(B) * (1 if alpha is None else 2) + smoothed.label_rows(B)
+    with row_progress(rows, show_progress, "MuS certify"):
+        full = read(None)
+        warn_if_relabelled(smoothed, x, full[0], show_progress=show_progress)
+        return Certificate.at(full if alpha is None else read(alpha), full)

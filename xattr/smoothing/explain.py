@@ -18,7 +18,6 @@ ranking changes.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Union
@@ -29,7 +28,7 @@ from torch import Tensor
 from xattr._core.budget import get_memory_budget, parse_bytes
 from xattr._core.features import check_layout, feature_ranks, feature_scores
 from xattr._core.inputs import TensorOrTuple
-from xattr._core.progress import progress
+from xattr._core.progress import row_progress
 from xattr._core.targets import TargetType
 from xattr.smoothing.certify import Certificate, certified_radius, warn_if_relabelled
 from xattr.smoothing.mus import Features, MuS
@@ -115,7 +114,7 @@ def _evaluate(
     rows: Tensor | None,
     alphas: Tensor | None,
     max_rows: int | None = None,
-    show_progress: bool | None = False,
+    show_progress: bool | None = None,
 ) -> Tensor:
     """Scores of g read as :func:`certify` reads them (vote counts when voting, else
     probabilities), on the CPU: [n, C] for row i = g(x[rows[i]], alphas[i]).
@@ -171,20 +170,13 @@ def _check_explainer(obj: Any, target: Any, kwargs: dict, name: str) -> None:
         )
 
 
-def _attributions(obj: Any, x: Tensor, target: Any, kwargs: dict, show_progress: bool) -> Any:
-    """Attributions from an explainer (``.attribute``; with ``show_progress`` when asked
-    for and its signature names it) or a callable, or the given ones."""
+def _attributions(obj: Any, x: Tensor, target: Any, kwargs: dict) -> Any:
+    """Attributions from an explainer (``.attribute``) or a callable, or the given
+    ones. An xattr explainer's rows count for the caller's progress bar."""
     if _is_attributions(obj):
         return obj
     attribute = getattr(obj, "attribute", None)
     if callable(attribute):
-        if show_progress and "show_progress" not in kwargs:
-            try:
-                named = "show_progress" in inspect.signature(attribute).parameters
-            except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-                named = False
-            if named:
-                kwargs = dict(kwargs, show_progress=True)
         return attribute(x, target=target, **kwargs)
     return obj(x, target, **kwargs)
 
@@ -243,9 +235,11 @@ def explain_and_certify(
         target: the class the explainer explains; default the smoothed prediction
             argmax g(x, 1) per example (a [B] int64 tensor). Certificates are always
             about argmax g(x, 1), whatever the target.
-        show_progress: tqdm bars over the evaluations of g (default: the MuS's
-            ``show_progress``); when True, also passed to an explainer whose
-            ``attribute`` takes ``show_progress`` (unless given in attribute_kwargs).
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it. The explainer's rows
+            count in the same bar. Default:
+            the MuS's ``show_progress``.
         **attribute_kwargs: passed to the explainer (e.g. ``feature_mask``,
             ``n_samples``).
 
@@ -269,14 +263,15 @@ def explain_and_certify(
     _check_explainer(explainer, target, attribute_kwargs, "explainer")
     check_layout(layout)
     show = smoothed.shows_progress(show_progress)
-    feats = smoothed.features(x)
-    k = _top_count(top_fraction, feats.d)
-    _, full = _full(smoothed, x, feats, show)
-    tgt = full[0].to(x.device) if target is None else target
-    attributions = _attributions(explainer, x, tgt, attribute_kwargs, show)
-    alpha = (_ranks(attributions, x, feats, layout) < k).to(x.device)
-    at = _radius(smoothed, _evaluate(smoothed, feats, x, None, alpha, show_progress=show))
-    return ExplainedCertificate(attributions, alpha, Certificate.at(at, full))
+    with row_progress(None, show, "MuS explain_and_certify"):
+        feats = smoothed.features(x)
+        k = _top_count(top_fraction, feats.d)
+        _, full = _full(smoothed, x, feats, show)
+        tgt = full[0].to(x.device) if target is None else target
+        attributions = _attributions(explainer, x, tgt, attribute_kwargs)
+        alpha = (_ranks(attributions, x, feats, layout) < k).to(x.device)
+        at = _radius(smoothed, _evaluate(smoothed, feats, x, None, alpha, show_progress=show))
+        return ExplainedCertificate(attributions, alpha, Certificate.at(at, full))
 
 
 def min_stable_fraction(
@@ -326,10 +321,12 @@ def min_stable_fraction(
         memory_budget: bytes (or "512MB") for one batched evaluation of g (masks,
             perturbed inputs and outputs of q rows per (example, k)); default the
             smoothed model's budget, else the global one. Not passed to the explainer.
-        show_progress: tqdm bars over g(x, 1), the search (over k for scan, search
-            steps for binary) and, when True, the explainer (passed to an explainer
-            whose ``attribute`` takes ``show_progress``, unless given in
-            attribute_kwargs); default the MuS's ``show_progress``.
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it. The bar counts g(x,
+            1), h's labels, the explainer's
+            rows and the search (its total: the search's upper bound until it ends).
+            Default: the MuS's ``show_progress``.
         layout: as :func:`explain_and_certify`'s (not passed to the explainer).
         **attribute_kwargs: passed to the explainer.
 
@@ -360,67 +357,69 @@ def min_stable_fraction(
     if memory_budget is None:
         memory_budget = smoothed.memory_budget
     budget = get_memory_budget() if memory_budget is None else parse_bytes(memory_budget)
-    feats = smoothed.features(x)
-    groups, d = feats.groups, feats.d
-    full_scores, full = _full(smoothed, x, feats, show)
-    tgt = full[0].to(x.device) if target is None else target
-    attributions = _attributions(explainer_or_attributions, x, tgt, attribute_kwargs, show)
-    pos = _ranks(attributions, x, feats, layout)  # [B, d] on the CPU
-    B, C = x.shape[0], full_scores.shape[1]
-    # bytes per (example, k) evaluated: the repeated and the perturbed input, its
-    # feature ids when per example, and q rows of masks and (one-hot) outputs
-    x_bytes = x[0].numel() * x.element_size()
-    g_bytes = groups[0].numel() * groups.element_size() if groups.shape[0] > 1 else 0
-    row_bytes = 2 * x_bytes + g_bytes + d + smoothed.q * (d + 16 * C)
-    max_rows = max(1, budget // row_bytes)
+    with row_progress(None, show, "MuS min_stable_fraction"):
+        feats = smoothed.features(x)
+        groups, d = feats.groups, feats.d
+        full_scores, full = _full(smoothed, x, feats, show)
+        tgt = full[0].to(x.device) if target is None else target
+        attributions = _attributions(explainer_or_attributions, x, tgt, attribute_kwargs)
+        pos = _ranks(attributions, x, feats, layout)  # [B, d] on the CPU
+        B, C = x.shape[0], full_scores.shape[1]
+        # bytes per (example, k) evaluated: the repeated and the perturbed input, its
+        # feature ids when per example, and q rows of masks and (one-hot) outputs
+        x_bytes = x[0].numel() * x.element_size()
+        g_bytes = groups[0].numel() * groups.element_size() if groups.shape[0] > 1 else 0
+        row_bytes = 2 * x_bytes + g_bytes + d + smoothed.q * (d + 16 * C)
+        max_rows = max(1, budget // row_bytes)
 
-    found = full[3] >= r  # alpha = 1 is stable: some k is
-    k = torch.where(found, d, d + 1).to(torch.int64)
-    best = full_scores.clone()  # the scores at each example's answer
+        found = full[3] >= r  # alpha = 1 is stable: some k is
+        k = torch.where(found, d, d + 1).to(torch.int64)
+        best = full_scores.clone()  # the scores at each example's answer
 
-    def stable(scores: Tensor, rows: Tensor) -> Tensor:
-        label, _, _, radius = _radius(smoothed, scores)
-        return (label == full[0][rows]) & (radius >= r)  # decremental >= r already
+        def stable(scores: Tensor, rows: Tensor) -> Tensor:
+            label, _, _, radius = _radius(smoothed, scores)
+            return (label == full[0][rows]) & (radius >= r)  # decremental >= r already
 
-    def evaluate(rows: Tensor, alphas: Tensor) -> Tensor:
-        return _evaluate(smoothed, feats, x, rows, alphas, max_rows)
+        def evaluate(rows: Tensor, alphas: Tensor) -> Tensor:
+            return _evaluate(smoothed, feats, x, rows, alphas, max_rows)
 
-    if method == "scan":
-        bar = progress(max(0, d - 1), show, "k")
-        todo = found.nonzero().squeeze(1)
-        k0 = 1
-        while todo.numel() and k0 < d:
-            n = todo.numel()
-            K = min(d - k0, max(1, max_rows // n))
-            ks = torch.arange(k0, k0 + K)
-            alphas = pos[todo].unsqueeze(1) < ks.view(1, K, 1)  # [n, K, d]
-            rows = todo.repeat_interleave(K)  # example-major
-            scores = evaluate(rows, alphas.reshape(n * K, d))
-            ok = stable(scores, rows).view(n, K)
-            hit = ok.any(1)
-            first = ok.to(torch.int8).argmax(1)  # the first stable k of the chunk
-            sel = hit.nonzero().squeeze(1)
-            k[todo[sel]] = ks[first[sel]]
-            best[todo[sel]] = scores.view(n, K, C)[sel, first[sel]]
-            todo = todo[~hit]
-            bar.update(K)
-            k0 += K
-        bar.close()
-    else:
-        bar = progress(max(0, math.ceil(math.log2(d))) if d else 0, show, "k search")
-        lo, hi = torch.ones(B, dtype=torch.int64), k.clone()  # hi: stable (or no k is)
-        todo = found & (lo < hi)
-        while bool(todo.any()):
-            idx = todo.nonzero().squeeze(1)
-            mid = torch.div(lo[idx] + hi[idx], 2, rounding_mode="floor")
-            scores = evaluate(idx, pos[idx] < mid.unsqueeze(1))
-            ok = stable(scores, idx)
-            hi[idx[ok]] = mid[ok]
-            best[idx[ok]] = scores[ok]
-            lo[idx[~ok]] = mid[~ok] + 1
+        if method == "scan":
+            todo = found.nonzero().squeeze(1)
+            # at most every k < d for every example that has one: an upper bound
+            search = row_progress(todo.numel() * (d - 1) * smoothed.g_rows(1), show, "")
+            with search:
+                k0 = 1
+                while todo.numel() and k0 < d:
+                    n = todo.numel()
+                    K = min(d - k0, max(1, max_rows // n))
+                    ks = torch.arange(k0, k0 + K)
+                    alphas = pos[todo].unsqueeze(1) < ks.view(1, K, 1)  # [n, K, d]
+                    rows = todo.repeat_interleave(K)  # example-major
+                    scores = evaluate(rows, alphas.reshape(n * K, d))
+                    ok = stable(scores, rows).view(n, K)
+                    hit = ok.any(1)
+                    first = ok.to(torch.int8).argmax(1)  # the first stable k of the chunk
+                    sel = hit.nonzero().squeeze(1)
+                    k[todo[sel]] = ks[first[sel]]
+                    best[todo[sel]] = scores.view(n, K, C)[sel, first[sel]]
+                    todo = todo[~hit]
+                    k0 += K
+        else:
+            lo, hi = torch.ones(B, dtype=torch.int64), k.clone()  # hi: stable (or no k is)
             todo = found & (lo < hi)
-            bar.update(1)
-        bar.close()
-        k = torch.where(found, hi, k)
-    certificate = Certificate.at(_radius(smoothed, best), full)
-    return MinStable(k, k.to(torch.float64) / d, certificate)
+            # at most ceil(log2 d) + 1 steps per example: an upper bound
+            steps = math.ceil(math.log2(d)) + 1 if d else 0
+            search = row_progress(int(todo.sum()) * steps * smoothed.g_rows(1), show, "")
+            with search:
+                while bool(todo.any()):
+                    idx = todo.nonzero().squeeze(1)
+                    mid = torch.div(lo[idx] + hi[idx], 2, rounding_mode="floor")
+                    scores = evaluate(idx, pos[idx] < mid.unsqueeze(1))
+                    ok = stable(scores, idx)
+                    hi[idx[ok]] = mid[ok]
+                    best[idx[ok]] = scores[ok]
+                    lo[idx[~ok]] = mid[~ok] + 1
+                    todo = found & (lo < hi)
+            k = torch.where(found, hi, k)
+        certificate = Certificate.at(_radius(smoothed, best), full)
+        return MinStable(k, k.to(torch.float64) / d, certificate)

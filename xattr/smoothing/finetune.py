@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from xattr._core import validation
 from xattr._core.features import format_feature_mask
-from xattr._core.progress import progress
+from xattr._core.progress import check_show_progress, count_rows, row_progress
 from xattr._core.validation import flag, positive_int
 from xattr.ops.masking import mask_apply
 from xattr.smoothing.mus import keep_positions
@@ -53,6 +53,18 @@ def _check_lambda(lambda_: Any) -> float:
     if not 0.0 < float(lambda_) <= 1.0:
         raise ValueError(f"lambda_: the keep probability must be in (0, 1], got {lambda_}")
     return float(lambda_)
+
+
+def _n_examples(data: Any) -> int | None:
+    """Examples per epoch: x's rows of a pair of tensors, a DataLoader's dataset's
+    length when it has one, else None."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], Tensor):
+        return int(data[0].shape[0]) if data[0].dim() else None
+    dataset: Any = getattr(data, "dataset", None)
+    try:
+        return len(dataset)
+    except TypeError:  # no dataset, or one without a length
+        return None
 
 
 def _batches(
@@ -165,7 +177,7 @@ def finetune(
     optimizer: torch.optim.Optimizer | None = None,
     loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
     seed: int | None = 0,
-    show_progress: bool = False,
+    show_progress: bool | None = None,
 ) -> nn.Module:
     """Fine-tunes ``model`` on randomly masked inputs so that it stays accurate under
     MuS smoothing at keep probability ``lambda_``; returns it, in eval mode.
@@ -215,7 +227,10 @@ def finetune(
             forked and seeded from ``seed`` too, and restored afterwards, so the same
             seed, data and initial weights give the same weights, and the caller's
             random stream is left untouched.
-        show_progress: a tqdm bar over the batches.
+        show_progress: None (default): a progress bar counting model rows appears once the
+            call is projected to take more than about 2 s; True: from the start; False:
+            never. One bar per call: calls made inside it count in it. Counts the training
+            rows (epochs x examples).
 
     Returns:
         ``model``, fine-tuned, in eval mode.
@@ -248,7 +263,7 @@ def finetune(
     keep_ids = tuple(int(i) for i in (always_keep or ()))
     epochs = positive_int("epochs", epochs)
     shuffle = flag("shuffle", shuffle)
-    show_progress = flag("show_progress", show_progress)
+    show_progress = check_show_progress(show_progress)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn: expected a callable, got {type(loss_fn).__name__}")
     seed = validation.seed(seed)
@@ -276,8 +291,9 @@ def finetune(
     gen = torch.Generator().manual_seed(seed)
     epoch_batches, n_batches = _batches(data, batch_size, shuffle, gen)
     cuda = [device.index or 0] if device.type == "cuda" else []
-    bar = progress(epochs * n_batches if n_batches is not None else None, show_progress, "finetune")
-    with torch.random.fork_rng(devices=cuda):
+    examples = _n_examples(data)
+    rows = epochs * examples if examples is not None else None
+    with torch.random.fork_rng(devices=cuda), row_progress(rows, show_progress, "finetune"):
         torch.manual_seed(seed ^ GLOBAL_SEED_SALT)
         model.train()
         try:
@@ -288,6 +304,7 @@ def finetune(
                     xm = masked_batch(x, lambda_, gen, feature_mask, mask_value, keep_ids)
                     optimizer.zero_grad(set_to_none=True)
                     loss = loss_fn(model(xm), y)
+                    count_rows(xm.shape[0])
                     if not isinstance(loss, Tensor) or loss.numel() != 1:
                         raise ValueError(
                             "loss_fn: must return a scalar tensor (e.g. a mean over the batch), "
@@ -296,8 +313,6 @@ def finetune(
                         )
                     loss.reshape(()).backward()
                     optimizer.step()
-                    bar.update(1)
         finally:
-            bar.close()
             model.eval()
     return model

@@ -28,6 +28,7 @@ from xattr._core.features import format_feature_mask
 from xattr._core.game import Game
 from xattr._core.inputs import format_inputs
 from xattr._core.model import check_model_output
+from xattr._core.progress import check_show_progress, model_rows, row_progress
 from xattr._core.targets import Targets
 from xattr._core.validation import flag, positive_int
 from xattr.ops.masking import mask_apply
@@ -146,8 +147,9 @@ class MuS(nn.Module):
             ``feature_mask`` (or of the segmenter's output), whatever they are.
         seed: seed of the noise (default 1234).
         memory_budget: bytes (or "512MB") per batch of model rows.
-        show_progress: a tqdm bar over the model rows of every evaluation of g
-            (B * q rows each); default False.
+        show_progress: the default of every call's ``show_progress`` (None: a bar
+            counting model rows appears once a call is projected to take more than
+            about 2 s; True: always; False: never; one bar per call).
 
     ``smoothed(x)`` is g(x, 1) and ``smoothed(x, alpha)`` is g(x, alpha) for binary
     alpha [d] or [B, d] (bool or 0/1): both [B, C], float64 (C = 2 for a model with
@@ -177,7 +179,7 @@ class MuS(nn.Module):
         always_keep: list[int] | tuple[int, ...] | None = None,
         seed: int = 1234,
         memory_budget: int | str | None = None,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
     ) -> None:
         super().__init__()
         if not callable(model):
@@ -212,7 +214,7 @@ class MuS(nn.Module):
         self.always_keep = tuple(int(i) for i in (always_keep or ()))
         self.seed = validation.seed(seed)
         self.memory_budget = memory_budget
-        self.show_progress = flag("show_progress", show_progress)
+        self.show_progress = check_show_progress(show_progress)
         # The noise depends only on (d, device) and a tensor feature mask's ids only on
         # the inputs' shape: both are computed once and kept.
         self._noise: dict[tuple, Tensor] = {}
@@ -320,11 +322,25 @@ class MuS(nn.Module):
         game = self._game(x, groups, d, shown, "MuS g(x, alpha)")
         return self.summed_scores(game(masks)) * (self.q // rows)
 
-    def shows_progress(self, show_progress: bool | None) -> bool:
-        """Whether a call shows progress bars: its ``show_progress``, else the MuS's."""
-        return self.show_progress if show_progress is None else flag("show_progress", show_progress)
+    def g_rows(self, B: int) -> int:
+        """Model rows of one evaluation of g on B inputs: B q (B at lambda = 1)."""
+        return B * (self.q if self.level < self.q else 1)
 
-    def _game(self, x: Tensor, groups: Tensor, d: int, show_progress: bool, desc: str) -> Game:
+    def label_rows(self, B: int) -> int:
+        """Model rows of the base labels' check (``warn_if_relabelled``): B, none at
+        lambda = 1."""
+        return B if self.level < self.q else 0
+
+    def shows_progress(self, show_progress: bool | None) -> bool | None:
+        """A call's ``show_progress`` (see :mod:`xattr._core.progress`): its own, else
+        the MuS's."""
+        if show_progress is None:
+            return self.show_progress
+        return check_show_progress(show_progress)
+
+    def _game(
+        self, x: Tensor, groups: Tensor, d: int, show_progress: bool | None, desc: str
+    ) -> Game:
         """The model on x with masked features set to ``mask_value``, every output."""
         return Game(
             self.model,
@@ -372,7 +388,8 @@ class MuS(nn.Module):
         (gradient explainers batch their inputs themselves)."""
         B = x.shape[0]
         pert = mask_apply(x, masks.expand(B, -1, -1).contiguous(), groups, self.mask_value)
-        out = self.model(pert.reshape(B * rows, *x.shape[1:]))
+        with row_progress(B * rows, self.show_progress, "MuS g(x, alpha)"), model_rows(B * rows):
+            out = self.model(pert.reshape(B * rows, *x.shape[1:]))
         out = check_model_output(out, B * rows).reshape(B, rows, -1)
         return self.summed_scores(out) * (self.q // rows)
 
