@@ -212,7 +212,7 @@ def prepare(args: argparse.Namespace) -> Job:
         args.std,
         args.grayscale,
         args.limit,
-        show_progress=not args.quiet,
+        show_progress=False if args.quiet else None,
     )
     prepare_inputs(inputs, model, args.device)
     outputs = probe(model, inputs)

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -19,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from xattr._core.features import feature_scores, format_feature_mask
-from xattr._core.progress import progress
 from xattr.cli.common import (
     Job,
     add_explainer_arguments,
@@ -394,7 +395,9 @@ def run(args: argparse.Namespace) -> int:
     exact = _exact_scores(job, feats, args)
     results: list[dict[str, Any]] = []
     steps = len(plans) * (1 + len(libs))
-    bar = progress(steps, not args.quiet, "compare")
+    # a bar over the (method, library) runs; the explainers inside run without bars of
+    # their own (they are being timed)
+    bar = tqdm(total=steps, desc="compare", unit="runs", disable=args.quiet, file=sys.stderr)
     x = job.inputs.tensors
     call_x = x[0] if len(x) == 1 else x
     for plan in plans:
@@ -408,6 +411,8 @@ def run(args: argparse.Namespace) -> int:
                 if lib == "xattr":
                     explainer = plan.build(counter)
                     kwargs = {k: v for k, v in plan.kwargs.items() if k != "show_progress"}
+                    if "show_progress" in plan.accepted():
+                        kwargs["show_progress"] = False
                     fresh = plan.build(job.model.module)
                     counted: Callable[[], Any] | None = partial(
                         explainer.attribute, call_x, **kwargs

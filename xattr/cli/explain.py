@@ -139,7 +139,7 @@ def _scores(attributions: Any, job: Job, mask: Any) -> Tensor:
 
 
 def _smooth(
-    plan: Plan, job: Job, args: argparse.Namespace, show: bool
+    plan: Plan, job: Job, args: argparse.Namespace, show: bool | None
 ) -> tuple[Any, dict[str, Any], Any]:
     """Explains g = MuS(model) and certifies its top features."""
     if len(job.inputs.tensors) != 1:
@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     if args.smooth is not None and "feature_mask" not in parameters(info.cls.attribute):
         flags["feature_mask"] = None  # the features of g alone (a gradient method)
     plan = make_plan(info, job.model, flags, options, base=args.base, layer=args.layer)
-    show = not args.quiet
+    show = False if args.quiet else None  # None: a bar when the call runs long
     if "show_progress" in plan.accepted() and "show_progress" not in options:
         plan.kwargs["show_progress"] = show
     plan.kwargs["target"] = job.target

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
-from xattr._core.progress import progress
 from xattr.cli.errors import UsageError, one_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -406,13 +406,13 @@ def load_images(
     mean: str | None = None,
     std: str | None = None,
     grayscale: bool = False,
-    show_progress: bool = False,
+    show_progress: bool | None = False,
 ) -> tuple[Tensor, list[str]]:
     """The PNG / JPEG files of ``folder`` (sorted by name) as one float32 batch
     [B, C, H, W] in [0, 1] (C = 3, or 1 with ``grayscale``), resized to ``image_size``
     ("N" or "HxW", bilinear) when given, then normalised per channel: (x - mean) / std.
     Read with Pillow (a dependency of matplotlib); ``show_progress``: a bar over the
-    files when there are more than 100."""
+    files (True), none (False), or one when there are more than 100 (None)."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UsageError(f"INPUTS: the folder {folder} holds no PNG or JPEG images")
@@ -424,7 +424,12 @@ def load_images(
         ) from None
     size = _pair(image_size, "--image-size") if image_size else None
     arrays = []
-    bar = progress(len(files), show_progress and len(files) > 100, "images")
+    bar = tqdm(
+        total=len(files),
+        desc="images",
+        disable=show_progress is False or (show_progress is None and len(files) <= 100),
+        file=sys.stderr,
+    )
     for f in files:
         try:
             with Image.open(f) as im:
@@ -464,7 +469,7 @@ def load_inputs(
     std: str | None = None,
     grayscale: bool = False,
     limit: int | None = None,
-    show_progress: bool = False,
+    show_progress: bool | None = False,
 ) -> Inputs:
     """The inputs named by ``spec``: a folder of images (see :func:`load_images`) or a
     tensor file (see :func:`load_tensor_file`), the first ``limit`` examples when given.
