@@ -249,15 +249,22 @@ def with_row_progress(desc: str | None = None) -> Callable[[Callable[P, R]], Cal
         signature = inspect.signature(func)
         if "show_progress" not in signature.parameters:  # pragma: no cover
             raise TypeError(f"{func.__qualname__} takes no show_progress")
+        param = signature.parameters["show_progress"]
+        # where a positional show_progress would sit (None: keyword-only), read without
+        # binding the whole signature on every call
+        names = list(signature.parameters)
+        place = names.index("show_progress") if param.kind == param.POSITIONAL_OR_KEYWORD else None
 
         @functools.wraps(func)
         def call(*args: P.args, **kwargs: P.kwargs) -> R:
             if _ACTIVE.get() is not None:  # nested: the open bar counts
                 return func(*args, **kwargs)
-            bound = signature.bind_partial(*args, **kwargs)
-            show = bound.arguments.get(
-                "show_progress", signature.parameters["show_progress"].default
-            )
+            if "show_progress" in kwargs:
+                show = kwargs["show_progress"]
+            elif place is not None and place < len(args):
+                show = args[place]
+            else:
+                show = param.default
             label = desc
             if label is None:
                 owner = args[0] if args else None
