@@ -270,7 +270,7 @@ def with_row_progress(desc: str | None = None) -> Callable[[Callable[P, R]], Cal
                 owner = args[0] if args else None
                 name = getattr(owner, "get_name", None)
                 label = f"{name()} attribution" if callable(name) else func.__name__
-            with row_progress(None, show, label):
+            with row_progress(None, cast(Any, show), label):
                 return func(*args, **kwargs)
 
         _WRAPPERS.add(cast(Any, call).__code__)
