@@ -129,6 +129,7 @@ class Cached:
     trained: bool
     message: str  # one line for the output and the report
     digest: str = ""
+    accuracy: float = float("nan")
 
 
 def _load_cnn(path: Path, data: Data) -> tuple[nn.Sequential | None, str]:
@@ -165,7 +166,7 @@ def cnn(data: Data, directory: Path, seed: int = 0) -> Cached:
     if model is not None:
         acc = accuracy(model, data.x_test[held], data.y_test[held])
         msg = f"loaded the cached CNN from {path} (held-out accuracy {acc:.3f})"
-        return Cached(model, path, False, msg, _digest(path))
+        return Cached(model, path, False, msg, _digest(path), acc)
     model = train_cnn(data, seed)
     acc = accuracy(model, data.x_test[held], data.y_test[held])
     floor = ACCURACY_FLOOR[data.key]
@@ -179,7 +180,7 @@ def cnn(data: Data, directory: Path, seed: int = 0) -> Cached:
     tmp.replace(path)
     what = "trained the CNN" if why == "no cached model" else f"retrained the CNN ({why})"
     msg = f"{what}: held-out accuracy {acc:.3f}, cached at {path}"
-    return Cached(model, path, True, msg, _digest(path))
+    return Cached(model, path, True, msg, _digest(path), acc)
 
 
 def ganmex(
