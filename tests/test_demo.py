@@ -100,16 +100,27 @@ def test_demo_quick_end_to_end_and_its_cache(tmp_path, cache, capsys):
     # the table: every method, xattr and the reference libraries, errors vs exact
     header = stdout.splitlines()[0].split()
     assert header[:3] == ["method", "library", "time"] and "exact" in header
-    for method in ("IntegratedGradients", "KernelShap", "Lime", "ShapleyValueSampling",
-                   "Occlusion", "DeepLift", "LayerGradCam", "ShapleyIntegratedGradients"):
+    for method in (
+        "IntegratedGradients",
+        "KernelShap",
+        "Lime",
+        "ShapleyValueSampling",
+        "Occlusion",
+        "DeepLift",
+        "LayerGradCam",
+        "ShapleyIntegratedGradients",
+    ):
         assert f"\n{method} " in stdout
     assert "captum" in stdout and "shap " in stdout
     assert f"report: {(out / 'index.html').resolve()}" in stdout
     assert "trained the CNN" in stderr and len(calls) == 1
     text = check_report(out)
     assert "trained the CNN" in text
-    cnn_file = folder / "cnn-fashion-mnist-v1.pt" if dm.datasets.fashion_mnist_available() \
+    cnn_file = (
+        folder / "cnn-fashion-mnist-v1.pt"
+        if dm.datasets.fashion_mnist_available()
         else folder / "cnn-mnist-digits-v1.pt"
+    )
     assert cnn_file.is_file() and list(folder.glob("ganmex-*.pt"))
 
     # second run: the cached CNN and generator are used, nothing is trained
@@ -122,8 +133,9 @@ def test_demo_quick_end_to_end_and_its_cache(tmp_path, cache, capsys):
 
     # a corrupt cache file is detected, the CNN retrained, and the run still works
     cnn_file.write_bytes(b"this is not a torch file")
-    rc, stdout, stderr = run_demo(capsys, "--out", str(out), "--images", "1", "--no-compare",
-                                  "--quiet")
+    rc, stdout, stderr = run_demo(
+        capsys, "--out", str(out), "--images", "1", "--no-compare", "--quiet"
+    )
     assert rc == 0
     assert stderr == ""  # --quiet: no notes, no bars
     assert len(calls) == 2

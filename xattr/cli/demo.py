@@ -218,7 +218,7 @@ def spread(s: Tensor, mask: Tensor) -> Tensor:
     return s[:, mask.reshape(-1)].reshape(s.shape[0], *mask.shape[1:]).float()
 
 
-def gradcam_map(gc: Tensor, size: int) -> Tensor:
+def gradcam_map(gc: Any, size: int) -> Tensor:
     """LayerGradCam's [B, 1, h, w] map upsampled to the image (nearest)."""
     return nn.functional.interpolate(gc.detach(), size=(size, size), mode="nearest")
 
@@ -281,7 +281,8 @@ def captum_runner(
     import captum.attr as ca
 
     patch = int((mask[0, 0, 0] == mask[0, 0, 0, 0]).sum())
-    ppe = {"perturbations_per_eval": CAPTUM_PER_EVAL}
+    ppe = CAPTUM_PER_EVAL
+    kw: dict[str, Any] = {"target": target, "feature_mask": mask, "perturbations_per_eval": ppe}
 
     def seeded(fn: Callable[[], Tensor]) -> Callable[[], Tensor]:
         def run() -> Tensor:
@@ -291,26 +292,14 @@ def captum_runner(
         return run
 
     if name == "IntegratedGradients":
-        return lambda: ca.IntegratedGradients(model).attribute(
-            x, target=target, n_steps=z.ig_steps
-        )
+        return lambda: ca.IntegratedGradients(model).attribute(x, target=target, n_steps=z.ig_steps)
     if name == "KernelShap":
-        return seeded(
-            lambda: ca.KernelShap(model).attribute(
-                x, target=target, feature_mask=mask, n_samples=z.ks_samples, **ppe
-            )
-        )
+        return seeded(lambda: ca.KernelShap(model).attribute(x, n_samples=z.ks_samples, **kw))
     if name == "Lime":
-        return seeded(
-            lambda: ca.Lime(model).attribute(
-                x, target=target, feature_mask=mask, n_samples=z.lime_samples, **ppe
-            )
-        )
+        return seeded(lambda: ca.Lime(model).attribute(x, n_samples=z.lime_samples, **kw))
     if name == "ShapleyValueSampling":
         return seeded(
-            lambda: ca.ShapleyValueSampling(model).attribute(
-                x, target=target, feature_mask=mask, n_samples=z.svs_permutations, **ppe
-            )
+            lambda: ca.ShapleyValueSampling(model).attribute(x, n_samples=z.svs_permutations, **kw)
         )
     if name == "Occlusion":
         return lambda: ca.Occlusion(model).attribute(
@@ -318,7 +307,7 @@ def captum_runner(
             target=target,
             sliding_window_shapes=(1, patch, patch),
             strides=(1, patch, patch),
-            **ppe,
+            perturbations_per_eval=ppe,
         )
     if name == "DeepLift":
         return lambda: ca.DeepLift(model).attribute(x, target=target)
@@ -373,7 +362,8 @@ def shap_runner(
                 v = ex.shap_values(ones, nsamples=z.ks_samples, l1_reg=False, silent=True)
             else:
                 pe = shap.PermutationExplainer(f_for(i), background, seed=seed)
-                v = pe(ones, max_evals=max_evals, silent=True).values
+                result: Any = pe(ones, max_evals=max_evals, silent=True)
+                v = result.values
             rows.append(torch.as_tensor(np.asarray(v, dtype=np.float64)).reshape(1, d))
         return torch.cat(rows)
 
@@ -394,9 +384,7 @@ def _matplotlib() -> Any:
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise UsageError(
-            'the demo draws with matplotlib: pip install "torch-xattr[demo]"'
-        ) from e
+        raise UsageError('the demo draws with matplotlib: pip install "torch-xattr[demo]"') from e
     return plt
 
 
@@ -477,7 +465,12 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
     pred = probs.argmax(1)
     target = pred.tolist()
     cls = data.classes
-    titles = [f"{cls[t]} ({float(probs[i, t]):.2f})" for i, t in enumerate(target)]
+    truth = [cls[int(v)] for v in y]
+    titles = [
+        f"{cls[t]} ({float(probs[i, t]):.2f})"
+        + ("" if cls[t] == truth[i] else f"\ntrue: {truth[i]}")
+        for i, t in enumerate(target)
+    ]
 
     config = {
         "data": f"{data.name}: {data.x_train.shape[0]:,} training images, "
@@ -527,7 +520,7 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
         bar.update(1)
     bar.close()
     with torch.no_grad():
-        gap = (model(x)[torch.arange(n_images), pred] - model(torch.zeros_like(x))[:, pred].diag())
+        gap = model(x)[torch.arange(n_images), pred] - model(torch.zeros_like(x))[:, pred].diag()
     lap("explanations", t0)
     log(f"explained {n_images} images with {len(METHODS)} methods on {d} superpixels")
 
@@ -567,8 +560,9 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
         te = model(xe).argmax(1).tolist()
     counter = Counting(model)
     t1 = time.perf_counter()
-    exact = scores(xattr_runner("ExactShapley", counter, xe, te, mask16, z, seed)(), xe, mask16,
-                   "group")
+    exact = scores(
+        xattr_runner("ExactShapley", counter, xe, te, mask16, z, seed)(), xe, mask16, "group"
+    )
     exact_time = time.perf_counter() - t1
     exact_rows = counter.rows / len(te)
     log(f"exact Shapley values: {len(te)} images x 2^{d16} coalitions in {exact_time:.1f} s")
@@ -601,8 +595,9 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
                 "xattr faster by": r.get("speedup"),
             }
         )
-    rows_txt.append(["ExactShapley", "xattr", fmt(exact_time * 1e3, 4), fmt(exact_rows, 5), "0",
-                     "-"])
+    rows_txt.append(
+        ["ExactShapley", "xattr", fmt(exact_time * 1e3, 4), fmt(exact_rows, 5), "0", "-"]
+    )
     rows_rep.append(
         {
             "method": "ExactShapley",
@@ -837,8 +832,14 @@ def _mus_section(
         p.requires_grad_(True)
     n = z.mus_finetune
     tuned = finetune(
-        tuned, (data.x_train[:n], data.y_train[:n]), lam, feature_mask=mask, epochs=1,
-        batch_size=128, lr=1e-3, seed=seed,
+        tuned,
+        (data.x_train[:n], data.y_train[:n]),
+        lam,
+        feature_mask=mask,
+        epochs=1,
+        batch_size=128,
+        lr=1e-3,
+        seed=seed,
     )
     for p in tuned.parameters():
         p.requires_grad_(False)
@@ -908,8 +909,9 @@ def _ganmex_section(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cf, valid = gm.baseline(x, con, return_valid=True)
-        ig_gan = gm.one_vs_one(IntegratedGradients, x, con, source=src, check=False,
-                               n_steps=z.ig_steps)
+        ig_gan = gm.one_vs_one(
+            IntegratedGradients, x, con, source=src, check=False, n_steps=z.ig_steps
+        )
     pm = PairwiseMargins(model, 10)
     ig_black = IntegratedGradients(pm).attribute(x, target=pm.target(src, con), n_steps=z.ig_steps)
     from xattr.viz import image_attributions
@@ -1108,8 +1110,12 @@ def _photos_section(report: Any, z: Sizes, seed: int, log: Log) -> None:
         segs.append(seg)
         fm = seg.view(1, 1, *seg.shape)
         ks = KernelShap(net).attribute(
-            xi, target=int(top[i]), feature_mask=fm, n_samples=z.photo_samples,
-            baselines=0.5, seed=seed,
+            xi,
+            target=int(top[i]),
+            feature_mask=fm,
+            n_samples=z.photo_samples,
+            baselines=0.5,
+            seed=seed,
         )
         maps["KernelShap"].append(spread(scores(ks[:, :1], xi[:, :1], fm, "group"), fm))
         bar.update(1)

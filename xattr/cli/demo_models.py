@@ -227,7 +227,7 @@ def photo_packages_missing() -> str | None:
     missing = [pip for mod, pip in need.items() if importlib.util.find_spec(mod) is None]
     if not missing:
         return None
-    return f"{', '.join(missing)} not installed (pip install \"torch-xattr[demo]\")"
+    return f'{", ".join(missing)} not installed (pip install "torch-xattr[demo]")'
 
 
 def efficientnet() -> nn.Module:
@@ -252,7 +252,7 @@ def photo(name: str) -> Tensor:
     h, w = im.shape[:2]
     s = PHOTO_SIZE / min(h, w)
     size = (max(PHOTO_SIZE, round(h * s)), max(PHOTO_SIZE, round(w * s)))
-    im = resize(im[..., :3], size, anti_aliasing=True)
+    im = np.asarray(resize(im[..., :3], size, anti_aliasing=True))
     top, left = (im.shape[0] - PHOTO_SIZE) // 2, (im.shape[1] - PHOTO_SIZE) // 2
     im = np.ascontiguousarray(im[top : top + PHOTO_SIZE, left : left + PHOTO_SIZE])
     return torch.tensor(im, dtype=torch.float32).permute(2, 0, 1)
