@@ -13,6 +13,7 @@ import torch
 
 from xattr.cli import demo_models as dm
 from xattr.cli import main
+from xattr.cli.demo import METHODS
 
 SECTIONS = (
     "Eight methods, one colour scale",
@@ -100,16 +101,7 @@ def test_demo_quick_end_to_end_and_its_cache(tmp_path, cache, capsys):
     # the table: every method, xattr and the reference libraries, errors vs exact
     header = stdout.splitlines()[0].split()
     assert header[:3] == ["method", "library", "time"] and "exact" in header
-    for method in (
-        "IntegratedGradients",
-        "KernelShap",
-        "Lime",
-        "ShapleyValueSampling",
-        "Occlusion",
-        "DeepLift",
-        "LayerGradCam",
-        "ShapleyIntegratedGradients",
-    ):
+    for method in METHODS:
         assert f"\n{method} " in stdout
     assert "captum" in stdout and "shap " in stdout
     assert f"report: {(out / 'index.html').resolve()}" in stdout

@@ -703,6 +703,22 @@ def _image_figure(maps: dict[str, Tensor], x: Tensor, mask: Tensor, titles: list
     )
 
 
+def _quietly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` with warnings ignored (Captum's notes on every call: inputs made to
+    require grad, hooks set)."""
+    import functools
+    import warnings
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@_quietly
 def _compare(
     model: nn.Module,
     x: Tensor,
@@ -716,25 +732,6 @@ def _compare(
 ) -> list[dict[str, Any]]:
     """Every method in every library that has it: one counted run, then z.repeats
     timed rounds, interleaved (round r runs every method and library once)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        # Captum's notes on every call (inputs made to require grad, hooks set)
-        warnings.simplefilter("ignore")
-        return _compare_quietly(model, x, target, mask, z, seed, libs, exact, log)
-
-
-def _compare_quietly(
-    model: nn.Module,
-    x: Tensor,
-    target: list[int],
-    mask: Tensor,
-    z: Sizes,
-    seed: int,
-    libs: list[str],
-    exact: Tensor,
-    log: Log,
-) -> list[dict[str, Any]]:
     for lib in libs:  # imported before anything is timed (shap takes seconds)
         if lib != "xattr":
             __import__(lib)
