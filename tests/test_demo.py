@@ -57,7 +57,10 @@ class Page(HTMLParser):
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    """A fresh cache folder, and a count of the CNN trainings (the real training)."""
+    """A fresh cache folder, and a count of the CNN trainings (the real training). One
+    torch thread, as the demo runs (restored after the test)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     calls = []
     train = dm.train_cnn
@@ -67,7 +70,8 @@ def cache(tmp_path, monkeypatch):
         return train(*args, **kwargs)
 
     monkeypatch.setattr(dm, "train_cnn", counted)
-    return tmp_path / "cache" / "xattr" / "demo", calls
+    yield tmp_path / "cache" / "xattr" / "demo", calls
+    torch.set_num_threads(threads)
 
 
 def run_demo(capsys, *args: str) -> tuple[int, str, str]:
@@ -104,10 +108,13 @@ def test_demo_quick_end_to_end_and_its_cache(tmp_path, cache, capsys):
     for method in METHODS:
         assert f"\n{method} " in stdout
     assert "captum" in stdout and "shap " in stdout
+    # the summary, one line per section, on the page too
+    for head in ("KernelShap: relative error", "MuS (", "GANMEX:", "Robustness:", "Selective:"):
+        assert f"\n- {head}" in stdout
     assert f"report: {(out / 'index.html').resolve()}" in stdout
     assert "trained the CNN" in stderr and len(calls) == 1
     text = check_report(out)
-    assert "trained the CNN" in text
+    assert "trained the CNN" in text and "In short" in text
     cnn_file = (
         folder / "cnn-fashion-mnist-v1.pt"
         if dm.datasets.fashion_mnist_available()

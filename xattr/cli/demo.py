@@ -88,6 +88,7 @@ SHORT = {
 SHAPLEY_ESTIMATORS = ("KernelShap", "ShapleyValueSampling", "ShapleyIntegratedGradients")
 SHAP_NAMES = ("KernelShap", "ShapleyValueSampling")  # the methods shap has
 CAPTUM_PER_EVAL = 256
+DPI = 150  # the report's figures (Report's default)
 
 EXAMPLES = """\
 examples:
@@ -420,6 +421,45 @@ def _close(fig: Any) -> None:
     _matplotlib().close(fig)
 
 
+class Rendered:
+    """A matplotlib figure already rendered to PNG (so that it can be closed), handed
+    to :meth:`Report.add_figure` later: it only calls ``savefig``."""
+
+    def __init__(self, figure: Any) -> None:
+        import io
+
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+        self.data = buffer.getvalue()
+
+    def savefig(self, file: Any, **kwargs: Any) -> None:
+        file.write(self.data)
+
+
+class Deferred:
+    """What the sections add to the report, recorded in order and replayed onto the
+    real :class:`~xattr.report.Report` by :meth:`replay`, so that the summary of
+    every section's result can open the page."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if not name.startswith("add_"):
+            raise AttributeError(name)
+
+        def record(*args: Any, **kwargs: Any) -> None:
+            if name == "add_figure":
+                args = (args[0], Rendered(args[1]), *args[2:])
+            self.calls.append((name, args, kwargs))
+
+        return record
+
+    def replay(self, report: Any) -> None:
+        for name, args, kwargs in self.calls:
+            getattr(report, name)(*args, **kwargs)
+
+
 # ----------------------------------------------------------------- the run
 def run(args: argparse.Namespace) -> int:
     """Runs ``xattr demo``."""
@@ -491,8 +531,9 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
         "torch threads": args.threads,
         "sizes": {k: getattr(z, k) for k in z.__dataclass_fields__},
     }
-    report = Report(f"xattr demo: {data.name}", config=config)
-    report.add_text(
+    report: Any = Deferred()
+    facts: list[str] = []
+    intro = (
         f"The model: a small CNN trained on **{data.name}** (28 x 28 grey images, 10 "
         f"classes), held-out accuracy {cnn.accuracy:.3f}. This run {cnn.message}. Every "
         "method below explains the logit of the CNN's predicted class, with a black image "
@@ -578,6 +619,7 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
     if not args.no_compare:
         libs += [lib for lib in ("captum", "shap") if installed(lib)]
     results = _compare(model, xe, te, mask16, z, seed, libs, exact, log)
+    facts += _compare_facts(results)
     lap("exact values and timing", t0)
 
     headers = ["method", "library", "time ms", "rows/image", "err vs exact", "speedup"]
@@ -655,27 +697,27 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
 
     # ---- 3. MuS certificates
     t0 = time.perf_counter()
-    _mus_section(report, model, data, x, mask, titles, z, seed, log, cls)
+    facts.append(_mus_section(report, model, data, x, mask, titles, z, seed, log, cls))
     lap("MuS certificates", t0)
 
     # ---- 4. GANMEX one-vs-one
     t0 = time.perf_counter()
-    _ganmex_section(report, model, data, cache, cnn.digest, x, probs, z, log, cls)
+    facts.append(_ganmex_section(report, model, data, cache, cnn.digest, x, probs, z, log, cls))
     lap("GANMEX", t0)
 
     # ---- 5. robustness bound
     t0 = time.perf_counter()
-    _bounds_section(report, model, xe, te, exact, mask16, seed, log)
+    facts.append(_bounds_section(report, model, xe, te, exact, mask16, seed, log))
     lap("robustness bound", t0)
 
     # ---- 6. selective explanation
     t0 = time.perf_counter()
-    _selective_section(report, model, data, xe, te, exact, mask16, z, seed, log)
+    facts.append(_selective_section(report, model, data, xe, te, exact, mask16, z, seed, log))
     lap("selective explanation", t0)
 
     # ---- 7. photos
     t0 = time.perf_counter()
-    _photos_section(report, z, seed, log)
+    facts.append(_photos_section(report, z, seed, log))
     lap("EfficientNet-Lite0 photos", t0)
 
     total = time.perf_counter() - t_start
@@ -684,11 +726,14 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
         "Wall time per part",
         [{"part": k, "seconds": v} for k, v in timings.items()],
     )
-    report.config["demo wall time (s)"] = round(total, 1)
-    t0 = time.perf_counter()
-    path = report.write(out_dir)
+    config["demo wall time (s)"] = round(total, 1)
+    page = Report(f"xattr demo: {data.name}", config=config)
+    page.add_text(intro)
+    page.add_text("**In short**\n\n" + "\n".join(f"- {f}" for f in facts))
+    report.replay(page)
+    path = page.write(out_dir)
     plt.close("all")
-    log(f"report written in {time.perf_counter() - t0:.1f} s")
+    print("\n".join(f"- {f}" for f in facts))
     print(f"report: {path.resolve()}")
     print(f"demo: {total:.1f} s")
     return 0
@@ -790,6 +835,36 @@ def _compare(
     return [rows[(name, lib)] for name, lib, _ in jobs]
 
 
+def _compare_facts(results: list[dict[str, Any]]) -> list[str]:
+    """The comparison in two sentences: KernelShap's error and speed against the
+    references, and on how many methods xattr is faster than Captum."""
+    by = {(r["method"], r["library"]): r for r in results}
+    facts = []
+    ks = by.get(("KernelShap", "xattr"))
+    if ks is not None:
+        text = f"KernelShap: relative error {ks['err']:.3f} against exact Shapley values"
+        others = [by[k] for k in (("KernelShap", "captum"), ("KernelShap", "shap")) if k in by]
+        if others:
+            text += " (" + ", ".join(f"{r['library']} {r['err']:.3f}" for r in others)
+            text += " at the same model rows); xattr " + ", ".join(
+                f"{r['speedup']:.1f}x faster than {r['library']}" for r in others
+            )
+        facts.append(text + ".")
+    captum = [r for r in results if r["library"] == "captum"]
+    if captum:
+        faster = [r for r in captum if r["speedup"] > 1]
+        text = f"xattr is faster than Captum on {len(faster)} of {len(captum)} methods"
+        if faster:
+            lo = min(r["speedup"] for r in faster)
+            hi = max(r["speedup"] for r in faster)
+            text += f" ({lo:.1f}-{hi:.0f}x)"
+        slower = [r["method"] for r in captum if r["speedup"] <= 1]
+        if slower:
+            text += f"; not on {', '.join(slower)}, calls of about a millisecond"
+        facts.append(text + ".")
+    return facts
+
+
 def _exact_figure(
     exact: Tensor,
     results: list[dict[str, Any]],
@@ -820,7 +895,7 @@ def _mus_section(
     seed: int,
     log: Log,
     cls: tuple[str, ...],
-) -> None:
+) -> str:
     """MuS on a copy of the CNN fine-tuned for one epoch on masked images (as the
     paper does: a model never trained on masked inputs predicts one class for almost
     every masked image); four methods explain that copy and their top 25% superpixels
@@ -887,6 +962,12 @@ def _mus_section(
         class_names=list(cls),
         radius=1,
     )
+    c = certs["KernelShap"].certificate
+    return (
+        f"MuS (λ = {lam}): KernelShap's top 25% superpixels keep the smoothed prediction "
+        f"on {int(c.consistent.sum())} of {len(target)} images and are certified stable at "
+        f"radius 1 on {int(c.stable(1).sum())}."
+    )
 
 
 def _ganmex_section(
@@ -900,7 +981,7 @@ def _ganmex_section(
     z: Sizes,
     log: Log,
     cls: tuple[str, ...],
-) -> None:
+) -> str:
     import warnings
 
     from xattr.baselines import GANMEX
@@ -959,6 +1040,10 @@ def _ganmex_section(
         "GANMEX counterfactual, per pixel, one colour scale.",
     )
     _close(fig)
+    return (
+        f"GANMEX: {int(valid.sum())} of {len(valid)} counterfactuals are classified as the "
+        f"contrast class (after {gm.step} training steps: valid, not yet realistic)."
+    )
 
 
 def _bounds_section(
@@ -970,7 +1055,7 @@ def _bounds_section(
     mask: Tensor,
     seed: int,
     log: Log,
-) -> None:
+) -> str:
     from xattr.bounds import attribution_change, input_bound, lipschitz_upper
 
     d = int(mask.max()) + 1
@@ -1013,6 +1098,13 @@ def _bounds_section(
         caption="The bound is worst-case over every δ of that norm and every model with "
         "that Lipschitz constant, so it sits far above a random δ's change.",
     )
+    holds = all(r["holds"] for r in rows)
+    ratio = min(r["bound on ‖Δφ‖₂"] / max(r["measured ‖Δφ‖₂"], 1e-300) for r in rows)
+    return (
+        f"Robustness: the bound on how far the exact Shapley values move under noise of "
+        f"norm {eps} {'holds on every image' if holds else 'FAILS on some image'}; it is at "
+        f"least {ratio:.0f}x the measured change (a worst case)."
+    )
 
 
 def _selective_section(
@@ -1026,7 +1118,7 @@ def _selective_section(
     z: Sizes,
     seed: int,
     log: Log,
-) -> None:
+) -> str:
     from xattr.amortized import SelectiveExplainer, train_ensemble
 
     x_train = data.x_train[: z.sel_train]
@@ -1087,14 +1179,20 @@ def _selective_section(
         "Amortized and unrefined selective explanations cost no model rows beyond one "
         "forward pass of the explainer networks.",
     )
+    mean = {k: float(v.mean()) for k, v in err.items()}
+    return (
+        f"Selective: {int(out.refined.sum())} of {len(te)} images refined; mean error "
+        f"against exact {mean['amortized']:.2f} amortized, {mean['selective']:.2f} "
+        f"selective (KernelShap with 32 samples: {mean['KernelShap, 32 samples']:.2f})."
+    )
 
 
-def _photos_section(report: Any, z: Sizes, seed: int, log: Log) -> None:
+def _photos_section(report: Any, z: Sizes, seed: int, log: Log) -> str:
     missing = dm.photo_packages_missing()
     if missing:
         log(f"EfficientNet-Lite0 on photos: skipped ({missing})")
         report.add_section("A pretrained ImageNet model on photos", f"Skipped: {missing}.")
-        return
+        return f"EfficientNet-Lite0 on photos: skipped ({missing})."
     from xattr.viz import image_attributions
 
     net = dm.Normalised(dm.efficientnet())
@@ -1151,3 +1249,7 @@ def _photos_section(report: Any, z: Sizes, seed: int, log: Log) -> None:
     )
     report.add_figure("EfficientNet-Lite0 on scikit-image's photos", fig)
     _close(fig)
+    return (
+        f"EfficientNet-Lite0: {len(names)} photo(s) ({', '.join(names)}) explained by "
+        f"KernelShap and IntegratedGradients in {time.perf_counter() - t0:.1f} s."
+    )
