@@ -495,7 +495,7 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
     except (ImportError, FileNotFoundError, ValueError) as e:
         raise UsageError(f"--dataset {args.dataset}: {e}") from e
     cache = dm.cache_dir()
-    cnn = dm.cnn(data, cache)
+    cnn = dm.cnn(data, cache, show_progress=not args.quiet)
     log(cnn.message)
     model: nn.Sequential = cnn.model
     for p in model.parameters():
@@ -610,7 +610,12 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
     counter = Counting(model)
     t1 = time.perf_counter()
     exact = scores(
-        xattr_runner("ExactShapley", counter, xe, te, mask16, z, seed)(), xe, mask16, "group"
+        ExactShapley(counter).attribute(
+            xe, target=te, feature_mask=mask16, show_progress=not args.quiet
+        ),
+        xe,
+        mask16,
+        "group",
     )
     exact_time = time.perf_counter() - t1
     exact_rows = counter.rows / len(te)
@@ -920,6 +925,7 @@ def _mus_section(
         batch_size=128,
         lr=1e-3,
         seed=seed,
+        show_progress=not log.quiet,
     )
     for p in tuned.parameters():
         p.requires_grad_(False)
@@ -1042,7 +1048,8 @@ def _ganmex_section(
     _close(fig)
     return (
         f"GANMEX: {int(valid.sum())} of {len(valid)} counterfactuals are classified as the "
-        f"contrast class (after {gm.step} training steps: valid, not yet realistic)."
+        f"contrast class after {gm.step} training steps (not yet realistic: that takes "
+        "thousands)."
     )
 
 
@@ -1062,6 +1069,7 @@ def _bounds_section(
     eps = 0.5
     g = torch.Generator().manual_seed(seed + 7)
     rows = []
+    bar = log.bar(len(te), "bound")
     for i, t in enumerate(te):
         lip = lipschitz_upper(model, (1, 28, 28), target=t)
         delta = torch.randn(1, 1, 28, 28, generator=g)
@@ -1082,6 +1090,8 @@ def _bounds_section(
                 "holds": bool(b.holds),
             }
         )
+        bar.update(1)
+    bar.close()
     log(f"robustness bound: {len(te)} image(s)")
     report.add_section(
         "How far can the Shapley values move? (robustness bound)",

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from xattr import datasets
+from xattr._core.progress import progress
 from xattr.baselines import GANMEX
 
 CNN_FORMAT = "xattr-demo-cnn-v1"
@@ -104,14 +105,17 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
         return float((model(x).argmax(1) == y).double().mean())
 
 
-def train_cnn(data: Data, seed: int = 0) -> nn.Sequential:
+def train_cnn(data: Data, seed: int = 0, show_progress: bool = False) -> nn.Sequential:
     """:func:`make_cnn` trained on ``data``'s training split: Adam (lr 3e-3),
-    cross-entropy, batches of 128, :data:`EPOCHS` epochs, seeded."""
+    cross-entropy, batches of 128, :data:`EPOCHS` epochs, seeded; a progress bar over
+    the batches with ``show_progress``."""
     torch.manual_seed(seed)
     model = make_cnn()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(seed)
     x, y = data.x_train, data.y_train
+    steps = EPOCHS * -(-x.shape[0] // 128)
+    bar = progress(steps, show_progress, "train CNN")
     for _ in range(EPOCHS):
         order = torch.randperm(x.shape[0], generator=gen)
         for i in range(0, x.shape[0], 128):
@@ -119,6 +123,8 @@ def train_cnn(data: Data, seed: int = 0) -> nn.Sequential:
             opt.zero_grad()
             nn.functional.cross_entropy(model(x[j]), y[j]).backward()
             opt.step()
+            bar.update(1)
+    bar.close()
     return model.eval()
 
 
@@ -163,7 +169,7 @@ def _load_cnn(path: Path, data: Data) -> tuple[nn.Sequential | None, str]:
     return model, ""
 
 
-def cnn(data: Data, directory: Path, seed: int = 0) -> Cached:
+def cnn(data: Data, directory: Path, seed: int = 0, show_progress: bool = False) -> Cached:
     """The demo CNN for ``data``: loaded from ``directory`` when the cached file is
     good, else trained (seed 0, a few seconds) and written there."""
     path = directory / f"cnn-{data.key}-v1.pt"
@@ -173,7 +179,7 @@ def cnn(data: Data, directory: Path, seed: int = 0) -> Cached:
         acc = accuracy(model, data.x_test[held], data.y_test[held])
         msg = f"loaded the cached CNN from {path} (held-out accuracy {acc:.3f})"
         return Cached(model, path, False, msg, _digest(path), acc)
-    model = train_cnn(data, seed)
+    model = train_cnn(data, seed, show_progress)
     acc = accuracy(model, data.x_test[held], data.y_test[held])
     floor = ACCURACY_FLOOR[data.key]
     if not acc >= floor:
