@@ -598,6 +598,7 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
         f"sum to the logit's change from the black image (mean "
         f"{float(gap.mean()):.3g}); LayerGradCam's and Lime's need not.",
         highlight={"time ms": "min"},
+        formats={"model rows / image": _rows_format},
     )
 
     # ---- 2. exact Shapley values on 16 superpixels, and the timing table
@@ -689,7 +690,10 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
         "ShapleyIntegratedGradients; shap runs KernelExplainer and PermutationExplainer "
         "(one image at a time, on superpixel indicators)."
         + (f" Not installed: {', '.join(missing)}." if missing else ""),
-        formats={"xattr faster by": lambda v: "–" if v is None else f"{v:.2g}x"},
+        formats={
+            "xattr faster by": lambda v: "–" if v is None else f"{v:.2g}x",
+            "model rows / image": _rows_format,
+        },
     )
     fig = _exact_figure(exact, results, xe, mask16, te, cls)
     report.add_figure(
@@ -742,6 +746,13 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
     print(f"report: {path.resolve()}")
     print(f"demo: {total:.1f} s")
     return 0
+
+
+def _rows_format(v: Any) -> str:
+    """Model rows per image: whole numbers without decimals."""
+    if v is None:
+        return "–"
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}"
 
 
 def _image_figure(maps: dict[str, Tensor], x: Tensor, mask: Tensor, titles: list[str]) -> Any:
