@@ -63,6 +63,20 @@ FACTORY_SOURCE = textwrap.dedent(
 
     def not_a_module():
         return 3
+
+
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(3)
+            self.a, self.b = nn.Linear(6, 3), nn.Linear(2, 3)
+
+        def forward(self, a, b):
+            return torch.tanh(self.a(a)) * self.b(b)
+
+
+    def two_inputs():
+        return TwoInputs().eval()
     """
 )
 
@@ -324,6 +338,60 @@ def test_input_formats(files, capsys):
     assert _ks(files, d / "mlp.pt2", d / "x.npy", capsys, "--limit", 2).shape == (2, D)
 
 
+def test_model_of_two_inputs(files, capsys):
+    d, x = files["dir"], files["x"]
+    x2 = torch.randn(B, 2, generator=torch.Generator().manual_seed(5))
+    np.savez(d / "two.npz", a=x.numpy(), b=x2.numpy())
+    torch.save((x, x2), str(d / "two.pt"))
+    model = files["m"].two_inputs()
+    with torch.no_grad():
+        target = model(x, x2).argmax(1)
+    ref = xattr.KernelShap(model).attribute((x, x2), target=target, n_samples=20, seed=0)
+    for inputs, extra in [(d / "two.npz", ["--key", "a,b"]), (d / "two.pt", [])]:
+        got = _ks(files, "cli_models:two_inputs", inputs, capsys, *extra)
+        assert isinstance(got, tuple) and len(got) == 2
+        torch.testing.assert_close(got, ref)
+
+
+def test_feature_mask_baselines_and_target_files(files, capsys):
+    d, x, model = files["dir"], files["x"], files["model"]
+    mask = np.array([0, 0, 1, 1, 2, 5])
+    np.save(d / "mask.npy", mask)
+    target = np.array([2, 0, 1, 2])
+    np.save(d / "target.npy", target)
+    got = _ks(
+        files, d / "mlp.pt2", d / "x.npy", capsys,
+        "--feature-mask", d / "mask.npy", "--target", d / "target.npy", "--baselines", "mean",
+    )  # fmt: skip
+    ref = xattr.KernelShap(model).attribute(
+        x,
+        baselines=x.mean(1, keepdim=True).expand_as(x),
+        target=torch.from_numpy(target),
+        feature_mask=torch.from_numpy(mask).unsqueeze(0),
+        n_samples=20,
+        seed=0,
+    )
+    torch.testing.assert_close(got, ref)
+    saved = load(files["dir"] / "ks.pt")
+    assert saved["scores"].shape == (B, 4)  # four features
+    assert saved["target"].tolist() == target.tolist()
+
+
+def test_constructor_option(files, capsys):
+    d, x, model = files["dir"], files["x"], files["model"]
+    out = d / "ig_plain.pt"
+    argv = ["explain", d / "mlp.pt2", d / "x.npy", "-m", "ig"]
+    argv += ["--option", "multiply_by_inputs=False", "-o", out, "-q"]
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    ref = xattr.IntegratedGradients(model, multiply_by_inputs=False).attribute(
+        x, target=pred(model, x)
+    )
+    saved = load(out)
+    torch.testing.assert_close(saved["attributions"], ref)
+    assert saved["metadata"]["init"] == {"multiply_by_inputs": False}
+
+
 def test_image_folder(files, capsys):
     from xattr.cli.loading import load_images
 
@@ -386,6 +454,18 @@ def test_compare_against_captum_and_shap(files, capsys):
     assert "captum has no ExactShapley" in doc["notes"]
 
 
+def test_compare_exact_values_use_the_given_baselines(files, capsys):
+    d = files["dir"]
+    path = d / "exact.json"
+    argv = ["compare", d / "mlp.pt2", d / "x.npy", "--methods", "saliency,exact"]
+    argv += ["--baselines", 0.3, "--against", "none", "--repeats", 1, "--json", path, "-q"]
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    rows = {r["method"]: r for r in json.loads(path.read_text())["results"]}
+    assert rows["ExactShapley"]["err_vs_exact"] == 0
+    assert rows["Saliency"]["err_vs_exact"] > 0
+
+
 # ------------------------------------------------------------------ mistakes
 def _bad_cases(d: Path) -> list[list]:
     x, m = d / "x.npy", d / "mlp.pt2"
@@ -405,6 +485,8 @@ def _bad_cases(d: Path) -> list[list]:
         ["explain", m, x, "-m", "ig", "--target", 3, "-o", d / "o.pt"],
         ["explain", m, x, "-m", "fa", "--smooth", 1.5, "-o", d / "o.pt"],
         ["explain", m, x, "-m", "fa", "--smooth", 0.3, "-o", d / "o.pt"],
+        ["explain", m, x, "-m", "fa", "--smooth", 0.5, "--top-fraction", 2, "-o", d / "o.pt"],
+        ["explain", m, x, "-m", "ks", "--n-samples", 5, "--seed", -1, "-o", d / "o.pt"],
         ["explain", m, x, "-m", "ig", "--option", "no_such=1", "-o", d / "o.pt"],
         ["explain", m, x, "-m", "ig", "--option", "method=nope", "-o", d / "o.pt"],
         ["explain", m, x, "-m", "ig", "--n-samples", 5, "-o", d / "o.pt"],
@@ -461,9 +543,9 @@ def test_messages_name_the_problem(files, capsys):
         "this model is broken on two lines": _bad_cases(d)[9],
         "did you mean KernelShap": _bad_cases(d)[10],
         "out of range for a model with 3 outputs": _bad_cases(d)[12],
-        "attribute takes: baselines, target": _bad_cases(d)[15],
+        "attribute takes: baselines, target": _bad_cases(d)[17],
         "--state-dict": _bad_cases(d)[4],
-        "choose one with --key": _bad_cases(d)[21],
+        "choose one with --key": _bad_cases(d)[23],
     }
     for text, argv in cases.items():
         _, _, err = run(argv, capsys)
@@ -476,6 +558,11 @@ def test_debug_shows_the_traceback(files, capsys):
     assert code != 0
     assert "Traceback" in err
     assert err.strip().splitlines()[-1].startswith("xattr: error: ")
+
+
+def test_version(capsys):
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"xattr {xattr.__version__}"
 
 
 def test_help_explains_every_option_with_examples(capsys):

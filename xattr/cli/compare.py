@@ -78,8 +78,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "compare",
         help="time xattr against Captum and shap on your model",
-        description="Benchmark xattr's explainers against the reference implementations "
-        "on your own model and inputs: time, model rows, agreement and error against "
+        description="Benchmark xattr's explainers against the reference implementations\n"
+        "on your own model and inputs: time, model rows, agreement and error against\n"
         "exact Shapley values, as a table (and JSON with --json).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -284,15 +284,8 @@ def _shap_runner(
         return f
 
     background, ones = np.zeros((1, d)), np.ones((1, d))
-    n_samples = (
-        int(
-            plan.kwargs.get(
-                "n_samples", parameters(plan.info.cls.attribute)["n_samples"].default or 25
-            )
-        )
-        if method == "KernelExplainer"
-        else 0
-    )
+    default = parameters(plan.info.cls.attribute).get("n_samples")
+    n_samples = int(plan.kwargs.get("n_samples", default.default if default else 25) or 25)
     max_evals = max(2 * d + 1, int(math.ceil(rows_per_example)))
 
     def run() -> np.ndarray:
@@ -331,10 +324,9 @@ def _agreement(scores: Tensor, ref: Tensor) -> dict[str, float]:
     }
 
 
-def _exact_scores(
-    job: Job, feats: Features, plan_kwargs: dict[str, Any], args: argparse.Namespace
-) -> Tensor | None:
-    """Exact Shapley values [B, d] (xattr's ExactShapley, same baselines and target)."""
+def _exact_scores(job: Job, feats: Features, args: argparse.Namespace) -> Tensor | None:
+    """Exact Shapley values [B, d] (xattr's ExactShapley, the job's baselines, feature
+    mask and target)."""
     if args.no_exact or (feats.d > EXACT_MAX_D and not args.exact):
         return None
     if feats.d > EXACT_LIMIT:
@@ -343,7 +335,9 @@ def _exact_scores(
             f"{EXACT_LIMIT} (use --patch or --feature-mask for fewer features)"
         )
     info = EXPLAINERS["ExactShapley"]
-    kw = {k: v for k, v in plan_kwargs.items() if k in parameters(info.cls.attribute)}
+    kw = {"target": job.target, "baselines": job.baselines, "feature_mask": job.feature_mask}
+    if args.memory_budget is not None:
+        kw["memory_budget"] = args.memory_budget
     x = job.inputs.tensors
     try:
         out = info.cls(job.model.module).attribute(x[0] if len(x) == 1 else x, **kw)
@@ -397,7 +391,7 @@ def run(args: argparse.Namespace) -> int:
             f"({', '.join(p.name for p in plans)}) takes {unused[0]!r}"
         )
     seed = args.seed if args.seed is not None else 0
-    exact = _exact_scores(job, feats, plans[0].kwargs, args)
+    exact = _exact_scores(job, feats, args)
     results: list[dict[str, Any]] = []
     steps = len(plans) * (1 + len(libs))
     bar = progress(steps, not args.quiet, "compare")

@@ -19,7 +19,7 @@ def one_line(e: BaseException, limit: int = 300) -> str:
     script's traceback, the original error on its last line).
 
     Example:
-        >>> one_line(ValueError("bad\n value"))
+        >>> one_line(ValueError("bad   value"))
         'ValueError: bad value'
     """
     lines = [ln for ln in str(e).splitlines() if ln.strip()]

@@ -56,10 +56,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "explain",
         help="explain a model's outputs on inputs with one method",
-        description="Attributions of one explainer (any of xattr's, by name or alias) "
-        "for a model's outputs on the given inputs, written to a .pt file, with a table "
-        "per example: the target, the model's output, the sum of the attributions and "
-        "the top features.",
+        description="Attributions of one explainer (any of xattr's, by name or alias)\n"
+        "for a model's outputs on the given inputs, written to a .pt file, with a table\n"
+        "per example: the target, the model's output at it, the sum of the attributions\n"
+        "(per feature) and the top features by |attribution|.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -79,7 +79,9 @@ def register(subparsers: Any) -> None:
         metavar="LAMBDA",
         help="explain the MuS-smoothed model g (keep probability LAMBDA, a multiple of "
         "1/q in (0, 1]) and certify its top features (--top-fraction); the features "
-        "are --patch squares, --feature-mask groups, or the columns of [B, d] inputs",
+        "are --patch squares, --feature-mask groups, or the columns of [B, d] inputs; "
+        "the default target is g's prediction; g votes for perturbation methods and "
+        "averages probabilities for gradient methods",
     )
     s.add_argument(
         "--smooth-q",
@@ -97,6 +99,7 @@ def register(subparsers: Any) -> None:
     s.add_argument(
         "--top-fraction",
         type=float,
+        metavar="F",
         default=0.25,
         help="the fraction of features the certified explanation keeps (default 0.25)",
     )
@@ -187,6 +190,10 @@ def run(args: argparse.Namespace) -> int:
     info = resolve_method(args.method)
     if args.smooth is not None and not 0 < args.smooth <= 1:
         raise UsageError(f"--smooth: expected lambda in (0, 1], got {args.smooth}")
+    if not 0 < args.top_fraction <= 1:
+        raise UsageError(f"--top-fraction: expected a fraction in (0, 1], got {args.top_fraction}")
+    if args.top < 1:
+        raise UsageError(f"--top: expected a positive number of features, got {args.top}")
     out_path = Path(args.out)
     if out_path.parent and not out_path.parent.exists():
         raise UsageError(f"--out: the folder {out_path.parent} does not exist")

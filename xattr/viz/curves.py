@@ -10,7 +10,7 @@ import numpy as np
 from xattr.metrics.faithfulness import Curve, RoadCurve, TargetClassCurve
 from xattr.smoothing.certify import Certificate
 from xattr.smoothing.explain import ExplainedCertificate, MinStable
-from xattr.viz._common import new_figure, to_numpy
+from xattr.viz._common import matplotlib, new_figure, to_numpy
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -24,6 +24,7 @@ RADII = ("both", "incremental", "decremental")
 
 def _palette(names: list[str]) -> dict[str, Any]:
     """One colour per name, stable across panels."""
+    matplotlib()  # the install hint when it is missing
     from matplotlib import colormaps
 
     tab = colormaps["tab10"]

@@ -49,18 +49,17 @@ def _base_values(
         bs = baselines if isinstance(baselines, (tuple, list)) else (baselines,)
         if len(bs) != len(inputs):
             raise ValueError(f"baselines: expected {len(inputs)} (one per input), got {len(bs)}")
-        bases = tuple(
-            torch.as_tensor(b, dtype=x.dtype, device=x.device).expand_as(x)
-            if not isinstance(b, Tensor) or b.dim() == 0 or b.shape[0] in (1, B)
-            else b
-            for b, x in zip(bs, inputs)
-        )
-        for i, (b, x) in enumerate(zip(bases, inputs)):
-            if b.shape != x.shape:
+        expanded = []
+        for i, (b, x) in enumerate(zip(bs, inputs)):
+            b = torch.as_tensor(b, dtype=x.dtype, device=x.device)
+            try:
+                expanded.append(b.expand_as(x))
+            except RuntimeError as exc:
                 raise ValueError(
-                    f"baselines: input {i} needs a baseline broadcastable to "
-                    f"{tuple(x.shape)}, got {tuple(b.shape)}"
-                )
+                    f"baselines: input {i} needs a number or a tensor broadcastable to "
+                    f"{tuple(x.shape)} ([1 or B, *F]), got {tuple(b.shape)}"
+                ) from exc
+        bases = tuple(expanded)
     with torch.no_grad():
         out = forward_func(*bases)
     out = torch.as_tensor(out).detach().to(torch.float64).cpu()
@@ -139,7 +138,8 @@ def to_explanation(
         base_values: the model's output with every feature removed: a number, [B]
             or [B, T]; default computed from ``forward_func`` when given, else 0.
         feature_names: d names (default shap's "Feature i"; "input{i}[j]" for tuple
-            inputs).
+            inputs; "group {id}" with a feature mask, whose columns are its ids in
+            increasing order).
         output_names: T names of the targets (several targets).
         feature_mask: Captum's feature mask (a tensor or tuple, [*F] / [1 or B, *F]).
         multi_target: whether the attributions carry a target dimension [B, T, *F];
@@ -215,7 +215,7 @@ def to_explanation(
     elif feature_mask is not None:
         if xs is None:
             raise ValueError("feature_mask: needs the inputs")
-        groups, _ = format_feature_mask(feature_mask, xs)
+        groups, ids = format_feature_mask(feature_mask, xs)
         d = int(max(int(g.max()) for g in groups)) + 1
         cols = [
             feature_scores(tuple(a[:, t] for a in per_target), xs, groups, d, layout)
@@ -251,7 +251,9 @@ def to_explanation(
                 f"{feature_names if isinstance(feature_names, str) else len(feature_names)}"
             )
         feature_names = [str(n) for n in feature_names]
-    elif len(attrs) > 1 and feature_mask is None:
+    elif feature_mask is not None:
+        feature_names = [f"group {int(i)}" for i in ids]
+    elif len(attrs) > 1:
         feature_names = [
             f"input{i}[{j}]" for i, a in enumerate(per_target) for j in range(a[0, 0].numel())
         ]

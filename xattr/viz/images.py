@@ -37,6 +37,8 @@ def _maps(name: str, a: Any) -> np.ndarray:
             f"attributions[{name!r}]: expected [B, C, H, W], [C, H, W] or [H, W], "
             f"got shape {x.shape}"
         )
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"attributions[{name!r}]: contains NaN or Inf")
     return x.sum(1)
 
 

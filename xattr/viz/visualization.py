@@ -239,7 +239,8 @@ def visualize_image_attr(
         if original_image.shape[:2] != a.shape[:2]:
             raise ValueError(
                 f"original_image: its height and width {original_image.shape[:2]} differ "
-                f"from attr's {a.shape[:2]}"
+                f"from attr's {a.shape[:2]} (numpy arrays are channels-last [H, W, C], "
+                "Captum's layout; tensors channels-first [C, H, W])"
             )
         if np.max(original_image) <= 1.0:
             original_image = _prepare_image(original_image * 255)
