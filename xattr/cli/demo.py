@@ -496,7 +496,7 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
         raise UsageError(f"--dataset {args.dataset}: {e}") from e
     cache = dm.cache_dir()
     cnn = dm.cnn(data, cache, show_progress=not args.quiet)
-    log(cnn.message)
+    log(f"{cnn.message} (held-out accuracy {cnn.accuracy:.3f})")
     model: nn.Sequential = cnn.model
     for p in model.parameters():
         p.requires_grad_(False)

@@ -177,7 +177,7 @@ def cnn(data: Data, directory: Path, seed: int = 0, show_progress: bool = False)
     held = slice(0, data.n_held)
     if model is not None:
         acc = accuracy(model, data.x_test[held], data.y_test[held])
-        msg = f"loaded the cached CNN from {path} (held-out accuracy {acc:.3f})"
+        msg = f"loaded the cached CNN from {path}"
         return Cached(model, path, False, msg, _digest(path), acc)
     model = train_cnn(data, seed, show_progress)
     acc = accuracy(model, data.x_test[held], data.y_test[held])
@@ -191,7 +191,7 @@ def cnn(data: Data, directory: Path, seed: int = 0, show_progress: bool = False)
     torch.save({"format": CNN_FORMAT, "state_dict": model.state_dict(), "accuracy": acc}, tmp)
     tmp.replace(path)
     what = "trained the CNN" if why == "no cached model" else f"retrained the CNN ({why})"
-    msg = f"{what}: held-out accuracy {acc:.3f}, cached at {path}"
+    msg = f"{what} and cached it at {path}"
     return Cached(model, path, True, msg, _digest(path), acc)
 
 
