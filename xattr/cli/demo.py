@@ -589,7 +589,7 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
     )
     _close(fig)
     report.add_table(
-        "Cost of each method",
+        "Model rows and completeness",
         method_rows,
         caption=f"xattr, one call for all {n_images} images (timed in the next section, "
         "after a warm-up, against Captum and shap). The Shapley methods' scores "
