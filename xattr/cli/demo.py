@@ -1028,7 +1028,7 @@ def _ganmex_section(
         "an image x into the nearest realistic image of another class c. That "
         "counterfactual is the baseline of a one-vs-one explanation of the margin "
         "f_y - f_c: which pixels make the image a y rather than a c. Here c is the "
-        f"CNN's second choice for each image. {cached.message}.",
+        f"CNN's second choice for each image. This run {cached.message}.",
     )
     report.add_figure(
         "Counterfactuals",
