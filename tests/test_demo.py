@@ -4,6 +4,7 @@ corrupt file detected and retrained) and the errors a user can make."""
 
 from __future__ import annotations
 
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -181,3 +182,18 @@ def test_demo_errors(tmp_path, capsys, monkeypatch):
     assert "--dataset fashion" in err and "dataset-fashion-mnist" in err
     assert main(["demo", "--images", "0"]) == 2
     assert "--images" in capsys.readouterr().err
+
+
+def test_photos_skipped_with_a_note_when_packages_are_missing(monkeypatch):
+    from xattr.cli import demo
+
+    assert dm.photo_packages_missing() is None  # installed here (the demo extra)
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # as if missing
+    missing = dm.photo_packages_missing()
+    assert missing is not None
+    assert "efficientnet-lite-pytorch" in missing and "torch-xattr[demo]" in missing
+    report = demo.Deferred()
+    fact = demo._photos_section(report, demo.QUICK, 0, demo.Log(quiet=True))
+    assert fact.startswith("EfficientNet-Lite0 on photos: skipped")
+    [(kind, args, _)] = report.calls
+    assert kind == "add_section" and args[1].startswith("Skipped: efficientnet-lite-pytorch")
