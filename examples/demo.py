@@ -13,7 +13,7 @@ each predicted class probability, with the training mean as baseline:
 and report how close each estimate is to the exact values, the efficiency
 and completeness checks, and a bar chart (examples/out/demo_wine.png).
 
-Run: make demo
+Run: .venv/bin/python examples/demo.py (`make demo` runs `xattr demo`, the full demo)
 """
 
 from __future__ import annotations

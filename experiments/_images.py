@@ -5,27 +5,14 @@ in about a minute on 12,000 Fashion-MNIST images."""
 
 from __future__ import annotations
 
-import gzip
-import struct
-from pathlib import Path
-
-import numpy as np
 import torch
 from torch import nn
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = (
-    "T-shirt/top",
-    "trouser",
-    "pullover",
-    "dress",
-    "coat",
-    "sandal",
-    "shirt",
-    "sneaker",
-    "bag",
-    "ankle boot",
-)
+from xattr import datasets
+from xattr.datasets import FASHION_CLASSES as FASHION_CLASSES
+from xattr.datasets import FASHION_MNIST_DIR, fashion_mnist_available
+
+FASHION = FASHION_MNIST_DIR
 
 
 def patches(size: int, patch: int) -> torch.Tensor:
@@ -69,31 +56,11 @@ def train_cnn(x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int) -> nn.Mo
     return fit(small_cnn(x.shape[-1]), x, y, epochs, seed, lr=3e-3)
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (gzip): the MNIST format, big-endian dimensions then uint8 data."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def fashion_mnist() -> tuple[torch.Tensor, ...] | None:
     """(x_train [60000, 1, 28, 28] in [0, 1], y_train, x_test [10000, ...], y_test), or
-    None when the Debian package's files are missing."""
-    names = (
-        "train-images-idx3-ubyte.gz",
-        "train-labels-idx1-ubyte.gz",
-        "t10k-images-idx3-ubyte.gz",
-        "t10k-labels-idx1-ubyte.gz",
-    )
-    if not all((FASHION / n).is_file() for n in names):
+    None when the Debian package's files are missing (read by
+    :func:`xattr.datasets.fashion_mnist`)."""
+    if not fashion_mnist_available():
         return None
-    arrays = [torch.from_numpy(read_idx(FASHION / n).copy()) for n in names]
-    x_tr, y_tr, x_te, y_te = arrays
-    return (
-        x_tr.unsqueeze(1).float() / 255,
-        y_tr.long(),
-        x_te.unsqueeze(1).float() / 255,
-        y_te.long(),
-    )
+    data = datasets.fashion_mnist()
+    return data.x_train, data.y_train, data.x_test, data.y_test

@@ -13,10 +13,10 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from xattr.cli import compare, explain
+from xattr.cli import compare, demo, explain
 from xattr.cli.errors import RunError, UsageError, one_line
 
-COMMANDS = (explain.register, compare.register)
+COMMANDS = (explain.register, compare.register, demo.register)
 
 DESCRIPTION = """\
 Fast feature attributions for PyTorch models on the command line: explain a model's
