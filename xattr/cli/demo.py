@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from xattr._core.features import feature_scores
-from xattr._core.progress import progress
 from xattr.cli import demo_models as dm
 from xattr.cli.common import fmt, positive, table
 from xattr.cli.compare import Counting
@@ -207,7 +207,7 @@ class Log:
             print(f"xattr demo [{time.perf_counter() - self.t0:5.1f} s] {text}", file=sys.stderr)
 
     def bar(self, total: int, desc: str) -> Any:
-        return progress(total, not self.quiet, desc)
+        return tqdm(total=total, desc=desc, disable=self.quiet, file=sys.stderr)
 
 
 def grid_mask(size: int, patch: int) -> Tensor:
@@ -610,7 +610,7 @@ def _run(args: argparse.Namespace, z: Sizes, n_images: int, out_dir: Path) -> in
     t1 = time.perf_counter()
     exact = scores(
         ExactShapley(counter).attribute(
-            xe, target=te, feature_mask=mask16, show_progress=not args.quiet
+            xe, target=te, feature_mask=mask16, show_progress=False if args.quiet else None
         ),
         xe,
         mask16,
@@ -934,7 +934,7 @@ def _mus_section(
         batch_size=128,
         lr=1e-3,
         seed=seed,
-        show_progress=not log.quiet,
+        show_progress=False if log.quiet else None,
     )
     for p in tuned.parameters():
         p.requires_grad_(False)
@@ -1155,7 +1155,7 @@ def _selective_section(
         baselines=0.0,
         hidden=(64,),
         epochs=z.sel_epochs,
-        show_progress=not log.quiet,
+        show_progress=False if log.quiet else None,
     )
     hq = KernelShap(model).attribute(
         x_cal, target=t_cal, feature_mask=mask, n_samples=512, seed=seed

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import io
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from xattr import datasets
-from xattr._core.progress import progress
 from xattr.baselines import GANMEX
 
 CNN_FORMAT = "xattr-demo-cnn-v1"
@@ -115,7 +116,7 @@ def train_cnn(data: Data, seed: int = 0, show_progress: bool = False) -> nn.Sequ
     gen = torch.Generator().manual_seed(seed)
     x, y = data.x_train, data.y_train
     steps = EPOCHS * -(-x.shape[0] // 128)
-    bar = progress(steps, show_progress, "train CNN")
+    bar = tqdm(total=steps, desc="train CNN", disable=not show_progress, file=sys.stderr)
     for _ in range(EPOCHS):
         order = torch.randperm(x.shape[0], generator=gen)
         for i in range(0, x.shape[0], 128):
