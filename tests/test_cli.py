@@ -466,6 +466,47 @@ def test_compare_exact_values_use_the_given_baselines(files, capsys):
     assert rows["Saliency"]["err_vs_exact"] > 0
 
 
+# ------------------------------------------------------------------ reports
+def _report_links(index: Path) -> list[str]:
+    import re
+
+    html = index.read_text()
+    links = re.findall(r'(?:src|href)="([^"#][^"]*)"', html)
+    for link in links:  # every picture or page it names is in the folder
+        assert "://" not in link and not link.startswith("/"), link
+        assert (index.parent / link).is_file(), link
+    return links
+
+
+def test_explain_and_compare_write_reports(files, capsys):
+    d = files["dir"]
+    # tabular inputs: the per-example table and a bar chart
+    argv = ["explain", d / "mlp.pt2", d / "x.npy", "-m", "ks", "--n-samples", 20]
+    argv += ["-o", d / "r.pt", "--report", d / "rep-explain", "-q"]
+    code, stdout, err = run(argv, capsys)
+    assert code == 0, err
+    index = d / "rep-explain" / "index.html"
+    html = index.read_text()
+    assert "xattr explain: KernelShap" in html and "Per example" in html
+    first_row = stdout.splitlines()[2].split()
+    assert f">{first_row[2]}<" in html  # example 0's output, as printed
+    assert any(link.endswith(".png") for link in _report_links(index))
+    # image inputs: the maps
+    argv = ["explain", "cli_models:cnn", d / "images", "-m", "ig", "-o", d / "ri.pt"]
+    argv += ["--report", d / "rep-images", "-q"]
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    assert any(link.endswith(".png") for link in _report_links(d / "rep-images" / "index.html"))
+    # compare: the table of the run
+    argv = ["compare", d / "mlp.pt2", d / "x.npy", "--methods", "ig,exact", "--against"]
+    argv += ["captum", "--repeats", 1, "--report", d / "rep-compare", "-q"]
+    code, stdout, err = run(argv, capsys)
+    assert code == 0, err
+    html = (d / "rep-compare" / "index.html").read_text()
+    assert "xattr compare" in html and "IntegratedGradients" in html and "captum" in html
+    _report_links(d / "rep-compare" / "index.html")
+
+
 # ------------------------------------------------------------------ mistakes
 def _bad_cases(d: Path) -> list[list]:
     x, m = d / "x.npy", d / "mlp.pt2"
@@ -498,6 +539,7 @@ def _bad_cases(d: Path) -> list[list]:
         ["explain", m, x, "-m", "ig", "-o", d / "no-folder" / "o.pt"],
         ["explain", m, x, "-m", "ig"],  # no --out
         ["explain", m, x, "-m", "ig", "--baselines", "nope", "-o", d / "o.pt"],
+        ["explain", m, x, "-m", "ig", "-o", d / "o.pt", "--report", x],  # a file
         ["compare", m, x, "--methods", "ig", "--against", "lime"],
         ["compare", m, x, "--methods", "ig,nope"],
         ["frobnicate"],

@@ -278,3 +278,33 @@ def check_device(device: str) -> None:
         raise UsageError(f"--device: expected cpu, cuda or cuda:N, got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device: CUDA is not available on this machine")
+
+
+def add_report_argument(p: argparse.ArgumentParser) -> None:
+    """``--report DIR``: the HTML report of the run (xattr.report)."""
+    p.add_argument(
+        "--report",
+        metavar="DIR",
+        help="also write an HTML report of the run into DIR (DIR/index.html and PNG "
+        "figures; static, opens offline)",
+    )
+
+
+def check_report_dir(args: argparse.Namespace) -> None:
+    """A ``--report`` that names a file is a mistake found before any work is done."""
+    from pathlib import Path
+
+    if getattr(args, "report", None) and Path(args.report).is_file():
+        raise UsageError(f"--report: {args.report} is a file; give a folder")
+
+
+def write_report(report: Any, args: argparse.Namespace) -> None:
+    """Writes ``report`` (an xattr.report.Report) into ``--report`` and says where."""
+    import sys
+
+    try:
+        path = report.write(args.report)
+    except OSError as e:
+        raise UsageError(f"--report: cannot write into {args.report} ({e})") from e
+    if not args.quiet:
+        print(f"wrote the report {path}", file=sys.stderr)

@@ -27,12 +27,15 @@ from xattr.cli.common import (
     Job,
     add_explainer_arguments,
     add_model_arguments,
+    add_report_argument,
+    check_report_dir,
     describe,
     fmt,
     positive,
     prepare,
     table,
     target_list,
+    write_report,
 )
 from xattr.cli.errors import RunError, UsageError, one_line
 from xattr.cli.methods import Plan, make_plan, method_list, parameters, parse_options
@@ -59,6 +62,9 @@ examples:
   # an image model from your own code, 7 x 7 superpixels, Captum only, results as JSON
   xattr compare mypkg.nets:make_cnn images/ --state-dict w.pt --image-size 28 \\
       --grayscale --patch 4 --methods ks,lime,fa --against captum --json compare.json
+
+  # the table as an HTML page (compare-report/index.html)
+  xattr compare model.pt2 x.npy --methods ks,ig --report compare-report/
 
 Columns: time (median of --repeats runs, after one counted run), rows/ex (model
 rows per example, counted by wrapping the model), the agreement of each reference
@@ -113,6 +119,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--no-exact", action="store_true", help="skip the exact Shapley values")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    add_report_argument(p)
     p.set_defaults(run=run)
 
 
@@ -357,6 +364,7 @@ def run(args: argparse.Namespace) -> int:
     json_path = Path(args.json) if args.json else None
     if json_path is not None and not json_path.parent.exists():
         raise UsageError(f"--json: the folder {json_path.parent} does not exist")
+    check_report_dir(args)
     job = prepare(args)
     feats = Features(job)
     device = job.inputs.tensors[0].device
@@ -461,15 +469,40 @@ def run(args: argparse.Namespace) -> int:
             results.append(row)
             bar.update(1)
     bar.close()
-    _print(results, notes, exact is not None, feats.d, args)
+    headers, rows, lines = _print(results, notes, exact is not None, feats.d, args)
     if json_path is not None:
         _write_json(json_path, job, feats, args, plans, libs, results, notes)
+    if args.report:
+        from xattr.report import Report
+
+        report = Report(
+            "xattr compare",
+            config={
+                "model": job.model.source,
+                "inputs": job.inputs.source,
+                "input shapes": job.inputs.shapes,
+                "methods": [p.name for p in plans],
+                "against": libs,
+                "repeats": args.repeats,
+                "features d": feats.d,
+                "versions": _versions(),
+            },
+        )
+        report.add_table(
+            "Time, model rows, agreement and error",
+            rows,
+            columns=headers,
+            caption="time: median of the timed runs; rows/ex: model rows per example; "
+            "agreement with xattr's result; error: relative L2 against exact Shapley values.",
+        )
+        report.add_text("\n".join(f"- {line}" for line in lines))
+        write_report(report, args)
     return 0
 
 
 def _print(
     results: list[dict[str, Any]], notes: list[str], exact: bool, d: int, args: argparse.Namespace
-) -> None:
+) -> tuple[list[str], list[list[str]], list[str]]:
     k = min(TOP_K, d)
     headers = ["method", "library", "time ms", "rows/ex", "rel-l2 vs xattr", "spearman", f"top-{k}"]
     headers += ["err vs exact"] if exact else []
@@ -488,7 +521,7 @@ def _print(
         row += [fmt(r.get("speedup"), 3) + "x" if "speedup" in r else "-"]
         rows.append(row)
     print(table(headers, rows))
-    print(
+    lines = [
         f"d = {d} features; time: median of {args.repeats} run(s)"
         + (
             ""
@@ -497,14 +530,18 @@ def _print(
             if d > EXACT_MAX_D
             else ""
         )
-    )
+    ]
     for r in results:
         if "error" in r:
-            print(f"failed: {r['method']} [{r['library']}]: {r['error']}")
+            lines.append(f"failed: {r['method']} [{r['library']}]: {r['error']}")
     if any(r["library"] == "captum" for r in results):
-        print("note: captum takes no seed: torch.manual_seed(seed) runs before each of its runs")
-    for n in notes:
-        print(f"note: {n}")
+        lines.append(
+            "note: captum takes no seed: torch.manual_seed(seed) runs before each of its runs"
+        )
+    lines += [f"note: {n}" for n in notes]
+    for line in lines:
+        print(line)
+    return headers, rows, lines
 
 
 def _versions() -> dict[str, str | None]:

@@ -17,12 +17,15 @@ from xattr.cli.common import (
     Job,
     add_explainer_arguments,
     add_model_arguments,
+    add_report_argument,
+    check_report_dir,
     describe,
     fmt,
     positive,
     prepare,
     table,
     target_list,
+    write_report,
 )
 from xattr.cli.errors import RunError, UsageError, one_line
 from xattr.cli.methods import Plan, make_plan, parameters, parse_options, resolve_method
@@ -43,6 +46,9 @@ examples:
 
   # explain the MuS-smoothed model (lambda = 1/4) and certify its top quarter of features
   xattr explain model.pt2 x.pt --method fa --patch 7 --smooth 0.25 --out certified.pt
+
+  # the same results as an HTML page too (report/index.html and its figures)
+  xattr explain model.pt2 x.npy --method ig --out ig.pt --report report/
 
 The output file: torch.load(path, weights_only=True) gives a dict with "attributions"
 (shaped like the inputs, a tuple for several inputs), "target", "outputs" (the model's
@@ -109,6 +115,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--top", type=int, default=3, metavar="K", help="top features shown per example (default 3)"
     )
+    add_report_argument(p)
     p.set_defaults(run=run)
 
 
@@ -197,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     out_path = Path(args.out)
     if out_path.parent and not out_path.parent.exists():
         raise UsageError(f"--out: the folder {out_path.parent} does not exist")
+    check_report_dir(args)
     job = prepare(args)
     flags = job.flags(args, occlusion=info.name == "Occlusion")
     if args.smooth is not None and "feature_mask" not in parameters(info.cls.attribute):
@@ -229,10 +237,57 @@ def run(args: argparse.Namespace) -> int:
     )
     scores = _scores(attributions, job, job.feature_mask)
     _write(out_path, args, job, plan, attributions, scores, target, extras, certificate)
-    _print_summary(job, scores, target, certificate, args)
+    headers, rows = _print_summary(job, scores, target, certificate, args)
     if not args.quiet:
         print(f"wrote {out_path}", file=sys.stderr)
+    if args.report:
+        _report(args, job, plan, attributions, scores, headers, rows)
     return 0
+
+
+def _report(
+    args: argparse.Namespace,
+    job: Job,
+    plan: Plan,
+    attributions: Any,
+    scores: Tensor,
+    headers: list[str],
+    rows: list[list[str]],
+) -> None:
+    """``--report``: the configuration, the per-example table and a picture (the maps of
+    image inputs on one colour scale, else bars of the first examples' features)."""
+    from xattr import viz
+    from xattr.report import Report
+
+    report = Report(
+        f"xattr explain: {plan.name}",
+        config={
+            "method": plan.name,
+            "options": {k: describe(v) for k, v in plan.kwargs.items() if k != "show_progress"},
+            "model": job.model.source,
+            "inputs": job.inputs.source,
+            "input shapes": job.inputs.shapes,
+            "target": args.target or "default",
+            "smooth (MuS lambda)": args.smooth,
+        },
+    )
+    report.add_table("Per example", rows, columns=headers)
+    attrs = attributions if isinstance(attributions, tuple) else (attributions,)
+    x = job.inputs.tensors
+    try:
+        if len(attrs) == 1 and attrs[0].dim() == 4 and x[0].dim() == 4:
+            fig = viz.image_attributions(
+                {plan.name: attrs[0][:8]}, image=x[0][:8].detach().cpu(), segments=None
+            )
+            caption = "Attributions of the first examples (red: for the target; blue: against)."
+        else:
+            names = [str(j) for j in range(scores.shape[1])]
+            fig = viz.feature_bars(scores[0], names, title="example 0")
+            caption = "Example 0's features by |attribution| (per feature group)."
+        report.add_figure("Attributions", fig, caption=caption)
+    except (ImportError, ValueError) as e:  # no matplotlib, or a shape viz cannot draw
+        report.add_text(f"No picture: {one_line(e)}")
+    write_report(report, args)
 
 
 def _write(
@@ -287,7 +342,7 @@ def _write(
 
 def _print_summary(
     job: Job, scores: Tensor, target: Any, certificate: Any, args: argparse.Namespace
-) -> None:
+) -> tuple[list[str], list[list[str]]]:
     B = scores.shape[0]
     targets = target_list(target, B)
     out = job.outputs.detach().cpu().double()
@@ -319,3 +374,4 @@ def _print_summary(
             ]
         rows.append(row)
     print(table(headers, rows))
+    return headers, rows
