@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from xattr._core.features import feature_scores
+from xattr._core.progress import row_progress
 from xattr.cli import demo_models as dm
 from xattr.cli.common import fmt, positive, table
 from xattr.cli.compare import Counting
@@ -471,7 +472,10 @@ def run(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        return _run(args, z, n_images, out_dir)
+        # the demo's own bars count its steps; the library calls inside them count in
+        # this never-shown bar instead of stacking bars of their own under the step's
+        with row_progress(None, False, "xattr demo"):
+            return _run(args, z, n_images, out_dir)
     finally:
         torch.set_num_threads(threads)
 
